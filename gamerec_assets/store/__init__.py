@@ -1,0 +1,28 @@
+"""Storage without Dagster: tables (SQLite | MySQL), artifacts (local folder | S3) and the model registry.
+
+The assets (through IO managers and resources) and the API share these classes, so both see one layout.
+"""
+
+from gamerec_assets.store.artifacts import (
+    ArtifactNotFound,
+    ArtifactStore,
+    ArtifactStoreError,
+    LocalArtifactStore,
+    S3ArtifactStore,
+)
+from gamerec_assets.store.registry import ModelRegistry, RegistryError
+from gamerec_assets.store.settings import StorageSettings
+from gamerec_assets.store.tables import TableStore, TableStoreError
+
+__all__ = [
+    "ArtifactNotFound",
+    "ArtifactStore",
+    "ArtifactStoreError",
+    "LocalArtifactStore",
+    "ModelRegistry",
+    "RegistryError",
+    "S3ArtifactStore",
+    "StorageSettings",
+    "TableStore",
+    "TableStoreError",
+]

@@ -1,0 +1,249 @@
+"""Tables on SQLite (embedded default) or MySQL/MariaDB through SQLAlchemy, published atomically.
+
+A write loads a staging table and then swaps it in (MySQL: one `RENAME TABLE`; SQLite: renames inside one
+transaction), keeping the replaced table as `<name>__previous`. Readers never see a half-written table and a
+failure before the swap leaves the published table as it was. Polars dtypes are recorded in `gamerec_tables` so a
+read returns the frame that was written, list and date columns included.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+SCHEMA_TABLE = "gamerec_tables"
+INSERT_ROWS = 20_000
+
+
+class TableStoreError(RuntimeError):
+    """A table could not be written or read; the message names the table and the cause."""
+
+
+def _dtype_name(dtype: pl.DataType) -> str:
+    return str(dtype) if not isinstance(dtype, pl.List) else f"List({dtype.inner})"
+
+
+_DTYPES: dict[str, pl.DataType] = {
+    "Int64": pl.Int64(), "Int32": pl.Int32(), "Float64": pl.Float64(), "Float32": pl.Float32(),
+    "String": pl.Utf8(), "Boolean": pl.Boolean(), "Date": pl.Date(), "List(String)": pl.List(pl.Utf8()),
+    "List(Int64)": pl.List(pl.Int64()),
+}
+
+
+def _sql_type(dtype: pl.DataType, key: bool, dialect: str) -> sa.types.TypeEngine[Any]:
+    if dtype == pl.Int64:
+        return sa.BigInteger()
+    if dtype == pl.Int32:
+        return sa.Integer()
+    if dtype == pl.Float64:
+        return sa.Double() if dialect == "mysql" else sa.Float()
+    if dtype == pl.Float32:
+        return sa.Float()
+    if dtype == pl.Boolean:
+        return sa.Boolean()
+    if dtype == pl.Date:
+        return sa.Date()
+    if dtype == pl.Utf8:
+        return sa.String(191) if key else (sa.Text().with_variant(sa.dialects.mysql.MEDIUMTEXT(), "mysql"))
+    if isinstance(dtype, pl.List):
+        return sa.Text().with_variant(sa.dialects.mysql.MEDIUMTEXT(), "mysql")
+    raise TableStoreError(f"unsupported column dtype {dtype}")
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    table: str
+    rows: int
+    backend: str
+
+
+class TableStore:
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            engine_kwargs.setdefault("connect_args", {"timeout": 30})
+        else:
+            engine_kwargs.setdefault("pool_pre_ping", True)
+        self.engine = sa.create_engine(url, **engine_kwargs)
+        self.dialect = self.engine.dialect.name
+        self._ensure_schema_table()
+
+    @property
+    def backend(self) -> str:
+        return self.dialect
+
+    def describe(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def _ensure_schema_table(self) -> None:
+        meta = sa.MetaData()
+        sa.Table(
+            SCHEMA_TABLE, meta,
+            sa.Column("name", sa.String(191), primary_key=True),
+            sa.Column("columns", sa.Text(), nullable=False),
+            sa.Column("primary_key", sa.Text(), nullable=False),
+            sa.Column("rows", sa.BigInteger(), nullable=False),
+            mysql_charset="utf8mb4",
+        )
+        try:
+            meta.create_all(self.engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise TableStoreError(f"cannot reach the table database {self.describe()}: {exc}") from exc
+
+    def _table(self, name: str, schema: dict[str, pl.DataType], primary_key: list[str],
+               indexes: list[list[str]], token: str) -> sa.Table:
+        meta = sa.MetaData()
+        cols = [
+            sa.Column(col, _sql_type(dtype, col in primary_key or any(col in ix for ix in indexes), self.dialect),
+                      primary_key=col in primary_key, nullable=col not in primary_key)
+            for col, dtype in schema.items()
+        ]
+        table = sa.Table(name, meta, *cols, mysql_charset="utf8mb4", mysql_engine="InnoDB")
+        for n, ix in enumerate(indexes):
+            sa.Index(f"ix_{name}_{n}_{token}"[:60], *[table.c[c] for c in ix])
+        return table
+
+    @staticmethod
+    def _encode(frame: pl.DataFrame) -> pl.DataFrame:
+        """List columns are stored as JSON text."""
+        return frame.with_columns(
+            pl.col(c).map_elements(lambda v: json.dumps(list(v), ensure_ascii=False), return_dtype=pl.Utf8)
+            for c, d in frame.schema.items()
+            if isinstance(d, pl.List)
+        )
+
+    def write(
+        self,
+        name: str,
+        frames: pl.DataFrame | Iterable[pl.DataFrame],
+        primary_key: list[str] | None = None,
+        indexes: list[list[str]] | None = None,
+    ) -> WriteResult:
+        """Publish `frames` (one frame or an iterator of chunks with one schema) as table `name`, atomically."""
+        chunks: Iterator[pl.DataFrame] = iter([frames] if isinstance(frames, pl.DataFrame) else frames)
+        first = next(chunks, None)
+        if first is None:
+            raise TableStoreError(f"table {name}: nothing to write (no frames)")
+        schema = dict(first.schema)
+        primary_key = primary_key or []
+        indexes = indexes or []
+        token = secrets.token_hex(4)
+        staging = f"{name}__staging_{token}"
+        table = self._table(staging, schema, primary_key, indexes, token)
+        rows = 0
+        try:
+            table.create(self.engine)
+            for chunk in self._chain(first, chunks):
+                if dict(chunk.schema) != schema:
+                    raise TableStoreError(f"table {name}: chunk schema {chunk.schema} differs from {schema}")
+                rows += self._insert(table, self._encode(chunk))
+            self._swap(name, staging, schema, primary_key, rows)
+        except Exception as exc:
+            self._drop_quietly(staging)
+            if isinstance(exc, TableStoreError):
+                raise
+            raise TableStoreError(
+                f"writing table {name} to {self.describe()} failed after {rows} rows; the published table is "
+                f"unchanged: {type(exc).__name__}: {exc}"
+            ) from exc
+        return WriteResult(name, rows, self.dialect)
+
+    @staticmethod
+    def _chain(first: pl.DataFrame, rest: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        yield first
+        yield from rest
+
+    def _insert(self, table: sa.Table, frame: pl.DataFrame) -> int:
+        cols = list(frame.columns)
+        if self.dialect == "mysql":
+            # PyMySQL turns executemany of one INSERT ... VALUES into multi-row statements: the fast path.
+            sql = f"INSERT INTO `{table.name}` ({', '.join(f'`{c}`' for c in cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
+            raw = self.engine.raw_connection()
+            try:
+                with raw.cursor() as cur:
+                    for start in range(0, frame.height, INSERT_ROWS):
+                        cur.executemany(sql, frame.slice(start, INSERT_ROWS).rows())
+                raw.commit()
+            finally:
+                raw.close()
+        else:
+            with self.engine.begin() as conn:
+                for start in range(0, frame.height, INSERT_ROWS):
+                    conn.execute(table.insert(), frame.slice(start, INSERT_ROWS).to_dicts())
+        return frame.height
+
+    def _swap(self, name: str, staging: str, schema: dict[str, pl.DataType], primary_key: list[str], rows: int) -> None:
+        previous = f"{name}__previous"
+        record = {
+            "name": name,
+            "columns": json.dumps({c: _dtype_name(d) for c, d in schema.items()}),
+            "primary_key": json.dumps(primary_key),
+            "rows": rows,
+        }
+        schema_table = sa.table(SCHEMA_TABLE, sa.column("name"), sa.column("columns"), sa.column("primary_key"),
+                                sa.column("rows"))
+        exists = sa.inspect(self.engine).has_table(name)
+        with self.engine.begin() as conn:
+            if self.dialect == "mysql":
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS `{previous}`")
+                if exists:
+                    conn.exec_driver_sql(f"RENAME TABLE `{name}` TO `{previous}`, `{staging}` TO `{name}`")
+                else:
+                    conn.exec_driver_sql(f"RENAME TABLE `{staging}` TO `{name}`")
+            else:
+                conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{previous}"')
+                if exists:
+                    conn.exec_driver_sql(f'ALTER TABLE "{name}" RENAME TO "{previous}"')
+                conn.exec_driver_sql(f'ALTER TABLE "{staging}" RENAME TO "{name}"')
+            conn.execute(sa.delete(schema_table).where(schema_table.c.name == name))
+            conn.execute(sa.insert(schema_table).values(**record))
+
+    def _drop_quietly(self, table: str) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self._quote(table)}")
+        except SQLAlchemyError:
+            pass
+
+    def _quote(self, name: str) -> str:
+        return self.engine.dialect.identifier_preparer.quote(name)
+
+    def schema(self, name: str) -> dict[str, pl.DataType]:
+        with self.engine.connect() as conn:
+            row = conn.exec_driver_sql(
+                f"SELECT columns FROM {SCHEMA_TABLE} WHERE name = {'%s' if self.dialect == 'mysql' else '?'}",
+                (name,),
+            ).first()
+        if row is None:
+            raise TableStoreError(f"table {name} does not exist in {self.describe()}")
+        return {c: _DTYPES[d] for c, d in json.loads(row[0]).items()}
+
+    def exists(self, name: str) -> bool:
+        return sa.inspect(self.engine).has_table(name)
+
+    def read(self, name: str, where: dict[str, Any] | None = None, order_by: list[str] | None = None) -> pl.DataFrame:
+        """Read table `name` (optionally rows equal to `where`) with the dtypes it was written with."""
+        schema = self.schema(name)
+        table = sa.table(name, *[sa.column(c) for c in schema])
+        query = sa.select(*[table.c[c] for c in schema])
+        for col, value in (where or {}).items():
+            query = query.where(table.c[col] == value)
+        for col in order_by or []:
+            query = query.order_by(table.c[col])
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).fetchall()
+        except SQLAlchemyError as exc:
+            raise TableStoreError(f"reading table {name} from {self.describe()} failed: {exc}") from exc
+        raw_schema = {c: (pl.Utf8() if isinstance(d, pl.List) else d) for c, d in schema.items()}
+        frame = pl.DataFrame([tuple(r) for r in rows], schema=raw_schema, orient="row")
+        return frame.with_columns(
+            pl.col(c).str.json_decode(d) for c, d in schema.items() if isinstance(d, pl.List)
+        )
