@@ -50,8 +50,6 @@ class StorageSettings:
         return {"tables": self.table_backend, "artifacts": self.artifact_backend}
 
     def table_store(self) -> TableStore:
-        if self.table_backend == "sqlite":
-            Path(self.table_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return TableStore(self.table_url)
 
     def s3_client(self) -> Any:

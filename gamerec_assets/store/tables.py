@@ -12,6 +12,7 @@ import json
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -34,6 +35,12 @@ _DTYPES: dict[str, pl.DataType] = {
     "Int64": pl.Int64(), "Int32": pl.Int32(), "Float64": pl.Float64(), "Float32": pl.Float32(),
     "String": pl.Utf8(), "Boolean": pl.Boolean(), "Date": pl.Date(), "List(String)": pl.List(pl.Utf8()),
     "List(Int64)": pl.List(pl.Int64()),
+}
+
+
+# Columns read back in another type and converted after the read.
+_RAW: dict[str, pl.DataType] = {
+    "Date": pl.Utf8(), "Boolean": pl.Int64(), "List(String)": pl.Utf8(), "List(Int64)": pl.Utf8(),
 }
 
 
@@ -69,6 +76,9 @@ class TableStore:
         self.url = url
         if url.startswith("sqlite"):
             engine_kwargs.setdefault("connect_args", {"timeout": 30})
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
         else:
             engine_kwargs.setdefault("pool_pre_ping", True)
         self.engine = sa.create_engine(url, **engine_kwargs)
@@ -232,7 +242,11 @@ class TableStore:
         """Read table `name` (optionally rows equal to `where`) with the dtypes it was written with."""
         schema = self.schema(name)
         table = sa.table(name, *[sa.column(c) for c in schema])
-        query = sa.select(*[table.c[c] for c in schema])
+        # Dates come back as text from both backends (SQLite has no date type); booleans as 0/1.
+        selected = [
+            sa.cast(table.c[c], sa.String(10)).label(c) if d == pl.Date else table.c[c] for c, d in schema.items()
+        ]
+        query = sa.select(*selected)
         for col, value in (where or {}).items():
             query = query.where(table.c[col] == value)
         for col in order_by or []:
@@ -242,8 +256,11 @@ class TableStore:
                 rows = conn.execute(query).fetchall()
         except SQLAlchemyError as exc:
             raise TableStoreError(f"reading table {name} from {self.describe()} failed: {exc}") from exc
-        raw_schema = {c: (pl.Utf8() if isinstance(d, pl.List) else d) for c, d in schema.items()}
+        raw_schema = {c: _RAW.get(_dtype_name(d), d) for c, d in schema.items()}
         frame = pl.DataFrame([tuple(r) for r in rows], schema=raw_schema, orient="row")
         return frame.with_columns(
-            pl.col(c).str.json_decode(d) for c, d in schema.items() if isinstance(d, pl.List)
+            pl.col(c).str.json_decode(d) if isinstance(d, pl.List)
+            else pl.col(c).str.to_date("%Y-%m-%d") if d == pl.Date
+            else pl.col(c).cast(d)
+            for c, d in schema.items() if _dtype_name(d) in _RAW
         )

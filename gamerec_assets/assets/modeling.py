@@ -1,0 +1,224 @@
+"""Stage 4: the item-item similarity model, its quality gate, the evaluation report and the release."""
+
+
+import time
+from dataclasses import asdict
+from typing import Literal
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from gamerec_assets.assets.metadata import figure, markdown_table, png_markdown
+from gamerec_assets.recsys.artifact import ModelArtifact, fingerprint
+from gamerec_assets.recsys.evaluation import KS, evaluate_holdout, make_model
+from gamerec_assets.recsys.itemcf import Popularity
+from gamerec_assets.recsys.matrix import build_matrix
+from gamerec_assets.recsys.metrics import METRICS
+from gamerec_assets.recsys.split import SplitParams, split_interactions
+from gamerec_assets.resources import ArtifactsResource
+
+GATE_METRIC = "ndcg@10"
+
+
+class ItemSimilarityConfig(dg.Config):
+    similarity: Literal["cosine", "jaccard"] = "cosine"
+    neighbors: int = 100
+    split_seed: int = 42
+
+
+def catalogue(game_features: pl.DataFrame, user_logs: pl.DataFrame) -> np.ndarray:
+    """Every game the model may score: the catalogue plus anything played (real logs can hold unmatched titles)."""
+    return np.union1d(game_features["game_id"].to_numpy(), user_logs["game_id"].unique().to_numpy())
+
+
+def holdout_split(user_logs: pl.DataFrame, manifest: dict) -> pl.DataFrame:
+    return split_interactions(user_logs, SplitParams(**manifest["split"]))
+
+
+@dg.asset(
+    group_name="modeling",
+    kinds={"scipy", "numpy"},
+    io_manager_key="artifact_io_manager",
+)
+def item_similarity(
+    context: dg.AssetExecutionContext,
+    config: ItemSimilarityConfig,
+    user_logs: pl.DataFrame,
+    game_features: pl.DataFrame,
+) -> dg.Output[ModelArtifact]:
+    """Item-based CF: each game's nearest neighbours (sparse CSR) plus a JSON manifest; a new immutable version.
+
+    Validation metrics come from the holdout protocol (fit on train, score validation); the stored matrix is then
+    fit on every interaction, since that is what the API serves.
+    """
+    params = {"model": "ItemCF", "similarity": config.similarity, "neighbors": config.neighbors}
+    split_params = SplitParams(seed=config.split_seed)
+    split = split_interactions(user_logs, split_params)
+    item_ids = catalogue(game_features, user_logs)
+    validation = evaluate_holdout(split, item_ids, lambda: make_model(params), "validation")
+    baseline = evaluate_holdout(split, item_ids, Popularity, "validation")
+    context.log.info(f"validation {GATE_METRIC}: model {validation.flat()[GATE_METRIC]:.4f}, "
+                     f"popularity {baseline.flat()[GATE_METRIC]:.4f}")
+    full = build_matrix(user_logs, item_ids)
+    started = time.perf_counter()
+    model = make_model(params).fit(full.matrix)
+    fit_seconds = time.perf_counter() - started
+    similarity = model.similarity  # type: ignore[attr-defined]
+    binary = full.matrix.copy()
+    binary.data[:] = 1
+    popularity = np.asarray(binary.sum(axis=0)).ravel()
+    manifest = {
+        "parameters": params,
+        "split": asdict(split_params),
+        "training_data": {
+            "fingerprint": fingerprint(full.matrix),
+            "users": int(full.matrix.shape[0]),
+            "items": int(full.matrix.shape[1]),
+            "interactions": int(full.matrix.nnz),
+        },
+        "metrics": {"validation": validation.flat(), "validation_popularity": baseline.flat()},
+        "dagster_run_id": context.run_id,
+    }
+    names = dict(zip(game_features["game_id"].to_list(), game_features["name"].to_list(), strict=True))
+    coo = similarity.tocoo()
+    top = np.argsort(-coo.data, kind="stable")[:10]
+    pairs = pl.DataFrame({
+        "game": [names.get(int(item_ids[i]), str(item_ids[i])) for i in coo.row[top]],
+        "neighbour": [names.get(int(item_ids[j]), str(item_ids[j])) for j in coo.col[top]],
+        "similarity": coo.data[top].astype(float),
+    })
+    return dg.Output(
+        ModelArtifact(item_ids, similarity, popularity, manifest),
+        metadata={
+            "parameters": params,
+            "items": len(item_ids),
+            "neighbour_pairs": int(similarity.nnz),
+            "mean_neighbours": float(similarity.nnz / max(len(item_ids), 1)),
+            "fit_seconds": round(fit_seconds, 4),
+            f"validation_{GATE_METRIC}": validation.flat()[GATE_METRIC],
+            f"validation_{GATE_METRIC}_popularity": baseline.flat()[GATE_METRIC],
+            "training_fingerprint": manifest["training_data"]["fingerprint"],
+            "most_similar_pairs": markdown_table(pairs),
+        },
+    )
+
+
+@dg.asset_check(asset=item_similarity, description="Similarities are finite, in [0, 1], with no self-similarity.")
+def item_similarity_well_formed(item_similarity: ModelArtifact) -> dg.AssetCheckResult:
+    sim = item_similarity.similarity
+    finite = bool(np.all(np.isfinite(sim.data)))
+    in_range = bool(sim.nnz == 0 or (sim.data.min() >= 0 and sim.data.max() <= 1))
+    self_sim = int(np.count_nonzero(sim.diagonal()))
+    square = sim.shape == (len(item_similarity.item_ids), len(item_similarity.item_ids))
+    return dg.AssetCheckResult(
+        passed=finite and in_range and self_sim == 0 and square,
+        metadata={"finite": finite, "in_unit_range": in_range, "self_similarities": self_sim, "square": square},
+    )
+
+
+@dg.asset_check(
+    asset=item_similarity,
+    blocking=True,
+    description=f"The model beats the popularity baseline on validation {GATE_METRIC}; a model that fails is "
+    "not published.",
+    additional_ins={"user_logs": dg.AssetIn("user_logs"), "game_features": dg.AssetIn("game_features")},
+)
+def item_similarity_beats_popularity(
+    item_similarity: ModelArtifact, user_logs: pl.DataFrame, game_features: pl.DataFrame
+) -> dg.AssetCheckResult:
+    """Recomputed here from the logs, not read from the manifest, so the gate does not trust the asset."""
+    manifest = item_similarity.manifest
+    split = holdout_split(user_logs, manifest)
+    item_ids = catalogue(game_features, user_logs)
+    model = evaluate_holdout(split, item_ids, lambda: make_model(manifest["parameters"]), "validation", (10,))
+    baseline = evaluate_holdout(split, item_ids, Popularity, "validation", (10,))
+    ours, theirs = model.flat()[GATE_METRIC], baseline.flat()[GATE_METRIC]
+    return dg.AssetCheckResult(
+        passed=bool(ours > theirs),
+        metadata={"model": ours, "popularity": theirs, "users": model.metrics[10]["users"],
+                  "version": str(item_similarity.version)},
+    )
+
+
+@dg.asset(
+    group_name="modeling",
+    kinds={"polars", "table"},
+    io_manager_key="table_io_manager",
+    metadata={"primary_key": ["model", "k", "metric"]},
+)
+def evaluation_report(
+    item_similarity: ModelArtifact, user_logs: pl.DataFrame, game_features: pl.DataFrame
+) -> dg.Output[pl.DataFrame]:
+    """Held-out test metrics at K = 5, 10, 20 for the model and the popularity baseline (fit on train+validation)."""
+    manifest = item_similarity.manifest
+    split = holdout_split(user_logs, manifest)
+    item_ids = catalogue(game_features, user_logs)
+    results = {
+        "item_cf": evaluate_holdout(split, item_ids, lambda: make_model(manifest["parameters"]), "test"),
+        "popularity": evaluate_holdout(split, item_ids, Popularity, "test"),
+    }
+    rows = [
+        {"model": name, "k": k, "metric": m, "value": float(res.metrics[k][m]), "users": res.metrics[k]["users"],
+         "model_version": str(item_similarity.version)}
+        for name, res in results.items() for k in KS for m in METRICS
+    ]
+    report = pl.DataFrame(rows)
+    wide = report.with_columns((pl.col("metric") + "@" + pl.col("k").cast(pl.Utf8)).alias("at")).pivot(
+        on="at", index="model", values="value"
+    )
+    fig, axes = figure(8, 3)
+    width = 0.35
+    x = np.arange(len(METRICS))
+    for n, name in enumerate(results):
+        axes.bar(x + n * width, [results[name].metrics[10][m] for m in METRICS], width, label=name)
+    axes.set_xticks(x + width / 2, [f"{m}@10" for m in METRICS])
+    axes.legend()
+    axes.set_title("Held-out test metrics")
+    return dg.Output(
+        report,
+        metadata={
+            "model_version": str(item_similarity.version),
+            "test_ndcg@10": results["item_cf"].flat()["ndcg@10"],
+            "test_ndcg@10_popularity": results["popularity"].flat()["ndcg@10"],
+            "catalogue_coverage@20": results["item_cf"].coverage,
+            "metrics": markdown_table(wide, 5),
+            "plot": png_markdown(fig, "test metrics at 10"),
+        },
+    )
+
+
+@dg.asset_check(asset=evaluation_report, description="All five metrics at K = 5, 10, 20 for both models, in [0, 1].")
+def evaluation_report_complete(evaluation_report: pl.DataFrame) -> dg.AssetCheckResult:
+    expected = 2 * len(KS) * len(METRICS)
+    values = evaluation_report["value"]
+    in_range = bool(((values >= 0) & (values <= 1)).all())
+    return dg.AssetCheckResult(passed=evaluation_report.height == expected and in_range,
+                               metadata={"rows": evaluation_report.height, "expected": expected})
+
+
+@dg.asset(group_name="serving", kinds={"s3", "registry"}, deps=[evaluation_report])
+def production_model(
+    context: dg.AssetExecutionContext, item_similarity: ModelArtifact, artifacts: ArtifactsResource
+) -> dg.MaterializeResult:
+    """The `production` alias of the model registry: what the API serves. Runs only after the blocking gate passed."""
+    registry = artifacts.registry("item_similarity")
+    previous = registry.production()
+    state = registry.promote(str(item_similarity.version), reason=f"dagster run {context.run_id}")
+    context.log.info(f"production: {previous} -> {state['version']}")
+    return dg.MaterializeResult(metadata={
+        "version": state["version"],
+        "previous_version": str(previous),
+        "decision": "promoted",
+        "registry": artifacts.store().describe(),
+    })
+
+
+@dg.asset_check(asset=production_model, description="The production alias resolves to a complete, loadable model.")
+def production_model_loadable(artifacts: ArtifactsResource) -> dg.AssetCheckResult:
+    registry = artifacts.registry("item_similarity")
+    version = registry.production()
+    if version is None:
+        return dg.AssetCheckResult(passed=False, metadata={"error": "no production alias"})
+    artifact = registry.load(version)
+    return dg.AssetCheckResult(passed=artifact.version == version, metadata={"version": version})

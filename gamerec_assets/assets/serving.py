@@ -1,0 +1,101 @@
+"""Stage 5: precomputed top-K recommendations for every known user, made by the production model."""
+
+
+from collections.abc import Iterator
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from gamerec_assets.assets.metadata import markdown_table
+from gamerec_assets.assets.modeling import production_model
+from gamerec_assets.io_managers import TableChunks
+from gamerec_assets.recsys.serving import ServingModel
+from gamerec_assets.resources import ArtifactsResource
+
+SCHEMA = {"user_id": pl.Int64, "rank": pl.Int32, "game_id": pl.Int64, "score": pl.Float64, "source": pl.Utf8,
+          "model_version": pl.Utf8}
+
+
+class BatchRecommendationsConfig(dg.Config):
+    k: int = 10
+    chunk_users: int = 50_000
+
+
+def recommendation_chunks(model: ServingModel, user_logs: pl.DataFrame, k: int, chunk_users: int) -> Iterator[
+    pl.DataFrame
+]:
+    """Top-k rows per user, a chunk of users at a time (bounded memory for millions of users)."""
+    logs = user_logs.select("user_id", "game_id").sort("user_id")
+    users = logs["user_id"].unique(maintain_order=True).to_numpy()
+    all_users = logs["user_id"].to_numpy()
+    all_games = logs["game_id"].to_numpy()
+    bounds = np.searchsorted(all_users, users)
+    for start in range(0, len(users), chunk_users):
+        chunk = users[start:start + chunk_users]
+        lo = bounds[start]
+        hi = bounds[start + chunk_users] if start + chunk_users < len(users) else len(all_users)
+        rows = np.searchsorted(chunk, all_users[lo:hi])
+        history = model.history_matrix(rows, all_games[lo:hi], len(chunk))
+        recs = model.recommend(history, k)
+        valid = recs.game_ids >= 0
+        r, c = np.nonzero(valid)
+        yield pl.DataFrame(
+            {
+                "user_id": chunk[r],
+                "rank": (c + 1).astype(np.int32),
+                "game_id": recs.game_ids[r, c],
+                "score": recs.scores[r, c].astype(np.float64),
+                "source": np.where(recs.from_cf[r, c], "item_cf", "popular"),
+                "model_version": np.full(len(r), model.version),
+            },
+            schema=SCHEMA,
+        )
+
+
+@dg.asset(
+    group_name="serving",
+    kinds={"polars", "table"},
+    io_manager_key="table_io_manager",
+    deps=[production_model],
+    metadata={"primary_key": ["user_id", "rank"]},
+)
+def batch_recommendations(
+    context: dg.AssetExecutionContext,
+    config: BatchRecommendationsConfig,
+    user_logs: pl.DataFrame,
+    game_features: pl.DataFrame,
+    artifacts: ArtifactsResource,
+) -> dg.Output[TableChunks]:
+    """user_id, rank, game_id, score, source (item_cf | popular), model_version: served by GET /users/{id}/recommendations."""
+    registry = artifacts.registry("item_similarity")
+    version = registry.production()
+    if version is None:
+        raise dg.Failure(description="batch_recommendations: the registry has no production model yet")
+    model = ServingModel(registry.load(version))
+    sample = next(recommendation_chunks(model, user_logs.filter(pl.col("user_id").is_in(
+        user_logs["user_id"].unique().sort().head(5).implode())), config.k, config.chunk_users))
+    preview = sample.join(game_features.select("game_id", "name"), on="game_id", how="left")
+    context.log.info(f"recommending top-{config.k} for {user_logs['user_id'].n_unique():,} users with {version}")
+    return dg.Output(
+        TableChunks(lambda: recommendation_chunks(model, user_logs, config.k, config.chunk_users)),
+        metadata={
+            "model_version": version,
+            "k": config.k,
+            "users": user_logs["user_id"].n_unique(),
+            "preview": markdown_table(preview, 15, ["user_id", "rank", "name", "score", "source"]),
+        },
+    )
+
+
+@dg.asset_check(asset=batch_recommendations, description="No user is recommended a game they already played.",
+                additional_ins={"user_logs": dg.AssetIn("user_logs")})
+def batch_recommendations_exclude_seen(
+    batch_recommendations: pl.DataFrame, user_logs: pl.DataFrame
+) -> dg.AssetCheckResult:
+    seen = batch_recommendations.join(user_logs.select("user_id", "game_id"), on=["user_id", "game_id"], how="semi")
+    dupes = batch_recommendations.height - batch_recommendations.select("user_id", "game_id").n_unique()
+    return dg.AssetCheckResult(
+        passed=seen.height == 0 and dupes == 0,
+        metadata={"seen_recommended": seen.height, "duplicate_pairs": dupes, "rows": batch_recommendations.height},
+    )

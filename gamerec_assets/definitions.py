@@ -1,0 +1,68 @@
+"""The one place that assembles assets, checks, schedules and resources, and picks backends from the environment.
+
+No variables: SQLite + a local artifact folder under GAMEREC_HOME (the embedded default).
+GAMEREC_MYSQL_URL: tables on MySQL/MariaDB.  GAMEREC_S3_BUCKET (+ AWS_ENDPOINT_URL): artifacts on S3.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from gamerec_assets.assets import features, ingestion, interactions, modeling, serving
+from gamerec_assets.io_managers import ArtifactIOManager, TableIOManager
+from gamerec_assets.resources import (
+    ArtifactsResource,
+    LocalArtifactsResource,
+    S3ArtifactsResource,
+    SnapshotRawgClient,
+    TablesResource,
+)
+from gamerec_assets.schedules import daily_refresh, refresh_all
+from gamerec_assets.store.settings import StorageSettings
+
+# Steps run in parallel processes forked from a server that has already imported the project: without the
+# preload every step pays the full import of dagster + polars + scipy (about 5 s each on this machine).
+EXECUTOR = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": ["gamerec_assets.definitions"]}}}
+)
+ASSET_MODULES = [ingestion, features, interactions, modeling, serving]
+log = logging.getLogger("gamerec")
+
+
+def build_resources(settings: StorageSettings) -> dict[str, Any]:
+    artifacts: ArtifactsResource
+    if settings.s3_bucket:
+        artifacts = S3ArtifactsResource(
+            s3=S3Resource(endpoint_url=settings.s3_endpoint_url), bucket=settings.s3_bucket, prefix=settings.s3_prefix
+        )
+    else:
+        artifacts = LocalArtifactsResource(root=str(settings.artifact_root))
+    tables = TablesResource(url=settings.table_url)
+    return {
+        "rawg": SnapshotRawgClient(),
+        "artifacts": artifacts,
+        "tables": tables,
+        "artifact_io_manager": ArtifactIOManager(artifacts=artifacts),
+        "table_io_manager": TableIOManager(tables=tables),
+    }
+
+
+def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
+    settings = StorageSettings.from_env(dict(env) if env is not None else None)
+    log.info("gamerec backends: tables=%s artifacts=%s", settings.table_backend, settings.artifact_backend)
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules(ASSET_MODULES),
+        asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
+        jobs=[refresh_all],
+        schedules=[daily_refresh],
+        resources=build_resources(settings),
+        executor=EXECUTOR,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,103 @@
+"""IO managers: tables to the table store, artifacts (raw pages, models) to the artifact store.
+
+Both are backend-agnostic: they receive a TablesResource / ArtifactsResource that definitions.py picked.
+"""
+
+
+import gzip
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from gamerec_assets.recsys.artifact import ModelArtifact
+from gamerec_assets.resources import ArtifactsResource, TablesResource
+from gamerec_assets.store.registry import ModelRegistry, new_version
+
+LATEST = "_latest.json"
+INDEX = "_complete.json"
+
+
+@dataclass
+class RawPages:
+    """RAWG pages as fetched, with where they came from."""
+
+    pages: list[dict[str, Any]]
+    source: str
+
+
+@dataclass
+class TableChunks:
+    """A table produced chunk by chunk, so large outputs stream into the store in bounded memory."""
+
+    chunks: Callable[[], Iterator[pl.DataFrame]]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _asset_name(context: dg.OutputContext | dg.InputContext) -> str:
+    return context.asset_key.path[-1]
+
+
+class TableIOManager(dg.ConfigurableIOManager):
+    """Polars frames <-> tables named after their asset, published atomically (staging table + rename)."""
+
+    tables: TablesResource
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | TableChunks) -> None:
+        store = self.tables.store()
+        name = _asset_name(context)
+        meta = context.definition_metadata or {}
+        frames = obj.chunks() if isinstance(obj, TableChunks) else obj
+        result = store.write(name, frames, primary_key=meta.get("primary_key"), indexes=meta.get("indexes"))
+        context.add_output_metadata({
+            "dagster/row_count": result.rows,
+            "table": dg.MetadataValue.text(f"{store.describe()} :: {name}"),
+            "table_backend": store.backend,
+        })
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        return self.tables.store().read(_asset_name(context))
+
+
+class ArtifactIOManager(dg.ConfigurableIOManager):
+    """Write-once objects under `<asset>/<version>/...`; `<asset>/_latest.json` names the newest complete one."""
+
+    artifacts: ArtifactsResource
+
+    def handle_output(self, context: dg.OutputContext, obj: ModelArtifact | RawPages) -> None:
+        store = self.artifacts.store()
+        name = _asset_name(context)
+        if isinstance(obj, ModelArtifact):
+            version = ModelRegistry(store, name).publish(obj)
+            kind = "model"
+        elif isinstance(obj, RawPages):
+            version = new_version()
+            keys = []
+            for n, page in enumerate(obj.pages, start=1):
+                key = f"{name}/{version}/page-{n:04d}.json.gz"
+                store.put(key, gzip.compress(json.dumps(page, ensure_ascii=False).encode(), 6, mtime=0))
+                keys.append(key)
+            store.put(f"{name}/{version}/{INDEX}", json.dumps({"pages": keys, "source": obj.source}).encode())
+            kind = "pages"
+        else:
+            raise dg.Failure(f"{name}: ArtifactIOManager cannot store {type(obj).__name__}")
+        pointer = {"version": version, "kind": kind, "run_id": context.run_id}
+        store.replace(f"{name}/{LATEST}", json.dumps(pointer).encode())
+        context.add_output_metadata({
+            "version": version,
+            "uri": dg.MetadataValue.url(f"{store.describe()}/{name}/{version}/"),
+            "artifact_backend": store.describe().split(":")[0],
+        })
+
+    def load_input(self, context: dg.InputContext) -> ModelArtifact | RawPages:
+        store = self.artifacts.store()
+        name = _asset_name(context)
+        pointer = json.loads(store.get(f"{name}/{LATEST}"))
+        if pointer["kind"] == "model":
+            return ModelRegistry(store, name).load(pointer["version"])
+        index = json.loads(store.get(f"{name}/{pointer['version']}/{INDEX}"))
+        pages = [json.loads(gzip.decompress(store.get(key))) for key in index["pages"]]
+        return RawPages(pages, index["source"])
