@@ -7,6 +7,7 @@ GAMEREC_MYSQL_URL: tables on MySQL/MariaDB.  GAMEREC_S3_BUCKET (+ AWS_ENDPOINT_U
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from dagster_aws.s3 import S3Resource
 from gamerec_assets.assets import features, ingestion, interactions, modeling, serving
 from gamerec_assets.io_managers import ArtifactIOManager, TableIOManager
 from gamerec_assets.resources import (
+    BUNDLED_SNAPSHOT,
     ArtifactsResource,
     LocalArtifactsResource,
     S3ArtifactsResource,
@@ -34,7 +36,7 @@ ASSET_MODULES = [ingestion, features, interactions, modeling, serving]
 log = logging.getLogger("gamerec")
 
 
-def build_resources(settings: StorageSettings) -> dict[str, Any]:
+def build_resources(settings: StorageSettings, env: Mapping[str, str]) -> dict[str, Any]:
     artifacts: ArtifactsResource
     if settings.s3_bucket:
         artifacts = S3ArtifactsResource(
@@ -44,7 +46,7 @@ def build_resources(settings: StorageSettings) -> dict[str, Any]:
         artifacts = LocalArtifactsResource(root=str(settings.artifact_root))
     tables = TablesResource(url=settings.table_url)
     return {
-        "rawg": SnapshotRawgClient(),
+        "rawg": SnapshotRawgClient(path=env.get("GAMEREC_RAWG_SNAPSHOT") or str(BUNDLED_SNAPSHOT)),
         "artifacts": artifacts,
         "tables": tables,
         "artifact_io_manager": ArtifactIOManager(artifacts=artifacts),
@@ -53,14 +55,15 @@ def build_resources(settings: StorageSettings) -> dict[str, Any]:
 
 
 def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
-    settings = StorageSettings.from_env(dict(env) if env is not None else None)
+    env = dict(os.environ if env is None else env)
+    settings = StorageSettings.from_env(env)
     log.info("gamerec backends: tables=%s artifacts=%s", settings.table_backend, settings.artifact_backend)
     return dg.Definitions(
         assets=dg.load_assets_from_modules(ASSET_MODULES),
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[refresh_all],
         schedules=[daily_refresh],
-        resources=build_resources(settings),
+        resources=build_resources(settings, env),
         executor=EXECUTOR,
     )
 

@@ -22,7 +22,7 @@ class Recommender(Protocol):
 
     def fit(self, user_items: sp.csr_matrix) -> Any: ...
 
-    def recommend(self, user_items: sp.csr_matrix, N: int = 10) -> tuple[np.ndarray, np.ndarray]: ...  # noqa: N803
+    def recommend(self, user_items: sp.csr_matrix, N: int = 10) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def make_model(params: dict[str, Any]) -> Recommender:

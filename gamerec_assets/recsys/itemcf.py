@@ -105,11 +105,11 @@ class ItemCF:
             raise RuntimeError("ItemCF is not fitted: call fit(user_items) first")
         return self.similarity
 
-    def recommend(self, user_items: sp.csr_matrix, N: int = 10) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+    def recommend(self, user_items: sp.csr_matrix, N: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Top-N item indices and scores for each row of user_items; seen items excluded."""
         return recommend_from_similarity(self._fitted(), user_items, N)
 
-    def similar_items(self, item_ids: np.ndarray | list[int], N: int = 10) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+    def similar_items(self, item_ids: np.ndarray | list[int], N: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The N most similar other items of each given item index."""
         sim = self._fitted()
         idx = np.asarray(item_ids, dtype=np.int64)
@@ -134,7 +134,7 @@ class Popularity:
         self.counts = np.asarray(binary.sum(axis=0)).ravel().astype(np.float64)
         return self
 
-    def recommend(self, user_items: sp.csr_matrix, N: int = 10) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+    def recommend(self, user_items: sp.csr_matrix, N: int = 10) -> tuple[np.ndarray, np.ndarray]:
         if self.counts is None:
             raise RuntimeError("Popularity is not fitted")
         user_items = sp.csr_matrix(user_items)

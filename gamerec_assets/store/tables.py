@@ -112,7 +112,7 @@ class TableStore:
         meta = sa.MetaData()
         cols = [
             sa.Column(col, _sql_type(dtype, col in primary_key or any(col in ix for ix in indexes), self.dialect),
-                      primary_key=col in primary_key, nullable=col not in primary_key)
+                      primary_key=col in primary_key, nullable=col not in primary_key, autoincrement=False)
             for col, dtype in schema.items()
         ]
         table = sa.Table(name, meta, *cols, mysql_charset="utf8mb4", mysql_engine="InnoDB")
@@ -149,11 +149,17 @@ class TableStore:
         table = self._table(staging, schema, primary_key, indexes, token)
         rows = 0
         try:
-            table.create(self.engine)
-            for chunk in self._chain(first, chunks):
-                if dict(chunk.schema) != schema:
-                    raise TableStoreError(f"table {name}: chunk schema {chunk.schema} differs from {schema}")
-                rows += self._insert(table, self._encode(chunk))
+            # One connection for the whole load: a dropped connection fails the write instead of silently
+            # continuing on a fresh one with half the rows committed elsewhere.
+            with self.engine.connect() as conn:
+                table.create(conn)
+                conn.commit()
+                for chunk in self._chain(first, chunks):
+                    if dict(chunk.schema) != schema:
+                        raise TableStoreError(f"table {name}: chunk schema {chunk.schema} differs from {schema}")
+                    rows += self._insert(conn, table, self._encode(chunk))
+                conn.commit()
+                conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]  # raw-cursor inserts
             self._swap(name, staging, schema, primary_key, rows)
         except Exception as exc:
             self._drop_quietly(staging)
@@ -170,23 +176,21 @@ class TableStore:
         yield first
         yield from rest
 
-    def _insert(self, table: sa.Table, frame: pl.DataFrame) -> int:
+    def _insert(self, conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> int:
         cols = list(frame.columns)
         if self.dialect == "mysql":
-            # PyMySQL turns executemany of one INSERT ... VALUES into multi-row statements: the fast path.
-            sql = f"INSERT INTO `{table.name}` ({', '.join(f'`{c}`' for c in cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
-            raw = self.engine.raw_connection()
+            # PyMySQL rewrites executemany of one INSERT ... VALUES into multi-row statements: the fast path.
+            names = ", ".join(f"`{c}`" for c in cols)
+            sql = f"INSERT INTO `{table.name}` ({names}) VALUES ({', '.join(['%s'] * len(cols))})"
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
-                with raw.cursor() as cur:
-                    for start in range(0, frame.height, INSERT_ROWS):
-                        cur.executemany(sql, frame.slice(start, INSERT_ROWS).rows())
-                raw.commit()
-            finally:
-                raw.close()
-        else:
-            with self.engine.begin() as conn:
                 for start in range(0, frame.height, INSERT_ROWS):
-                    conn.execute(table.insert(), frame.slice(start, INSERT_ROWS).to_dicts())
+                    cursor.executemany(sql, frame.slice(start, INSERT_ROWS).rows())
+            finally:
+                cursor.close()
+        else:
+            for start in range(0, frame.height, INSERT_ROWS):
+                conn.execute(table.insert(), frame.slice(start, INSERT_ROWS).to_dicts())
         return frame.height
 
     def _swap(self, name: str, staging: str, schema: dict[str, pl.DataType], primary_key: list[str], rows: int) -> None:

@@ -1,0 +1,43 @@
+"""`python -m gamerec_api --host 127.0.0.1 --port 8000 [--workers N]`: serve the app with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m gamerec_api", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("GAMEREC_API_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GAMEREC_API_PORT", "8000")))
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (each loads its own model)")
+    parser.add_argument("--reload-interval", type=float, default=None,
+                        help="seconds between checks of the production alias (env GAMEREC_RELOAD_INTERVAL, 30)")
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--access-log", action="store_true", help="log every request (off: it costs throughput)")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be >= 1")
+    if args.reload_interval is not None:
+        os.environ["GAMEREC_RELOAD_INTERVAL"] = str(args.reload_interval)
+    metrics_dir = None
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Workers are separate processes: share counters through files so /metrics sums them.
+        metrics_dir = tempfile.mkdtemp(prefix="gamerec-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    import uvicorn
+
+    try:
+        uvicorn.run(
+            "gamerec_api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+            log_level=args.log_level, access_log=args.access_log,
+        )
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The Litestar app: `create_app()` for tests and uvicorn's factory mode, `app` for `uvicorn gamerec_api.app:app`.
+
+Creating the app does no IO; the lifespan starts loading the production model in the background, so /healthz
+answers at once and /readyz turns 200 when the first model (with metadata and histories) is in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar, MediaType, Response, get
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.static_files import create_static_files_router
+
+from gamerec_api.controllers import (
+    AdminController,
+    GamesController,
+    HealthController,
+    PredictController,
+    UsersController,
+)
+from gamerec_api.holder import ModelHolder
+from gamerec_assets.store.settings import StorageSettings
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = 64 * 1024
+DEFAULT_RELOAD_INTERVAL = 30.0
+
+
+@asynccontextmanager
+async def _lifespan(app: Litestar) -> AsyncIterator[None]:
+    holder: ModelHolder = app.state.holder
+    await holder.start()
+    try:
+        yield
+    finally:
+        await holder.stop()
+
+
+def create_app(
+    settings: StorageSettings | None = None,
+    reload_interval: float | None = None,
+    admin_token: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Litestar:
+    """Build the app. Unset arguments come from `env` (default os.environ).
+
+    - settings: StorageSettings.from_env(env) (GAMEREC_HOME, GAMEREC_MYSQL_URL, GAMEREC_S3_BUCKET, ...);
+    - reload_interval: seconds between polls of the production alias, GAMEREC_RELOAD_INTERVAL (30; 0 = off);
+    - admin_token: GAMEREC_ADMIN_TOKEN; without one, POST /admin/reload is not registered (404).
+    """
+    env = os.environ if env is None else env
+    settings = settings or StorageSettings.from_env(dict(env))
+    if reload_interval is None:
+        reload_interval = float(env.get("GAMEREC_RELOAD_INTERVAL") or DEFAULT_RELOAD_INTERVAL)
+    admin_token = admin_token if admin_token is not None else (env.get("GAMEREC_ADMIN_TOKEN") or None)
+    index_html = (STATIC / "index.html").read_bytes()
+
+    @get("/", include_in_schema=False, media_type=MediaType.HTML)
+    async def index() -> Response[bytes]:
+        return Response(index_html, media_type=MediaType.HTML)
+
+    handlers: list = [
+        index,
+        create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
+        PredictController,
+        GamesController,
+        UsersController,
+        HealthController,
+        PrometheusController,
+    ]
+    if admin_token:
+        handlers.append(AdminController)
+    prometheus = PrometheusConfig(
+        app_name="gamerec_api", prefix="gamerec_http", group_path=True, exclude_unhandled_paths=True,
+        exclude=["^/metrics", "^/static/"],
+    )
+    openapi = OpenAPIConfig(
+        title="gamerec_api",
+        version="1.0.0",
+        description="Game recommendations (item-based CF over RAWG games). Data from RAWG (https://rawg.io).",
+        path="/schema",
+        components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+    )
+    return Litestar(
+        route_handlers=handlers,
+        state=State({"holder": ModelHolder(settings, reload_interval), "admin_token": admin_token or ""}),
+        lifespan=[_lifespan],
+        middleware=[prometheus.middleware],
+        openapi_config=openapi,
+        request_max_body_size=MAX_BODY,
+    )
+
+
+app = create_app()

@@ -1,0 +1,8 @@
+"""One Controller per domain: predictions, games, users, and health/admin."""
+
+from gamerec_api.controllers.games import GamesController
+from gamerec_api.controllers.health import AdminController, HealthController
+from gamerec_api.controllers.predict import PredictController
+from gamerec_api.controllers.users import UsersController
+
+__all__ = ["AdminController", "GamesController", "HealthController", "PredictController", "UsersController"]

@@ -1,0 +1,52 @@
+"""Game look-ups for the page: search by name, one game's card, and its most similar games."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from gamerec_api.controllers.common import ERRORS_READ, ModelLoading, game_index, serving
+from gamerec_api.schemas import MAX_ID, GameCard, SearchResponse, SimilarItem, SimilarResponse
+
+GamePath = Annotated[int, Parameter(ge=0, le=MAX_ID, description="RAWG game id")]
+
+
+class GamesController(Controller):
+    path = "/games"
+    tags = ["games"]
+
+    @get("", summary="Search games by name", raises=[ModelLoading])
+    async def search(
+        self,
+        state: State,
+        search: Annotated[str, Parameter(max_length=100, description="case-insensitive substring of the name")] = "",
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+    ) -> SearchResponse:
+        """Games the model knows, names starting with the text first, then by popularity (empty: most popular)."""
+        return SearchResponse(search=search, items=serving(state).search(search, limit))
+
+    @get("/{game_id:int}", summary="One game", raises=ERRORS_READ)
+    async def game(self, state: State, game_id: GamePath) -> GameCard:
+        current = serving(state)
+        return current.cards[game_index(current, game_id)]
+
+    @get("/{game_id:int}/similar", summary="Most similar games (item-item neighbours)", raises=ERRORS_READ)
+    async def similar(
+        self, state: State, game_id: GamePath, k: Annotated[int, Parameter(ge=1, le=100)] = 10
+    ) -> SimilarResponse:
+        """May return fewer than k games: only neighbours the model stored (no popularity fill)."""
+        current = serving(state)
+        idx = game_index(current, game_id)
+        cols, vals = current.similar(idx, k)
+        cards = current.cards
+        scores = np.round(vals.astype(np.float64), 6).tolist()
+        items = [
+            SimilarItem(game_id=c.game_id, name=c.name, score=s, genres=c.genres, rating=c.rating,
+                        background_image=c.background_image)
+            for c, s in zip((cards[j] for j in cols.tolist()), scores, strict=True)
+        ]
+        return SimilarResponse(game=cards[idx], model_version=current.version, items=items)

@@ -1,0 +1,68 @@
+"""Liveness, readiness and the bearer-protected reload."""
+
+from __future__ import annotations
+
+import hmac
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.exceptions import NotAuthorizedException, ServiceUnavailableException
+from litestar.openapi.datastructures import ResponseSpec
+
+from gamerec_api.controllers.common import holder_of
+from gamerec_api.schemas import Health, Ready, ReloadResult
+from gamerec_api.state import NotReady
+
+
+class HealthController(Controller):
+    path = "/"
+    tags = ["health"]
+
+    @get("/healthz", summary="Alive (the process answers)")
+    async def healthz(self) -> Health:
+        return Health(status="ok")
+
+    @get(
+        "/readyz",
+        summary="Ready: 200 with the served model version once loaded, 503 before",
+        responses={503: ResponseSpec(Ready, description="no model loaded yet (the detail says why)")},
+    )
+    async def readyz(self, state: State) -> Response[Ready]:
+        holder = holder_of(state)
+        current = holder.state
+        if current is None:
+            loading = holder.detail.startswith("loading")
+            return Response(Ready(status="loading" if loading else "unavailable", model_version=None,
+                                  detail=holder.detail), status_code=503)
+        return Response(Ready(status="ready", model_version=current.version))
+
+
+class AdminController(Controller):
+    """Registered only when GAMEREC_ADMIN_TOKEN is set (otherwise the path is a 404)."""
+
+    path = "/admin"
+    tags = ["admin"]
+
+    @post(
+        "/reload",
+        status_code=200,
+        summary="Reload the production model now (bearer token)",
+        raises=[NotAuthorizedException, ServiceUnavailableException],
+        security=[{"bearer": []}],
+    )
+    async def reload(self, request: Request, state: State) -> ReloadResult:
+        """Loads in a worker thread and swaps atomically; requests keep being served by the old model meanwhile."""
+        token: str = request.app.state.admin_token
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise NotAuthorizedException(detail="a valid 'Authorization: Bearer <GAMEREC_ADMIN_TOKEN>' is required",
+                                         headers={"WWW-Authenticate": "Bearer"})
+        try:
+            return await holder_of(state).reload(force=True)
+        except NotReady as exc:
+            raise ServiceUnavailableException(detail=str(exc)) from exc
+        except Exception as exc:
+            raise ServiceUnavailableException(
+                detail=f"reload failed, still serving the previous model: {type(exc).__name__}: {exc}"
+            ) from exc

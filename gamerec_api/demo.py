@@ -1,0 +1,103 @@
+"""Seed a GAMEREC_HOME without Dagster: what the pipeline's assets produce, from the bundled RAWG snapshot.
+
+For the service's tests and benchmark, and for trying the API without materialising the asset graph:
+
+    python -m gamerec_api.demo --home /tmp/gamerec --users 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from gamerec_assets.recsys import ItemCF, ModelArtifact, SimulationParams, build_matrix, clean_games, parse_pages
+from gamerec_assets.recsys.serving import ServingModel
+from gamerec_assets.store.registry import ModelRegistry
+from gamerec_assets.store.settings import StorageSettings
+
+SNAPSHOT = Path(__file__).resolve().parents[1] / "gamerec_assets" / "data" / "rawg_snapshot.json.gz"
+BATCH_SCHEMA = {"user_id": pl.Int64, "rank": pl.Int32, "game_id": pl.Int64, "score": pl.Float64, "source": pl.Utf8,
+                "model_version": pl.Utf8}
+
+
+@dataclass(frozen=True)
+class Seeded:
+    settings: StorageSettings
+    version: str
+    features: pl.DataFrame
+    logs: pl.DataFrame
+
+
+def snapshot_features() -> pl.DataFrame:
+    with gzip.open(SNAPSHOT, "rt", encoding="utf-8") as fh:
+        pages = json.load(fh)["pages"]
+    features, _ = clean_games(parse_pages(pages, str(SNAPSHOT)))
+    return features
+
+
+def fit_artifact(features: pl.DataFrame, logs: pl.DataFrame, neighbors: int = 100) -> ModelArtifact:
+    """ItemCF on all logs over the catalogue, as the item_similarity asset fits its served matrix."""
+    item_ids = np.union1d(features["game_id"].to_numpy(), logs["game_id"].unique().to_numpy())
+    full = build_matrix(logs, item_ids)
+    model = ItemCF("cosine", neighbors).fit(full.matrix)
+    binary = full.matrix.copy()
+    binary.data[:] = 1
+    popularity = np.asarray(binary.sum(axis=0)).ravel()
+    manifest = {"parameters": model.params, "training_data": {"users": int(full.matrix.shape[0]),
+                                                               "items": len(item_ids),
+                                                               "interactions": int(full.matrix.nnz)}}
+    return ModelArtifact(item_ids, model.similarity, popularity, manifest)  # type: ignore[arg-type]
+
+
+def batch_frame(model: ServingModel, logs: pl.DataFrame, k: int = 10) -> pl.DataFrame:
+    """Top-k per user with the served model, in the batch_recommendations table's schema."""
+    users = np.unique(logs["user_id"].to_numpy())
+    rows = np.searchsorted(users, logs["user_id"].to_numpy())
+    recs = model.recommend(model.history_matrix(rows, logs["game_id"].to_numpy(), len(users)), k)
+    r, c = np.nonzero(recs.game_ids >= 0)
+    return pl.DataFrame(
+        {"user_id": users[r], "rank": (c + 1).astype(np.int32), "game_id": recs.game_ids[r, c],
+         "score": recs.scores[r, c].astype(np.float64), "source": np.where(recs.from_cf[r, c], "item_cf", "popular"),
+         "model_version": np.full(len(r), model.version)},
+        schema=BATCH_SCHEMA,
+    )
+
+
+def seed_home(home: Path, n_users: int = 100, seed: int = 42, max_games: int = 5, batch: bool = True) -> Seeded:
+    """Write game_features, user_logs, a promoted item_similarity model and batch_recommendations under home."""
+    from gamerec_assets.recsys import simulate_user_logs
+
+    settings = StorageSettings.from_env({"GAMEREC_HOME": str(home)})
+    features = snapshot_features()
+    logs = simulate_user_logs(features, SimulationParams(n_users=n_users, max_games=max_games, seed=seed))
+    tables = settings.table_store()
+    tables.write("game_features", features, primary_key=["game_id"])
+    tables.write("user_logs", logs, primary_key=["user_id", "game_id"])
+    registry = ModelRegistry(settings.artifact_store(), "item_similarity")
+    version = registry.publish(fit_artifact(features, logs))
+    registry.promote(version, reason="seed")
+    if batch:
+        served = ServingModel(registry.load(version))
+        tables.write("batch_recommendations", batch_frame(served, logs), primary_key=["user_id", "rank"])
+    return Seeded(settings, version, features, logs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--max-games", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    seeded = seed_home(args.home, args.users, args.seed, args.max_games)
+    print(f"seeded {args.home}: model {seeded.version}, {seeded.features.height} games, {seeded.logs.height} plays")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Owns the served `ServingState`: first load, polling of the production alias, reloads and the atomic swap.
+
+Requests read `holder.state` once; a reload builds the next state in a worker thread and then assigns it in one
+statement, so no request ever waits for a load or sees half of one. A failed reload keeps the old model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import anyio.to_thread
+
+from gamerec_api import metrics
+from gamerec_api.schemas import ReloadResult
+from gamerec_api.state import MODEL_NAME, NotReady, ServingState, load_state
+from gamerec_assets.store.registry import ModelRegistry
+from gamerec_assets.store.settings import StorageSettings
+from gamerec_assets.store.tables import TableStore
+
+log = logging.getLogger("gamerec_api")
+
+
+class ModelHolder:
+    def __init__(self, settings: StorageSettings, reload_interval: float) -> None:
+        self.settings = settings
+        self.reload_interval = reload_interval
+        self.state: ServingState | None = None
+        self.detail = "loading the production model"
+        self._registry: ModelRegistry | None = None
+        self._tables: TableStore | None = None
+        self._lock: asyncio.Lock | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- storage (created lazily in a worker thread: both may do network or disk IO) ---------------------------
+
+    def _open(self) -> tuple[ModelRegistry, TableStore]:
+        if self._registry is None or self._tables is None:
+            self._registry = ModelRegistry(self.settings.artifact_store(), MODEL_NAME)
+            self._tables = self.settings.table_store()
+        return self._registry, self._tables
+
+    def tables(self) -> TableStore:
+        """The table store (for the batch endpoint, called from a worker thread)."""
+        return self._open()[1]
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Begin loading in the background: the server answers /healthz (and /readyz 503) while it loads."""
+        self._lock = asyncio.Lock()
+        self._task = asyncio.create_task(self._run(), name="gamerec-model-loader")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        # A restarted lifespan (test clients run one per request) keeps the state it has and only polls.
+        await self._attempt(force=self.state is None)
+        while self.reload_interval > 0:
+            await asyncio.sleep(self.reload_interval)
+            await self._attempt(force=False)
+
+    async def _attempt(self, force: bool) -> None:
+        try:
+            await self.reload(force=force)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # keep serving the old model; the next poll tries again
+            log.warning("model reload failed: %s", exc)
+
+    # -- reload --------------------------------------------------------------------------------------------------
+
+    async def reload(self, force: bool = True) -> ReloadResult:
+        """Load the production model (when it changed, or always with force) and swap it in.
+
+        Raises NotReady when there is no production model or its tables are missing, other errors when a load
+        fails; the served state is unchanged in both cases.
+        """
+        assert self._lock is not None, "ModelHolder.start() was not called"
+        async with self._lock:
+            previous = self.state.version if self.state else None
+            try:
+                registry, tables = await anyio.to_thread.run_sync(self._open)
+                version = await anyio.to_thread.run_sync(registry.production)
+                if version is None:
+                    raise NotReady(f"the registry has no production {MODEL_NAME} model yet (run the Dagster pipeline)")
+                if not force and version == previous:
+                    return ReloadResult(changed=False, previous_version=previous, model_version=previous)
+                started = time.perf_counter()
+                new_state = await anyio.to_thread.run_sync(load_state, registry, tables, version)
+            except NotReady as exc:
+                if self.state is None:
+                    self.detail = str(exc)
+                metrics.RELOADS.labels("not_ready").inc()
+                raise
+            except Exception as exc:
+                if self.state is None:
+                    self.detail = f"loading the production model failed: {type(exc).__name__}: {exc}"
+                metrics.RELOADS.labels("error").inc()
+                raise
+            self.state = new_state  # the swap: one reference assignment
+            self.detail = ""
+            metrics.RELOADS.labels("ok").inc()
+            metrics.model_swapped(previous, new_state.version, new_state.model.n_items, new_state.user_ids.size,
+                                  new_state.loaded_at)
+            log.info("serving model %s (was %s), loaded in %.2fs", new_state.version, previous,
+                     time.perf_counter() - started)
+            return ReloadResult(changed=new_state.version != previous, previous_version=previous,
+                                model_version=new_state.version)

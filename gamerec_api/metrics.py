@@ -1,0 +1,35 @@
+"""Custom Prometheus metrics next to the request counts and latencies of litestar.plugins.prometheus.
+
+Defined once per process (module import), because prometheus_client refuses to register a name twice and tests
+build several apps. With `--workers N`, `python -m gamerec_api` sets PROMETHEUS_MULTIPROC_DIR so /metrics
+aggregates every worker.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+MODEL_INFO = Gauge(
+    "gamerec_model_info", "1 for the model version this process serves", ["version"], multiprocess_mode="liveall"
+)
+MODEL_LOADED_AT = Gauge(
+    "gamerec_model_loaded_timestamp_seconds", "When the served model was swapped in (unix time)",
+    multiprocess_mode="livemax",
+)
+MODEL_ITEMS = Gauge("gamerec_model_items", "Games the served model knows", multiprocess_mode="livemax")
+USERS_LOADED = Gauge("gamerec_users_loaded", "Users with an in-memory play history", multiprocess_mode="livemax")
+PREDICTIONS = Counter("gamerec_predictions", "Recommendation lists served, by source", ["source"])
+RELOADS = Counter("gamerec_model_reloads", "Model reload attempts, by result", ["result"])
+
+
+def model_swapped(previous: str | None, version: str, n_items: int, n_users: int, loaded_at: float) -> None:
+    """Move the version label: the old series is removed so a dashboard sees exactly one served version."""
+    if previous is not None and previous != version:
+        try:
+            MODEL_INFO.remove(previous)
+        except KeyError:
+            pass
+    MODEL_INFO.labels(version).set(1)
+    MODEL_LOADED_AT.set(loaded_at)
+    MODEL_ITEMS.set(n_items)
+    USERS_LOADED.set(n_users)

@@ -1,0 +1,176 @@
+"""One fixture set for the running services: MariaDB, moto's S3 server, a tmp GAMEREC_HOME.
+
+MariaDB and S3 tests fail (never skip) when CI=true and the service is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+MYSQL_HOST = os.environ.get("GAMEREC_TEST_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("GAMEREC_TEST_MYSQL_PORT", "3306"))
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(what: str, why: object) -> None:
+    message = f"{what} is not available: {why}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: this test must not be skipped)")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> Iterator[dict[str, object]]:
+    """A fresh database on the local MariaDB for this test session, dropped at the end."""
+    import pymysql
+
+    try:
+        conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="", connect_timeout=5)
+    except pymysql.MySQLError as exc:
+        unavailable(f"MariaDB at {MYSQL_HOST}:{MYSQL_PORT}", exc)
+    name = f"gamerec_test_{secrets.token_hex(4)}"
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    info = {"host": MYSQL_HOST, "port": MYSQL_PORT, "db": name,
+            "url": f"mysql+pymysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}?charset=utf8mb4"}
+    try:
+        yield info
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+@pytest.fixture
+def mysql_db(mysql_server: dict[str, object]) -> Iterator[dict[str, object]]:
+    """A fresh database per test (table names repeat across tests)."""
+    import pymysql
+
+    name = f"{mysql_server['db']}_{secrets.token_hex(3)}"
+    conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="")
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield {**mysql_server, "db": name,
+               "url": f"mysql+pymysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}?charset=utf8mb4"}
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """moto's standalone S3 server on a free loopback port, reached over real HTTP."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        unavailable("moto server", exc)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str) -> Iterator[dict[str, str]]:
+    import boto3
+
+    name = f"gamerec-{secrets.token_hex(4)}"
+    client = boto3.client("s3", endpoint_url=s3_server)
+    client.create_bucket(Bucket=name)
+    yield {"endpoint": s3_server, "bucket": name}
+
+
+@pytest.fixture
+def gamerec_home(tmp_path: Path) -> Path:
+    home = tmp_path / "gamerec_home"
+    home.mkdir()
+    return home
+
+
+class FaultProxy:
+    """A real HTTP proxy in front of moto that answers 500 to armed requests (method + path substring).
+
+    It injects faults on the wire, so boto3 and our code run unpatched.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlparse
+
+        self.fail: list[tuple[str, str]] = []
+        self.failed = 0
+        target = urlparse(upstream)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if any(self.command == m and p in self.path for m, p in proxy.fail):
+                    proxy.failed += 1
+                    payload = b"<Error><Code>InternalError</Code><Message>injected fault</Message></Error>"
+                    self.send_response(500)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def s3_fault_proxy(s3_server: str) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(s3_server)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

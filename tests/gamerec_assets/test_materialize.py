@@ -1,0 +1,133 @@
+"""The whole graph, in process, into a tmp GAMEREC_HOME (embedded default: SQLite + local artifact folder)."""
+
+import gzip
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from gamerec_assets.definitions import build_definitions
+from gamerec_assets.resources import BUNDLED_SNAPSHOT
+from gamerec_assets.store import ModelRegistry, StorageSettings
+
+
+def materialize(env: dict[str, str], instance: dg.DagsterInstance, run_config: dict | None = None):
+    job = build_definitions(env).resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(instance=instance, run_config=run_config or {}, raise_on_error=False)
+
+
+@pytest.fixture
+def instance() -> dg.DagsterInstance:
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def checks_by_name(result) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_whole_graph_materializes_with_checks(gamerec_home: Path, instance: dg.DagsterInstance) -> None:
+    env = {"GAMEREC_HOME": str(gamerec_home)}
+    result = materialize(env, instance)
+    assert result.success
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"raw_games", "game_features", "user_logs", "item_similarity", "evaluation_report",
+                            "production_model", "batch_recommendations"}
+    checks = checks_by_name(result)
+    assert len(checks) == 9 and all(checks.values()), checks
+
+    settings = StorageSettings.from_env(env)
+    tables = settings.table_store()
+    features = tables.read("game_features")
+    assert features.height == 400 and features["game_id"].is_unique().all()
+    logs = tables.read("user_logs")
+    assert logs["user_id"].n_unique() == 100
+    recs = tables.read("batch_recommendations")
+    assert recs.group_by("user_id").len()["len"].to_list() == [10] * 100
+    assert recs.join(logs, on=["user_id", "game_id"], how="semi").height == 0
+    registry = ModelRegistry(settings.artifact_store())
+    production = registry.production()
+    assert production is not None and set(recs["model_version"].unique()) == {production}
+    manifest = registry.manifest(production)
+    assert manifest["training_data"]["interactions"] == logs.height
+    report = tables.read("evaluation_report")
+    assert report.height == 30 and set(report["model"]) == {"item_cf", "popularity"}
+
+    meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert meta["raw_games"]["games"].value == 400
+    assert "attribution" in meta["raw_games"]
+    assert meta["evaluation_report"]["plot"].value.startswith("![")
+    assert meta["game_features"]["table_backend"].value == "sqlite"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "file is empty"),
+        (gzip.compress(b'{"pages": [{"count": 1}]}'), "no 'results'"),
+        (gzip.compress(b'{"pages": [')[:-4], "not valid (gzip) JSON"),
+        (gzip.compress(json.dumps({"pages": [{"results": [{"id": "x", "name": 3}]}]}).encode()), "integer 'id'"),
+    ],
+)
+def test_broken_snapshot_fails_raw_games_and_keeps_everything_downstream(
+    gamerec_home: Path, instance: dg.DagsterInstance, tmp_path: Path, content: bytes, problem: str
+) -> None:
+    env = {"GAMEREC_HOME": str(gamerec_home)}
+    assert materialize(env, instance).success
+    settings = StorageSettings.from_env(env)
+    before = settings.table_store().read("game_features")
+    production = ModelRegistry(settings.artifact_store()).production()
+
+    bad = tmp_path / "bad_snapshot.json.gz"
+    bad.write_bytes(content)
+    result = materialize({**env, "GAMEREC_RAWG_SNAPSHOT": str(bad)}, instance)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert failure.step_key == "raw_games"
+    message = failure.step_failure_data.error.message + str(failure.step_failure_data.user_failure_data)
+    assert str(bad) in message and problem in message
+    assert settings.table_store().read("game_features").equals(before)
+    assert ModelRegistry(settings.artifact_store()).production() == production
+
+
+def test_blocking_gate_keeps_a_losing_model_out_of_production(
+    gamerec_home: Path, instance: dg.DagsterInstance
+) -> None:
+    env = {"GAMEREC_HOME": str(gamerec_home)}
+    assert materialize(env, instance).success
+    settings = StorageSettings.from_env(env)
+    registry = ModelRegistry(settings.artifact_store())
+    production = registry.production()
+    recs_before = settings.table_store().read("batch_recommendations")
+
+    # With this seed the simulated logs carry no co-occurrence signal and the model loses to popularity.
+    result = materialize(env, instance, {"ops": {"user_logs": {"config": {"seed": 1}}}})
+    assert not result.success
+    assert checks_by_name(result)["item_similarity_beats_popularity"] is False
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "item_similarity" in materialized
+    assert not {"production_model", "batch_recommendations", "evaluation_report"} & materialized
+    assert registry.production() == production
+    assert len(registry.versions()) == 2  # the losing version is stored, immutable, but not published
+    assert settings.table_store().read("batch_recommendations").equals(recs_before)
+
+
+def test_simulation_config_flows_from_run_config(gamerec_home: Path, instance: dg.DagsterInstance) -> None:
+    env = {"GAMEREC_HOME": str(gamerec_home)}
+    result = materialize(env, instance, {"ops": {"user_logs": {"config": {"n_users": 300, "max_games": 8}}}})
+    logs = StorageSettings.from_env(env).table_store().read("user_logs")
+    per_user = logs.group_by("user_id").len()
+    assert per_user.height == 300 and per_user["len"].max() <= 8
+    assert checks_by_name(result)["user_logs_history_lengths"] is True
+
+
+def test_bad_run_config_fails_user_logs_with_the_reason(gamerec_home: Path, instance: dg.DagsterInstance) -> None:
+    result = materialize({"GAMEREC_HOME": str(gamerec_home)}, instance,
+                         {"ops": {"user_logs": {"config": {"max_games": 0}}}})
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert failure.step_key == "user_logs"
+    assert "max_games must be in [1, 400]" in str(failure.step_failure_data.user_failure_data) + \
+        failure.step_failure_data.error.message
+    assert pl.DataFrame is not None and BUNDLED_SNAPSHOT.exists()
