@@ -40,7 +40,9 @@ def build_resources(settings: StorageSettings, env: Mapping[str, str]) -> dict[s
     artifacts: ArtifactsResource
     if settings.s3_bucket:
         artifacts = S3ArtifactsResource(
-            s3=S3Resource(endpoint_url=settings.s3_endpoint_url), bucket=settings.s3_bucket, prefix=settings.s3_prefix
+            s3=S3Resource(endpoint_url=settings.s3_endpoint_url),
+            bucket=settings.s3_bucket,
+            prefix=settings.s3_prefix,
         )
     else:
         artifacts = LocalArtifactsResource(root=str(settings.artifact_root))

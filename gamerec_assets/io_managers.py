@@ -3,7 +3,6 @@
 Both are backend-agnostic: they receive a TablesResource / ArtifactsResource that definitions.py picked.
 """
 
-
 import gzip
 import json
 from collections.abc import Callable, Iterator
@@ -52,11 +51,13 @@ class TableIOManager(dg.ConfigurableIOManager):
         meta = context.definition_metadata or {}
         frames = obj.chunks() if isinstance(obj, TableChunks) else obj
         result = store.write(name, frames, primary_key=meta.get("primary_key"), indexes=meta.get("indexes"))
-        context.add_output_metadata({
-            "dagster/row_count": result.rows,
-            "table": dg.MetadataValue.text(f"{store.describe()} :: {name}"),
-            "table_backend": store.backend,
-        })
+        context.add_output_metadata(
+            {
+                "dagster/row_count": result.rows,
+                "table": dg.MetadataValue.text(f"{store.describe()} :: {name}"),
+                "table_backend": store.backend,
+            }
+        )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         return self.tables.store().read(_asset_name(context))
@@ -86,11 +87,13 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             raise dg.Failure(f"{name}: ArtifactIOManager cannot store {type(obj).__name__}")
         pointer = {"version": version, "kind": kind, "run_id": context.run_id}
         store.replace(f"{name}/{LATEST}", json.dumps(pointer).encode())
-        context.add_output_metadata({
-            "version": version,
-            "uri": dg.MetadataValue.url(f"{store.describe()}/{name}/{version}/"),
-            "artifact_backend": store.describe().split(":")[0],
-        })
+        context.add_output_metadata(
+            {
+                "version": version,
+                "uri": dg.MetadataValue.url(f"{store.describe()}/{name}/{version}/"),
+                "artifact_backend": store.describe().split(":")[0],
+            }
+        )
 
     def load_input(self, context: dg.InputContext) -> ModelArtifact | RawPages:
         store = self.artifacts.store()

@@ -5,7 +5,6 @@ implementation (the default, offline) and a live one (issue #5). Artifacts have 
 behind `ArtifactsResource`. Which implementation runs is decided in definitions.py, never in asset code.
 """
 
-
 import gzip
 import json
 from abc import ABC, abstractmethod

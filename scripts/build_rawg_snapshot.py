@@ -19,11 +19,26 @@ SRC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rawg" / 
 DEST = Path(__file__).resolve().parents[1] / "gamerec_assets" / "data" / "rawg_snapshot.json.gz"
 PAGE_SIZE = 20
 NESTED = {
-    "ratings", "added_by_status", "platforms", "parent_platforms", "genres", "stores", "tags",
-    "esrb_rating", "short_screenshots",
+    "ratings",
+    "added_by_status",
+    "platforms",
+    "parent_platforms",
+    "genres",
+    "stores",
+    "tags",
+    "esrb_rating",
+    "short_screenshots",
 }
-INTS = {"id", "rating_top", "ratings_count", "reviews_text_count", "added", "playtime", "suggestions_count",
-        "reviews_count"}
+INTS = {
+    "id",
+    "rating_top",
+    "ratings_count",
+    "reviews_text_count",
+    "added",
+    "playtime",
+    "suggestions_count",
+    "reviews_count",
+}
 
 
 def _value(key: str, text: str) -> object:
@@ -49,15 +64,17 @@ def main() -> int:
     pages = []
     for n, start in enumerate(range(0, len(games), PAGE_SIZE), start=1):
         last = start + PAGE_SIZE >= len(games)
-        pages.append({
-            "count": len(games),
-            "next": None if last else f"https://api.rawg.io/api/games?page={n + 1}&page_size={PAGE_SIZE}",
-            "previous": None if n == 1 else f"https://api.rawg.io/api/games?page={n - 1}&page_size={PAGE_SIZE}",
-            "results": games[start:start + PAGE_SIZE],
-        })
+        pages.append(
+            {
+                "count": len(games),
+                "next": None if last else f"https://api.rawg.io/api/games?page={n + 1}&page_size={PAGE_SIZE}",
+                "previous": None if n == 1 else f"https://api.rawg.io/api/games?page={n - 1}&page_size={PAGE_SIZE}",
+                "results": games[start : start + PAGE_SIZE],
+            }
+        )
     bundle = {
         "source": "RAWG /api/games list crawl, 2025-07-04 (BidhunB/Game_Rec_redefined, "
-                  "rawg_data/rawg_games_page_20_20250704_133611.csv)",
+        "rawg_data/rawg_games_page_20_20250704_133611.csv)",
         "attribution": "Data from RAWG (https://rawg.io)",
         "pages": pages,
     }

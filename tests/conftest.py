@@ -48,8 +48,12 @@ def mysql_server() -> Iterator[dict[str, object]]:
     name = f"gamerec_test_{secrets.token_hex(4)}"
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    info = {"host": MYSQL_HOST, "port": MYSQL_PORT, "db": name,
-            "url": f"mysql+pymysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}?charset=utf8mb4"}
+    info = {
+        "host": MYSQL_HOST,
+        "port": MYSQL_PORT,
+        "db": name,
+        "url": f"mysql+pymysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}?charset=utf8mb4",
+    }
     try:
         yield info
     finally:
@@ -68,8 +72,11 @@ def mysql_db(mysql_server: dict[str, object]) -> Iterator[dict[str, object]]:
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     try:
-        yield {**mysql_server, "db": name,
-               "url": f"mysql+pymysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}?charset=utf8mb4"}
+        yield {
+            **mysql_server,
+            "db": name,
+            "url": f"mysql+pymysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}?charset=utf8mb4",
+        }
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")

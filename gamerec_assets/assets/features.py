@@ -1,6 +1,5 @@
 """Stage 2: cleaned, model-ready game features."""
 
-
 from typing import Literal
 
 import dagster as dg
@@ -22,9 +21,9 @@ class GameFeaturesConfig(dg.Config):
     io_manager_key="table_io_manager",
     metadata={"primary_key": ["game_id"]},
 )
-def game_features(context: dg.AssetExecutionContext, config: GameFeaturesConfig, raw_games: RawPages) -> dg.Output[
-    pl.DataFrame
-]:
+def game_features(
+    context: dg.AssetExecutionContext, config: GameFeaturesConfig, raw_games: RawPages
+) -> dg.Output[pl.DataFrame]:
     """One row per game: cleaned name, genres/tags, imputed rating and playtime, owned_ratio, [0, 1]-scaled numbers."""
     features, report = clean_games(parse_pages(raw_games.pages, raw_games.source), impute=config.impute)
     imputed = pl.DataFrame(
@@ -42,8 +41,9 @@ def game_features(context: dg.AssetExecutionContext, config: GameFeaturesConfig,
             "duplicate_ids_dropped": report.duplicate_ids,
             "games_with_added_zero": report.games_added_zero,
             "imputation": markdown_table(imputed, 20),
-            "preview": markdown_table(features, 10, ["game_id", "name", "primary_genre", "rating", "owned_ratio",
-                                                     "rating_scaled"]),
+            "preview": markdown_table(
+                features, 10, ["game_id", "name", "primary_genre", "rating", "owned_ratio", "rating_scaled"]
+            ),
             "genres": png_markdown(fig, "games per primary genre"),
         },
     )

@@ -1,6 +1,5 @@
 """Stage 1: RAWG pages, kept as fetched so everything downstream can be rebuilt without the API."""
 
-
 import dagster as dg
 import polars as pl
 

@@ -1,6 +1,5 @@
 """Stage 3: who played what. Simulated as the prototype did (default), or real logs (issue #5)."""
 
-
 from typing import Literal
 
 import dagster as dg
@@ -25,9 +24,9 @@ class UserLogsConfig(dg.Config):
     io_manager_key="table_io_manager",
     metadata={"primary_key": ["user_id", "game_id"]},
 )
-def user_logs(context: dg.AssetExecutionContext, config: UserLogsConfig, game_features: pl.DataFrame) -> dg.Output[
-    pl.DataFrame
-]:
+def user_logs(
+    context: dg.AssetExecutionContext, config: UserLogsConfig, game_features: pl.DataFrame
+) -> dg.Output[pl.DataFrame]:
     """user_id, game_id, weight: one row per game a user played (weight 1.0 for simulated plays)."""
     params = SimulationParams(config.n_users, config.max_games, config.alpha, config.noise_scale, config.seed)
     try:
@@ -42,7 +41,10 @@ def user_logs(context: dg.AssetExecutionContext, config: UserLogsConfig, game_fe
     ax.set_xlabel("games per user")
     ax.set_ylabel("users")
     top = (
-        logs.group_by("game_id").len(name="plays").sort("plays", descending=True).head(10)
+        logs.group_by("game_id")
+        .len(name="plays")
+        .sort("plays", descending=True)
+        .head(10)
         .join(game_features.select("game_id", "name"), on="game_id", how="left")
     )
     return dg.Output(
@@ -60,8 +62,11 @@ def user_logs(context: dg.AssetExecutionContext, config: UserLogsConfig, game_fe
     )
 
 
-@dg.asset_check(asset=user_logs, description="Every user has 1..max_games distinct games, all in the catalogue.",
-                additional_ins={"game_features": dg.AssetIn("game_features")})
+@dg.asset_check(
+    asset=user_logs,
+    description="Every user has 1..max_games distinct games, all in the catalogue.",
+    additional_ins={"game_features": dg.AssetIn("game_features")},
+)
 def user_logs_history_lengths(
     context: dg.AssetCheckExecutionContext, user_logs: pl.DataFrame, game_features: pl.DataFrame
 ) -> dg.AssetCheckResult:
@@ -74,6 +79,11 @@ def user_logs_history_lengths(
     unknown = user_logs.join(game_features.select("game_id"), on="game_id", how="anti").height
     return dg.AssetCheckResult(
         passed=duplicates == 0 and too_many == 0 and unknown == 0 and per_user.height > 0,
-        metadata={"users": per_user.height, "users_with_duplicates": duplicates, "users_over_max": too_many,
-                  "max_games": str(max_games), "unknown_games": unknown},
+        metadata={
+            "users": per_user.height,
+            "users_with_duplicates": duplicates,
+            "users_over_max": too_many,
+            "max_games": str(max_games),
+            "unknown_games": unknown,
+        },
     )

@@ -1,6 +1,5 @@
 """Small helpers that turn frames and figures into Dagster metadata a person can look at."""
 
-
 import base64
 import io
 from collections.abc import Sequence

@@ -1,6 +1,5 @@
 """Stage 4: the item-item similarity model, its quality gate, the evaluation report and the release."""
 
-
 import time
 from dataclasses import asdict
 from typing import Literal
@@ -58,8 +57,10 @@ def item_similarity(
     item_ids = catalogue(game_features, user_logs)
     validation = evaluate_holdout(split, item_ids, lambda: make_model(params), "validation")
     baseline = evaluate_holdout(split, item_ids, Popularity, "validation")
-    context.log.info(f"validation {GATE_METRIC}: model {validation.flat()[GATE_METRIC]:.4f}, "
-                     f"popularity {baseline.flat()[GATE_METRIC]:.4f}")
+    context.log.info(
+        f"validation {GATE_METRIC}: model {validation.flat()[GATE_METRIC]:.4f}, "
+        f"popularity {baseline.flat()[GATE_METRIC]:.4f}"
+    )
     full = build_matrix(user_logs, item_ids)
     started = time.perf_counter()
     model = make_model(params).fit(full.matrix)
@@ -83,11 +84,13 @@ def item_similarity(
     names = dict(zip(game_features["game_id"].to_list(), game_features["name"].to_list(), strict=True))
     coo = similarity.tocoo()
     top = np.argsort(-coo.data, kind="stable")[:10]
-    pairs = pl.DataFrame({
-        "game": [names.get(int(item_ids[i]), str(item_ids[i])) for i in coo.row[top]],
-        "neighbour": [names.get(int(item_ids[j]), str(item_ids[j])) for j in coo.col[top]],
-        "similarity": coo.data[top].astype(float),
-    })
+    pairs = pl.DataFrame(
+        {
+            "game": [names.get(int(item_ids[i]), str(item_ids[i])) for i in coo.row[top]],
+            "neighbour": [names.get(int(item_ids[j]), str(item_ids[j])) for j in coo.col[top]],
+            "similarity": coo.data[top].astype(float),
+        }
+    )
     return dg.Output(
         ModelArtifact(item_ids, similarity, popularity, manifest),
         metadata={
@@ -113,7 +116,12 @@ def item_similarity_well_formed(item_similarity: ModelArtifact) -> dg.AssetCheck
     square = sim.shape == (len(item_similarity.item_ids), len(item_similarity.item_ids))
     return dg.AssetCheckResult(
         passed=finite and in_range and self_sim == 0 and square,
-        metadata={"finite": finite, "in_unit_range": in_range, "self_similarities": self_sim, "square": square},
+        metadata={
+            "finite": finite,
+            "in_unit_range": in_range,
+            "self_similarities": self_sim,
+            "square": square,
+        },
     )
 
 
@@ -136,8 +144,12 @@ def item_similarity_beats_popularity(
     ours, theirs = model.flat()[GATE_METRIC], baseline.flat()[GATE_METRIC]
     return dg.AssetCheckResult(
         passed=bool(ours > theirs),
-        metadata={"model": ours, "popularity": theirs, "users": model.metrics[10]["users"],
-                  "version": str(item_similarity.version)},
+        metadata={
+            "model": ours,
+            "popularity": theirs,
+            "users": model.metrics[10]["users"],
+            "version": str(item_similarity.version),
+        },
     )
 
 
@@ -159,9 +171,17 @@ def evaluation_report(
         "popularity": evaluate_holdout(split, item_ids, Popularity, "test"),
     }
     rows = [
-        {"model": name, "k": k, "metric": m, "value": float(res.metrics[k][m]), "users": res.metrics[k]["users"],
-         "model_version": str(item_similarity.version)}
-        for name, res in results.items() for k in KS for m in METRICS
+        {
+            "model": name,
+            "k": k,
+            "metric": m,
+            "value": float(res.metrics[k][m]),
+            "users": res.metrics[k]["users"],
+            "model_version": str(item_similarity.version),
+        }
+        for name, res in results.items()
+        for k in KS
+        for m in METRICS
     ]
     report = pl.DataFrame(rows)
     wide = report.with_columns((pl.col("metric") + "@" + pl.col("k").cast(pl.Utf8)).alias("at")).pivot(
@@ -193,8 +213,10 @@ def evaluation_report_complete(evaluation_report: pl.DataFrame) -> dg.AssetCheck
     expected = 2 * len(KS) * len(METRICS)
     values = evaluation_report["value"]
     in_range = bool(((values >= 0) & (values <= 1)).all())
-    return dg.AssetCheckResult(passed=evaluation_report.height == expected and in_range,
-                               metadata={"rows": evaluation_report.height, "expected": expected})
+    return dg.AssetCheckResult(
+        passed=evaluation_report.height == expected and in_range,
+        metadata={"rows": evaluation_report.height, "expected": expected},
+    )
 
 
 @dg.asset(group_name="serving", kinds={"s3", "registry"}, deps=[evaluation_report])
@@ -206,12 +228,14 @@ def production_model(
     previous = registry.production()
     state = registry.promote(str(item_similarity.version), reason=f"dagster run {context.run_id}")
     context.log.info(f"production: {previous} -> {state['version']}")
-    return dg.MaterializeResult(metadata={
-        "version": state["version"],
-        "previous_version": str(previous),
-        "decision": "promoted",
-        "registry": artifacts.store().describe(),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "version": state["version"],
+            "previous_version": str(previous),
+            "decision": "promoted",
+            "registry": artifacts.store().describe(),
+        }
+    )
 
 
 @dg.asset_check(asset=production_model, description="The production alias resolves to a complete, loadable model.")

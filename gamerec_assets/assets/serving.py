@@ -1,6 +1,5 @@
 """Stage 5: precomputed top-K recommendations for every known user, made by the production model."""
 
-
 from collections.abc import Iterator
 
 import dagster as dg
@@ -13,8 +12,14 @@ from gamerec_assets.io_managers import TableChunks
 from gamerec_assets.recsys.serving import ServingModel
 from gamerec_assets.resources import ArtifactsResource
 
-SCHEMA = {"user_id": pl.Int64, "rank": pl.Int32, "game_id": pl.Int64, "score": pl.Float64, "source": pl.Utf8,
-          "model_version": pl.Utf8}
+SCHEMA = {
+    "user_id": pl.Int64,
+    "rank": pl.Int32,
+    "game_id": pl.Int64,
+    "score": pl.Float64,
+    "source": pl.Utf8,
+    "model_version": pl.Utf8,
+}
 
 
 class BatchRecommendationsConfig(dg.Config):
@@ -22,9 +27,9 @@ class BatchRecommendationsConfig(dg.Config):
     chunk_users: int = 50_000
 
 
-def recommendation_chunks(model: ServingModel, user_logs: pl.DataFrame, k: int, chunk_users: int) -> Iterator[
-    pl.DataFrame
-]:
+def recommendation_chunks(
+    model: ServingModel, user_logs: pl.DataFrame, k: int, chunk_users: int
+) -> Iterator[pl.DataFrame]:
     """Top-k rows per user, a chunk of users at a time (bounded memory for millions of users)."""
     logs = user_logs.select("user_id", "game_id").sort("user_id")
     users = logs["user_id"].unique(maintain_order=True).to_numpy()
@@ -32,7 +37,7 @@ def recommendation_chunks(model: ServingModel, user_logs: pl.DataFrame, k: int, 
     all_games = logs["game_id"].to_numpy()
     bounds = np.searchsorted(all_users, users)
     for start in range(0, len(users), chunk_users):
-        chunk = users[start:start + chunk_users]
+        chunk = users[start : start + chunk_users]
         lo = bounds[start]
         hi = bounds[start + chunk_users] if start + chunk_users < len(users) else len(all_users)
         rows = np.searchsorted(chunk, all_users[lo:hi])
@@ -67,14 +72,23 @@ def batch_recommendations(
     game_features: pl.DataFrame,
     artifacts: ArtifactsResource,
 ) -> dg.Output[TableChunks]:
-    """user_id, rank, game_id, score, source (item_cf | popular), model_version: served by GET /users/{id}/recommendations."""
+    """Top-K per user (rank, game_id, score, source item_cf | popular, model_version).
+
+    The API serves these from GET /users/{id}/recommendations.
+    """
     registry = artifacts.registry("item_similarity")
     version = registry.production()
     if version is None:
         raise dg.Failure(description="batch_recommendations: the registry has no production model yet")
     model = ServingModel(registry.load(version))
-    sample = next(recommendation_chunks(model, user_logs.filter(pl.col("user_id").is_in(
-        user_logs["user_id"].unique().sort().head(5).implode())), config.k, config.chunk_users))
+    sample = next(
+        recommendation_chunks(
+            model,
+            user_logs.filter(pl.col("user_id").is_in(user_logs["user_id"].unique().sort().head(5).implode())),
+            config.k,
+            config.chunk_users,
+        )
+    )
     preview = sample.join(game_features.select("game_id", "name"), on="game_id", how="left")
     context.log.info(f"recommending top-{config.k} for {user_logs['user_id'].n_unique():,} users with {version}")
     return dg.Output(
@@ -88,8 +102,11 @@ def batch_recommendations(
     )
 
 
-@dg.asset_check(asset=batch_recommendations, description="No user is recommended a game they already played.",
-                additional_ins={"user_logs": dg.AssetIn("user_logs")})
+@dg.asset_check(
+    asset=batch_recommendations,
+    description="No user is recommended a game they already played.",
+    additional_ins={"user_logs": dg.AssetIn("user_logs")},
+)
 def batch_recommendations_exclude_seen(
     batch_recommendations: pl.DataFrame, user_logs: pl.DataFrame
 ) -> dg.AssetCheckResult:
@@ -97,5 +114,9 @@ def batch_recommendations_exclude_seen(
     dupes = batch_recommendations.height - batch_recommendations.select("user_id", "game_id").n_unique()
     return dg.AssetCheckResult(
         passed=seen.height == 0 and dupes == 0,
-        metadata={"seen_recommended": seen.height, "duplicate_pairs": dupes, "rows": batch_recommendations.height},
+        metadata={
+            "seen_recommended": seen.height,
+            "duplicate_pairs": dupes,
+            "rows": batch_recommendations.height,
+        },
     )

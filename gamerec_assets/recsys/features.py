@@ -73,8 +73,20 @@ def clean_games(raw: pl.DataFrame, impute: Literal["mean", "median"] = "median")
 
     features = frame.select(
         pl.col("id").alias("game_id"),
-        "slug", "name", "released", "primary_genre", "genres", "tags", "platforms", "background_image",
-        "rating", "playtime", "ratings_count", "metacritic", "added", "owned_ratio",
+        "slug",
+        "name",
+        "released",
+        "primary_genre",
+        "genres",
+        "tags",
+        "platforms",
+        "background_image",
+        "rating",
+        "playtime",
+        "ratings_count",
+        "metacritic",
+        "added",
+        "owned_ratio",
         *[f"{c}_scaled" for c in SCALED],
     ).with_columns(pl.col("slug").fill_null(""), pl.col("background_image").fill_null(""))
     report = CleaningReport(rows_in, features.height, duplicate_ids, added_zero, imputed, scale)

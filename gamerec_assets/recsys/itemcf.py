@@ -143,7 +143,11 @@ class Popularity:
         order = np.lexsort((np.arange(n_items), -self.counts))
         take = order[: N + int(np.diff(user_items.indptr).max(initial=0))]
         cand = sp.csr_matrix(
-            (np.tile(self.counts[take] + 1.0, n_rows), np.tile(take, n_rows), np.arange(n_rows + 1) * len(take)),
+            (
+                np.tile(self.counts[take] + 1.0, n_rows),
+                np.tile(take, n_rows),
+                np.arange(n_rows + 1) * len(take),
+            ),
             shape=(n_rows, n_items),
         )
         seen = user_items.copy()

@@ -44,9 +44,7 @@ def build_matrix(
     cols = _lookup(items, logs["game_id"].to_numpy())
     weights = logs["weight"].to_numpy() if "weight" in logs.columns else np.ones(logs.height)
     keep = (rows >= 0) & (cols >= 0)
-    matrix = sp.csr_matrix(
-        (weights[keep].astype(np.float32), (rows[keep], cols[keep])), shape=(len(users), len(items))
-    )
+    matrix = sp.csr_matrix((weights[keep].astype(np.float32), (rows[keep], cols[keep])), shape=(len(users), len(items)))
     matrix.sum_duplicates()
     matrix.sort_indices()
     return Interactions(matrix, users.astype(np.int64), items.astype(np.int64))

@@ -95,8 +95,7 @@ def game_row(game: Mapping[str, Any]) -> dict[str, Any]:
         "genres": _names(game.get("genres")),
         "tags": _names(game.get("tags")),
         "platforms": _names(game.get("platforms"), "platform"),
-        "background_image": game.get("background_image") if isinstance(game.get("background_image"), str)
-        else None,
+        "background_image": game.get("background_image") if isinstance(game.get("background_image"), str) else None,
     }
 
 

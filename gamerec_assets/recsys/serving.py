@@ -72,8 +72,11 @@ class ServingModel:
         cand_items = self.popular_order[:width]
         # score = -(popularity rank) so the popular fill sorts after any CF score and in popularity order
         cand = sp.csr_matrix(
-            (np.tile(np.arange(width, 0, -1, dtype=np.float64), len(gaps)), np.tile(cand_items, len(gaps)),
-             np.arange(len(gaps) + 1) * width),
+            (
+                np.tile(np.arange(width, 0, -1, dtype=np.float64), len(gaps)),
+                np.tile(cand_items, len(gaps)),
+                np.arange(len(gaps) + 1) * width,
+            ),
             shape=(len(gaps), self.n_items),
         )
         blocked = sub.copy()

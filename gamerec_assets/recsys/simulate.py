@@ -59,8 +59,11 @@ def simulate_interactions(
     for start in range(0, params.n_users, chunk_users):
         n = min(chunk_users, params.n_users - start)
         counts = rng.integers(1, k_max, size=n, endpoint=True)
-        probs = base + rng.normal(0.0, params.noise_scale, size=(n, n_games)) if params.noise_scale else \
-            np.broadcast_to(base, (n, n_games)).copy()
+        probs = (
+            base + rng.normal(0.0, params.noise_scale, size=(n, n_games))
+            if params.noise_scale
+            else np.broadcast_to(base, (n, n_games)).copy()
+        )
         np.clip(probs, 0.0, None, out=probs)
         # Renormalising does not change the ranking of keys, but a row that is all zeros falls back to uniform.
         empty = probs.sum(axis=1) == 0
@@ -70,8 +73,11 @@ def simulate_interactions(
             keys = np.log(rng.random((n, n_games))) / probs
         # A user cannot draw more distinct games than have non-zero probability (numpy.choice would raise).
         counts = np.minimum(counts, (probs > 0).sum(axis=1))
-        top = np.argpartition(-keys, k_max - 1, axis=1)[:, :k_max] if k_max < n_games else \
-            np.tile(np.arange(n_games), (n, 1))
+        top = (
+            np.argpartition(-keys, k_max - 1, axis=1)[:, :k_max]
+            if k_max < n_games
+            else np.tile(np.arange(n_games), (n, 1))
+        )
         order = np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1, kind="stable")
         top = np.take_along_axis(top, order, axis=1)
         keep = np.arange(k_max)[None, :] < counts[:, None]

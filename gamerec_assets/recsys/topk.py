@@ -23,7 +23,11 @@ def sparse_topk(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     keep = order[rank < k]
     keep.sort()
     out = sp.csr_matrix(
-        (matrix.data[keep], matrix.indices[keep], np.concatenate([[0], np.cumsum(np.minimum(np.diff(matrix.indptr), k))])),
+        (
+            matrix.data[keep],
+            matrix.indices[keep],
+            np.concatenate([[0], np.cumsum(np.minimum(np.diff(matrix.indptr), k))]),
+        ),
         shape=matrix.shape,
     )
     return out

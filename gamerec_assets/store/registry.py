@@ -76,8 +76,9 @@ class ModelRegistry:
             parts = key.split("/")
             if len(parts) == 3 and parts[2] == MANIFEST and not parts[1].startswith("_"):
                 m = json.loads(self.store.get(key))
-                out.append(VersionInfo(parts[1], m.get("created_at", ""), m.get("parameters", {}),
-                                       m.get("metrics", {})))
+                out.append(
+                    VersionInfo(parts[1], m.get("created_at", ""), m.get("parameters", {}), m.get("metrics", {}))
+                )
         return sorted(out, key=lambda v: v.version)
 
     def alias(self, alias: str = ALIAS) -> dict[str, Any] | None:

@@ -32,15 +32,24 @@ def _dtype_name(dtype: pl.DataType) -> str:
 
 
 _DTYPES: dict[str, pl.DataType] = {
-    "Int64": pl.Int64(), "Int32": pl.Int32(), "Float64": pl.Float64(), "Float32": pl.Float32(),
-    "String": pl.Utf8(), "Boolean": pl.Boolean(), "Date": pl.Date(), "List(String)": pl.List(pl.Utf8()),
+    "Int64": pl.Int64(),
+    "Int32": pl.Int32(),
+    "Float64": pl.Float64(),
+    "Float32": pl.Float32(),
+    "String": pl.Utf8(),
+    "Boolean": pl.Boolean(),
+    "Date": pl.Date(),
+    "List(String)": pl.List(pl.Utf8()),
     "List(Int64)": pl.List(pl.Int64()),
 }
 
 
 # Columns read back in another type and converted after the read.
 _RAW: dict[str, pl.DataType] = {
-    "Date": pl.Utf8(), "Boolean": pl.Int64(), "List(String)": pl.Utf8(), "List(Int64)": pl.Utf8(),
+    "Date": pl.Utf8(),
+    "Boolean": pl.Int64(),
+    "List(String)": pl.Utf8(),
+    "List(Int64)": pl.Utf8(),
 }
 
 
@@ -95,7 +104,8 @@ class TableStore:
     def _ensure_schema_table(self) -> None:
         meta = sa.MetaData()
         sa.Table(
-            SCHEMA_TABLE, meta,
+            SCHEMA_TABLE,
+            meta,
             sa.Column("name", sa.String(191), primary_key=True),
             sa.Column("columns", sa.Text(), nullable=False),
             sa.Column("primary_key", sa.Text(), nullable=False),
@@ -107,12 +117,23 @@ class TableStore:
         except SQLAlchemyError as exc:
             raise TableStoreError(f"cannot reach the table database {self.describe()}: {exc}") from exc
 
-    def _table(self, name: str, schema: dict[str, pl.DataType], primary_key: list[str],
-               indexes: list[list[str]], token: str) -> sa.Table:
+    def _table(
+        self,
+        name: str,
+        schema: dict[str, pl.DataType],
+        primary_key: list[str],
+        indexes: list[list[str]],
+        token: str,
+    ) -> sa.Table:
         meta = sa.MetaData()
         cols = [
-            sa.Column(col, _sql_type(dtype, col in primary_key or any(col in ix for ix in indexes), self.dialect),
-                      primary_key=col in primary_key, nullable=col not in primary_key, autoincrement=False)
+            sa.Column(
+                col,
+                _sql_type(dtype, col in primary_key or any(col in ix for ix in indexes), self.dialect),
+                primary_key=col in primary_key,
+                nullable=col not in primary_key,
+                autoincrement=False,
+            )
             for col, dtype in schema.items()
         ]
         table = sa.Table(name, meta, *cols, mysql_charset="utf8mb4", mysql_engine="InnoDB")
@@ -201,8 +222,9 @@ class TableStore:
             "primary_key": json.dumps(primary_key),
             "rows": rows,
         }
-        schema_table = sa.table(SCHEMA_TABLE, sa.column("name"), sa.column("columns"), sa.column("primary_key"),
-                                sa.column("rows"))
+        schema_table = sa.table(
+            SCHEMA_TABLE, sa.column("name"), sa.column("columns"), sa.column("primary_key"), sa.column("rows")
+        )
         exists = sa.inspect(self.engine).has_table(name)
         with self.engine.begin() as conn:
             if self.dialect == "mysql":
@@ -263,8 +285,11 @@ class TableStore:
         raw_schema = {c: _RAW.get(_dtype_name(d), d) for c, d in schema.items()}
         frame = pl.DataFrame([tuple(r) for r in rows], schema=raw_schema, orient="row")
         return frame.with_columns(
-            pl.col(c).str.json_decode(d) if isinstance(d, pl.List)
-            else pl.col(c).str.to_date("%Y-%m-%d") if d == pl.Date
+            pl.col(c).str.json_decode(d)
+            if isinstance(d, pl.List)
+            else pl.col(c).str.to_date("%Y-%m-%d")
+            if d == pl.Date
             else pl.col(c).cast(d)
-            for c, d in schema.items() if _dtype_name(d) in _RAW
+            for c, d in schema.items()
+            if _dtype_name(d) in _RAW
         )

@@ -3,8 +3,15 @@ import dagster as dg
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.resources import LocalArtifactsResource, S3ArtifactsResource
 
-ASSETS = {"raw_games", "game_features", "user_logs", "item_similarity", "evaluation_report", "production_model",
-          "batch_recommendations"}
+ASSETS = {
+    "raw_games",
+    "game_features",
+    "user_logs",
+    "item_similarity",
+    "evaluation_report",
+    "production_model",
+    "batch_recommendations",
+}
 
 
 def test_definitions_load_with_lineage(gamerec_home) -> None:
@@ -13,7 +20,9 @@ def test_definitions_load_with_lineage(gamerec_home) -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == ASSETS
-    parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
+    parents = {
+        k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()
+    }
     assert parents["game_features"] == {"raw_games"}
     assert parents["user_logs"] == {"game_features"}
     assert parents["item_similarity"] == {"user_logs", "game_features"}
@@ -30,10 +39,14 @@ def test_backends_are_chosen_by_environment(gamerec_home) -> None:
     local = build_definitions({"GAMEREC_HOME": str(gamerec_home)}).resources
     assert isinstance(local["artifacts"], LocalArtifactsResource)
     assert local["tables"].url.startswith("sqlite:///")
-    prod = build_definitions({
-        "GAMEREC_HOME": str(gamerec_home), "GAMEREC_MYSQL_URL": "mysql+pymysql://root@127.0.0.1:3306/x",
-        "GAMEREC_S3_BUCKET": "bucket", "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-    }).resources
+    prod = build_definitions(
+        {
+            "GAMEREC_HOME": str(gamerec_home),
+            "GAMEREC_MYSQL_URL": "mysql+pymysql://root@127.0.0.1:3306/x",
+            "GAMEREC_S3_BUCKET": "bucket",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        }
+    ).resources
     assert isinstance(prod["artifacts"], S3ArtifactsResource)
     assert prod["artifacts"].s3.endpoint_url == "http://127.0.0.1:9"
     assert prod["tables"].url.startswith("mysql+pymysql://")

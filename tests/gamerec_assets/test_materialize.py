@@ -33,8 +33,15 @@ def test_whole_graph_materializes_with_checks(gamerec_home: Path, instance: dg.D
     result = materialize(env, instance)
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialized == {"raw_games", "game_features", "user_logs", "item_similarity", "evaluation_report",
-                            "production_model", "batch_recommendations"}
+    assert materialized == {
+        "raw_games",
+        "game_features",
+        "user_logs",
+        "item_similarity",
+        "evaluation_report",
+        "production_model",
+        "batch_recommendations",
+    }
     checks = checks_by_name(result)
     assert len(checks) == 9 and all(checks.values()), checks
 
@@ -68,7 +75,10 @@ def test_whole_graph_materializes_with_checks(gamerec_home: Path, instance: dg.D
         (b"", "file is empty"),
         (gzip.compress(b'{"pages": [{"count": 1}]}'), "no 'results'"),
         (gzip.compress(b'{"pages": [')[:-4], "not valid (gzip) JSON"),
-        (gzip.compress(json.dumps({"pages": [{"results": [{"id": "x", "name": 3}]}]}).encode()), "integer 'id'"),
+        (
+            gzip.compress(json.dumps({"pages": [{"results": [{"id": "x", "name": 3}]}]}).encode()),
+            "integer 'id'",
+        ),
     ],
 )
 def test_broken_snapshot_fails_raw_games_and_keeps_everything_downstream(
@@ -92,9 +102,7 @@ def test_broken_snapshot_fails_raw_games_and_keeps_everything_downstream(
     assert ModelRegistry(settings.artifact_store()).production() == production
 
 
-def test_blocking_gate_keeps_a_losing_model_out_of_production(
-    gamerec_home: Path, instance: dg.DagsterInstance
-) -> None:
+def test_blocking_gate_keeps_a_losing_model_out_of_production(gamerec_home: Path, instance: dg.DagsterInstance) -> None:
     env = {"GAMEREC_HOME": str(gamerec_home)}
     assert materialize(env, instance).success
     settings = StorageSettings.from_env(env)
@@ -124,10 +132,13 @@ def test_simulation_config_flows_from_run_config(gamerec_home: Path, instance: d
 
 
 def test_bad_run_config_fails_user_logs_with_the_reason(gamerec_home: Path, instance: dg.DagsterInstance) -> None:
-    result = materialize({"GAMEREC_HOME": str(gamerec_home)}, instance,
-                         {"ops": {"user_logs": {"config": {"max_games": 0}}}})
+    result = materialize(
+        {"GAMEREC_HOME": str(gamerec_home)}, instance, {"ops": {"user_logs": {"config": {"max_games": 0}}}}
+    )
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert failure.step_key == "user_logs"
-    assert "max_games must be in [1, 400]" in str(failure.step_failure_data.user_failure_data) + \
-        failure.step_failure_data.error.message
+    assert (
+        "max_games must be in [1, 400]"
+        in str(failure.step_failure_data.user_failure_data) + failure.step_failure_data.error.message
+    )
     assert pl.DataFrame is not None and BUNDLED_SNAPSHOT.exists()

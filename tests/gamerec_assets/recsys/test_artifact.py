@@ -11,8 +11,12 @@ from gamerec_assets.recsys.artifact import ARRAYS, MANIFEST
 def artifact() -> ModelArtifact:
     x = sp.random(50, 20, density=0.2, random_state=0, format="csr")
     model = ItemCF("cosine", 5).fit(x)
-    return ModelArtifact(np.arange(100, 120), model.similarity, np.ones(20),
-                         {"version": "v1", "parameters": model.params, "training_data": {"fingerprint": fingerprint(x)}})
+    return ModelArtifact(
+        np.arange(100, 120),
+        model.similarity,
+        np.ones(20),
+        {"version": "v1", "parameters": model.params, "training_data": {"fingerprint": fingerprint(x)}},
+    )
 
 
 def test_roundtrip_without_pickle() -> None:

@@ -15,12 +15,26 @@ def test_clean_name_strips_controls_and_keeps_non_ascii() -> None:
 
 
 def test_cleaning_imputes_dedupes_and_scales() -> None:
-    raw = parse_pages([{"results": [
-        game(1, "A ", rating=4.0, playtime=10, added=100, added_by_status={"owned": 50}, genres=[{"name": "RPG"}]),
-        game(2, "B", rating=None, playtime=None, added=0, added_by_status={"owned": 0}),
-        game(3, "C", rating=2.0, playtime=30, added=10, added_by_status={"owned": 20}),
-        game(1, "A duplicate", rating=1.0, added=5),
-    ]}])
+    raw = parse_pages(
+        [
+            {
+                "results": [
+                    game(
+                        1,
+                        "A ",
+                        rating=4.0,
+                        playtime=10,
+                        added=100,
+                        added_by_status={"owned": 50},
+                        genres=[{"name": "RPG"}],
+                    ),
+                    game(2, "B", rating=None, playtime=None, added=0, added_by_status={"owned": 0}),
+                    game(3, "C", rating=2.0, playtime=30, added=10, added_by_status={"owned": 20}),
+                    game(1, "A duplicate", rating=1.0, added=5),
+                ]
+            }
+        ]
+    )
     features, report = clean_games(raw, impute="median")
     assert features["game_id"].to_list() == [1, 2, 3]
     assert report.duplicate_ids == 1 and report.rows_out == 3

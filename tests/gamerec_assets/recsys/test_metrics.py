@@ -22,8 +22,12 @@ def test_metrics_agree_with_ranx(seed: int, k: int) -> None:
     users = np.flatnonzero(np.diff(rel.indptr) > 0)
     qrels = Qrels({f"u{u:04d}": {f"i{i:04d}": 1 for i in rel[u].indices} for u in users})
     run = Run({f"u{u:04d}": {f"i{i:04d}": float(len(recs[u]) - r) for r, i in enumerate(recs[u])} for u in users})
-    ref = evaluate(qrels, run, [f"precision@{k}", f"recall@{k}", f"hit_rate@{k}", f"map@{k}", f"ndcg@{k}"],
-                   return_mean=False)
+    ref = evaluate(
+        qrels,
+        run,
+        [f"precision@{k}", f"recall@{k}", f"hit_rate@{k}", f"map@{k}", f"ndcg@{k}"],
+        return_mean=False,
+    )
     ours = per_user_metrics(recs, rel, k)
     n_rel = np.diff(rel.indptr)[users]
     np.testing.assert_allclose(ours["precision"], ref[f"precision@{k}"], atol=1e-9)

@@ -47,7 +47,7 @@ def test_missing_fields_become_nulls_not_errors() -> None:
     ],
 )
 def test_malformed_pages_name_the_source_and_the_problem(page: object, message: str) -> None:
-    with pytest.raises(RawgPageError, match="snap.json page 1") as err:
+    with pytest.raises(RawgPageError, match=r"snap\.json page 1") as err:
         parse_pages([page], "snap.json")
     assert message in str(err.value)
 

@@ -8,11 +8,13 @@ from gamerec_assets.recsys.simulate import preference_weights, simulate_interact
 
 def catalogue(n: int = 50) -> pl.DataFrame:
     rng = np.random.default_rng(1)
-    return pl.DataFrame({
-        "game_id": np.arange(1000, 1000 + n),
-        "rating": rng.uniform(0, 5, n),
-        "owned_ratio": rng.uniform(0, 1, n),
-    })
+    return pl.DataFrame(
+        {
+            "game_id": np.arange(1000, 1000 + n),
+            "rating": rng.uniform(0, 5, n),
+            "owned_ratio": rng.uniform(0, 1, n),
+        }
+    )
 
 
 def test_every_user_gets_one_to_max_distinct_games() -> None:
@@ -54,14 +56,19 @@ def test_draws_follow_numpy_choice_without_replacement() -> None:
 def test_noise_clipped_and_zero_weights_fall_back() -> None:
     assert np.allclose(preference_weights(np.zeros(4), np.ones(4)), 0.25)
     params = SimulationParams(n_users=200, max_games=3, alpha=0.9, noise_scale=2.0)
-    users, games = simulate_interactions(np.arange(10), preference_weights(np.ones(10), np.ones(10)), params)
+    users, _ = simulate_interactions(np.arange(10), preference_weights(np.ones(10), np.ones(10)), params)
     assert np.unique(users).size == 200
 
 
 @pytest.mark.parametrize(
     "params",
-    [SimulationParams(n_users=0), SimulationParams(max_games=0), SimulationParams(max_games=99),
-     SimulationParams(alpha=1.5), SimulationParams(noise_scale=-1)],
+    [
+        SimulationParams(n_users=0),
+        SimulationParams(max_games=0),
+        SimulationParams(max_games=99),
+        SimulationParams(alpha=1.5),
+        SimulationParams(noise_scale=-1),
+    ],
 )
 def test_bad_parameters_are_rejected(params: SimulationParams) -> None:
     with pytest.raises(ValueError):

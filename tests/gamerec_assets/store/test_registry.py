@@ -97,8 +97,9 @@ def test_failed_s3_put_keeps_production_alias(s3_bucket: dict, s3_fault_proxy) -
     """The manifest PUT fails on the wire (HTTP 500 from a proxy in front of moto): the alias stays put."""
     from botocore.config import Config
 
-    client = boto3.client("s3", endpoint_url=s3_fault_proxy.url,
-                          config=Config(retries={"max_attempts": 2, "mode": "standard"}))
+    client = boto3.client(
+        "s3", endpoint_url=s3_fault_proxy.url, config=Config(retries={"max_attempts": 2, "mode": "standard"})
+    )
     registry = ModelRegistry(S3ArtifactStore(client, s3_bucket["bucket"], "gamerec"))
     registry.promote(registry.publish(model(1), "v1"))
     s3_fault_proxy.fail.append(("PUT", "manifest.json"))

@@ -15,17 +15,19 @@ def store(request: pytest.FixtureRequest, tmp_path) -> TableStore:
 
 
 def frame(n: int = 5, offset: int = 0) -> pl.DataFrame:
-    return pl.DataFrame({
-        "game_id": pl.Series(range(offset, offset + n), dtype=pl.Int64),
-        "name": [f"Gâme {i} ゲーム" for i in range(n)],
-        "released": [date(2020, 1, 1) + timedelta(days=i) for i in range(n)],
-        "rating": [float(i) / 2 for i in range(n)],
-        "weight": pl.Series([0.5] * n, dtype=pl.Float32),
-        "rank": pl.Series(range(n), dtype=pl.Int32),
-        "genres": [["RPG", "Action"][: i % 3] for i in range(n)],
-        "tba": [i % 2 == 0 for i in range(n)],
-        "note": [None if i % 2 else "x" for i in range(n)],
-    })
+    return pl.DataFrame(
+        {
+            "game_id": pl.Series(range(offset, offset + n), dtype=pl.Int64),
+            "name": [f"Gâme {i} ゲーム" for i in range(n)],
+            "released": [date(2020, 1, 1) + timedelta(days=i) for i in range(n)],
+            "rating": [float(i) / 2 for i in range(n)],
+            "weight": pl.Series([0.5] * n, dtype=pl.Float32),
+            "rank": pl.Series(range(n), dtype=pl.Int32),
+            "genres": [["RPG", "Action"][: i % 3] for i in range(n)],
+            "tba": [i % 2 == 0 for i in range(n)],
+            "note": [None if i % 2 else "x" for i in range(n)],
+        }
+    )
 
 
 def test_roundtrip_keeps_rows_and_dtypes(store: TableStore) -> None:
@@ -60,7 +62,7 @@ def test_failed_write_leaves_published_table_intact(store: TableStore) -> None:
         yield frame(3, offset=50)
         raise ConnectionError("connection dropped mid-write")
 
-    with pytest.raises(TableStoreError, match="published table is unchanged.*connection dropped"):
+    with pytest.raises(TableStoreError, match=r"published table is unchanged.*connection dropped"):
         store.write("t", broken(), primary_key=["game_id"])
     assert store.read("t")["game_id"].to_list() == [0, 1, 2]
     leftovers = [t for t in sa.inspect(store.engine).get_table_names() if "staging" in t]
@@ -85,14 +87,22 @@ def test_mysql_connection_killed_mid_write_keeps_previous_table(mysql_db: dict) 
 
     store = TableStore(mysql_db["url"])
     store.write("batch_recommendations", frame(3), primary_key=["game_id"])
-    admin = pymysql.connect(host=mysql_db["host"], port=mysql_db["port"], user="root", password="",
-                            database=mysql_db["db"], autocommit=True)
+    admin = pymysql.connect(
+        host=mysql_db["host"],
+        port=mysql_db["port"],
+        user="root",
+        password="",
+        database=mysql_db["db"],
+        autocommit=True,
+    )
 
     def chunks():
         yield frame(100, offset=1000)
         with admin.cursor() as cur:
-            cur.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
-                        (mysql_db["db"],))
+            cur.execute(
+                "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
+                (mysql_db["db"],),
+            )
             for (conn_id,) in cur.fetchall():
                 cur.execute(f"KILL {int(conn_id)}")
         yield frame(100, offset=2000)
