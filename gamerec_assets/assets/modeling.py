@@ -16,6 +16,7 @@ from gamerec_assets.recsys.matrix import build_matrix
 from gamerec_assets.recsys.metrics import METRICS
 from gamerec_assets.recsys.split import SplitParams, split_interactions
 from gamerec_assets.resources import ArtifactsResource
+from gamerec_assets.store.registry import ModelRegistry
 
 GATE_METRIC = "ndcg@10"
 
@@ -219,22 +220,73 @@ def evaluation_report_complete(evaluation_report: pl.DataFrame) -> dg.AssetCheck
     )
 
 
-@dg.asset(group_name="serving", kinds={"s3", "registry"}, deps=[evaluation_report])
+class ProductionModelConfig(dg.Config):
+    tolerance: float = 0.005  # how much worse than production (validation NDCG@10) a challenger may be
+
+
+def champion_score(
+    registry: ModelRegistry,
+    champion: str,
+    challenger: ModelArtifact,
+    user_logs: pl.DataFrame,
+    game_features: pl.DataFrame,
+) -> tuple[float, str]:
+    """The champion's validation NDCG@10 on the challenger's data.
+
+    Same training data: the champion's recorded figure. New data: the champion's parameters are fit and scored
+    under the same split, since its stored figure came from other users and its matrix may have seen them.
+    """
+    manifest = registry.manifest(champion)
+    recorded = manifest.get("metrics", {}).get("validation", {}).get(GATE_METRIC)
+    same_data = (
+        manifest.get("training_data", {}).get("fingerprint") == challenger.manifest["training_data"]["fingerprint"]
+        and manifest.get("split") == challenger.manifest["split"]
+    )
+    if same_data and recorded is not None:
+        return float(recorded), "recorded (same training data)"
+    split = holdout_split(user_logs, challenger.manifest)
+    item_ids = catalogue(game_features, user_logs)
+    result = evaluate_holdout(split, item_ids, lambda: make_model(manifest["parameters"]), "validation", (10,))
+    return result.flat()[GATE_METRIC], "re-evaluated on the new data"
+
+
+@dg.asset(group_name="serving", kinds={"registry"}, deps=[evaluation_report])
 def production_model(
-    context: dg.AssetExecutionContext, item_similarity: ModelArtifact, artifacts: ArtifactsResource
+    context: dg.AssetExecutionContext,
+    config: ProductionModelConfig,
+    item_similarity: ModelArtifact,
+    user_logs: pl.DataFrame,
+    game_features: pl.DataFrame,
+    artifacts: ArtifactsResource,
 ) -> dg.MaterializeResult:
-    """The `production` alias of the model registry: what the API serves. Runs only after the blocking gate passed."""
+    """The registry's `production` alias: what the API serves. Runs only after the blocking gate passed.
+
+    Champion / challenger: the new version is promoted unless its validation NDCG@10 is worse than the current
+    production model's by more than `tolerance`.
+    """
     registry = artifacts.registry("item_similarity")
-    previous = registry.production()
-    state = registry.promote(str(item_similarity.version), reason=f"dagster run {context.run_id}")
-    context.log.info(f"production: {previous} -> {state['version']}")
+    challenger = str(item_similarity.version)
+    champion = registry.production()
+    score = float(item_similarity.manifest["metrics"]["validation"][GATE_METRIC])
+    meta: dict[str, object] = {
+        "challenger": challenger,
+        f"challenger_{GATE_METRIC}": score,
+        "champion": str(champion),
+        "tolerance": config.tolerance,
+    }
+    if champion is not None and champion != challenger:
+        best, how = champion_score(registry, champion, item_similarity, user_logs, game_features)
+        meta.update({f"champion_{GATE_METRIC}": best, "champion_scored": how})
+        if score < best - config.tolerance:
+            context.log.warning(
+                f"keeping {champion}: challenger {challenger} {GATE_METRIC} {score:.4f} < "
+                f"{best:.4f} - {config.tolerance}"
+            )
+            return dg.MaterializeResult(metadata={**meta, "decision": "kept champion", "version": champion})
+    state = registry.promote(challenger, reason=f"dagster run {context.run_id}")
+    context.log.info(f"production: {champion} -> {state['version']}")
     return dg.MaterializeResult(
-        metadata={
-            "version": state["version"],
-            "previous_version": str(previous),
-            "decision": "promoted",
-            "registry": artifacts.store().describe(),
-        }
+        metadata={**meta, "decision": "promoted", "version": state["version"], "registry": artifacts.store().describe()}
     )
 
 

@@ -142,3 +142,39 @@ def test_bad_run_config_fails_user_logs_with_the_reason(gamerec_home: Path, inst
         in str(failure.step_failure_data.user_failure_data) + failure.step_failure_data.error.message
     )
     assert pl.DataFrame is not None and BUNDLED_SNAPSHOT.exists()
+
+
+def test_champion_is_kept_when_the_challenger_is_worse_than_tolerance(
+    gamerec_home: Path, instance: dg.DagsterInstance
+) -> None:
+    env = {"GAMEREC_HOME": str(gamerec_home)}
+    assert materialize(env, instance).success
+    registry = ModelRegistry(StorageSettings.from_env(env).artifact_store())
+    champion = registry.production()
+    # A negative tolerance demands a challenger better by 1.0 NDCG: impossible, so production must not move.
+    strict = {"ops": {"production_model": {"config": {"tolerance": -1.0}}}}
+    result = materialize(env, instance, strict)
+    assert result.success
+    release = next(
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "production_model"
+    )
+    assert release["decision"].value == "kept champion"
+    assert release["champion_scored"].value == "recorded (same training data)"
+    assert registry.production() == champion and len(registry.versions()) == 2
+    recs = StorageSettings.from_env(env).table_store().read("batch_recommendations")
+    assert set(recs["model_version"]) == {champion}
+
+    # New data: the champion's figure is not comparable, so its parameters are re-scored on the new split.
+    # (seed 13 is one of the few where the prototype's signal-free simulation lets item-CF pass the gate)
+    fresh = {"ops": {"user_logs": {"config": {"seed": 13}}, "production_model": {"config": {"tolerance": 0.5}}}}
+    result = materialize(env, instance, fresh)
+    release = next(
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "production_model"
+    )
+    assert release["decision"].value == "promoted"
+    assert release["champion_scored"].value == "re-evaluated on the new data"
+    assert registry.production() != champion
