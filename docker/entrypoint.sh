@@ -1,0 +1,10 @@
+#!/bin/sh
+# gamerec container entrypoint: webserver | daemon | api | materialize | anything else (exec'd as is).
+set -e
+case "$1" in
+  webserver)   shift; exec dagster-webserver -h 0.0.0.0 -p "${PORT:-3000}" -w /app/workspace.yaml "$@" ;;
+  daemon)      shift; exec dagster-daemon run -w /app/workspace.yaml "$@" ;;
+  api)         shift; exec python -m gamerec_api --host 0.0.0.0 --port "${PORT:-8000}" --workers "${GAMEREC_API_WORKERS:-2}" "$@" ;;
+  materialize) shift; exec dagster asset materialize -m gamerec_assets.definitions --select "${1:-*}" ;;
+  *)           exec "$@" ;;
+esac
