@@ -16,10 +16,13 @@ from dagster_aws.s3 import S3Resource
 
 from gamerec_assets.assets import features, ingestion, interactions, modeling, serving
 from gamerec_assets.io_managers import ArtifactIOManager, TableIOManager
+from gamerec_assets.rawg_api import DEFAULT_BASE_URL
 from gamerec_assets.resources import (
     BUNDLED_SNAPSHOT,
     ArtifactsResource,
+    LiveRawgClient,
     LocalArtifactsResource,
+    RawgClient,
     S3ArtifactsResource,
     SnapshotRawgClient,
     TablesResource,
@@ -36,6 +39,17 @@ ASSET_MODULES = [ingestion, features, interactions, modeling, serving]
 log = logging.getLogger("gamerec")
 
 
+def rawg_client(env: Mapping[str, str]) -> RawgClient:
+    """Live API when RAWG_API_KEY is set (the key read through dg.EnvVar at run time); the snapshot otherwise."""
+    if env.get("RAWG_API_KEY"):
+        return LiveRawgClient(
+            api_key=dg.EnvVar("RAWG_API_KEY"),
+            base_url=env.get("RAWG_BASE_URL") or DEFAULT_BASE_URL,
+            max_pages=int(env.get("GAMEREC_RAWG_MAX_PAGES", "5")),
+        )
+    return SnapshotRawgClient(path=env.get("GAMEREC_RAWG_SNAPSHOT") or str(BUNDLED_SNAPSHOT))
+
+
 def build_resources(settings: StorageSettings, env: Mapping[str, str]) -> dict[str, Any]:
     artifacts: ArtifactsResource
     if settings.s3_bucket:
@@ -48,7 +62,7 @@ def build_resources(settings: StorageSettings, env: Mapping[str, str]) -> dict[s
         artifacts = LocalArtifactsResource(root=str(settings.artifact_root))
     tables = TablesResource(url=settings.table_url)
     return {
-        "rawg": SnapshotRawgClient(path=env.get("GAMEREC_RAWG_SNAPSHOT") or str(BUNDLED_SNAPSHOT)),
+        "rawg": rawg_client(env),
         "artifacts": artifacts,
         "tables": tables,
         "artifact_io_manager": ArtifactIOManager(artifacts=artifacts),

@@ -26,6 +26,7 @@ class RawPages:
 
     pages: list[dict[str, Any]]
     source: str
+    crawl_date: str = ""  # YYYY-MM-DD: crawls are kept side by side, one folder per date
 
 
 @dataclass
@@ -75,13 +76,14 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             version = ModelRegistry(store, name).publish(obj)
             kind = "model"
         elif isinstance(obj, RawPages):
-            version = new_version()
+            version = f"{obj.crawl_date}/{new_version()}" if obj.crawl_date else new_version()
             keys = []
             for n, page in enumerate(obj.pages, start=1):
                 key = f"{name}/{version}/page-{n:04d}.json.gz"
                 store.put(key, gzip.compress(json.dumps(page, ensure_ascii=False).encode(), 6, mtime=0))
                 keys.append(key)
-            store.put(f"{name}/{version}/{INDEX}", json.dumps({"pages": keys, "source": obj.source}).encode())
+            index = {"pages": keys, "source": obj.source, "crawl_date": obj.crawl_date}
+            store.put(f"{name}/{version}/{INDEX}", json.dumps(index).encode())
             kind = "pages"
         else:
             raise dg.Failure(f"{name}: ArtifactIOManager cannot store {type(obj).__name__}")
@@ -103,4 +105,4 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             return ModelRegistry(store, name).load(pointer["version"])
         index = json.loads(store.get(f"{name}/{pointer['version']}/{INDEX}"))
         pages = [json.loads(gzip.decompress(store.get(key))) for key in index["pages"]]
-        return RawPages(pages, index["source"])
+        return RawPages(pages, index["source"], index.get("crawl_date", ""))

@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from gamerec_assets.rawg_api import DEFAULT_BASE_URL, RawgApi, RawgApiError, RawgQuery
 from gamerec_assets.recsys.rawg import RawgPageError
 from gamerec_assets.store import (
     ArtifactStore,
@@ -67,6 +68,56 @@ class SnapshotRawgClient(RawgClient):
         if log is not None:
             log.info(f"read {len(pages)} RAWG pages from {path}")
         return pages
+
+
+class LiveRawgClient(RawgClient):
+    """The RAWG API itself. The key comes from RAWG_API_KEY through dg.EnvVar and never leaves the request."""
+
+    api_key: str
+    base_url: str = DEFAULT_BASE_URL
+    ordering: str = "-added"
+    genres: str = ""
+    tags: str = ""
+    platforms: str = ""
+    dates: str = ""
+    page_size: int = 40
+    max_pages: int = 5
+    max_games: int = 0
+    timeout_s: float = 10.0
+    max_attempts: int = 5
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+    def query(self) -> RawgQuery:
+        return RawgQuery(
+            self.ordering or None,
+            self.genres or None,
+            self.tags or None,
+            self.platforms or None,
+            self.dates or None,
+            self.page_size,
+        )
+
+    def describe(self) -> str:
+        filters = ", ".join(f"{k}={v}" for k, v in self.query().params().items())
+        return f"RAWG API {self.base_url}/games ({filters}; max_pages={self.max_pages}, max_games={self.max_games})"
+
+    def fetch_pages(self, log: Any = None) -> list[dict[str, Any]]:
+        api = RawgApi(
+            self.api_key,
+            self.base_url,
+            self.timeout_s,
+            self.max_attempts,
+            self.backoff_initial_s,
+            self.backoff_max_s,
+            log=(log.info if log is not None else None),
+        )
+        try:
+            return list(api.iter_pages(self.query(), self.max_pages, self.max_games))
+        except (RawgApiError, ValueError) as exc:
+            raise RawgPageError(str(exc)) from exc
+        finally:
+            api.close()
 
 
 class ArtifactsResource(dg.ConfigurableResource, ABC):

@@ -16,4 +16,7 @@ daily_refresh = dg.ScheduleDefinition(
     cron_schedule="0 4 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,  # schedules start stopped otherwise
+    run_config_fn=lambda context: {
+        "ops": {"raw_games": {"config": {"crawl_date": context.scheduled_execution_time.strftime("%Y-%m-%d")}}}
+    },
 )

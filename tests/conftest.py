@@ -181,3 +181,92 @@ def s3_fault_proxy(s3_server: str) -> Iterator[FaultProxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+class RawgReplayServer:
+    """A local RAWG: replays the real `/api/games` results bundled with the project, paginated, and injects faults.
+
+    `faults` is consumed one per request: None (serve normally), ("status", code, headers), ("slow", seconds),
+    ("truncate",), ("no_results",). `requests` records every query string received.
+    """
+
+    def __init__(self) -> None:
+        import gzip
+        import json
+        import threading
+        import time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlencode, urlsplit
+
+        from gamerec_assets.resources import BUNDLED_SNAPSHOT
+
+        bundle = json.loads(gzip.decompress(BUNDLED_SNAPSHOT.read_bytes()))
+        self.games = [g for page in bundle["pages"] for g in page["results"]]
+        self.faults: list = []
+        self.requests: list[dict[str, list[str]]] = []
+        self.duplicate_across_pages = False
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, code: int, body: bytes, headers: dict[str, str] | None = None, length: int | None = None):
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query)
+                server.requests.append(query)
+                fault = server.faults.pop(0) if server.faults else None
+                if parts.path != "/api/games":
+                    return self._send(404, b'{"detail": "Not found."}')
+                if "key" not in query:
+                    return self._send(401, b'{"error": "The key parameter is not provided"}')
+                if fault and fault[0] == "status":
+                    return self._send(fault[1], b'{"detail": "injected"}', fault[2] if len(fault) > 2 else None)
+                if fault and fault[0] == "slow":
+                    time.sleep(fault[1])
+                page = int(query.get("page", ["1"])[0])
+                size = int(query.get("page_size", ["20"])[0])
+                start = (page - 1) * size
+                results = server.games[start : start + size]
+                if server.duplicate_across_pages and page > 1:
+                    results = [server.games[0], *results[1:]]
+                base = f"http://127.0.0.1:{server.port}/api/games"
+                params = {k: v[0] for k, v in query.items() if k != "page"}
+                nxt = f"{base}?{urlencode({**params, 'page': page + 1})}" if start + size < len(server.games) else None
+                body = {"count": len(server.games), "next": nxt, "previous": None, "results": results}
+                if fault and fault[0] == "no_results":
+                    body.pop("results")
+                data = json.dumps(body).encode()
+                if fault and fault[0] == "truncate":
+                    return self._send(200, data[: len(data) // 2])
+                return self._send(200, data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def rawg_server() -> Iterator[RawgReplayServer]:
+    server = RawgReplayServer()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -1,5 +1,7 @@
 """Stage 1: RAWG pages, kept as fetched so everything downstream can be rebuilt without the API."""
 
+from datetime import UTC, date, datetime
+
 import dagster as dg
 import polars as pl
 
@@ -11,16 +13,27 @@ from gamerec_assets.resources import RawgClient
 ATTRIBUTION = "Data from RAWG (https://rawg.io)"
 
 
+class RawGamesConfig(dg.Config):
+    crawl_date: str = ""  # YYYY-MM-DD; empty: today (UTC). The daily schedule passes its own date.
+
+
 @dg.asset(
     group_name="ingestion",
     kinds={"json", "rawg"},
     io_manager_key="artifact_io_manager",
 )
-def raw_games(context: dg.AssetExecutionContext, rawg: RawgClient) -> dg.Output[RawPages]:
-    """RAWG `/api/games` pages exactly as the client returned them (a bundled snapshot unless configured live).
+def raw_games(context: dg.AssetExecutionContext, config: RawGamesConfig, rawg: RawgClient) -> dg.Output[RawPages]:
+    """RAWG `/api/games` pages as fetched (bundled snapshot unless RAWG_API_KEY is set), one dated crawl per run.
 
     Validated before anything is stored: a malformed page fails this asset and nothing downstream is touched.
+    Crawls are write-once objects under `raw_games/<crawl date>/<version>/`, so old crawls stay and every later
+    asset can be rebuilt without calling the API again.
     """
+    crawl_date = config.crawl_date or datetime.now(UTC).strftime("%Y-%m-%d")
+    try:
+        date.fromisoformat(crawl_date)
+    except ValueError as exc:
+        raise dg.Failure(description=f"raw_games: crawl_date must be YYYY-MM-DD, got {crawl_date!r}") from exc
     try:
         pages = rawg.fetch_pages(context.log)
         games = parse_pages(pages, rawg.describe())
@@ -28,9 +41,10 @@ def raw_games(context: dg.AssetExecutionContext, rawg: RawgClient) -> dg.Output[
         raise dg.Failure(description=str(exc)) from exc
     duplicates = games.height - games["id"].n_unique()
     return dg.Output(
-        RawPages(pages, rawg.describe()),
+        RawPages(pages, rawg.describe(), crawl_date),
         metadata={
             "source": rawg.describe(),
+            "crawl_date": crawl_date,
             "pages": len(pages),
             "games": games.height,
             "duplicate_ids": duplicates,

@@ -26,7 +26,7 @@ def test_definitions_load_with_lineage(gamerec_home) -> None:
     assert parents["game_features"] == {"raw_games"}
     assert parents["user_logs"] == {"game_features"}
     assert parents["item_similarity"] == {"user_logs", "game_features"}
-    assert parents["production_model"] == {"item_similarity", "evaluation_report"}
+    assert parents["production_model"] == {"item_similarity", "evaluation_report", "user_logs", "game_features"}
     assert "production_model" in parents["batch_recommendations"]
     checks = {c.name for c in graph.asset_check_keys}
     assert "item_similarity_beats_popularity" in checks and len(checks) >= 9

@@ -66,7 +66,7 @@ def test_whole_graph_on_mariadb_s3_and_mysql_instance_storage(
 
     s3 = boto3.client("s3", endpoint_url=s3_bucket["endpoint"])
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket["bucket"])["Contents"]]
-    assert any(k.startswith("gamerec/raw_games/v") and k.endswith("page-0001.json.gz") for k in keys)
+    assert any(k.startswith("gamerec/raw_games/20") and k.endswith("page-0001.json.gz") for k in keys)
     assert any(k.startswith("gamerec/item_similarity/v") and k.endswith("/manifest.json") for k in keys)
     assert "gamerec/item_similarity/_aliases/production.json" in keys
     assert not (Path(env["GAMEREC_HOME"]) / "artifacts").exists()  # nothing went to the local folder

@@ -1,0 +1,187 @@
+"""The live RAWG API client (no Dagster): paging, timeouts, retries with backoff, validation, key hygiene.
+
+Retries (tenacity) cover 429, 5xx, transport errors, timeouts and truncated bodies, with exponential backoff and
+jitter, honouring `Retry-After`. After the budget the error names the URL (without the key), the status and an
+excerpt of the body. The key travels only as a query parameter of the request: it is stripped from every URL
+that is logged, raised or stored (RAWG echoes it in `next` links).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from gamerec_assets.recsys.rawg import RawgPageError, validate_page
+
+DEFAULT_BASE_URL = "https://api.rawg.io/api"
+RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class RawgApiError(RuntimeError):
+    """The API could not be read (after retries, or a non-retryable status)."""
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, status: int | None = None, body: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+
+
+def redact(url: str) -> str:
+    """The URL without its `key` query parameter."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() != "key"]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def redact_page(page: dict[str, Any]) -> dict[str, Any]:
+    return {**page, **{k: redact(page[k]) for k in ("next", "previous") if isinstance(page.get(k), str)}}
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+@dataclass(frozen=True)
+class RawgQuery:
+    """`/api/games` filters, as the prototype used them plus dates and platforms."""
+
+    ordering: str | None = "-added"
+    genres: str | None = None
+    tags: str | None = None
+    platforms: str | None = None
+    dates: str | None = None
+    page_size: int = 40
+
+    def params(self) -> dict[str, str]:
+        if not 1 <= self.page_size <= 40:
+            raise ValueError(f"page_size must be in 1..40 (RAWG's limit), got {self.page_size}")
+        raw = {
+            "ordering": self.ordering,
+            "genres": self.genres,
+            "tags": self.tags,
+            "platforms": self.platforms,
+            "dates": self.dates,
+            "page_size": str(self.page_size),
+        }
+        return {k: v for k, v in raw.items() if v}
+
+
+class RawgApi:
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 10.0,
+        max_attempts: int = 5,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if not api_key:
+            raise RawgApiError("RAWG_API_KEY is empty")
+        self._key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.log = log or (lambda message: None)
+        self._client = httpx.Client(timeout=timeout, headers={"User-Agent": "gamerec (+https://rawg.io)"})
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self.backoff_max)
+        return wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max)(state)
+
+    @staticmethod
+    def _merge(url: str, params: dict[str, str]) -> tuple[str, dict[str, str]]:
+        """httpx replaces a URL's query with `params`: merge them (a `next` link carries page and filters)."""
+        parsed = httpx.URL(url)
+        return str(parsed.copy_with(query=None)), {**dict(parsed.params), **params}
+
+    def _scrub(self, text: str) -> str:
+        """RAWG echoes the key inside bodies (`next` links): never let it into an error."""
+        return text.replace(self._key, "***")
+
+    def _display(self, url: str, params: dict[str, str]) -> str:
+        base, merged = self._merge(url, params)
+        return redact(str(httpx.URL(base, params=merged)))
+
+    def _get_once(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+        shown = self._display(url, params)
+        url, params = self._merge(url, params)
+        try:
+            response = self._client.get(url, params={**params, "key": self._key})
+        except httpx.TimeoutException as exc:
+            raise _Retryable(f"timeout after {self.timeout}s") from exc
+        except httpx.TransportError as exc:
+            raise _Retryable(f"connection error: {type(exc).__name__}") from exc
+        body = response.text
+        if response.status_code in RETRY_STATUS:
+            raise _Retryable(
+                f"HTTP {response.status_code}",
+                response.status_code,
+                body,
+                _retry_after(response.headers.get("Retry-After")),
+            )
+        if response.status_code >= 400:
+            raise RawgApiError(f"GET {shown} failed: HTTP {response.status_code}: {self._scrub(body[:200])!r}")
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise _Retryable(f"invalid JSON ({exc.msg} at char {exc.pos})", response.status_code, body) from exc
+
+    def get_page(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+        shown = self._display(url, params)
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Retryable),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            reraise=True,
+            before_sleep=lambda s: self.log(
+                f"retrying {shown} (attempt {s.attempt_number} failed: {s.outcome.exception()})"  # type: ignore[union-attr]
+            ),
+        )
+        try:
+            return retrying(self._get_once, url, params)
+        except _Retryable as exc:
+            status = f"HTTP {exc.status}" if exc.status else "no response"
+            raise RawgApiError(
+                f"GET {shown} failed after {self.max_attempts} attempts: {exc} ({status}); "
+                f"body: {self._scrub(exc.body[:200])!r}"
+            ) from exc
+
+    def iter_pages(self, query: RawgQuery, max_pages: int = 5, max_games: int = 0) -> Iterator[dict[str, Any]]:
+        """Follow `next` links from `/games`; each page validated, redacted and yielded as fetched."""
+        url: str | None = f"{self.base_url}/games"
+        params = query.params()
+        pages = games = 0
+        while url and (not max_pages or pages < max_pages) and (not max_games or games < max_games):
+            page = self.get_page(url, params)
+            validate_page(page, f"RAWG page {pages + 1} ({redact(url)})")
+            pages += 1
+            games += len(page["results"])
+            self.log(f"page {pages}: {len(page['results'])} games ({games} so far)")
+            yield redact_page(page)
+            nxt = page.get("next")
+            if nxt is not None and not isinstance(nxt, str):
+                raise RawgPageError(f"RAWG page {pages}: 'next' is {type(nxt).__name__}, not a URL")
+            url, params = (redact(nxt), {}) if nxt else (None, {})
