@@ -1,21 +1,51 @@
 """Stage 3: who played what. Simulated as the prototype did (default), or real logs (issue #5)."""
 
+import os
 from typing import Literal
 
 import dagster as dg
 import polars as pl
 
 from gamerec_assets.assets.metadata import figure, markdown_table, png_markdown
+from gamerec_assets.recsys.linking import STEAM_ONLY_BASE, link_titles
 from gamerec_assets.recsys.simulate import SimulationParams, simulate_user_logs
+from gamerec_assets.recsys.steam import implicit_weight, read_steam_log
 
 
 class UserLogsConfig(dg.Config):
-    source: Literal["simulated"] = "simulated"
+    source: Literal["simulated", "steam"] = "simulated"
+    steam_path: str = ""  # steam-200k.csv(.gz); empty: $GAMEREC_STEAM_PATH
     n_users: int = 100
     max_games: int = 5
     alpha: float = 0.5
     noise_scale: float = 0.1
     seed: int = 42
+
+
+def steam_user_logs(path: str, game_features: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, object]]:
+    if not path:
+        raise dg.Failure(description="user_logs: source 'steam' needs steam_path (or GAMEREC_STEAM_PATH)")
+    try:
+        log = read_steam_log(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise dg.Failure(description=f"user_logs: cannot read the Steam log {path}: {exc}") from exc
+    links = link_titles(log["title"], game_features)
+    log = log.with_columns(pl.Series("weight", implicit_weight(log["hours"].to_numpy()), dtype=pl.Float64))
+    logs = log.join(links, on="title", how="left", maintain_order="left").select(
+        "user_id", "game_id", "weight", "title"
+    )
+    logs = logs.group_by("user_id", "game_id", maintain_order=True).agg(pl.col("weight").max(), pl.col("title").first())
+    per_rule = links.group_by("rule").len()
+    linked_titles = int(links.filter(pl.col("rule") != "unmatched").height)
+    linked_rows = int(logs.filter(pl.col("game_id") < STEAM_ONLY_BASE).height)
+    return logs, {
+        "steam_path": path,
+        "titles": links.height,
+        "title_match_rate": round(linked_titles / max(links.height, 1), 4),
+        "interaction_match_rate": round(linked_rows / max(logs.height, 1), 4),
+        "link_rules": markdown_table(per_rule),
+        "unmatched_examples": markdown_table(links.filter(pl.col("rule") == "unmatched").head(10)),
+    }
 
 
 @dg.asset(
@@ -27,13 +57,22 @@ class UserLogsConfig(dg.Config):
 def user_logs(
     context: dg.AssetExecutionContext, config: UserLogsConfig, game_features: pl.DataFrame
 ) -> dg.Output[pl.DataFrame]:
-    """user_id, game_id, weight: one row per game a user played (weight 1.0 for simulated plays)."""
-    params = SimulationParams(config.n_users, config.max_games, config.alpha, config.noise_scale, config.seed)
-    try:
-        logs = simulate_user_logs(game_features, params)
-    except ValueError as exc:
-        raise dg.Failure(description=f"user_logs: bad simulation config: {exc}") from exc
-    context.log.info(f"simulated {logs.height:,} plays for {config.n_users:,} users")
+    """user_id, game_id, weight: one row per game a user has. Simulated as the prototype did, or real Steam logs.
+
+    Steam weights: 1 + log1p(hours played) (a purchase without play weighs 1). Titles are linked to RAWG games by
+    normalised title; unmatched titles stay items of their own (ids >= 10^12) and keep their title.
+    """
+    extra: dict[str, object] = {}
+    if config.source == "steam":
+        logs, extra = steam_user_logs(config.steam_path or os.environ.get("GAMEREC_STEAM_PATH", ""), game_features)
+    else:
+        params = SimulationParams(config.n_users, config.max_games, config.alpha, config.noise_scale, config.seed)
+        try:
+            logs = simulate_user_logs(game_features, params)
+        except ValueError as exc:
+            raise dg.Failure(description=f"user_logs: bad simulation config: {exc}") from exc
+        extra = {"max_games": config.max_games, "seed": config.seed}
+    context.log.info(f"{config.source}: {logs.height:,} interactions for {logs['user_id'].n_unique():,} users")
     per_user = logs.group_by("user_id").len()
     fig, ax = figure(5, 3)
     counts = per_user.group_by("len").len(name="users").sort("len")
@@ -54,8 +93,7 @@ def user_logs(
             "users": per_user.height,
             "interactions": logs.height,
             "games_played": logs["game_id"].n_unique(),
-            "max_games": config.max_games,
-            "seed": config.seed,
+            **extra,
             "history_lengths": png_markdown(fig, "games per user"),
             "most_played": markdown_table(top),
         },
@@ -76,7 +114,11 @@ def user_logs_history_lengths(
     per_user = user_logs.group_by("user_id").agg(pl.len().alias("n"), pl.col("game_id").n_unique().alias("distinct"))
     duplicates = int((per_user["n"] != per_user["distinct"]).sum())
     too_many = int((per_user["n"] > max_games).sum()) if isinstance(max_games, int) else 0
-    unknown = user_logs.join(game_features.select("game_id"), on="game_id", how="anti").height
+    unknown = (
+        user_logs.filter(pl.col("game_id") < STEAM_ONLY_BASE)
+        .join(game_features.select("game_id"), on="game_id", how="anti")
+        .height
+    )
     return dg.AssetCheckResult(
         passed=duplicates == 0 and too_many == 0 and unknown == 0 and per_user.height > 0,
         metadata={

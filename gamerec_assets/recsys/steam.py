@@ -1,0 +1,54 @@
+"""Reader for the steam-200k purchase/play log (Kaggle "Steam Video Games", Tamber).
+
+The raw file has no header: `user_id,"game_title",behavior,value,0` with behavior `purchase` (value 1.0) or `play`
+(value = cumulative hours). It holds exact duplicate rows, repeated (user, title, behavior) keys and titles with
+stray spaces, so the reader aggregates to one row per (user, title):
+
+- purchased: True when any purchase row exists for the pair;
+- hours: the largest play value (hours are cumulative, so a repeated play row is a later or equal reading), 0.0
+  when the pair has no play row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+RAW_SCHEMA = {
+    "user_id": pl.Int64,
+    "title": pl.Utf8,
+    "behavior": pl.Utf8,
+    "value": pl.Float64,
+    "zero": pl.Int64,
+}
+
+
+def read_steam_log(path: str | Path) -> pl.DataFrame:
+    """One row per (user_id, title): user_id Int64, title Utf8 (stripped), purchased Boolean, hours Float64."""
+    raw = pl.read_csv(path, has_header=False, schema=RAW_SCHEMA, quote_char='"')
+    unknown = raw.filter(~pl.col("behavior").is_in(["purchase", "play"]))
+    if unknown.height:
+        raise ValueError(f"unknown behavior values: {sorted(unknown['behavior'].unique().to_list())}")
+    return (
+        raw.with_columns(pl.col("title").str.strip_chars())
+        .group_by("user_id", "title")
+        .agg(
+            (pl.col("behavior") == "purchase").any().alias("purchased"),
+            pl.col("value").filter(pl.col("behavior") == "play").max().fill_null(0.0).alias("hours"),
+        )
+        .sort("user_id", "title")
+    )
+
+
+def implicit_weight(hours: np.ndarray | pl.Series | float) -> np.ndarray:
+    """Confidence of an interaction: 1 + log1p(hours).
+
+    An owned-but-unplayed game counts 1; play time adds with diminishing returns, so a 1,000-hour game does not
+    drown out the rest of a user's library (log1p keeps 0 h at exactly +0).
+    """
+    h = np.asarray(hours.to_numpy() if isinstance(hours, pl.Series) else hours, dtype=np.float64)
+    if np.any(h < 0):
+        raise ValueError("hours must be non-negative")
+    return 1.0 + np.log1p(h)

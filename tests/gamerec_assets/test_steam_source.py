@@ -1,0 +1,65 @@
+"""The whole graph on real users: the Kaggle steam-200k log from ../shared, linked to the RAWG catalogue."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from gamerec_assets.definitions import build_definitions
+from gamerec_assets.recsys.linking import STEAM_ONLY_BASE, link_titles, normalise_title, strip_edition
+from gamerec_assets.store import StorageSettings
+
+STEAM = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "steam-200k" / "steam-200k.csv.gz"
+
+
+@pytest.fixture
+def steam_path() -> Path:
+    if not STEAM.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{STEAM} is missing (CI=true: must not skip)")
+        pytest.skip(f"{STEAM} is missing")
+    return STEAM
+
+
+def test_title_normalisation_and_linking() -> None:
+    assert normalise_title("  Counter-Strike: Global Offensive ") == "counter strike global offensive"
+    assert normalise_title("Pokémon & Friends™") == "pokemon and friends"
+    assert strip_edition("the witcher 3 wild hunt game of the year edition") == "the witcher 3 wild hunt"
+    games = pl.DataFrame({"game_id": [1, 2], "name": ["The Witcher 3: Wild Hunt", "Portal 2"]})
+    links = link_titles(pl.Series(["Portal 2", "The Witcher 3 Wild Hunt GOTY", "Unknown Game", "Portal 2"]), games)
+    rows = {r["title"]: r for r in links.iter_rows(named=True)}
+    assert len(rows) == 3
+    assert rows["Portal 2"]["game_id"] == 2 and rows["Portal 2"]["rule"] == "exact"
+    assert (
+        rows["The Witcher 3 Wild Hunt GOTY"]["game_id"] == 1
+        and rows["The Witcher 3 Wild Hunt GOTY"]["rule"] == "edition"
+    )
+    assert rows["Unknown Game"]["game_id"] >= STEAM_ONLY_BASE and rows["Unknown Game"]["rule"] == "unmatched"
+    again = link_titles(pl.Series(["Unknown Game"]), games)
+    assert again["game_id"].item() == rows["Unknown Game"]["game_id"]  # stable across runs
+
+
+def test_steam_sourced_run_materializes_the_whole_graph(gamerec_home: Path, steam_path: Path) -> None:
+    env = {"GAMEREC_HOME": str(gamerec_home)}
+    job = build_definitions(env).resolve_implicit_global_asset_job_def()
+    run_config = {"ops": {"user_logs": {"config": {"source": "steam", "steam_path": str(steam_path)}}}}
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert all(checks.values()), checks
+    meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    logs_meta = meta["user_logs"]
+    assert logs_meta["users"].value == 12393
+    assert 0.04 < logs_meta["title_match_rate"].value < 0.2
+    assert 0.3 < logs_meta["interaction_match_rate"].value < 0.5
+    report = meta["evaluation_report"]
+    assert report["test_ndcg@10"].value > report["test_ndcg@10_popularity"].value
+    tables = StorageSettings.from_env(env).table_store()
+    logs = tables.read("user_logs")
+    assert logs.select("user_id", "game_id").is_duplicated().sum() == 0
+    assert logs["weight"].min() >= 1.0
+    recs = tables.read("batch_recommendations")
+    assert recs["user_id"].n_unique() == 12393
