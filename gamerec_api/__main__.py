@@ -13,8 +13,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("GAMEREC_API_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GAMEREC_API_PORT", "8000")))
     parser.add_argument("--workers", type=int, default=1, help="worker processes (each loads its own model)")
-    parser.add_argument("--reload-interval", type=float, default=None,
-                        help="seconds between checks of the production alias (env GAMEREC_RELOAD_INTERVAL, 30)")
+    parser.add_argument(
+        "--reload-interval",
+        type=float,
+        default=None,
+        help="seconds between checks of the production alias (env GAMEREC_RELOAD_INTERVAL, 30)",
+    )
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--access-log", action="store_true", help="log every request (off: it costs throughput)")
     args = parser.parse_args(argv)
@@ -31,8 +35,13 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         uvicorn.run(
-            "gamerec_api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-            log_level=args.log_level, access_log=args.access_log,
+            "gamerec_api.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            access_log=args.access_log,
         )
     finally:
         if metrics_dir:

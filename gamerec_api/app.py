@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from litestar import Litestar, MediaType, Response, get
+from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
+from litestar.exceptions import ValidationException
+from litestar.exceptions.responses import create_exception_response
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
@@ -31,6 +33,22 @@ from gamerec_assets.store.settings import StorageSettings
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 64 * 1024
 DEFAULT_RELOAD_INTERVAL = 30.0
+DEFAULT_PREDICT_CACHE = 10_000  # answers (~3 KB each) per worker
+
+
+def _validation_error(request: Request, exc: ValidationException) -> Response:
+    """Litestar reports a missing body as the bare KeyError text "'data'"; say what is wrong instead."""
+    if isinstance(exc.extra, list):
+        for entry in exc.extra:
+            if isinstance(entry, dict) and entry.get("key") == "data" and entry.get("message") == "'data'":
+                entry["message"] = "the request body is empty: send a JSON object"
+    return create_exception_response(request, exc)
+
+
+class MetricsController(PrometheusController):
+    """Prometheus text format: an operations endpoint, kept out of the JSON API's OpenAPI schema."""
+
+    include_in_schema = False
 
 
 @asynccontextmanager
@@ -48,18 +66,22 @@ def create_app(
     reload_interval: float | None = None,
     admin_token: str | None = None,
     env: Mapping[str, str] | None = None,
+    predict_cache: int | None = None,
 ) -> Litestar:
     """Build the app. Unset arguments come from `env` (default os.environ).
 
     - settings: StorageSettings.from_env(env) (GAMEREC_HOME, GAMEREC_MYSQL_URL, GAMEREC_S3_BUCKET, ...);
     - reload_interval: seconds between polls of the production alias, GAMEREC_RELOAD_INTERVAL (30; 0 = off);
-    - admin_token: GAMEREC_ADMIN_TOKEN; without one, POST /admin/reload is not registered (404).
+    - admin_token: GAMEREC_ADMIN_TOKEN; without one, POST /admin/reload is not registered (404);
+    - predict_cache: /predict answers (without liked games) kept per model, GAMEREC_PREDICT_CACHE (10000; 0 = off).
     """
     env = os.environ if env is None else env
     settings = settings or StorageSettings.from_env(dict(env))
     if reload_interval is None:
         reload_interval = float(env.get("GAMEREC_RELOAD_INTERVAL") or DEFAULT_RELOAD_INTERVAL)
     admin_token = admin_token if admin_token is not None else (env.get("GAMEREC_ADMIN_TOKEN") or None)
+    if predict_cache is None:
+        predict_cache = int(env.get("GAMEREC_PREDICT_CACHE") or DEFAULT_PREDICT_CACHE)
     index_html = (STATIC / "index.html").read_bytes()
 
     @get("/", include_in_schema=False, media_type=MediaType.HTML)
@@ -73,12 +95,15 @@ def create_app(
         GamesController,
         UsersController,
         HealthController,
-        PrometheusController,
+        MetricsController,
     ]
     if admin_token:
         handlers.append(AdminController)
     prometheus = PrometheusConfig(
-        app_name="gamerec_api", prefix="gamerec_http", group_path=True, exclude_unhandled_paths=True,
+        app_name="gamerec_api",
+        prefix="gamerec_http",
+        group_path=True,
+        exclude_unhandled_paths=True,
         exclude=["^/metrics", "^/static/"],
     )
     openapi = OpenAPIConfig(
@@ -90,11 +115,14 @@ def create_app(
     )
     return Litestar(
         route_handlers=handlers,
-        state=State({"holder": ModelHolder(settings, reload_interval), "admin_token": admin_token or ""}),
+        state=State(
+            {"holder": ModelHolder(settings, reload_interval, predict_cache), "admin_token": admin_token or ""}
+        ),
         lifespan=[_lifespan],
         middleware=[prometheus.middleware],
         openapi_config=openapi,
         request_max_body_size=MAX_BODY,
+        exception_handlers={ValidationException: _validation_error},
     )
 
 

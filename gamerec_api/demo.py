@@ -22,8 +22,14 @@ from gamerec_assets.store.registry import ModelRegistry
 from gamerec_assets.store.settings import StorageSettings
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "gamerec_assets" / "data" / "rawg_snapshot.json.gz"
-BATCH_SCHEMA = {"user_id": pl.Int64, "rank": pl.Int32, "game_id": pl.Int64, "score": pl.Float64, "source": pl.Utf8,
-                "model_version": pl.Utf8}
+BATCH_SCHEMA = {
+    "user_id": pl.Int64,
+    "rank": pl.Int32,
+    "game_id": pl.Int64,
+    "score": pl.Float64,
+    "source": pl.Utf8,
+    "model_version": pl.Utf8,
+}
 
 
 @dataclass(frozen=True)
@@ -49,9 +55,14 @@ def fit_artifact(features: pl.DataFrame, logs: pl.DataFrame, neighbors: int = 10
     binary = full.matrix.copy()
     binary.data[:] = 1
     popularity = np.asarray(binary.sum(axis=0)).ravel()
-    manifest = {"parameters": model.params, "training_data": {"users": int(full.matrix.shape[0]),
-                                                               "items": len(item_ids),
-                                                               "interactions": int(full.matrix.nnz)}}
+    manifest = {
+        "parameters": model.params,
+        "training_data": {
+            "users": int(full.matrix.shape[0]),
+            "items": len(item_ids),
+            "interactions": int(full.matrix.nnz),
+        },
+    }
     return ModelArtifact(item_ids, model.similarity, popularity, manifest)  # type: ignore[arg-type]
 
 
@@ -62,9 +73,14 @@ def batch_frame(model: ServingModel, logs: pl.DataFrame, k: int = 10) -> pl.Data
     recs = model.recommend(model.history_matrix(rows, logs["game_id"].to_numpy(), len(users)), k)
     r, c = np.nonzero(recs.game_ids >= 0)
     return pl.DataFrame(
-        {"user_id": users[r], "rank": (c + 1).astype(np.int32), "game_id": recs.game_ids[r, c],
-         "score": recs.scores[r, c].astype(np.float64), "source": np.where(recs.from_cf[r, c], "item_cf", "popular"),
-         "model_version": np.full(len(r), model.version)},
+        {
+            "user_id": users[r],
+            "rank": (c + 1).astype(np.int32),
+            "game_id": recs.game_ids[r, c],
+            "score": recs.scores[r, c].astype(np.float64),
+            "source": np.where(recs.from_cf[r, c], "item_cf", "popular"),
+            "model_version": np.full(len(r), model.version),
+        },
         schema=BATCH_SCHEMA,
     )
 

@@ -24,9 +24,10 @@ log = logging.getLogger("gamerec_api")
 
 
 class ModelHolder:
-    def __init__(self, settings: StorageSettings, reload_interval: float) -> None:
+    def __init__(self, settings: StorageSettings, reload_interval: float, cache_size: int = 0) -> None:
         self.settings = settings
         self.reload_interval = reload_interval
+        self.cache_size = cache_size
         self.state: ServingState | None = None
         self.detail = "loading the production model"
         self._registry: ModelRegistry | None = None
@@ -94,7 +95,7 @@ class ModelHolder:
                 if not force and version == previous:
                     return ReloadResult(changed=False, previous_version=previous, model_version=previous)
                 started = time.perf_counter()
-                new_state = await anyio.to_thread.run_sync(load_state, registry, tables, version)
+                new_state = await anyio.to_thread.run_sync(load_state, registry, tables, version, self.cache_size)
             except NotReady as exc:
                 if self.state is None:
                     self.detail = str(exc)
@@ -108,9 +109,12 @@ class ModelHolder:
             self.state = new_state  # the swap: one reference assignment
             self.detail = ""
             metrics.RELOADS.labels("ok").inc()
-            metrics.model_swapped(previous, new_state.version, new_state.model.n_items, new_state.user_ids.size,
-                                  new_state.loaded_at)
-            log.info("serving model %s (was %s), loaded in %.2fs", new_state.version, previous,
-                     time.perf_counter() - started)
-            return ReloadResult(changed=new_state.version != previous, previous_version=previous,
-                                model_version=new_state.version)
+            metrics.model_swapped(
+                previous, new_state.version, new_state.model.n_items, new_state.user_ids.size, new_state.loaded_at
+            )
+            log.info(
+                "serving model %s (was %s), loaded in %.2fs", new_state.version, previous, time.perf_counter() - started
+            )
+            return ReloadResult(
+                changed=new_state.version != previous, previous_version=previous, model_version=new_state.version
+            )

@@ -7,13 +7,16 @@ aggregates every worker.
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge
 
 MODEL_INFO = Gauge(
     "gamerec_model_info", "1 for the model version this process serves", ["version"], multiprocess_mode="liveall"
 )
 MODEL_LOADED_AT = Gauge(
-    "gamerec_model_loaded_timestamp_seconds", "When the served model was swapped in (unix time)",
+    "gamerec_model_loaded_timestamp_seconds",
+    "When the served model was swapped in (unix time)",
     multiprocess_mode="livemax",
 )
 MODEL_ITEMS = Gauge("gamerec_model_items", "Games the served model knows", multiprocess_mode="livemax")
@@ -25,10 +28,8 @@ RELOADS = Counter("gamerec_model_reloads", "Model reload attempts, by result", [
 def model_swapped(previous: str | None, version: str, n_items: int, n_users: int, loaded_at: float) -> None:
     """Move the version label: the old series is removed so a dashboard sees exactly one served version."""
     if previous is not None and previous != version:
-        try:
+        with contextlib.suppress(KeyError):
             MODEL_INFO.remove(previous)
-        except KeyError:
-            pass
     MODEL_INFO.labels(version).set(1)
     MODEL_LOADED_AT.set(loaded_at)
     MODEL_ITEMS.set(n_items)

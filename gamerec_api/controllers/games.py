@@ -17,7 +17,7 @@ GamePath = Annotated[int, Parameter(ge=0, le=MAX_ID, description="RAWG game id")
 
 class GamesController(Controller):
     path = "/games"
-    tags = ["games"]
+    tags = ("games",)
 
     @get("", summary="Search games by name", raises=[ModelLoading])
     async def search(
@@ -45,8 +45,14 @@ class GamesController(Controller):
         cards = current.cards
         scores = np.round(vals.astype(np.float64), 6).tolist()
         items = [
-            SimilarItem(game_id=c.game_id, name=c.name, score=s, genres=c.genres, rating=c.rating,
-                        background_image=c.background_image)
+            SimilarItem(
+                game_id=c.game_id,
+                name=c.name,
+                score=s,
+                genres=c.genres,
+                rating=c.rating,
+                background_image=c.background_image,
+            )
             for c, s in zip((cards[j] for j in cols.tolist()), scores, strict=True)
         ]
         return SimilarResponse(game=cards[idx], model_version=current.version, items=items)

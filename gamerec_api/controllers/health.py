@@ -16,7 +16,7 @@ from gamerec_api.state import NotReady
 
 class HealthController(Controller):
     path = "/"
-    tags = ["health"]
+    tags = ("health",)
 
     @get("/healthz", summary="Alive (the process answers)")
     async def healthz(self) -> Health:
@@ -32,8 +32,10 @@ class HealthController(Controller):
         current = holder.state
         if current is None:
             loading = holder.detail.startswith("loading")
-            return Response(Ready(status="loading" if loading else "unavailable", model_version=None,
-                                  detail=holder.detail), status_code=503)
+            return Response(
+                Ready(status="loading" if loading else "unavailable", model_version=None, detail=holder.detail),
+                status_code=503,
+            )
         return Response(Ready(status="ready", model_version=current.version))
 
 
@@ -41,7 +43,7 @@ class AdminController(Controller):
     """Registered only when GAMEREC_ADMIN_TOKEN is set (otherwise the path is a 404)."""
 
     path = "/admin"
-    tags = ["admin"]
+    tags = ("admin",)
 
     @post(
         "/reload",
@@ -56,8 +58,10 @@ class AdminController(Controller):
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise NotAuthorizedException(detail="a valid 'Authorization: Bearer <GAMEREC_ADMIN_TOKEN>' is required",
-                                         headers={"WWW-Authenticate": "Bearer"})
+            raise NotAuthorizedException(
+                detail="a valid 'Authorization: Bearer <GAMEREC_ADMIN_TOKEN>' is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         try:
             return await holder_of(state).reload(force=True)
         except NotReady as exc:

@@ -15,8 +15,8 @@ from gamerec_api.schemas import (
     BatchItem,
     BatchResponse,
     HistoryResponse,
-    UserSummary,
     UsersResponse,
+    UserSummary,
 )
 from gamerec_assets.store.tables import TableStoreError
 
@@ -26,7 +26,7 @@ BATCH_TABLE = "batch_recommendations"
 
 class UsersController(Controller):
     path = "/users"
-    tags = ["users"]
+    tags = ("users",)
 
     @get("", summary="Users with a play history", raises=[ModelLoading])
     async def users(
@@ -37,7 +37,9 @@ class UsersController(Controller):
     ) -> UsersResponse:
         current = serving(state)
         ids = current.user_ids[offset : offset + limit]
-        counts = (current.hist_indptr[offset + 1 : offset + 1 + ids.size] - current.hist_indptr[offset : offset + ids.size])
+        counts = (
+            current.hist_indptr[offset + 1 : offset + 1 + ids.size] - current.hist_indptr[offset : offset + ids.size]
+        )
         return UsersResponse(
             total=int(current.user_ids.size),
             items=[UserSummary(u, c) for u, c in zip(ids.tolist(), counts.tolist(), strict=True)],
@@ -47,9 +49,9 @@ class UsersController(Controller):
     async def history(self, state: State, user_id: UserPath) -> HistoryResponse:
         current = serving(state)
         played = current.history(user_id)
-        if not played.size:
+        if not played:
             raise NotFoundException(detail=f"user {user_id} has no play history")
-        return HistoryResponse(user_id=user_id, items=[current.cards[i] for i in played.tolist()])
+        return HistoryResponse(user_id=user_id, items=[current.cards[i] for i in played])
 
     @get(
         "/{user_id:int}/recommendations",
@@ -72,13 +74,23 @@ class UsersController(Controller):
         current = holder.state
         items = []
         for rank, game_id, score, source in zip(
-            rows["rank"].to_list(), rows["game_id"].to_list(), rows["score"].to_list(), rows["source"].to_list(),
+            rows["rank"].to_list(),
+            rows["game_id"].to_list(),
+            rows["score"].to_list(),
+            rows["source"].to_list(),
             strict=True,
         ):
             card = current.cards[i] if current is not None and (i := current.item_index(game_id)) >= 0 else None
-            items.append(BatchItem(
-                rank=rank, game_id=game_id, name=card.name if card else f"Game {game_id}", score=round(score, 6),
-                source="item_cf" if source == "item_cf" else "popular", genres=card.genres if card else [],
-                rating=card.rating if card else 0.0, background_image=card.background_image if card else "",
-            ))
+            items.append(
+                BatchItem(
+                    rank=rank,
+                    game_id=game_id,
+                    name=card.name if card else f"Game {game_id}",
+                    score=round(score, 6),
+                    source="item_cf" if source == "item_cf" else "popular",
+                    genres=card.genres if card else [],
+                    rating=card.rating if card else 0.0,
+                    background_image=card.background_image if card else "",
+                )
+            )
         return BatchResponse(user_id=user_id, model_version=rows["model_version"][0], source="batch", items=items)

@@ -32,7 +32,8 @@ function cover(game) {
   let hash = 0;
   for (const ch of game.name) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
   const box = el("div", { class: "cover", style: `--c1: hsl(${hash % 360} 55% 45%); --c2: hsl(${(hash >> 8) % 360} 55% 35%)` });
-  const initials = game.name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0]).join("").toUpperCase();
+  const initials = game.name.split(/\s+/).map((w) => w.replace(/[^\p{L}\p{N}]/gu, "")).filter(Boolean)
+    .slice(0, 2).map((w) => w[0]).join("").toUpperCase();
   box.append(el("span", { class: "initials", "aria-hidden": "true" }, initials || "?"));
   if (game.background_image) {
     const img = el("img", { alt: "", loading: "lazy", decoding: "async" });
@@ -146,7 +147,7 @@ async function loadUsers() {
   try {
     const res = await api("/users?limit=200");
     for (const u of res.items) {
-      $("user").append(el("option", { value: u.user_id }, `Player ${u.user_id} (${u.games_played} games)`));
+      $("user").append(el("option", { value: u.user_id }, `Player ${u.user_id} (${u.games_played} ${u.games_played === 1 ? "game" : "games"})`));
     }
   } catch (err) {
     setStatus(`The service is not ready: ${err.message}`, true);

@@ -6,33 +6,49 @@ from gamerec_assets.recsys.features import CleaningReport, clean_games
 from gamerec_assets.recsys.itemcf import ItemCF, Popularity, item_similarity_matrix
 from gamerec_assets.recsys.matrix import Interactions, build_matrix
 from gamerec_assets.recsys.metrics import catalogue_coverage, hit_matrix, per_user_metrics, ranking_metrics
+from gamerec_assets.recsys.models import BM25, EASE, MODELS, TFIDF, AsymmetricCosine, RP3beta, build_model
 from gamerec_assets.recsys.rawg import RawgPageError, parse_pages, validate_page
+from gamerec_assets.recsys.selection import SelectionResult, inner_split, select_model, select_model_with_report
 from gamerec_assets.recsys.simulate import SimulationParams, simulate_user_logs
 from gamerec_assets.recsys.split import SplitParams, split_interactions
+from gamerec_assets.recsys.steam import implicit_weight, read_steam_log
 
 __all__ = [
+    "BM25",
+    "EASE",
     "KS",
+    "MODELS",
+    "TFIDF",
     "ArtifactError",
+    "AsymmetricCosine",
     "CleaningReport",
     "HoldoutResult",
     "Interactions",
     "ItemCF",
     "ModelArtifact",
     "Popularity",
+    "RP3beta",
     "RawgPageError",
+    "SelectionResult",
     "SimulationParams",
     "SplitParams",
     "build_matrix",
+    "build_model",
     "catalogue_coverage",
     "clean_games",
     "evaluate_holdout",
     "fingerprint",
     "hit_matrix",
+    "implicit_weight",
+    "inner_split",
     "item_similarity_matrix",
     "make_model",
     "parse_pages",
     "per_user_metrics",
     "ranking_metrics",
+    "read_steam_log",
+    "select_model",
+    "select_model_with_report",
     "simulate_user_logs",
     "split_interactions",
     "validate_page",

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from gamerec_assets.recsys.itemcf import ItemCF, Popularity
 from gamerec_assets.recsys.matrix import build_matrix
 from gamerec_assets.recsys.metrics import catalogue_coverage, ranking_metrics
+from gamerec_assets.recsys.models import MODELS, build_model
 
 KS = (5, 10, 20)
 
@@ -32,6 +33,8 @@ def make_model(params: dict[str, Any]) -> Recommender:
         return ItemCF(similarity=params.get("similarity", "cosine"), neighbors=int(params.get("neighbors", 100)))
     if kind == "Popularity":
         return Popularity()
+    if kind in MODELS:  # the model zoo: EASE, RP3beta, AsymmetricCosine, TFIDF, BM25
+        return build_model(params)
     raise ValueError(f"unknown model {kind!r}")
 
 

@@ -78,6 +78,8 @@ def recommend_from_similarity(
         seen = user_items.copy()
         seen.data = np.ones_like(seen.data)
         scores = (scores - scores.multiply(seen)).tocsr()
+    # Signed weights (EASE) can sum below zero: that is evidence against, not a candidate.
+    scores.data[scores.data < 0] = 0
     scores.eliminate_zeros()
     return dense_rows_topk(scores, n)
 

@@ -95,7 +95,7 @@ class TableStore:
         self.engine = sa.create_engine(url, **engine_kwargs)
         self._load_data = self.engine.dialect.name == "mysql"
         self.dialect = self.engine.dialect.name
-        self._ensure_schema_table()
+        self._schema_table_ready = False
 
     @property
     def backend(self) -> str:
@@ -105,6 +105,9 @@ class TableStore:
         return self.engine.url.render_as_string(hide_password=True)
 
     def _ensure_schema_table(self) -> None:
+        """Created on first write, so a read-only service account can still read."""
+        if self._schema_table_ready:
+            return
         meta = sa.MetaData()
         sa.Table(
             SCHEMA_TABLE,
@@ -119,6 +122,7 @@ class TableStore:
             meta.create_all(self.engine, checkfirst=True)
         except SQLAlchemyError as exc:
             raise TableStoreError(f"cannot reach the table database {self.describe()}: {exc}") from exc
+        self._schema_table_ready = True
 
     def _table(
         self,
@@ -161,6 +165,7 @@ class TableStore:
         indexes: list[list[str]] | None = None,
     ) -> WriteResult:
         """Publish `frames` (one frame or an iterator of chunks with one schema) as table `name`, atomically."""
+        self._ensure_schema_table()
         chunks: Iterator[pl.DataFrame] = iter([frames] if isinstance(frames, pl.DataFrame) else frames)
         first = next(chunks, None)
         if first is None:
@@ -279,6 +284,8 @@ class TableStore:
         return self.engine.dialect.identifier_preparer.quote(name)
 
     def schema(self, name: str) -> dict[str, pl.DataType]:
+        if not sa.inspect(self.engine).has_table(SCHEMA_TABLE):
+            raise TableStoreError(f"table {name} does not exist in {self.describe()} (nothing written yet)")
         with self.engine.connect() as conn:
             row = conn.exec_driver_sql(
                 f"SELECT columns FROM {SCHEMA_TABLE} WHERE name = {'%s' if self.dialect == 'mysql' else '?'}",

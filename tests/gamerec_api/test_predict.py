@@ -3,12 +3,17 @@ path (ServingModel.recommend) that writes batch_recommendations."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import msgspec
 import numpy as np
 import pytest
 from litestar.testing import TestClient
 
+from gamerec_api.app import create_app
+from gamerec_api.schemas import PredictResponse
 from gamerec_api.state import ServingState, load_state
-from tests.gamerec_api.support import Home
+from tests.gamerec_api.support import Home, wait_ready
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +66,21 @@ def test_because_is_the_most_similar_history_items(client: TestClient, home: Hom
             assert item["because"] == expected
 
 
-def test_agrees_with_the_batch_model_for_every_user(state: ServingState, home: Home) -> None:
-    """The request path's sparse-row scoring ranks exactly as ServingModel.recommend (batch) does."""
+@pytest.mark.parametrize("path", ["neighbour maps", "numpy"])
+def test_agrees_with_the_batch_model_for_every_user(state: ServingState, home: Home, path: str) -> None:
+    """Both request-path scorers (Python neighbour maps for small neighbourhoods, numpy on gathered CSR rows for
+    large ones) rank exactly as ServingModel.recommend (the batch path) does."""
+    if path == "numpy":
+        state = dataclasses.replace(state, neighbours=None)
     model = state.model
     users = state.user_ids
     logs = home.seeded.logs
     rows = np.searchsorted(users, logs["user_id"].to_numpy())
-    batch = model.recommend(model.history_matrix(rows, logs["game_id"].to_numpy(), len(users)), 10)
+    batch = model.recommend(model.history_matrix(rows, logs["game_id"].to_numpy(), len(users)), 30)
     for row, user in enumerate(users.tolist()):
-        rec = state.recommend(state.history(user), 10)
+        rec = state.recommend(state.history(user), 30)
         np.testing.assert_array_equal(model.item_ids[rec.idx], batch.game_ids[row], err_msg=f"user {user}")
+        assert rec.because[rec.n_cf :] == [[]] * (len(rec.idx) - rec.n_cf)
         np.testing.assert_allclose(rec.scores, batch.scores[row], rtol=1e-5)
         np.testing.assert_array_equal(rec.from_cf, batch.from_cf[row])
 
@@ -120,3 +130,32 @@ def test_k_is_honoured_and_popularity_fills_the_tail(client: TestClient, home: H
 
 def test_default_k_is_10(client: TestClient) -> None:
     assert len(client.post("/predict", json={"user_id": 3}).json()["items"]) == 10
+
+
+def test_both_scorers_explain_alike(state: ServingState) -> None:
+    numpy_state = dataclasses.replace(state, neighbours=None)
+    liked = state.model.index_of([3328, 4200, 3498, 12020, 58175]).tolist()
+    assert min(liked) >= 0
+    for history in ([*state.history(5), *liked], sorted(set(liked)), state.history(11)):
+        history = sorted(set(history))
+        small, large = state.recommend(history, 20), numpy_state.recommend(history, 20)
+        assert small.idx == large.idx and small.n_cf == large.n_cf and small.because == large.because
+        np.testing.assert_allclose(small.scores, large.scores, rtol=1e-6)
+
+
+def test_body_decodes_strictly_to_the_response_struct(client: TestClient) -> None:
+    """The fragment-built JSON is exactly a PredictResponse (no missing, extra or mistyped fields)."""
+    for body in ({"user_id": 3}, {"user_id": 0}, {"user_id": 0, "liked_game_ids": [3328]}, {"user_id": 1, "k": 100}):
+        r = client.post("/predict", json=body)
+        decoded = msgspec.json.decode(r.content, type=PredictResponse, strict=True)
+        assert decoded.user_id == body["user_id"] and r.headers["content-type"] == "application/json"
+
+
+def test_cached_answers_equal_computed_ones(home: Home, client: TestClient) -> None:
+    """The answer cache (on in `client`) returns byte-identical bodies to an app without it."""
+    with TestClient(create_app(home.settings, reload_interval=0, env={}, predict_cache=0)) as uncached:
+        wait_ready(uncached)
+        for body in [{"user_id": u, "k": k} for u in (1, 2, 3, 50, 0, 10**9, 10**9 + 1) for k in (1, 10, 25)]:
+            first = client.post("/predict", json=body).content
+            again = client.post("/predict", json=body).content  # served from the cache
+            assert first == again == uncached.post("/predict", json=body).content, body

@@ -1,0 +1,83 @@
+"""The /predict answer as a plain function of (state, request): the controller and the benchmark share it.
+
+Answers without liked games depend only on (user, k) for a given state, so the state keeps a bounded number of
+them (`cache_size`, env GAMEREC_PREDICT_CACHE); a model swap brings a new state and so an empty cache.
+
+The response is assembled from JSON fragments precomputed per game at load time (`state.Fragments`): per request
+only the scores, the `because` ids and the list structure are formatted. The bytes decode to `PredictResponse`
+(a test checks it with msgspec in strict mode, and schemathesis validates them against the OpenAPI schema).
+"""
+
+from __future__ import annotations
+
+from gamerec_api.schemas import PredictRequest, Source
+from gamerec_api.state import ServingState
+
+_SOURCE_CF = b',"source":"item_cf","because":['
+_SOURCE_POP = b'0.0,"source":"popular","because":[]}'
+
+
+class UnknownGames(ValueError):
+    """liked_game_ids holds games the served model does not know."""
+
+
+def predict_json(current: ServingState, req: PredictRequest) -> tuple[bytes, Source]:
+    """Known user: item_cf over history ∪ liked; no history: basket over liked; nothing usable: popular.
+
+    Returns the JSON body of a `PredictResponse` and its source. Raises UnknownGames for unknown liked ids.
+    """
+    row = current.user_row(req.user_id)
+    key = (row, req.k)
+    if not req.liked_game_ids and (hit := current.answers.get(key)) is not None:
+        return b'{"user_id":' + str(req.user_id).encode() + hit[0], hit[1]  # type: ignore[return-value]
+    history = current.history(req.user_id, row)
+    source: Source = "item_cf" if history else "popular"
+    if req.liked_game_ids:
+        liked = current.model.index_of(req.liked_game_ids).tolist()
+        if min(liked) < 0:
+            unknown = sorted({g for g, i in zip(req.liked_game_ids, liked, strict=True) if i < 0})
+            raise UnknownGames(
+                f"unknown game ids in liked_game_ids: {unknown[:20]} (model {current.version} does not know them; "
+                "find ids with GET /games?search=...)"
+            )
+        history = sorted(set(history).union(liked))
+        if source == "popular":
+            source = "basket"
+    rec = current.recommend(history, req.k)
+    n_cf = rec.n_cf
+    if n_cf == 0:
+        source = "popular"
+    fragments = current.fragments
+    heads, id_text = fragments.item_head, fragments.id_text
+    parts = []
+    for i, score, because in zip(rec.idx[:n_cf], rec.scores, rec.because, strict=False):
+        parts.append(
+            b"".join(
+                (
+                    heads[i],
+                    repr(round(score, 6)).encode(),
+                    _SOURCE_CF,
+                    ",".join([id_text[j] for j in because]).encode(),
+                    b"]}",
+                )
+            )
+        )
+    for i in rec.idx[n_cf:]:
+        parts.append(heads[i] + _SOURCE_POP)
+    reasons = dict.fromkeys(j for because in rec.because[:n_cf] for j in because)
+    rest = b"".join(
+        (
+            b',"model_version":',
+            fragments.version,
+            b',"source":"',
+            source.encode(),
+            b'","items":[',
+            b",".join(parts),
+            b'],"because_games":[',
+            b",".join([fragments.ref[j] for j in reasons]),
+            b"]}",
+        )
+    )
+    if not req.liked_game_ids:
+        current.remember(key, (rest, source))
+    return b'{"user_id":' + str(req.user_id).encode() + rest, source

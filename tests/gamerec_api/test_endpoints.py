@@ -1,0 +1,182 @@
+"""Games, users, health and metrics endpoints, and bad input: always a 4xx that says what is wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+from litestar.testing import TestClient
+
+from gamerec_api.app import create_app
+from gamerec_assets.store.settings import StorageSettings
+from tests.gamerec_api.support import Home
+
+
+def test_similar_games_are_the_models_neighbours(client: TestClient, home: Home) -> None:
+    model = home.model()
+    game = 3498
+    body = client.get(f"/games/{game}/similar", params={"k": 5}).json()
+    assert body["game"]["game_id"] == game and body["game"]["name"] == "Grand Theft Auto V"
+    assert body["model_version"] == home.seeded.version
+    ids, scores = model.similar([game], 5)
+    expected = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+    assert [i["game_id"] for i in body["items"]] == [i for i, _ in expected]
+    assert [i["score"] for i in body["items"]] == pytest.approx([s for _, s in expected], rel=1e-5)
+    assert game not in [i["game_id"] for i in body["items"]]
+
+
+def test_unknown_game_is_a_404_with_a_message(client: TestClient) -> None:
+    for path in ("/games/1/similar", "/games/1"):
+        r = client.get(path)
+        assert r.status_code == 404
+        assert "unknown game id 1" in r.json()["detail"]
+
+
+def test_search_is_case_insensitive_substring_with_limit(client: TestClient, home: Home) -> None:
+    body = client.get("/games", params={"search": "WITCHER", "limit": 50}).json()
+    names = [g["name"] for g in body["items"]]
+    features = home.seeded.features
+    expected = set(features.filter(pl.col("name").str.to_lowercase().str.contains("witcher", literal=True))["name"])
+    assert names and set(names) == expected
+    assert len(client.get("/games", params={"search": "the", "limit": 3}).json()["items"]) == 3
+    assert client.get("/games", params={"search": "no such game zzz"}).json()["items"] == []
+    popular = client.get("/games", params={"limit": 5}).json()["items"]
+    assert len(popular) == 5
+
+
+def test_single_game_card(client: TestClient) -> None:
+    card = client.get("/games/3328").json()
+    assert card["name"] == "The Witcher 3: Wild Hunt"
+    assert "RPG" in card["genres"] and card["rating"] > 0 and card["released"] == "2015-05-18"
+
+
+def test_users_and_history(client: TestClient, home: Home) -> None:
+    logs = home.seeded.logs
+    body = client.get("/users", params={"limit": 5, "offset": 2}).json()
+    users = np.unique(logs["user_id"].to_numpy())
+    assert body["total"] == len(users)
+    assert [u["user_id"] for u in body["items"]] == users[2:7].tolist()
+    for u in body["items"]:
+        assert u["games_played"] == logs.filter(pl.col("user_id") == u["user_id"]).height
+    history = client.get("/users/4/history").json()
+    assert {g["game_id"] for g in history["items"]} == set(logs.filter(pl.col("user_id") == 4)["game_id"])
+    assert client.get("/users/123456/history").status_code == 404
+
+
+def test_batch_recommendations_come_from_the_table(client: TestClient, home: Home) -> None:
+    table = home.settings.table_store().read("batch_recommendations", where={"user_id": 9}, order_by=["rank"])
+    body = client.get("/users/9/recommendations").json()
+    assert body["source"] == "batch"
+    assert body["model_version"] == home.seeded.version
+    assert [i["game_id"] for i in body["items"]] == table["game_id"].to_list()
+    assert [i["rank"] for i in body["items"]] == list(range(1, table.height + 1))
+    assert all(i["name"] for i in body["items"])
+
+
+def test_batch_recommendations_for_an_unknown_user_is_a_404(client: TestClient) -> None:
+    r = client.get("/users/999999/recommendations")
+    assert r.status_code == 404
+    assert "unknown user 999999" in r.json()["detail"]
+
+
+def test_health_and_readiness(client: TestClient, home: Home) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["model_version"] == home.seeded.version
+
+
+def test_not_ready_without_a_production_model(tmp_path) -> None:
+    """An empty home: alive, not ready (503 saying why), and /predict answers 503 instead of failing."""
+    settings = StorageSettings.from_env({"GAMEREC_HOME": str(tmp_path)})
+    with TestClient(create_app(settings, reload_interval=0, env={})) as c:
+        deadline = time.monotonic() + 10
+        while (r := c.get("/readyz")).json()["status"] == "loading" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert r.status_code == 503
+        assert r.json()["status"] == "unavailable" and "no production item_similarity model" in r.json()["detail"]
+        assert c.get("/healthz").status_code == 200
+        p = c.post("/predict", json={"user_id": 1})
+        assert p.status_code == 503 and "not ready" in p.json()["detail"]
+
+
+def test_metrics_expose_requests_latency_model_and_sources(client: TestClient, home: Home) -> None:
+    client.post("/predict", json={"user_id": 3})
+    client.post("/predict", json={"user_id": 0})
+    model = home.model()
+    with_neighbours = int(model.item_ids[np.argmax(np.diff(model.similarity.indptr))])
+    client.post("/predict", json={"user_id": 0, "liked_game_ids": [with_neighbours]})
+    client.get("/games/4200/similar")
+    text = client.get("/metrics").text
+    assert f'gamerec_model_info{{version="{home.seeded.version}"}} 1.0' in text
+    for source in ("item_cf", "basket", "popular"):
+        line = next(x for x in text.splitlines() if x.startswith(f'gamerec_predictions_total{{source="{source}"}}'))
+        assert float(line.split()[-1]) >= 1
+    assert 'gamerec_http_requests_total{app_name="gamerec_api",method="POST",path="/predict",status_code="200"}' in text
+    assert "gamerec_http_request_duration_seconds_bucket" in text
+    # grouped by route template, so ids do not explode the label set
+    assert 'path="/games/{game_id}/similar"' in text and 'path="/games/4200/similar"' not in text
+
+
+BAD_PREDICT = [
+    ({"k": 3}, "user_id"),  # missing field
+    ({"user_id": "seven"}, "Expected `int`, got `str`"),
+    ({"user_id": 1.5}, "Expected `int`"),
+    ({"user_id": 1, "k": 0}, ">= 1"),
+    ({"user_id": 1, "k": 101}, "<= 100"),
+    ({"user_id": -1}, ">= 0"),
+    ({"user_id": 2**70}, "user_id"),
+    ({"user_id": 1, "liked_game_ids": "3498"}, "Expected `array`"),
+    ({"user_id": 1, "liked_game_ids": [3498, "x"]}, "liked_game_ids"),
+    ({"user_id": 1, "liked_game_ids": [1, 2, 3498]}, "unknown game ids in liked_game_ids: [1, 2]"),
+    ({"user_id": 1, "liked": [3498]}, "unknown field"),
+    ([1, 2], "Expected `object`"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), BAD_PREDICT)
+def test_bad_predict_bodies_are_400_with_the_reason(client: TestClient, body: object, message: str) -> None:
+    r = client.post("/predict", json=body)
+    assert r.status_code == 400, r.text
+    assert message.lower() in r.text.lower()
+
+
+def test_malformed_json_and_oversized_bodies(client: TestClient) -> None:
+    for body, message in ((b'{"user_id": 1,', "truncated"), (b"{user_id: 1}", "malformed"), (b"", "body is empty")):
+        r = client.post("/predict", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and message in r.text.lower(), (body, r.text)
+    big = b'{"user_id": 1, "liked_game_ids": [' + b"3498, " * 12_000 + b"3498]}"
+    assert len(big) > 64 * 1024
+    r = client.post("/predict", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "too large" in r.json()["detail"].lower()
+
+
+def test_bad_query_and_path_parameters(client: TestClient) -> None:
+    cases = [
+        ("/games/3498/similar?k=0", ">= 1"),
+        ("/games/3498/similar?k=abc", "k"),
+        ("/games/abc/similar", None),  # no route matches a non-integer id
+        (f"/games/{2**64}/similar", "<= 9223372036854775807"),
+        ("/games?limit=1000", "<= 100"),
+        ("/users/-5/recommendations", ">= 0"),
+    ]
+    for path, message in cases:
+        r = client.get(path)
+        assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
+        if message:
+            assert message in r.text, (path, r.text)
+
+
+def test_module_import_is_cheap_and_cli_has_workers() -> None:
+    """Importing the package must not pull in Litestar or numpy (the CLI parses arguments first)."""
+    code = "import sys, gamerec_api; print('litestar' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
+    help_text = subprocess.run(
+        [sys.executable, "-m", "gamerec_api", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "--workers" in help_text and "--port" in help_text

@@ -1,0 +1,200 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from implicit.nearest_neighbours import BM25Recommender, TFIDFRecommender
+
+from gamerec_assets.recsys import (
+    BM25,
+    EASE,
+    MODELS,
+    TFIDF,
+    AsymmetricCosine,
+    ItemCF,
+    ModelArtifact,
+    RP3beta,
+    build_model,
+    make_model,
+)
+from gamerec_assets.recsys.itemcf import recommend_from_similarity
+from gamerec_assets.recsys.models import dense_topn, rank_unseen
+from gamerec_assets.recsys.serving import ServingModel
+
+ZOO = [
+    AsymmetricCosine(alpha=0.7, shrink=2.0, neighbors=10),
+    TFIDF(neighbors=10),
+    BM25(neighbors=10),
+    RP3beta(alpha=0.8, beta=0.4, neighbors=10),
+    EASE(l2=5.0),
+    EASE(l2=5.0, neighbors=8),
+]
+
+
+def random_matrix(users: int = 300, items: int = 80, density: float = 0.08, seed: int = 1) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    m = sp.random(users, items, density=density, random_state=seed, format="csr")
+    m.data = rng.random(m.nnz) + 0.1  # continuous weights: no score ties, so comparisons are exact
+    return m
+
+
+def binary(m: sp.csr_matrix) -> np.ndarray:
+    return (m.toarray() > 0).astype(np.float64)
+
+
+def dense_rank(scores: np.ndarray, seen: np.ndarray, n: int) -> np.ndarray:
+    """Reference ranking: positive unseen scores, descending, ties to the lower index, padded with -1."""
+    s = np.where((seen > 0) | (scores <= 0), -np.inf, scores)
+    order = np.lexsort((np.broadcast_to(np.arange(s.shape[1]), s.shape), -s), axis=1)[:, :n]
+    return np.where(np.isfinite(np.take_along_axis(s, order, axis=1)), order, -1)
+
+
+@pytest.mark.parametrize("model", ZOO, ids=lambda m: str(m.params))
+def test_shape_exclusion_padding_and_determinism(model) -> None:
+    x = random_matrix()
+    ids, scores = model.fit(x).recommend(x, N=12)
+    assert ids.shape == scores.shape == (300, 12) and ids.dtype == np.int64 and scores.dtype == np.float32
+    rows = np.broadcast_to(np.arange(300)[:, None], ids.shape)
+    real = ids >= 0
+    assert not np.any(x.toarray()[rows[real], ids[real]] > 0)  # seen items never come back
+    assert np.all(scores[real] > 0) and np.all(scores[~real] == 0)
+    assert np.all(np.diff(scores, axis=1) <= 0)  # descending, padding (score 0) at the end
+    assert np.all(np.diff(real.astype(int), axis=1) <= 0)
+    assert real.mean() > 0.9
+    again = build_model(model.params).fit(x).recommend(x, N=12)
+    np.testing.assert_array_equal(ids, again[0])
+    np.testing.assert_array_equal(scores, again[1])
+
+
+@pytest.mark.parametrize("model", ZOO, ids=lambda m: str(m.params))
+def test_params_registry_and_make_model_round_trip(model) -> None:
+    assert model.params["model"] in MODELS
+    assert build_model(model.params).params == model.params
+    assert make_model(model.params).params == model.params
+    with pytest.raises(RuntimeError):
+        build_model(model.params).recommend(random_matrix(), N=3)
+    with pytest.raises(ValueError):
+        build_model({"model": "Nope"})
+
+
+@pytest.mark.parametrize("model", ZOO, ids=lambda m: str(m.params))
+def test_recommend_equals_dense_scoring_and_the_serving_path(model) -> None:
+    """score = user_items @ similarity; on every row with N positive candidates the serving code agrees."""
+    x = random_matrix()
+    ids, scores = model.fit(x).recommend(x, N=10)
+    sim = model.similarity
+    assert sp.issparse(sim) and sim.shape == (80, 80) and np.all(sim.diagonal() == 0)
+    dense_scores = x.toarray() @ sim.toarray()
+    np.testing.assert_array_equal(ids, dense_rank(dense_scores, x.toarray(), 10))
+    serve_ids, serve_scores = recommend_from_similarity(sim, x, 10)
+    full = (ids >= 0).all(axis=1)
+    assert full.mean() > 0.9
+    np.testing.assert_array_equal(ids[full], serve_ids[full])
+    np.testing.assert_allclose(scores[full], serve_scores[full], rtol=1e-5)
+
+
+@pytest.mark.parametrize("neighbors", [5, 20, 100])
+def test_tfidf_and_bm25_recommendations_equal_implicit(neighbors: int) -> None:
+    x = random_matrix()
+    rows = np.arange(x.shape[0])
+    for ours, ref in [
+        (TFIDF(neighbors), TFIDFRecommender(K=neighbors, num_threads=1)),
+        (BM25(neighbors, k1=1.2, b=0.75), BM25Recommender(K=neighbors, K1=1.2, B=0.75, num_threads=1)),
+    ]:
+        ref.fit(x, show_progress=False)
+        ref_ids, ref_scores = ref.recommend(rows, x, N=10)
+        ids, scores = ours.fit(x).recommend(x, N=10)
+        real = ids >= 0
+        assert real.mean() > 0.9
+        np.testing.assert_array_equal(ids[real], ref_ids[real])
+        np.testing.assert_allclose(scores[real], ref_scores[real], rtol=1e-5)
+        assert np.all(ref_scores[~real] <= 0)  # where we pad, implicit has no candidate left either
+
+
+def test_asymmetric_cosine_matches_the_formula_and_cosine() -> None:
+    x = random_matrix(60, 15, 0.3)
+    b = binary(x)
+    inter, n = b.T @ b, b.sum(axis=0)
+    alpha, shrink = 0.8, 3.0
+    expected = inter / (n[:, None] ** alpha * n[None, :] ** (1 - alpha) + shrink)
+    np.fill_diagonal(expected, 0)
+    sim = AsymmetricCosine(alpha, shrink, neighbors=100).fit(x).similarity.toarray()
+    np.testing.assert_allclose(sim, expected, rtol=1e-6)
+    assert not np.allclose(sim, sim.T)  # α != 0.5 is asymmetric
+    cosine = AsymmetricCosine(0.5, 0.0, neighbors=100).fit(x).similarity.toarray()
+    np.testing.assert_allclose(cosine, ItemCF("cosine", 100).fit(sp.csr_matrix(b)).similarity.toarray(), rtol=1e-5)
+
+
+def test_rp3beta_matches_the_dense_formula_with_top_k() -> None:
+    x = random_matrix(80, 20, 0.25)
+    xd, b = x.toarray(), binary(x)
+    alpha, beta, k = 0.7, 0.4, 6
+    p_ui = xd / xd.sum(axis=1, keepdims=True).clip(min=1e-12)
+    p_iu = b.T / b.sum(axis=0)[:, None].clip(min=1e-12)
+    w = (p_iu**alpha) @ (p_ui**alpha) / b.sum(axis=0)[None, :] ** beta
+    np.fill_diagonal(w, 0)
+    full = RP3beta(alpha, beta, neighbors=100).fit(x).similarity.toarray()
+    np.testing.assert_allclose(full, w, rtol=1e-5)
+    top = RP3beta(alpha, beta, neighbors=k).fit(x).similarity.toarray()
+    kth = -np.sort(-w, axis=1)[:, k - 1 : k]
+    np.testing.assert_allclose(top, np.where(w >= kth, w, 0.0), rtol=1e-5)
+
+
+def test_ease_matches_the_closed_form_and_has_negative_weights() -> None:
+    x = random_matrix(120, 25, 0.2)
+    xd, lam = x.toarray(), 7.0
+    p = np.linalg.inv(xd.T @ xd + lam * np.eye(25))
+    expected = np.eye(25) - p / np.diag(p)[None, :]
+    np.fill_diagonal(expected, 0)
+    model = EASE(l2=lam).fit(x)
+    np.testing.assert_allclose(model.weights, expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model.similarity.toarray(), expected, rtol=1e-4, atol=1e-6)
+    assert model.similarity.data.min() < 0
+    # items nobody touched: all-zero rows and columns (the solve skips them)
+    x_gap = sp.csr_matrix(np.hstack([xd, np.zeros((120, 2))]))
+    gap = EASE(l2=lam).fit(x_gap)
+    np.testing.assert_allclose(gap.weights[:25, :25], expected, rtol=1e-4, atol=1e-6)
+    assert not gap.weights[25:].any() and not gap.weights[:, 25:].any()
+    with pytest.raises(ValueError, match="max_items"):
+        EASE(max_items=10).fit(x)
+
+
+def test_ease_top_k_keeps_each_rows_largest_weights() -> None:
+    x = random_matrix(120, 25, 0.2)
+    dense = EASE(l2=7.0).fit(x).weights
+    top = EASE(l2=7.0, neighbors=4).fit(x).similarity
+    assert np.diff(top.indptr).max() == 4
+    np.testing.assert_allclose(np.sort(top.toarray(), axis=1)[:, -4:], np.sort(dense, axis=1)[:, -4:], rtol=1e-6)
+
+
+def test_serving_an_ease_artifact_unchanged() -> None:
+    x = random_matrix(200, 40, 0.15)
+    model = EASE(l2=5.0).fit(x)
+    item_ids = np.arange(40) * 10 + 1000
+    pop = np.asarray((x > 0).sum(axis=0)).ravel().astype(float)
+    served = ServingModel(ModelArtifact.from_files(ModelArtifact(item_ids, model.similarity, pop, {}).to_files()))
+    rec = served.recommend(x, 10)
+    ids, _ = model.recommend(x, N=10)
+    full = (ids >= 0).all(axis=1)
+    assert full.mean() > 0.9
+    np.testing.assert_array_equal(rec.game_ids[full], item_ids[ids[full]])
+
+
+def test_similar_items_positive_only_and_errors() -> None:
+    x = random_matrix()
+    for model in (EASE(l2=5.0).fit(x), RP3beta(neighbors=10).fit(x)):
+        ids, scores = model.similar_items([0, 1], N=4)
+        assert ids.shape == (2, 4) and 0 not in ids[0] and 1 not in ids[1]
+        assert np.all(scores[ids >= 0] > 0) and np.all(np.diff(scores, axis=1) <= 0)
+        sim = model.similarity.toarray()
+        assert ids[0, 0] == int(np.argmax(sim[0]))
+        with pytest.raises(IndexError):
+            model.similar_items([999])
+
+
+def test_dense_topn_ties_go_to_the_lower_index() -> None:
+    scores = np.array([[1.0, 2.0, 2.0, -np.inf, 2.0], [-np.inf, -np.inf, 0.5, -np.inf, -np.inf]])
+    ids, top = dense_topn(scores, 3)
+    assert ids.tolist() == [[1, 2, 4], [2, -1, -1]]
+    assert top.tolist() == [[2.0, 2.0, 2.0], [0.5, 0.0, 0.0]]
+    x = sp.csr_matrix(np.array([[0, 1, 0, 0]], dtype=float))
+    sim = sp.csr_matrix(np.ones((4, 4)) - np.eye(4))
+    assert rank_unseen(sim, x, 3)[0].tolist() == [[0, 2, 3]]
