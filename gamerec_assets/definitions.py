@@ -29,6 +29,7 @@ from gamerec_assets.resources import (
 )
 from gamerec_assets.schedules import daily_refresh, refresh_all
 from gamerec_assets.store.settings import StorageSettings
+from gamerec_assets.tracking import ExperimentTracker
 
 # Steps run in parallel processes forked from a server that has already imported the project: without the
 # preload every step pays the full import of dagster + polars + scipy (about 5 s each on this machine).
@@ -67,6 +68,7 @@ def build_resources(settings: StorageSettings, env: Mapping[str, str]) -> dict[s
         "tables": tables,
         "artifact_io_manager": ArtifactIOManager(artifacts=artifacts),
         "table_io_manager": TableIOManager(tables=tables),
+        "tracker": ExperimentTracker(directory=str(settings.home)),
     }
 
 

@@ -1,5 +1,6 @@
 """Stage 4: the item-item similarity model, its quality gate, the evaluation report and the release."""
 
+import json
 import time
 from dataclasses import asdict
 from typing import Literal
@@ -14,16 +15,22 @@ from gamerec_assets.recsys.evaluation import KS, evaluate_holdout, make_model
 from gamerec_assets.recsys.itemcf import Popularity
 from gamerec_assets.recsys.matrix import build_matrix
 from gamerec_assets.recsys.metrics import METRICS
+from gamerec_assets.recsys.selection import FAMILIES, select_model_with_report
 from gamerec_assets.recsys.split import SplitParams, split_interactions
 from gamerec_assets.resources import ArtifactsResource
 from gamerec_assets.store.registry import ModelRegistry
+from gamerec_assets.tracking import ExperimentTracker, wandb_table
 
 GATE_METRIC = "ndcg@10"
+ITEM_FAMILIES = tuple(f for f in FAMILIES if f != "Popularity")  # popularity is the baseline, not a candidate
 
 
 class ItemSimilarityConfig(dg.Config):
-    similarity: Literal["cosine", "jaccard"] = "cosine"
+    strategy: Literal["select", "fixed"] = "select"  # select: select_model tunes the zoo; fixed: the params below
+    time_budget_s: float = 120.0  # select_model's budget (inner splits of the train fold only)
+    similarity: Literal["cosine", "jaccard"] = "cosine"  # strategy=fixed: the prototype's model
     neighbors: int = 100
+    serving_neighbors: int = 300  # weights kept per item in the published artifact (by magnitude)
     split_seed: int = 42
 
 
@@ -36,9 +43,17 @@ def holdout_split(user_logs: pl.DataFrame, manifest: dict) -> pl.DataFrame:
     return split_interactions(user_logs, SplitParams(**manifest["split"]))
 
 
+def best_per_family(trials: list[dict]) -> dict[str, dict]:
+    """The best params each model family reached during selection (most splits, then highest mean)."""
+    best: dict[str, dict] = {}
+    for t in sorted(trials, key=lambda t: (t["n_splits"], t["ndcg@10"])):
+        best[t["model"]] = t
+    return best
+
+
 @dg.asset(
     group_name="modeling",
-    kinds={"scipy", "numpy"},
+    kinds={"scipy", "numpy", "wandb"},
     io_manager_key="artifact_io_manager",
 )
 def item_similarity(
@@ -46,32 +61,107 @@ def item_similarity(
     config: ItemSimilarityConfig,
     user_logs: pl.DataFrame,
     game_features: pl.DataFrame,
+    tracker: ExperimentTracker,
 ) -> dg.Output[ModelArtifact]:
-    """Item-based CF: each game's nearest neighbours (sparse CSR) plus a JSON manifest; a new immutable version.
+    """The item-item model: neighbour weights (sparse CSR) + a JSON manifest; a new immutable version per run.
 
-    Validation metrics come from the holdout protocol (fit on train, score validation); the stored matrix is then
-    fit on every interaction, since that is what the API serves.
+    `select_model` tunes the model zoo on inner splits of the train fold only; validation metrics then come from
+    the holdout protocol (fit on train, score validation) for the model exactly as it will be served; the published
+    matrix is fit on every interaction, since that is what the API serves. Every trial is logged to W&B.
     """
-    params = {"model": "ItemCF", "similarity": config.similarity, "neighbors": config.neighbors}
     split_params = SplitParams(seed=config.split_seed)
     split = split_interactions(user_logs, split_params)
     item_ids = catalogue(game_features, user_logs)
-    validation = evaluate_holdout(split, item_ids, lambda: make_model(params), "validation")
-    baseline = evaluate_holdout(split, item_ids, Popularity, "validation")
-    context.log.info(
-        f"validation {GATE_METRIC}: model {validation.flat()[GATE_METRIC]:.4f}, "
-        f"popularity {baseline.flat()[GATE_METRIC]:.4f}"
-    )
-    full = build_matrix(user_logs, item_ids)
-    started = time.perf_counter()
-    model = make_model(params).fit(full.matrix)
-    fit_seconds = time.perf_counter() - started
-    similarity = model.similarity  # type: ignore[attr-defined]
+    users = np.unique(split["user_id"].to_numpy())
+    train = build_matrix(split.filter(pl.col("fold") == "train"), item_ids, users)
+    run_name = f"item_similarity-{context.run_id[:8]}"
+    wandb_config = {
+        **config.model_dump(),
+        "users": len(users),
+        "items": len(item_ids),
+        "interactions": user_logs.height,
+    }
+    with tracker.run(run_name, "model_selection", wandb_config) as wb:
+        selection: dict = {}
+        if config.strategy == "select":
+            trial_no = iter(range(1_000_000))
+
+            def on_trial(trial: dict) -> None:
+                n = next(trial_no)
+                context.log.info(
+                    f"trial {n}: {trial['model']} {trial['params']} split {trial['split']} "
+                    f"ndcg@10 {trial['ndcg@10_splits'][-1]:.4f}"
+                )
+                wb.log(
+                    {
+                        "trial": n,
+                        "model": trial["model"],
+                        "split": trial["split"],
+                        "ndcg@10": trial["ndcg@10_splits"][-1],
+                        "params": json.dumps(trial["params"]),
+                    }
+                )
+
+            result = select_model_with_report(
+                train.matrix, time_budget_s=config.time_budget_s, families=ITEM_FAMILIES, on_trial=on_trial
+            )
+            chosen = dict(result.best)
+            selection = {
+                "best": result.best,
+                "trials": result.trials,
+                "elapsed_s": round(result.elapsed_s, 2),
+                "budget_exhausted": result.budget_exhausted,
+                "protocol": result.protocol,
+            }
+        else:
+            chosen = {"model": "ItemCF", "similarity": config.similarity, "neighbors": config.neighbors}
+        params = {**chosen, "serving_neighbors": config.serving_neighbors}
+        validation = evaluate_holdout(split, item_ids, lambda: make_model(params), "validation")
+        baseline = evaluate_holdout(split, item_ids, Popularity, "validation")
+        context.log.info(
+            f"chose {params}; validation {GATE_METRIC}: {validation.flat()[GATE_METRIC]:.4f} "
+            f"(popularity {baseline.flat()[GATE_METRIC]:.4f})"
+        )
+        full = build_matrix(user_logs, item_ids)
+        started = time.perf_counter()
+        model = make_model(params).fit(full.matrix)
+        fit_seconds = time.perf_counter() - started
+        similarity = model.similarity  # type: ignore[attr-defined]
+        wb.summary.update(
+            {
+                "chosen": json.dumps(params),
+                f"validation_{GATE_METRIC}": validation.flat()[GATE_METRIC],
+                f"validation_{GATE_METRIC}_popularity": baseline.flat()[GATE_METRIC],
+                "fit_seconds": fit_seconds,
+            }
+        )
+        if selection:
+            wb.log(
+                {
+                    "trials": wandb_table(
+                        pl.DataFrame(
+                            [
+                                {
+                                    "model": t["model"],
+                                    "params": json.dumps(t["params"]),
+                                    "ndcg@10": t["ndcg@10"],
+                                    "ndcg@10_std": t["ndcg@10_std"],
+                                    "splits": t["n_splits"],
+                                    "seconds": t["seconds"],
+                                }
+                                for t in selection["trials"]
+                            ]
+                        )
+                    )
+                }
+            )
+        wandb_id = wb.id
     binary = full.matrix.copy()
     binary.data[:] = 1
     popularity = np.asarray(binary.sum(axis=0)).ravel()
     manifest = {
         "parameters": params,
+        "weights": "signed" if similarity.nnz and similarity.data.min() < 0 else "similarity",
         "split": asdict(split_params),
         "training_data": {
             "fingerprint": fingerprint(full.matrix),
@@ -80,7 +170,9 @@ def item_similarity(
             "interactions": int(full.matrix.nnz),
         },
         "metrics": {"validation": validation.flat(), "validation_popularity": baseline.flat()},
+        "selection": selection,
         "dagster_run_id": context.run_id,
+        "wandb_run_id": wandb_id,
     }
     names = dict(zip(game_features["game_id"].to_list(), game_features["name"].to_list(), strict=True))
     coo = similarity.tocoo()
@@ -89,37 +181,58 @@ def item_similarity(
         {
             "game": [names.get(int(item_ids[i]), str(item_ids[i])) for i in coo.row[top]],
             "neighbour": [names.get(int(item_ids[j]), str(item_ids[j])) for j in coo.col[top]],
-            "similarity": coo.data[top].astype(float),
+            "weight": coo.data[top].astype(float),
         }
     )
-    return dg.Output(
-        ModelArtifact(item_ids, similarity, popularity, manifest),
-        metadata={
-            "parameters": params,
-            "items": len(item_ids),
-            "neighbour_pairs": int(similarity.nnz),
-            "mean_neighbours": float(similarity.nnz / max(len(item_ids), 1)),
-            "fit_seconds": round(fit_seconds, 4),
-            f"validation_{GATE_METRIC}": validation.flat()[GATE_METRIC],
-            f"validation_{GATE_METRIC}_popularity": baseline.flat()[GATE_METRIC],
-            "training_fingerprint": manifest["training_data"]["fingerprint"],
-            "most_similar_pairs": markdown_table(pairs),
-        },
-    )
+    metadata: dict[str, object] = {
+        "parameters": params,
+        "items": len(item_ids),
+        "neighbour_pairs": int(similarity.nnz),
+        "mean_neighbours": float(similarity.nnz / max(len(item_ids), 1)),
+        "fit_seconds": round(fit_seconds, 4),
+        f"validation_{GATE_METRIC}": validation.flat()[GATE_METRIC],
+        f"validation_{GATE_METRIC}_popularity": baseline.flat()[GATE_METRIC],
+        "training_fingerprint": manifest["training_data"]["fingerprint"],
+        "wandb_run_id": wandb_id,
+        "wandb_mode": tracker.resolved_mode(),
+        "strongest_pairs": markdown_table(pairs),
+    }
+    if selection:
+        trials = pl.DataFrame(
+            [
+                {
+                    "model": t["model"],
+                    "ndcg@10": t["ndcg@10"],
+                    "± std": t["ndcg@10_std"],
+                    "splits": t["n_splits"],
+                    "params": json.dumps({k: v for k, v in t["params"].items() if k not in ("model", "max_items")}),
+                }
+                for t in sorted(selection["trials"], key=lambda t: -t["ndcg@10"])
+            ]
+        )
+        metadata["selection_trials"] = markdown_table(trials, 25)
+        metadata["selection_seconds"] = selection["elapsed_s"]
+    return dg.Output(ModelArtifact(item_ids, similarity, popularity, manifest), metadata=metadata)
 
 
-@dg.asset_check(asset=item_similarity, description="Similarities are finite, in [0, 1], with no self-similarity.")
+@dg.asset_check(
+    asset=item_similarity,
+    description="Weights are finite, in [0, 1] ([-1, 1] for signed EASE weights), no self-weight.",
+)
 def item_similarity_well_formed(item_similarity: ModelArtifact) -> dg.AssetCheckResult:
     sim = item_similarity.similarity
+    signed = item_similarity.manifest.get("weights") == "signed"
+    low = -1.0 if signed else 0.0
     finite = bool(np.all(np.isfinite(sim.data)))
-    in_range = bool(sim.nnz == 0 or (sim.data.min() >= 0 and sim.data.max() <= 1))
+    in_range = bool(sim.nnz == 0 or (sim.data.min() >= low and sim.data.max() <= 1))
     self_sim = int(np.count_nonzero(sim.diagonal()))
     square = sim.shape == (len(item_similarity.item_ids), len(item_similarity.item_ids))
     return dg.AssetCheckResult(
         passed=finite and in_range and self_sim == 0 and square,
         metadata={
             "finite": finite,
-            "in_unit_range": in_range,
+            "in_range": in_range,
+            "range": f"[{low}, 1]",
             "self_similarities": self_sim,
             "square": square,
         },
@@ -156,21 +269,33 @@ def item_similarity_beats_popularity(
 
 @dg.asset(
     group_name="modeling",
-    kinds={"polars", "table"},
+    kinds={"polars", "table", "wandb"},
     io_manager_key="table_io_manager",
     metadata={"primary_key": ["model", "k", "metric"]},
 )
 def evaluation_report(
-    item_similarity: ModelArtifact, user_logs: pl.DataFrame, game_features: pl.DataFrame
+    context: dg.AssetExecutionContext,
+    item_similarity: ModelArtifact,
+    user_logs: pl.DataFrame,
+    game_features: pl.DataFrame,
+    tracker: ExperimentTracker,
 ) -> dg.Output[pl.DataFrame]:
-    """Held-out test metrics at K = 5, 10, 20 for the model and the popularity baseline (fit on train+validation)."""
+    """Held-out test metrics at K = 5, 10, 20: the published model, every candidate family at its best selection
+    params (served the same way), and the popularity baseline; fit on train + validation, never tuned on test."""
     manifest = item_similarity.manifest
     split = holdout_split(user_logs, manifest)
     item_ids = catalogue(game_features, user_logs)
+    serving = manifest["parameters"].get("serving_neighbors")
+    candidates: dict[str, dict] = {"published": manifest["parameters"]}
+    for family, trial in best_per_family(manifest.get("selection", {}).get("trials", [])).items():
+        params = {**trial["params"], **({"serving_neighbors": serving} if serving else {})}
+        if params != manifest["parameters"]:
+            candidates[family] = params
     results = {
-        "item_cf": evaluate_holdout(split, item_ids, lambda: make_model(manifest["parameters"]), "test"),
-        "popularity": evaluate_holdout(split, item_ids, Popularity, "test"),
+        name: evaluate_holdout(split, item_ids, lambda p=params: make_model(p), "test")
+        for name, params in candidates.items()
     }
+    results["popularity"] = evaluate_holdout(split, item_ids, Popularity, "test")
     rows = [
         {
             "model": name,
@@ -178,6 +303,8 @@ def evaluation_report(
             "metric": m,
             "value": float(res.metrics[k][m]),
             "users": res.metrics[k]["users"],
+            "coverage": res.coverage,
+            "params": json.dumps(candidates.get(name, {"model": "Popularity"})),
             "model_version": str(item_similarity.version),
         }
         for name, res in results.items()
@@ -185,33 +312,46 @@ def evaluation_report(
         for m in METRICS
     ]
     report = pl.DataFrame(rows)
-    wide = report.with_columns((pl.col("metric") + "@" + pl.col("k").cast(pl.Utf8)).alias("at")).pivot(
-        on="at", index="model", values="value"
+    wide = (
+        report.with_columns((pl.col("metric") + "@" + pl.col("k").cast(pl.Utf8)).alias("at"))
+        .pivot(on="at", index="model", values="value")
+        .join(report.select("model", "coverage").unique("model"), on="model")
+        .sort("ndcg@10", descending=True)
     )
-    fig, axes = figure(8, 3)
-    width = 0.35
-    x = np.arange(len(METRICS))
-    for n, name in enumerate(results):
-        axes.bar(x + n * width, [results[name].metrics[10][m] for m in METRICS], width, label=name)
-    axes.set_xticks(x + width / 2, [f"{m}@10" for m in METRICS])
-    axes.legend()
-    axes.set_title("Held-out test metrics")
+    fig, ax = figure(8, 3.5)
+    names = wide["model"].to_list()
+    for n, k in enumerate(KS):
+        ax.bar(np.arange(len(names)) + n * 0.27, wide[f"ndcg@{k}"].to_list(), 0.27, label=f"NDCG@{k}")
+    ax.set_xticks(np.arange(len(names)) + 0.27, names, rotation=20)
+    ax.legend()
+    ax.set_title("Held-out test NDCG by model")
+    with tracker.run(
+        f"evaluation_report-{context.run_id[:8]}",
+        "evaluation",
+        {"model_version": str(item_similarity.version), "candidates": json.dumps(candidates)},
+    ) as wb:
+        wb.log({"evaluation": wandb_table(wide)})
+        wb.summary.update({f"test_{m}": results["published"].flat()[m] for m in ("ndcg@10", "recall@10", "map@10")})
+        wandb_id = wb.id
     return dg.Output(
         report,
         metadata={
             "model_version": str(item_similarity.version),
-            "test_ndcg@10": results["item_cf"].flat()["ndcg@10"],
+            "test_ndcg@10": results["published"].flat()["ndcg@10"],
             "test_ndcg@10_popularity": results["popularity"].flat()["ndcg@10"],
-            "catalogue_coverage@20": results["item_cf"].coverage,
-            "metrics": markdown_table(wide, 5),
-            "plot": png_markdown(fig, "test metrics at 10"),
+            "catalogue_coverage@20": results["published"].coverage,
+            "models": len(results),
+            "metrics": markdown_table(wide, 12),
+            "plot": png_markdown(fig, "test NDCG by model"),
+            "wandb_run_id": wandb_id,
         },
     )
 
 
 @dg.asset_check(asset=evaluation_report, description="All five metrics at K = 5, 10, 20 for both models, in [0, 1].")
 def evaluation_report_complete(evaluation_report: pl.DataFrame) -> dg.AssetCheckResult:
-    expected = 2 * len(KS) * len(METRICS)
+    models = evaluation_report["model"].n_unique()
+    expected = models * len(KS) * len(METRICS)
     values = evaluation_report["value"]
     in_range = bool(((values >= 0) & (values <= 1)).all())
     return dg.AssetCheckResult(

@@ -28,6 +28,11 @@ class Recommender(Protocol):
 
 def make_model(params: dict[str, Any]) -> Recommender:
     """Build an unfitted model from the `params` a manifest or run config records."""
+    if "serving_neighbors" in params:
+        from gamerec_assets.recsys.serving import ServableModel
+
+        inner = {k: v for k, v in params.items() if k != "serving_neighbors"}
+        return ServableModel(make_model(inner), int(params["serving_neighbors"]))
     kind = params.get("model", "ItemCF")
     if kind == "ItemCF":
         return ItemCF(similarity=params.get("similarity", "cosine"), neighbors=int(params.get("neighbors", 100)))

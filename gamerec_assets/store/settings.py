@@ -22,6 +22,7 @@ def gamerec_home() -> Path:
 class StorageSettings:
     table_url: str
     artifact_root: Path
+    home: Path
     s3_bucket: str | None = None
     s3_prefix: str = "gamerec"
     s3_endpoint_url: str | None = None
@@ -33,6 +34,7 @@ class StorageSettings:
         return cls(
             table_url=env.get("GAMEREC_MYSQL_URL") or f"sqlite:///{home / 'gamerec.db'}",
             artifact_root=home / "artifacts",
+            home=home,
             s3_bucket=env.get("GAMEREC_S3_BUCKET") or None,
             s3_prefix=env.get("GAMEREC_S3_PREFIX", "gamerec"),
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,

@@ -11,6 +11,7 @@ import pytest
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.resources import BUNDLED_SNAPSHOT
 from gamerec_assets.store import ModelRegistry, StorageSettings
+from gamerec_assets.tracking import find_offline_run, read_offline_run
 
 
 def materialize(env: dict[str, str], instance: dg.DagsterInstance, run_config: dict | None = None):
@@ -60,13 +61,25 @@ def test_whole_graph_materializes_with_checks(gamerec_home: Path, instance: dg.D
     manifest = registry.manifest(production)
     assert manifest["training_data"]["interactions"] == logs.height
     report = tables.read("evaluation_report")
-    assert report.height == 30 and set(report["model"]) == {"item_cf", "popularity"}
+    assert {"published", "popularity"} <= set(report["model"]) and report.height == 15 * report["model"].n_unique()
 
     meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert meta["raw_games"]["games"].value == 400
     assert "attribution" in meta["raw_games"]
     assert meta["evaluation_report"]["plot"].value.startswith("![")
     assert meta["game_features"]["table_backend"].value == "sqlite"
+
+    # Every selection trial and the final choice are in an offline W&B run under GAMEREC_HOME, read back here.
+    run_dir = find_offline_run(gamerec_home, meta["item_similarity"]["wandb_run_id"].value)
+    logged = read_offline_run(run_dir)
+    trials = [row for row in logged["history"] if "trial" in row]
+    assert len(trials) >= len(manifest["selection"]["trials"])  # one row per inner-split evaluation
+    assert {row["model"] for row in trials} == {t["model"] for t in manifest["selection"]["trials"]}
+    assert json.loads(logged["summary"]["chosen"]) == manifest["parameters"]
+    assert logged["config"]["strategy"] == "select"
+    assert logged["summary"]["trials/nrows"] == len(manifest["selection"]["trials"])  # the trial table
+    report_run = read_offline_run(find_offline_run(gamerec_home, meta["evaluation_report"]["wandb_run_id"].value))
+    assert report_run["summary"]["test_ndcg@10"] == pytest.approx(meta["evaluation_report"]["test_ndcg@10"].value)
 
 
 @pytest.mark.parametrize(

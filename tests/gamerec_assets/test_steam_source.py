@@ -44,7 +44,12 @@ def test_title_normalisation_and_linking() -> None:
 def test_steam_sourced_run_materializes_the_whole_graph(gamerec_home: Path, steam_path: Path) -> None:
     env = {"GAMEREC_HOME": str(gamerec_home)}
     job = build_definitions(env).resolve_implicit_global_asset_job_def()
-    run_config = {"ops": {"user_logs": {"config": {"source": "steam", "steam_path": str(steam_path)}}}}
+    run_config = {
+        "ops": {
+            "user_logs": {"config": {"source": "steam", "steam_path": str(steam_path)}},
+            "item_similarity": {"config": {"time_budget_s": 30.0}},  # the 120 s default is for real refreshes
+        }
+    }
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
     assert result.success
@@ -57,6 +62,8 @@ def test_steam_sourced_run_materializes_the_whole_graph(gamerec_home: Path, stea
     assert 0.3 < logs_meta["interaction_match_rate"].value < 0.5
     report = meta["evaluation_report"]
     assert report["test_ndcg@10"].value > report["test_ndcg@10_popularity"].value
+    assert report["models"].value >= 4  # the published model, other candidate families and popularity
+    assert meta["item_similarity"]["selection_seconds"].value <= 45
     tables = StorageSettings.from_env(env).table_store()
     logs = tables.read("user_logs")
     assert logs.select("user_id", "game_id").is_duplicated().sum() == 0

@@ -1,0 +1,40 @@
+import numpy as np
+import scipy.sparse as sp
+
+from gamerec_assets.recsys import EASE, ItemCF, ModelArtifact, make_model
+from gamerec_assets.recsys.serving import ServableModel, ServingModel, servable_similarity
+
+
+def matrix(seed: int = 0) -> sp.csr_matrix:
+    m = sp.random(200, 40, density=0.15, random_state=seed, format="csr")
+    m.data[:] = 1
+    return m
+
+
+def test_servable_similarity_keeps_largest_magnitudes_and_scales() -> None:
+    w = sp.csr_matrix(np.array([[5.0, -4.0, 1.0, 0.5], [2.0, 0.0, -8.0, 1.0], [0, 0, 0, 0], [1, 1, 1, 3]]))
+    out = servable_similarity(w, 2).toarray()
+    assert np.all(np.diag(out) == 0)
+    assert (np.count_nonzero(out, axis=1) <= 2).all()
+    np.testing.assert_allclose(out[0], [0, -4 / 8, 1 / 8, 0])  # diagonal dropped first, then top-2 by |w|
+    np.testing.assert_allclose(out[1], [2 / 8, 0, -1, 0])
+    assert np.abs(out).max() == 1.0
+
+
+def test_servable_model_ranks_like_its_artifact_is_served() -> None:
+    x = matrix()
+    model = make_model({"model": "EASE", "l2": 10.0, "serving_neighbors": 15}).fit(x)
+    assert isinstance(model, ServableModel) and model.params["serving_neighbors"] == 15
+    ids, _ = model.recommend(x[:50], N=5)
+    served = ServingModel(ModelArtifact(np.arange(40) + 100, model.similarity, np.ones(40), {"version": "v"}))
+    recs = served.recommend(x[:50], 5, fill_popular=False)
+    np.testing.assert_array_equal(np.where(ids >= 0, ids + 100, -1), recs.game_ids)
+
+
+def test_cosine_ranking_is_unchanged_by_serving_transform() -> None:
+    x = matrix(1)
+    plain = ItemCF("cosine", 10).fit(x)
+    served = make_model({**plain.params, "serving_neighbors": 10}).fit(x)
+    np.testing.assert_array_equal(plain.recommend(x, 10)[0], served.recommend(x, 10)[0])
+    assert served.similarity.data.min() >= 0 and served.similarity.data.max() == 1.0
+    assert EASE is not None
