@@ -52,6 +52,9 @@ class TableIOManager(dg.ConfigurableIOManager):
         meta = context.definition_metadata or {}
         frames = obj.chunks() if isinstance(obj, TableChunks) else obj
         result = store.write(name, frames, primary_key=meta.get("primary_key"), indexes=meta.get("indexes"))
+        if meta.get("history_table") and isinstance(obj, pl.DataFrame):
+            # e.g. evaluation_history: every run's rows, stamped, so quality can be followed over time
+            store.append(meta["history_table"], obj.with_columns(pl.lit(context.run_id).alias("dagster_run_id")))
         context.add_output_metadata(
             {
                 "dagster/row_count": result.rows,

@@ -271,7 +271,7 @@ def item_similarity_beats_popularity(
     group_name="modeling",
     kinds={"polars", "table", "wandb"},
     io_manager_key="table_io_manager",
-    metadata={"primary_key": ["model", "k", "metric"]},
+    metadata={"primary_key": ["model", "k", "metric"], "history_table": "evaluation_history"},
 )
 def evaluation_report(
     context: dg.AssetExecutionContext,

@@ -295,6 +295,27 @@ class TableStore:
             raise TableStoreError(f"table {name} does not exist in {self.describe()}")
         return {c: _DTYPES[d] for c, d in json.loads(row[0]).items()}
 
+    def append(self, name: str, frame: pl.DataFrame) -> WriteResult:
+        """Add rows to a history table in one transaction (created by the first append); all rows or none."""
+        if not self.exists(name):
+            return self.write(name, frame)
+        schema = self.schema(name)
+        if dict(frame.schema) != schema:
+            raise TableStoreError(f"table {name}: appended schema {dict(frame.schema)} differs from {schema}")
+        table = sa.table(name, *[sa.column(c) for c in schema])
+        schema_table = sa.table(SCHEMA_TABLE, sa.column("name"), sa.column("rows"))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(table.insert(), self._encode(frame).to_dicts())
+                conn.execute(
+                    sa.update(schema_table)
+                    .where(schema_table.c.name == name)
+                    .values(rows=schema_table.c.rows + frame.height)
+                )
+        except SQLAlchemyError as exc:
+            raise TableStoreError(f"appending to table {name} in {self.describe()} failed: {exc}") from exc
+        return WriteResult(name, frame.height, self.dialect)
+
     def exists(self, name: str) -> bool:
         return sa.inspect(self.engine).has_table(name)
 

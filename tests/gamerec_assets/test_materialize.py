@@ -62,6 +62,8 @@ def test_whole_graph_materializes_with_checks(gamerec_home: Path, instance: dg.D
     assert manifest["training_data"]["interactions"] == logs.height
     report = tables.read("evaluation_report")
     assert {"published", "popularity"} <= set(report["model"]) and report.height == 15 * report["model"].n_unique()
+    history = tables.read("evaluation_history")
+    assert history.height == report.height and set(history["dagster_run_id"]) == {result.run_id}
 
     meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert meta["raw_games"]["games"].value == 400

@@ -111,3 +111,12 @@ def test_mysql_connection_killed_mid_write_keeps_previous_table(mysql_db: dict) 
         store.write("batch_recommendations", chunks(), primary_key=["game_id"])
     assert store.read("batch_recommendations")["game_id"].to_list() == [0, 1, 2]
     admin.close()
+
+
+def test_append_builds_a_history(store: TableStore) -> None:
+    store.append("evaluation_history", frame(2))
+    store.append("evaluation_history", frame(3, offset=10))
+    assert store.read("evaluation_history", order_by=["game_id"])["game_id"].to_list() == [0, 1, 10, 11, 12]
+    with pytest.raises(TableStoreError, match="differs"):
+        store.append("evaluation_history", frame(1).drop("note"))
+    assert store.read("evaluation_history").height == 5
