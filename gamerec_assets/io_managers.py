@@ -55,6 +55,7 @@ class TableIOManager(dg.ConfigurableIOManager):
         if meta.get("history_table") and isinstance(obj, pl.DataFrame):
             # e.g. evaluation_history: every run's rows, stamped, so quality can be followed over time
             store.append(meta["history_table"], obj.with_columns(pl.lit(context.run_id).alias("dagster_run_id")))
+        context.log.info(f"published table {name} ({result.rows:,} rows) on {store.backend}: {store.describe()}")
         context.add_output_metadata(
             {
                 "dagster/row_count": result.rows,
@@ -91,6 +92,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         else:
             raise dg.Failure(f"{name}: ArtifactIOManager cannot store {type(obj).__name__}")
         pointer = {"version": version, "kind": kind, "run_id": context.run_id}
+        context.log.info(f"stored {name} version {version} in {store.describe()}")
         store.replace(f"{name}/{LATEST}", json.dumps(pointer).encode())
         context.add_output_metadata(
             {
