@@ -17,19 +17,12 @@ import numpy as np
 import polars as pl
 
 from gamerec_assets.recsys import ItemCF, ModelArtifact, SimulationParams, build_matrix, clean_games, parse_pages
-from gamerec_assets.recsys.serving import ServingModel
+from gamerec_assets.recsys.rawg import BUNDLED_SNAPSHOT
+from gamerec_assets.recsys.serving import ServingModel, batch_frame
 from gamerec_assets.store.registry import ModelRegistry
 from gamerec_assets.store.settings import StorageSettings
 
-SNAPSHOT = Path(__file__).resolve().parents[1] / "gamerec_assets" / "data" / "rawg_snapshot.json.gz"
-BATCH_SCHEMA = {
-    "user_id": pl.Int64,
-    "rank": pl.Int32,
-    "game_id": pl.Int64,
-    "score": pl.Float64,
-    "source": pl.Utf8,
-    "model_version": pl.Utf8,
-}
+SNAPSHOT = BUNDLED_SNAPSHOT
 
 
 @dataclass(frozen=True)
@@ -66,23 +59,11 @@ def fit_artifact(features: pl.DataFrame, logs: pl.DataFrame, neighbors: int = 10
     return ModelArtifact(item_ids, model.similarity, popularity, manifest)  # type: ignore[arg-type]
 
 
-def batch_frame(model: ServingModel, logs: pl.DataFrame, k: int = 10) -> pl.DataFrame:
+def batch_table(model: ServingModel, logs: pl.DataFrame, k: int = 10) -> pl.DataFrame:
     """Top-k per user with the served model, in the batch_recommendations table's schema."""
     users = np.unique(logs["user_id"].to_numpy())
     rows = np.searchsorted(users, logs["user_id"].to_numpy())
-    recs = model.recommend(model.history_matrix(rows, logs["game_id"].to_numpy(), len(users)), k)
-    r, c = np.nonzero(recs.game_ids >= 0)
-    return pl.DataFrame(
-        {
-            "user_id": users[r],
-            "rank": (c + 1).astype(np.int32),
-            "game_id": recs.game_ids[r, c],
-            "score": recs.scores[r, c].astype(np.float64),
-            "source": np.where(recs.from_cf[r, c], "item_cf", "popular"),
-            "model_version": np.full(len(r), model.version),
-        },
-        schema=BATCH_SCHEMA,
-    )
+    return batch_frame(model, users, rows, logs["game_id"].to_numpy(), k)
 
 
 def seed_home(home: Path, n_users: int = 100, seed: int = 42, max_games: int = 5, batch: bool = True) -> Seeded:
@@ -100,7 +81,7 @@ def seed_home(home: Path, n_users: int = 100, seed: int = 42, max_games: int = 5
     registry.promote(version, reason="seed")
     if batch:
         served = ServingModel(registry.load(version))
-        tables.write("batch_recommendations", batch_frame(served, logs), primary_key=["user_id", "rank"])
+        tables.write("batch_recommendations", batch_table(served, logs), primary_key=["user_id", "rank"])
     return Seeded(settings, version, features, logs)
 
 

@@ -16,7 +16,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from gamerec_assets.rawg_api import DEFAULT_BASE_URL, RawgApi, RawgApiError, RawgQuery
-from gamerec_assets.recsys.rawg import RawgPageError
+from gamerec_assets.recsys.rawg import BUNDLED_SNAPSHOT, RawgPageError
 from gamerec_assets.store import (
     ArtifactStore,
     LocalArtifactStore,
@@ -24,8 +24,6 @@ from gamerec_assets.store import (
     S3ArtifactStore,
     TableStore,
 )
-
-BUNDLED_SNAPSHOT = Path(__file__).parent / "data" / "rawg_snapshot.json.gz"
 
 
 class RawgClient(dg.ConfigurableResource, ABC):

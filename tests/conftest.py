@@ -116,7 +116,24 @@ def gamerec_home(tmp_path: Path) -> Path:
     return home
 
 
-class FaultProxy:
+class ThreadedHTTPServer:
+    """A loopback HTTP server on a free port in a daemon thread (base for the fakes of remote services below)."""
+
+    def serve(self, handler: type) -> None:
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FaultProxy(ThreadedHTTPServer):
     """A real HTTP proxy in front of moto that answers 500 to armed requests (method + path substring).
 
     It injects faults on the wire, so boto3 and our code run unpatched.
@@ -124,8 +141,7 @@ class FaultProxy:
 
     def __init__(self, upstream: str) -> None:
         import http.client
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
         from urllib.parse import urlparse
 
         self.fail: list[tuple[str, str]] = []
@@ -164,14 +180,8 @@ class FaultProxy:
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
+        self.url = f"http://127.0.0.1:{self.port}"
 
 
 @pytest.fixture
@@ -183,7 +193,7 @@ def s3_fault_proxy(s3_server: str) -> Iterator[FaultProxy]:
         proxy.close()
 
 
-class RawgReplayServer:
+class RawgReplayServer(ThreadedHTTPServer):
     """A local RAWG: replays the real `/api/games` results bundled with the project, paginated, and injects faults.
 
     `faults` is consumed one per request: None (serve normally), ("status", code, headers), ("slow", seconds),
@@ -193,12 +203,11 @@ class RawgReplayServer:
     def __init__(self) -> None:
         import gzip
         import json
-        import threading
         import time
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
         from urllib.parse import parse_qs, urlencode, urlsplit
 
-        from gamerec_assets.resources import BUNDLED_SNAPSHOT
+        from gamerec_assets.recsys.rawg import BUNDLED_SNAPSHOT
 
         bundle = json.loads(gzip.decompress(BUNDLED_SNAPSHOT.read_bytes()))
         self.games = [g for page in bundle["pages"] for g in page["results"]]
@@ -252,15 +261,8 @@ class RawgReplayServer:
                     return self._send(200, data[: len(data) // 2])
                 return self._send(200, data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
+        self.serve(Handler)
         self.url = f"http://127.0.0.1:{self.port}/api"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -9,17 +9,8 @@ import polars as pl
 from gamerec_assets.assets.metadata import markdown_table
 from gamerec_assets.assets.modeling import production_model
 from gamerec_assets.io_managers import TableChunks
-from gamerec_assets.recsys.serving import ServingModel
+from gamerec_assets.recsys.serving import ServingModel, batch_frame
 from gamerec_assets.resources import ArtifactsResource
-
-SCHEMA = {
-    "user_id": pl.Int64,
-    "rank": pl.Int32,
-    "game_id": pl.Int64,
-    "score": pl.Float64,
-    "source": pl.Utf8,
-    "model_version": pl.Utf8,
-}
 
 
 class BatchRecommendationsConfig(dg.Config):
@@ -41,21 +32,7 @@ def recommendation_chunks(
         lo = bounds[start]
         hi = bounds[start + chunk_users] if start + chunk_users < len(users) else len(all_users)
         rows = np.searchsorted(chunk, all_users[lo:hi])
-        history = model.history_matrix(rows, all_games[lo:hi], len(chunk))
-        recs = model.recommend(history, k)
-        valid = recs.game_ids >= 0
-        r, c = np.nonzero(valid)
-        yield pl.DataFrame(
-            {
-                "user_id": chunk[r],
-                "rank": (c + 1).astype(np.int32),
-                "game_id": recs.game_ids[r, c],
-                "score": recs.scores[r, c].astype(np.float64),
-                "source": np.where(recs.from_cf[r, c], "item_cf", "popular"),
-                "model_version": np.full(len(r), model.version),
-            },
-            schema=SCHEMA,
-        )
+        yield batch_frame(model, chunk, rows, all_games[lo:hi], k)
 
 
 @dg.asset(

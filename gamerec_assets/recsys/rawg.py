@@ -7,10 +7,12 @@ names its source and the problem, instead of a KeyError three assets later.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+BUNDLED_SNAPSHOT = Path(__file__).resolve().parents[1] / "data" / "rawg_snapshot.json.gz"
 STATUS_KEYS = ("yet", "owned", "beaten", "toplay", "dropped", "playing")
 
 GAME_SCHEMA: dict[str, pl.DataType] = {

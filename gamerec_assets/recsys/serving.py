@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import polars as pl
 import scipy.sparse as sp
 
 from gamerec_assets.recsys.artifact import ModelArtifact
@@ -160,3 +161,30 @@ class ServingModel:
             raise KeyError(f"unknown game ids: {missing}")
         ids, scores = dense_rows_topk(self.similarity[idx], n)
         return np.where(ids >= 0, self.item_ids[np.maximum(ids, 0)], -1), scores
+
+
+BATCH_SCHEMA = {
+    "user_id": pl.Int64,
+    "rank": pl.Int32,
+    "game_id": pl.Int64,
+    "score": pl.Float64,
+    "source": pl.Utf8,
+    "model_version": pl.Utf8,
+}
+
+
+def batch_frame(model: ServingModel, users: np.ndarray, rows: np.ndarray, game_ids: np.ndarray, k: int) -> pl.DataFrame:
+    """Top-k rows for `users` (history given as row index into `users` + game id pairs), batch table schema."""
+    recs = model.recommend(model.history_matrix(rows, game_ids, len(users)), k)
+    r, c = np.nonzero(recs.game_ids >= 0)
+    return pl.DataFrame(
+        {
+            "user_id": users[r],
+            "rank": (c + 1).astype(np.int32),
+            "game_id": recs.game_ids[r, c],
+            "score": recs.scores[r, c].astype(np.float64),
+            "source": np.where(recs.from_cf[r, c], "item_cf", "popular"),
+            "model_version": np.full(len(r), model.version),
+        },
+        schema=BATCH_SCHEMA,
+    )

@@ -5,11 +5,9 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 import pytest
 
 from gamerec_assets.definitions import build_definitions
-from gamerec_assets.resources import BUNDLED_SNAPSHOT
 from gamerec_assets.store import ModelRegistry, StorageSettings
 from gamerec_assets.tracking import find_offline_run, read_offline_run
 
@@ -156,7 +154,6 @@ def test_bad_run_config_fails_user_logs_with_the_reason(gamerec_home: Path, inst
         "max_games must be in [1, 400]"
         in str(failure.step_failure_data.user_failure_data) + failure.step_failure_data.error.message
     )
-    assert pl.DataFrame is not None and BUNDLED_SNAPSHOT.exists()
 
 
 def test_champion_is_kept_when_the_challenger_is_worse_than_tolerance(

@@ -1,13 +1,13 @@
 import gzip
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 from gamerec_assets.recsys import RawgPageError, parse_pages, validate_page
+from gamerec_assets.recsys.rawg import BUNDLED_SNAPSHOT
 
-SNAPSHOT = Path(__file__).resolve().parents[3] / "gamerec_assets" / "data" / "rawg_snapshot.json.gz"
+SNAPSHOT = BUNDLED_SNAPSHOT
 
 
 def snapshot_pages() -> list[dict]:
