@@ -1,9 +1,11 @@
-"""Row-wise top-k of sparse matrices without Python loops over rows."""
+"""Row-wise top-k of sparse matrices without Python loops over rows (compiled kernels in `kernels.py`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+
+from gamerec_assets.recsys import kernels
 
 
 def rank_within_rows(indptr: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -13,23 +15,27 @@ def rank_within_rows(indptr: np.ndarray, order: np.ndarray) -> np.ndarray:
     return np.arange(len(order)) - starts
 
 
+def _topn_arrays(matrix: sp.csr_matrix, n: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, values in the matrix dtype) of the top-n stored entries per row: value desc, then index asc."""
+    data = matrix.data
+    if data.dtype == np.bool_:
+        data = data.astype(np.int8)
+    return kernels.csr_rows_topn(matrix.indptr, matrix.indices, data, n, pad_id, keep_dtype=True)
+
+
 def sparse_topk(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """Keep the k largest entries per row; ties go to the lower column index."""
     matrix = matrix.tocsr()
     matrix.sum_duplicates()
-    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-    order = np.lexsort((matrix.indices, -matrix.data, rows))
-    rank = rank_within_rows(matrix.indptr, order)
-    keep = order[rank < k]
-    keep.sort()
+    width = int(min(max(k, 0), np.diff(matrix.indptr).max(initial=0)))
+    ids, values = _topn_arrays(matrix, width, -1)
+    keep = ids >= 0
+    counts = keep.sum(axis=1)
     out = sp.csr_matrix(
-        (
-            matrix.data[keep],
-            matrix.indices[keep],
-            np.concatenate([[0], np.cumsum(np.minimum(np.diff(matrix.indptr), k))]),
-        ),
+        (values[keep], ids[keep].astype(matrix.indices.dtype), np.concatenate([[0], np.cumsum(counts)])),
         shape=matrix.shape,
     )
+    out.sort_indices()
     return out
 
 
@@ -39,14 +45,5 @@ def dense_rows_topk(matrix: sp.csr_matrix, n: int, pad_id: int = -1) -> tuple[np
     Order: value descending, then column index ascending (deterministic ties).
     """
     matrix = matrix.tocsr()
-    n_rows = matrix.shape[0]
-    rows = np.repeat(np.arange(n_rows), np.diff(matrix.indptr))
-    order = np.lexsort((matrix.indices, -matrix.data, rows))
-    rank = rank_within_rows(matrix.indptr, order)
-    sel = order[rank < n]
-    sel_rank = rank[rank < n]
-    ids = np.full((n_rows, n), pad_id, dtype=np.int64)
-    scores = np.zeros((n_rows, n), dtype=np.float32)
-    ids[rows[sel], sel_rank] = matrix.indices[sel]
-    scores[rows[sel], sel_rank] = matrix.data[sel]
-    return ids, scores
+    ids, values = _topn_arrays(matrix, n, pad_id)
+    return ids, values.astype(np.float32, copy=False)
