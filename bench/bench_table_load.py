@@ -50,8 +50,10 @@ def measure(url: str, rows: int) -> None:
     with store.engine.begin() as conn:
         for t in ("bench_batch_recommendations", "bench_batch_recommendations__previous"):
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {t}")
-    print(f"{store.backend:7s} rows={rows:,}  publish={seconds:6.2f}s  {rows / seconds:>10,.0f} rows/s  "
-          f"read back={read_seconds:5.2f}s")
+    print(
+        f"{store.backend:7s} rows={rows:,}  publish={seconds:6.2f}s  {rows / seconds:>10,.0f} rows/s  "
+        f"read back={read_seconds:5.2f}s"
+    )
 
 
 def main() -> None:
