@@ -23,6 +23,14 @@ def instance() -> dg.DagsterInstance:
         yield inst
 
 
+def metadata_of(result, asset: str) -> dict:
+    return next(
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == asset
+    )
+
+
 def checks_by_name(result) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
@@ -167,11 +175,7 @@ def test_champion_is_kept_when_the_challenger_is_worse_than_tolerance(
     strict = {"ops": {"production_model": {"config": {"tolerance": -1.0}}}}
     result = materialize(env, instance, strict)
     assert result.success
-    release = next(
-        e.materialization.metadata
-        for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "production_model"
-    )
+    release = metadata_of(result, "production_model")
     assert release["decision"].value == "kept champion"
     assert release["champion_scored"].value == "recorded (same training data)"
     assert registry.production() == champion and len(registry.versions()) == 2
@@ -182,11 +186,7 @@ def test_champion_is_kept_when_the_challenger_is_worse_than_tolerance(
     # (seed 13 is one of the few where the prototype's signal-free simulation lets item-CF pass the gate)
     fresh = {"ops": {"user_logs": {"config": {"seed": 13}}, "production_model": {"config": {"tolerance": 0.5}}}}
     result = materialize(env, instance, fresh)
-    release = next(
-        e.materialization.metadata
-        for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "production_model"
-    )
+    release = metadata_of(result, "production_model")
     assert release["decision"].value == "promoted"
     assert release["champion_scored"].value == "re-evaluated on the new data"
     assert registry.production() != champion
