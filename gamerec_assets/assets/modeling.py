@@ -103,7 +103,11 @@ def item_similarity(
                 )
 
             result = select_model_with_report(
-                train.matrix, time_budget_s=config.time_budget_s, families=ITEM_FAMILIES, on_trial=on_trial
+                train.matrix,
+                time_budget_s=config.time_budget_s,
+                families=ITEM_FAMILIES,
+                on_trial=on_trial,
+                refit=False,  # the chosen params are fit below, as served, on train and then on everything
             )
             chosen = dict(result.best)
             selection = {

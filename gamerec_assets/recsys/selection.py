@@ -311,8 +311,11 @@ def select_model_with_report(
     ease_max_items: int = EASE_MAX_ITEMS,
     seed: int = 0,
     on_trial: TrialCallback | None = None,
+    refit: bool = True,
 ) -> SelectionResult:
     """Tune every family on inner splits of `user_items` only and refit the best on all of it (see module doc).
+
+    `refit=False` skips the final fit (`model` is then None) for callers that fit the chosen params themselves.
 
     `tune_within`: a family is tuned only when its screened NDCG@10 is at least this fraction of the leader's;
     tuning stops once `tune_share` of the budget is spent, leaving the rest to confirmation and the refit.
@@ -353,7 +356,7 @@ def select_model_with_report(
     winner = search.best()
     best_params = dict(winner["params"]) if winner is not None else {"model": "Popularity"}
     refit_started = time.perf_counter()
-    model = build_model(best_params).fit(x)
+    model = build_model(best_params).fit(x) if refit else None
     done = time.perf_counter()
     trials = [
         {**t, "ndcg@10_splits": list(t["ndcg@10_splits"]), "seconds": round(t["seconds"], 3)}

@@ -4,28 +4,14 @@ import scipy.sparse as sp
 from implicit.nearest_neighbours import CosineRecommender
 
 from gamerec_assets.recsys import ItemCF, Popularity
-
-
-def random_matrix(users: int = 300, items: int = 80, density: float = 0.08, seed: int = 1) -> sp.csr_matrix:
-    rng = np.random.default_rng(seed)
-    m = sp.random(users, items, density=density, random_state=seed, format="csr")
-    m.data = rng.random(m.nnz) + 0.1  # continuous weights: no score ties, so the comparison is exact
-    return m
+from tests.gamerec_assets.recsys.support import assert_recommends_like_implicit, random_matrix
 
 
 @pytest.mark.parametrize("neighbors", [5, 20, 100])
 def test_cosine_recommendations_equal_implicit(neighbors: int) -> None:
-    x = random_matrix()
-    rows = np.arange(x.shape[0])
-    ref = CosineRecommender(K=neighbors, num_threads=1)
-    ref.fit(x, show_progress=False)
-    ref_ids, ref_scores = ref.recommend(rows, x, N=10)
-    ids, scores = ItemCF("cosine", neighbors).fit(x).recommend(x, N=10)
-    real = ids >= 0
-    assert real.mean() > 0.9
-    np.testing.assert_array_equal(ids[real], ref_ids[real])
-    np.testing.assert_allclose(scores[real], ref_scores[real], rtol=1e-5)
-    assert np.all(ref_scores[~real] <= 0)  # where we pad, implicit has no candidate left either
+    assert_recommends_like_implicit(
+        ItemCF("cosine", neighbors), CosineRecommender(K=neighbors, num_threads=1), random_matrix()
+    )
 
 
 def test_jaccard_matches_brute_force() -> None:

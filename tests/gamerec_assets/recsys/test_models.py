@@ -18,6 +18,7 @@ from gamerec_assets.recsys import (
 from gamerec_assets.recsys.itemcf import recommend_from_similarity
 from gamerec_assets.recsys.models import dense_topn, rank_unseen
 from gamerec_assets.recsys.serving import ServingModel
+from tests.gamerec_assets.recsys.support import assert_recommends_like_implicit, random_matrix
 
 ZOO = [
     AsymmetricCosine(alpha=0.7, shrink=2.0, neighbors=10),
@@ -27,13 +28,6 @@ ZOO = [
     EASE(l2=5.0),
     EASE(l2=5.0, neighbors=8),
 ]
-
-
-def random_matrix(users: int = 300, items: int = 80, density: float = 0.08, seed: int = 1) -> sp.csr_matrix:
-    rng = np.random.default_rng(seed)
-    m = sp.random(users, items, density=density, random_state=seed, format="csr")
-    m.data = rng.random(m.nnz) + 0.1  # continuous weights: no score ties, so comparisons are exact
-    return m
 
 
 def binary(m: sp.csr_matrix) -> np.ndarray:
@@ -94,19 +88,11 @@ def test_recommend_equals_dense_scoring_and_the_serving_path(model) -> None:
 @pytest.mark.parametrize("neighbors", [5, 20, 100])
 def test_tfidf_and_bm25_recommendations_equal_implicit(neighbors: int) -> None:
     x = random_matrix()
-    rows = np.arange(x.shape[0])
     for ours, ref in [
         (TFIDF(neighbors), TFIDFRecommender(K=neighbors, num_threads=1)),
         (BM25(neighbors, k1=1.2, b=0.75), BM25Recommender(K=neighbors, K1=1.2, B=0.75, num_threads=1)),
     ]:
-        ref.fit(x, show_progress=False)
-        ref_ids, ref_scores = ref.recommend(rows, x, N=10)
-        ids, scores = ours.fit(x).recommend(x, N=10)
-        real = ids >= 0
-        assert real.mean() > 0.9
-        np.testing.assert_array_equal(ids[real], ref_ids[real])
-        np.testing.assert_allclose(scores[real], ref_scores[real], rtol=1e-5)
-        assert np.all(ref_scores[~real] <= 0)  # where we pad, implicit has no candidate left either
+        assert_recommends_like_implicit(ours, ref, x)
 
 
 def test_asymmetric_cosine_matches_the_formula_and_cosine() -> None:
