@@ -2,16 +2,21 @@
 
 1. in-process /predict (the controller's function + JSON encoding, no HTTP): p50 / p99;
 2. over HTTP against `python -m gamerec_api` in a separate process on loopback, with 1 and 2 workers:
-   /predict throughput relative to the same server's /healthz throughput (closed loop, as fast as possible),
-   and /predict latency at a fixed offered load of 500 requests/s (open loop: latency is measured from the
-   scheduled send time, so queueing counts).
+   /predict throughput relative to the same server's /healthz throughput (closed loop, as fast as possible), and
+   /predict latency at a fixed offered load of 500 requests/s (open loop: latency is measured from the scheduled
+   send time, so queueing counts).
+
+Throughput on a small shared VM drifts by +-20 % from one run to the next, so the closed loop alternates /healthz
+and /predict for `--rounds` rounds and reports the median of the per-round ratios, next to the server's CPU time
+per request (utime + stime of the server's processes, read from /proc), the steadier figure.
 
 The model is the production model of $GAMEREC_HOME when it has one (what `make materialize` built), otherwise a
 temporary home seeded like the pipeline's defaults (bundled RAWG snapshot, 100 simulated users).
-The closed-loop load uses `wrk` when it is installed (Lua script picks a random user per request), otherwise a
-small asyncio HTTP/1.1 client (then the client, not the server, may be the bottleneck; it says so).
+The closed-loop load uses `wrk` when it is installed (requests pre-formatted in each wrk thread's `init`, so the
+load generator does the same little work per request for both endpoints), otherwise a small asyncio HTTP/1.1
+client (then the client, not the server, may be the bottleneck; it says so). `apt-get install wrk` on Debian.
 
-    .venv/bin/python bench/bench_api.py [--duration 10] [--rate 500] [--workers 1 2]
+    .venv/bin/python bench/bench_api.py [--duration 5] [--rounds 3] [--rate 500] [--workers 1 2]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import random
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,7 +130,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(home: Path, workers: int, cache: bool = True) -> Iterator[str]:
+def server(home: Path, workers: int, cache: bool = True) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {**os.environ, "GAMEREC_HOME": str(home), "PYTHONPATH": str(ROOT)}
     if not cache:
@@ -160,7 +166,7 @@ def server(home: Path, workers: int, cache: bool = True) -> Iterator[str]:
                 except httpx.TransportError:
                     ok = 0
                 time.sleep(0.01)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         try:
@@ -172,30 +178,46 @@ def server(home: Path, workers: int, cache: bool = True) -> Iterator[str]:
 
 # -- closed-loop throughput ----------------------------------------------------------------------------------------
 
-WRK_PREDICT = """
-local users = {%s}
-local headers = {["Content-Type"] = "application/json"}
-request = function()
-  local u = users[math.random(#users)]
-  return wrk.format("POST", "/predict", headers, '{"user_id":' .. u .. ',"k":10}')
+# Each wrk thread formats its requests once (init), then picks one at random per request.
+WRK_BODIES = """
+local bodies = {%s}
+local reqs = {}
+init = function(args)
+  local headers = {["Content-Type"] = "application/json"}
+  for i, body in ipairs(bodies) do reqs[i] = wrk.format("POST", "/predict", headers, body) end
 end
+request = function() return reqs[math.random(#reqs)] end
 """
 
 
-def wrk_throughput(base: str, path: str, duration: float, users: list[int], tmp: Path) -> tuple[float, str]:
-    args = ["wrk", "-t2", "-c32", f"-d{int(duration)}s", "--latency"]
+def server_cpu_seconds(pid: int) -> float:
+    """utime + stime of the server process and its live descendants (uvicorn's workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return total
+
+
+def wrk_run(base: str, path: str, duration: float, bodies: list[bytes], tmp: Path, threads: int) -> dict:
+    args = ["wrk", f"-t{threads}", "-c32", f"-d{duration:.0f}s", "--latency"]
+    url = base + path
     if path == "/predict":
         script = tmp / "predict.lua"
-        script.write_text(WRK_PREDICT % ",".join(map(str, users[:1000])))
+        script.write_text(WRK_BODIES % ",".join("'" + b.decode() + "'" for b in bodies))
         args += ["-s", str(script)]
-    out = subprocess.run(
-        [*args, base + (path if path != "/predict" else "/")], capture_output=True, text=True, check=True
-    ).stdout
+        url = base + "/"
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    n = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     p99 = re.search(r"^\s+99%\s+(\S+)$", out, re.M)
-    note = f"p99 {p99.group(1) if p99 else '?'}" + (f", NON-2XX {non2xx.group(1)}" if non2xx else "")
-    return rps, note
+    return {"rps": rps, "n": n, "p99": p99.group(1) if p99 else "?", "errors": int(non2xx.group(1)) if non2xx else 0}
 
 
 class RawClient:
@@ -232,7 +254,7 @@ def raw_request(path: str, body: bytes | None) -> bytes:
     ).encode() + body
 
 
-def python_throughput(base: str, path: str, duration: float, bodies: list[bytes], conns: int = 16) -> tuple[float, str]:
+def python_run(base: str, path: str, duration: float, bodies: list[bytes], conns: int = 16) -> dict:
     host, port = base.removeprefix("http://").split(":")
     raws = [raw_request(path, b) for b in bodies] if path == "/predict" else [raw_request(path, None)]
 
@@ -257,7 +279,7 @@ def python_throughput(base: str, path: str, duration: float, bodies: list[bytes]
         return done, errors
 
     done, errors = asyncio.run(run())
-    return done / duration, f"python client, {conns} connections" + (f", NON-200 {errors}" if errors else "")
+    return {"rps": done / duration, "n": done, "p99": "?", "errors": errors}
 
 
 # -- open-loop fixed rate --------------------------------------------------------------------------------------------
@@ -310,7 +332,9 @@ def fixed_rate(base: str, bodies: list[bytes], rate: float, duration: float, con
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per HTTP measurement")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per HTTP measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating /healthz, /predict rounds (median)")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1 leaves a core to the server)")
     parser.add_argument("--rate", type=float, default=500.0, help="offered load for the latency run (req/s)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--python-client", action="store_true", help="use the Python load generator even with wrk")
@@ -328,26 +352,46 @@ def main() -> None:
         bench_in_process(state)
 
         bodies = [msgspec.json.encode(b) for b in request_mix(state, 2000, seed=1)]
-        known_users = state.user_ids.tolist()
+        rng = random.Random(2)
+        known = [msgspec.json.encode({"user_id": u, "k": 10}) for u in rng.choices(state.user_ids.tolist(), k=1000)]
         use_wrk = shutil.which("wrk") is not None and not args.python_client
         print(
-            f"HTTP load generator: {'wrk (-t2 -c32), random known user per request' if use_wrk else 'Python asyncio'}"
-            f"; {args.duration:.0f}s per run"
+            f"HTTP load generator: {f'wrk -t{args.wrk_threads} -c32' if use_wrk else 'Python asyncio (16 connections)'}"
+            f"; {args.rounds} alternating rounds of {args.duration:.0f}s per endpoint"
         )
+
+        def closed_loop(base: str, pid: int, path: str, reqs: list[bytes]) -> dict:
+            cpu = server_cpu_seconds(pid)
+            if use_wrk:
+                r = wrk_run(base, path, args.duration, reqs, tmp, args.wrk_threads)
+            else:
+                r = python_run(base, path, args.duration, reqs)
+            r["cpu_us"] = (server_cpu_seconds(pid) - cpu) / max(r["n"], 1) * 1e6
+            return r
+
         for workers in args.workers:
             for cache in (True, False):
                 label = f"[workers={workers}, answer cache {'on' if cache else 'off'}]"
-                with server(home, workers, cache) as base:
-                    if use_wrk:
-                        health, hnote = wrk_throughput(base, "/healthz", args.duration, known_users, tmp)
-                        pred, pnote = wrk_throughput(base, "/predict", args.duration, known_users, tmp)
-                    else:
-                        health, hnote = python_throughput(base, "/healthz", args.duration, bodies)
-                        pred, pnote = python_throughput(base, "/predict", args.duration, bodies)
-                    print(
-                        f"{label} /healthz {health:,.0f} req/s ({hnote}); /predict {pred:,.0f} req/s ({pnote}); "
-                        f"predict/healthz = {pred / health:.0%} (target >= 70%)"
-                    )
+                with server(home, workers, cache) as (base, pid):
+                    for traffic, reqs in (("known users", known), ("mixed traffic", bodies)):
+                        rounds = []
+                        for _ in range(args.rounds):
+                            health = closed_loop(base, pid, "/healthz", [])
+                            pred = closed_loop(base, pid, "/predict", reqs)
+                            rounds.append((health, pred))
+                        ratios = [p["rps"] / h["rps"] for h, p in rounds]
+                        cpu_h = statistics.median(h["cpu_us"] for h, _ in rounds)
+                        cpu_p = statistics.median(p["cpu_us"] for _, p in rounds)
+                        errors = sum(h["errors"] + p["errors"] for h, p in rounds)
+                        print(
+                            f"{label} {traffic}: /healthz {statistics.median(h['rps'] for h, _ in rounds):,.0f} "
+                            f"req/s, /predict {statistics.median(p['rps'] for _, p in rounds):,.0f} req/s; "
+                            f"predict/healthz median {statistics.median(ratios):.0%} "
+                            f"(rounds {', '.join(f'{x:.0%}' for x in ratios)}; target >= 70%); server CPU per "
+                            f"request {cpu_h:.0f} vs {cpu_p:.0f} us ({cpu_h / cpu_p:.0%}); wrk p99 "
+                            f"{rounds[-1][0]['p99']} / {rounds[-1][1]['p99']}"
+                            + (f"; NON-2XX {errors}" if errors else "")
+                        )
                     r = fixed_rate(base, bodies, args.rate, args.duration)
                     print(
                         f"{label} /predict at {args.rate:.0f} req/s offered for {args.duration:.0f}s "

@@ -10,11 +10,14 @@ only the scores, the `because` ids and the list structure are formatted. The byt
 
 from __future__ import annotations
 
+import msgspec
+
 from gamerec_api.schemas import PredictRequest, Source
 from gamerec_api.state import ServingState
 
+_SOURCE = {s: b',"source":"' + s.encode() + b'","items":[' for s in ("item_cf", "basket", "popular")}
 _SOURCE_CF = b',"source":"item_cf","because":['
-_SOURCE_POP = b'0.0,"source":"popular","because":[]}'
+_SOURCE_POP = b'0.0,"source":"popular","because":[]},'
 
 
 class UnknownGames(ValueError):
@@ -30,17 +33,18 @@ def predict_json(current: ServingState, req: PredictRequest) -> tuple[bytes, Sou
     key = (row, req.k)
     if not req.liked_game_ids and (hit := current.answers.get(key)) is not None:
         return b'{"user_id":' + str(req.user_id).encode() + hit[0], hit[1]  # type: ignore[return-value]
-    history = current.history(req.user_id, row)
-    source: Source = "item_cf" if history else "popular"
+    history = current.history_items(row)
+    source: Source = "item_cf" if history.size else "popular"
     if req.liked_game_ids:
-        liked = current.model.index_of(req.liked_game_ids).tolist()
+        pos = current.item_pos.get
+        liked = [pos(g, -1) for g in req.liked_game_ids]
         if min(liked) < 0:
             unknown = sorted({g for g, i in zip(req.liked_game_ids, liked, strict=True) if i < 0})
             raise UnknownGames(
                 f"unknown game ids in liked_game_ids: {unknown[:20]} (model {current.version} does not know them; "
                 "find ids with GET /games?search=...)"
             )
-        history = sorted(set(history).union(liked))
+        history = sorted(set(history.tolist()).union(liked))
         if source == "popular":
             source = "basket"
     rec = current.recommend(history, req.k)
@@ -48,36 +52,20 @@ def predict_json(current: ServingState, req: PredictRequest) -> tuple[bytes, Sou
     if n_cf == 0:
         source = "popular"
     fragments = current.fragments
-    heads, id_text = fragments.item_head, fragments.id_text
-    parts = []
-    for i, score, because in zip(rec.idx[:n_cf], rec.scores, rec.because, strict=False):
-        parts.append(
-            b"".join(
-                (
-                    heads[i],
-                    repr(round(score, 6)).encode(),
-                    _SOURCE_CF,
-                    ",".join([id_text[j] for j in because]).encode(),
-                    b"]}",
-                )
-            )
-        )
+    heads, id_json = fragments.item_head, fragments.id_json
+    # One flat list of byte strings and a single join; scores are encoded in one msgspec call.
+    out = [b',"model_version":', fragments.version, _SOURCE[source]]
+    if n_cf:
+        scores = msgspec.json.encode([round(x, 6) for x in rec.scores[:n_cf]])[1:-1].split(b",")
+        for i, score, because in zip(rec.idx, scores, rec.because, strict=False):
+            out += (heads[i], score, _SOURCE_CF, b",".join([id_json[j] for j in because]), b"]},")
     for i in rec.idx[n_cf:]:
-        parts.append(heads[i] + _SOURCE_POP)
-    reasons = dict.fromkeys(j for because in rec.because[:n_cf] for j in because)
-    rest = b"".join(
-        (
-            b',"model_version":',
-            fragments.version,
-            b',"source":"',
-            source.encode(),
-            b'","items":[',
-            b",".join(parts),
-            b'],"because_games":[',
-            b",".join([fragments.ref[j] for j in reasons]),
-            b"]}",
-        )
-    )
+        out += (heads[i], _SOURCE_POP)
+    if len(out) > 3:
+        out[-1] = out[-1][:-1]  # the last item's trailing comma
+    reasons = dict.fromkeys([j for because in rec.because[:n_cf] for j in because])
+    out += (b'],"because_games":[', b",".join([fragments.ref[j] for j in reasons]), b"]}")
+    rest = b"".join(out)
     if not req.liked_game_ids:
         current.remember(key, (rest, source))
     return b'{"user_id":' + str(req.user_id).encode() + rest, source

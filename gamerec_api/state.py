@@ -5,34 +5,28 @@ that read `holder.state` keeps a consistent model / metadata / history set for i
 that changes inside a state is its bounded cache of finished /predict answers, which belong to that state.
 
 The request path never touches polars, pandas or the database: a user's history is a slice of an in-memory CSR,
-and scoring reads only the similarity rows of that history (per-item neighbour dicts when the neighbourhood is
-small, numpy on the gathered CSR rows when it is large), so its cost does not grow with the catalogue.
+and scoring reads only the similarity rows of that history (one call of a compiled kernel on the CSR arrays), so
+its cost does not grow with the catalogue.
 """
 
 from __future__ import annotations
 
-import heapq
 import time
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 import msgspec
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from gamerec_api.schemas import GameCard
+from gamerec_assets.recsys.kernels import recommend_history
 from gamerec_assets.recsys.serving import ServingModel
 from gamerec_assets.store.registry import ModelRegistry
 from gamerec_assets.store.tables import TableStore
 
 MODEL_NAME = "item_similarity"
 BECAUSE = 3
-# Python neighbour maps are kept when the model has at most this many neighbour pairs (~100 bytes each).
-PY_MAX_PAIRS = 300_000
-# ... and used for a request whose history rows hold at most this many pairs; larger ones go to numpy.
-PY_MAX_WORK = 1_000
 
 
 class NotReady(RuntimeError):
@@ -56,10 +50,10 @@ class Recommended:
 
 @dataclass(frozen=True)
 class Fragments:
-    """Per model item: the constant part of an item object, its id as text and its {game_id, name} reference."""
+    """Per model item: the constant part of an item object, its id as JSON and its {game_id, name} reference."""
 
     item_head: tuple[bytes, ...]  # b'{"game_id":..,"name":..,"genres":..,"rating":..,"background_image":..,"score":'
-    id_text: tuple[str, ...]
+    id_json: tuple[bytes, ...]  # the game id as JSON
     ref: tuple[bytes, ...]  # b'{"game_id":..,"name":..}'
     version: bytes  # the model version as a JSON string
 
@@ -79,25 +73,7 @@ def build_fragments(cards: tuple[GameCard, ...], version: str) -> Fragments:
         )
         heads.append(obj[:-1] + b',"score":')
         refs.append(encode({"game_id": c.game_id, "name": c.name}))
-    return Fragments(tuple(heads), tuple(str(c.game_id) for c in cards), tuple(refs), encode(version))
-
-
-def neighbour_maps(similarity: sp.csr_matrix) -> tuple[dict[int, float], ...]:
-    """Per item {neighbour: sim} in rank order (sim descending, then index): the request path's small-case index."""
-    sim = similarity.tocsr()
-    rows = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr))
-    order = np.lexsort((sim.indices, -sim.data, rows))
-    cols = sim.indices[order].tolist()
-    vals = sim.data[order].astype(np.float64).tolist()
-    bounds = sim.indptr.tolist()
-    return tuple(
-        dict(zip(cols[bounds[i] : bounds[i + 1]], vals[bounds[i] : bounds[i + 1]], strict=True))
-        for i in range(sim.shape[0])
-    )
-
-
-def _rank(pair: tuple[int, float]) -> tuple[float, int]:
-    return -pair[1], pair[0]
+    return Fragments(tuple(heads), tuple(encode(c.game_id) for c in cards), tuple(refs), encode(version))
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,9 +88,9 @@ class ServingState:
     hist_indices: np.ndarray  # model item indices, sorted within each user
     search_index: tuple[tuple[str, int], ...]  # (lower-case name, item index), most popular first
     popular_list: list[int]  # item indices, most popular first
-    row_len: list[int]  # neighbours per item
-    neighbours: tuple[dict[int, float], ...] | None  # see neighbour_maps; None for very large models
+    sim_arrays: tuple[np.ndarray, np.ndarray, np.ndarray]  # the similarity's CSR (indptr, indices, data)
     fragments: Fragments  # pre-encoded JSON per item for /predict
+    item_pos: dict[int, int]  # game id -> model item index (a dict lookup beats numpy for a few ids)
     cache_size: int = 0  # /predict answers kept per state (0: off); a swap starts an empty cache
     loaded_at: float = field(default_factory=time.time)
     # (user row or -1 for "no history", k) -> (JSON after the user id, source); bounded, first in first out
@@ -145,99 +121,43 @@ class ServingState:
         lo, hi = self.hist_indptr[row : row + 2].tolist()
         return self.hist_indices[lo:hi].tolist()  # type: ignore[no-any-return]
 
+    def history_items(self, row: int) -> np.ndarray:
+        """The user's sorted model item indices as an int64 view of the CSR (empty for row -1): no copy."""
+        if row < 0:
+            return self.hist_indices[:0]
+        lo, hi = self.hist_indptr[row : row + 2].tolist()
+        return self.hist_indices[lo:hi]
+
     def item_index(self, game_id: int) -> int:
         """Model item index of a game id, -1 when the model does not know it."""
-        ids = self.model.item_ids
-        pos = int(np.searchsorted(ids, game_id))
-        return pos if pos < len(ids) and ids[pos] == game_id else -1
+        return self.item_pos.get(game_id, -1)
 
     # -- scoring -------------------------------------------------------------------------------------------------
 
-    def recommend(self, history: list[int], k: int) -> Recommended:
-        """score(j) = Σ_{i in history} sim(i, j) over unseen j, top-k (ties: lower index); popular fill after.
+    def recommend(self, history: np.ndarray | list[int], k: int) -> Recommended:
+        """score(j) = Σ_{i in history} sim(i, j) over unseen j with a positive score, top-k (ties: lower index);
+        popular fill after. `history`: sorted, duplicate-free model item indices.
 
-        Same ranking as `ServingModel.recommend` on a binary history row. The cost follows the history's
-        neighbourhood, never the catalogue: a few dict operations when it is small (the common case: a handful of
-        games with up to `neighbors` each), numpy on the gathered CSR rows when it is large.
+        Same ranking as `ServingModel.recommend` (the batch path) on a binary history row: one compiled kernel
+        call (`kernels.recommend_history`) whose cost follows the history's neighbourhood, never the catalogue.
         """
-        h = history
-        if not h:
-            top, scores, because = [], [], []
-        elif self.neighbours is not None and sum(self.row_len[i] for i in h) <= PY_MAX_WORK:
-            top, scores, because = self._recommend_small(h, k)
+        h = np.asarray(history, dtype=np.int64)
+        if h.size:
+            ids, scores, because_rows = recommend_history(self.sim_arrays, h, k, BECAUSE)
+            top = ids.tolist()
+            score_list = scores.tolist()
+            because = [[i for i in row if i >= 0] for row in because_rows.tolist()]
         else:
-            top, scores, because = self._recommend_numpy(np.asarray(h, np.int64), k)
+            top, score_list, because = [], [], []
         n_cf = len(top)
         if n_cf < k:
             fill = self._popular(h, top, k - n_cf)
-            return Recommended(top + fill, scores + [0.0] * len(fill), n_cf, because + [[] for _ in fill])
-        return Recommended(top, scores, n_cf, because)
+            return Recommended(top + fill, score_list + [0.0] * len(fill), n_cf, because + [[] for _ in fill])
+        return Recommended(top, score_list, n_cf, because)
 
-    def _recommend_small(self, h: list[int], k: int) -> tuple[list[int], list[float], list[list[int]]]:
-        nb = self.neighbours
-        assert nb is not None
-        if len(h) == 1:
-            row = nb[h[0]]
-            top = list(islice(row, k))  # the map is in rank order already
-            return top, [row[j] for j in top], [[h[0]] for _ in top]
-        acc: dict[int, float] = {}
-        get = acc.get
-        for i in h:
-            for j, v in nb[i].items():
-                acc[j] = get(j, 0.0) + v
-        for i in h:
-            acc.pop(i, None)
-        ranked = heapq.nsmallest(k, acc.items(), key=_rank) if len(acc) > k else sorted(acc.items(), key=_rank)
-        top = [j for j, _ in ranked]
-        because = []
-        for j in top:
-            contrib = sorted((-nb[i].get(j, 0.0), i) for i in h)
-            because.append([i for negsim, i in contrib[:BECAUSE] if negsim < 0])
-        return top, [v for _, v in ranked], because
-
-    def _recommend_numpy(self, h: np.ndarray, k: int) -> tuple[list[int], list[float], list[list[int]]]:
-        """Gather the history's CSR rows (vectorised), sum per candidate, rank, explain."""
-        sim = self.model.similarity
-        starts = sim.indptr[h]
-        lens = sim.indptr[h + 1] - starts
-        total = int(lens.sum())
-        if not total:
-            return [], [], []
-        offsets = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)
-        cols = sim.indices[offsets]
-        vals = sim.data[offsets].astype(np.float64)
-        src = np.repeat(h, lens)
-        pos = np.searchsorted(h, cols)
-        unseen = h[np.minimum(pos, h.size - 1)] != cols
-        cols, vals, src = cols[unseen], vals[unseen], src[unseen]
-        if not cols.size:
-            return [], [], []
-        cand, inv = np.unique(cols, return_inverse=True)
-        score = np.bincount(inv, weights=vals, minlength=cand.size)
-        order = np.argsort(-score, kind="stable")[:k]  # cand ascending: ties keep the lower index first
-        return cand[order].tolist(), score[order].tolist(), self._because(inv, vals, src, order, cand.size)
-
-    @staticmethod
-    def _because(inv: np.ndarray, vals: np.ndarray, src: np.ndarray, order: np.ndarray, n_cand: int) -> list[list[int]]:
-        """Per recommended item, the (up to 3) history items with the largest sim(i, j), as item indices."""
-        rank = np.full(n_cand, -1, np.int64)
-        rank[order] = np.arange(order.size)
-        r = rank[inv]
-        keep = r >= 0
-        r, v, s = r[keep], vals[keep], src[keep]
-        o = np.lexsort((s, -v, r))
-        r, s = r[o], s[o]
-        counts = np.bincount(r, minlength=order.size)
-        starts = np.cumsum(counts) - counts
-        first = (np.arange(r.size) - starts[r]) < BECAUSE
-        r, ids = r[first], s[first]
-        bounds = np.searchsorted(r, np.arange(order.size + 1)).tolist()
-        ids_list = ids.tolist()
-        return [ids_list[bounds[i] : bounds[i + 1]] for i in range(order.size)]
-
-    def _popular(self, history: list[int], taken: list[int], n: int) -> list[int]:
+    def _popular(self, history: np.ndarray, taken: list[int], n: int) -> list[int]:
         """The n most popular items that are neither in history nor already taken (a short Python walk)."""
-        blocked = set(history)
+        blocked = set(history.tolist())
         blocked.update(taken)
         out: list[int] = []
         for i in self.popular_list:
@@ -334,9 +254,9 @@ def build_state(
         hist_indices=hist.indices.astype(np.int64),
         search_index=search_index,
         popular_list=model.popular_order.tolist(),
-        row_len=np.diff(model.similarity.indptr).tolist(),
-        neighbours=neighbour_maps(model.similarity) if model.similarity.nnz <= PY_MAX_PAIRS else None,
+        sim_arrays=(model.similarity.indptr, model.similarity.indices, model.similarity.data),
         fragments=build_fragments(cards, model.version),
+        item_pos=dict(zip(model.item_ids.tolist(), range(model.n_items), strict=True)),
         cache_size=cache_size,
     )
 
@@ -353,6 +273,8 @@ def load_state(
     if missing:
         raise NotReady(f"tables not materialised yet: {', '.join(missing)}")
     state = build_state(model, tables.read("game_features"), tables.read("user_logs"), cache_size)
-    first_user = int(state.user_ids[0]) if state.user_ids.size else 0
-    state.recommend(state.history(first_user), 10)  # warm-up: first call pays numpy's lazy initialisation
+    # warm-up: the first kernel call of a process loads its machine code (numba's on-disk cache; compiles on a new
+    # machine), and numpy initialises lazily; a user's history, or the most popular game when there are no users.
+    warm = state.history_items(0) if state.user_ids.size else np.asarray(state.popular_list[:1], np.int64)
+    state.recommend(warm, 10)
     return state

@@ -52,3 +52,17 @@ def test_cli_serves_with_two_workers(home: Home) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_package_exports_create_app_lazily() -> None:
+    """`import gamerec_api` stays cheap (no Litestar) and `from gamerec_api import create_app` resolves (it once
+    recursed forever, because `from package import name` consults the package's __getattr__ again)."""
+    code = (
+        "import sys, gamerec_api; assert 'litestar' not in sys.modules; "
+        "from gamerec_api import create_app; from litestar import Litestar; "
+        "assert isinstance(create_app(env={'GAMEREC_HOME': sys.argv[1]}), Litestar); print('ok')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, "/nonexistent-home"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -3,8 +3,6 @@ path (ServingModel.recommend) that writes batch_recommendations."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import msgspec
 import numpy as np
 import pytest
@@ -66,12 +64,9 @@ def test_because_is_the_most_similar_history_items(client: TestClient, home: Hom
             assert item["because"] == expected
 
 
-@pytest.mark.parametrize("path", ["neighbour maps", "numpy"])
-def test_agrees_with_the_batch_model_for_every_user(state: ServingState, home: Home, path: str) -> None:
-    """Both request-path scorers (Python neighbour maps for small neighbourhoods, numpy on gathered CSR rows for
-    large ones) rank exactly as ServingModel.recommend (the batch path) does."""
-    if path == "numpy":
-        state = dataclasses.replace(state, neighbours=None)
+def test_agrees_with_the_batch_model_for_every_user(state: ServingState, home: Home) -> None:
+    """The request-path scorer (kernels.recommend_history) ranks exactly as ServingModel.recommend (the batch path
+    that writes batch_recommendations) does, popularity fill included."""
     model = state.model
     users = state.user_ids
     logs = home.seeded.logs
@@ -130,17 +125,6 @@ def test_k_is_honoured_and_popularity_fills_the_tail(client: TestClient, home: H
 
 def test_default_k_is_10(client: TestClient) -> None:
     assert len(client.post("/predict", json={"user_id": 3}).json()["items"]) == 10
-
-
-def test_both_scorers_explain_alike(state: ServingState) -> None:
-    numpy_state = dataclasses.replace(state, neighbours=None)
-    liked = state.model.index_of([3328, 4200, 3498, 12020, 58175]).tolist()
-    assert min(liked) >= 0
-    for history in ([*state.history(5), *liked], sorted(set(liked)), state.history(11)):
-        history = sorted(set(history))
-        small, large = state.recommend(history, 20), numpy_state.recommend(history, 20)
-        assert small.idx == large.idx and small.n_cf == large.n_cf and small.because == large.because
-        np.testing.assert_allclose(small.scores, large.scores, rtol=1e-6)
 
 
 def test_body_decodes_strictly_to_the_response_struct(client: TestClient) -> None:

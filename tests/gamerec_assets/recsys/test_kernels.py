@@ -292,3 +292,70 @@ def test_simulation_with_zero_probability_games_is_identical() -> None:
     np.testing.assert_array_equal(ours[0], ref[0])
     np.testing.assert_array_equal(ours[1], ref[1])
     assert set(np.unique(ours[1])) == {0, 1, 2}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# one request: recommend_history
+
+
+def ref_recommend_history(sim: sp.csr_matrix, history: list[int], k: int, n_because: int):
+    """Dense brute force: sums in history order in float64, positive unseen scores, value desc / index asc."""
+    dense = sim.toarray().astype(np.float64)
+    score = np.zeros(sim.shape[1])
+    for i in history:  # the order the kernel sums in
+        score += dense[i]
+    touched = np.zeros(sim.shape[1], bool)
+    for i in history:
+        touched[sim.indices[sim.indptr[i] : sim.indptr[i + 1]]] = True
+    cand = [j for j in range(sim.shape[1]) if touched[j] and j not in set(history) and score[j] > 0]
+    cand.sort(key=lambda j: (-score[j], j))
+    top = cand[:k]
+    because = []
+    for j in top:
+        contrib = sorted((-dense[i, j], i) for i in history if dense[i, j] > 0)
+        because.append([i for _, i in contrib[:n_because]])
+    return top, [score[j] for j in top], because
+
+
+@pytest.mark.parametrize("method", [None, "dense", "sorted"])
+@pytest.mark.parametrize("signed", [False, True])
+def test_recommend_history_equals_the_brute_force_reference(signed: bool, method: str | None) -> None:
+    rng = np.random.default_rng(11)
+    sim = sp.random(150, 150, density=0.08, random_state=12, format="csr", dtype=np.float32)
+    sim.data = np.round(sim.data * 4).astype(np.float32) / 4  # many exact ties in values and in sums
+    if signed:
+        sim.data -= 0.4
+    arrays = (sim.indptr, sim.indices, sim.data)
+    for trial in range(300):
+        size = int(rng.choice([1, 2, 5, 30, 149]))
+        history = sorted(rng.choice(150, size, replace=False).tolist())
+        k = int(rng.choice([1, 3, 10, 150]))
+        n_because = int(rng.choice([0, 1, 3]))
+        ids, scores, because = kernels.recommend_history(arrays, np.asarray(history, np.int64), k, n_because, method)
+        top, ref_scores, ref_because = ref_recommend_history(sim, history, k, n_because)
+        assert ids.tolist() == top, trial
+        assert scores.tolist() == ref_scores, trial  # the same summation order: bit-identical
+        assert [[i for i in row if i >= 0] for row in because.tolist()] == ref_because, trial
+        assert because.shape == (len(top), n_because)
+
+
+def test_recommend_history_ranks_as_the_batch_kernel() -> None:
+    """The request path (one history) and the batch path (recommend_rows, float64 sums) give the same lists."""
+    x = play_matrix(300, 120, 0.05, seed=8, weighted=False)
+    sim = item_similarity_matrix(x, "cosine", 10).astype(np.float32)
+    batch_ids, _ = kernels.recommend_rows(
+        (x.indptr, x.indices, x.data), (sim.indptr, sim.indices, sim.data), 120, 20, True, np.dtype(np.float64)
+    )
+    for u in range(x.shape[0]):
+        history = np.sort(x.indices[x.indptr[u] : x.indptr[u + 1]]).astype(np.int64)
+        ids, _, _ = kernels.recommend_history((sim.indptr, sim.indices, sim.data), history, 20, 3)
+        assert ids.tolist() == [j for j in batch_ids[u].tolist() if j >= 0], u
+
+
+def test_recommend_history_of_nothing_or_isolated_items_is_empty() -> None:
+    sim = sp.csr_matrix((np.ones(2, np.float32), ([0, 1], [1, 0])), shape=(4, 4))
+    arrays = (sim.indptr, sim.indices, sim.data)
+    for method in (None, "dense", "sorted"):
+        for history in ([], [2, 3], [0, 1]):  # nothing, items without neighbours, neighbours all seen
+            ids, scores, because = kernels.recommend_history(arrays, np.asarray(history, np.int64), 5, 3, method)
+            assert ids.size == scores.size == 0 and because.shape == (0, 3)
