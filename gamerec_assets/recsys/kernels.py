@@ -1,9 +1,10 @@
-"""Compiled (numba) kernels of the recommendation core: item-item top-K, scoring, row top-n, simulated draws.
+"""Compiled (numba) kernels of the recommendation core: item-item top-K, scoring (batch, and one history for the
+API's request path), row top-n, simulated draws.
 
-Every kernel works on raw CSR/CSC arrays, one output row at a time with a dense accumulator, and selects the top
-entries with a bounded heap under one total order: value descending, then column index ascending. The selected
-set does not depend on the order candidates are visited in, and ties break to the lower index exactly as the
-numpy reference code did (`lexsort((indices, -values, rows))`).
+Every kernel works on raw CSR/CSC arrays, one output row at a time with an accumulator (dense; or, for one short
+history, its sorted entries), and selects the top entries with a bounded heap under one total order: value
+descending, then column index ascending. The selected set does not depend on the order candidates are visited in,
+and ties break to the lower index exactly as the numpy reference code did (`lexsort((indices, -values, rows))`).
 
 Threads
 -------
