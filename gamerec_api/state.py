@@ -116,10 +116,7 @@ class ServingState:
     def history(self, user_id: int, row: int | None = None) -> list[int]:
         """Sorted model item indices the user played (empty for unknown users)."""
         row = self.user_row(user_id) if row is None else row
-        if row < 0:
-            return []
-        lo, hi = self.hist_indptr[row : row + 2].tolist()
-        return self.hist_indices[lo:hi].tolist()  # type: ignore[no-any-return]
+        return self.history_items(row).tolist()  # type: ignore[no-any-return]
 
     def history_items(self, row: int) -> np.ndarray:
         """The user's sorted model item indices as an int64 view of the CSR (empty for row -1): no copy."""

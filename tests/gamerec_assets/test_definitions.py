@@ -2,16 +2,7 @@ import dagster as dg
 
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.resources import LocalArtifactsResource, S3ArtifactsResource
-
-ASSETS = {
-    "raw_games",
-    "game_features",
-    "user_logs",
-    "item_similarity",
-    "evaluation_report",
-    "production_model",
-    "batch_recommendations",
-}
+from tests.gamerec_assets.support import ASSETS
 
 
 def test_definitions_load_with_lineage(gamerec_home) -> None:

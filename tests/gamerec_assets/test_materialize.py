@@ -10,6 +10,7 @@ import pytest
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.store import ModelRegistry, StorageSettings
 from gamerec_assets.tracking import find_offline_run, read_offline_run
+from tests.gamerec_assets.support import ASSETS
 
 
 def materialize(env: dict[str, str], instance: dg.DagsterInstance, run_config: dict | None = None):
@@ -40,15 +41,7 @@ def test_whole_graph_materializes_with_checks(gamerec_home: Path, instance: dg.D
     result = materialize(env, instance)
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialized == {
-        "raw_games",
-        "game_features",
-        "user_logs",
-        "item_similarity",
-        "evaluation_report",
-        "production_model",
-        "batch_recommendations",
-    }
+    assert materialized == ASSETS
     checks = checks_by_name(result)
     assert len(checks) == 9 and all(checks.values()), checks
 
