@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,31 @@ def unavailable(what: str, why: object) -> None:
     if IN_CI:
         pytest.fail(message + " (CI=true: this test must not be skipped)")
     pytest.skip(message)
+
+
+def shared_data_dir() -> Path | None:
+    """The real public data (`shared/data`): GAMEREC_SHARED_DATA, else beside this checkout, else beside the
+    checkout this one was cloned from (a local `origin`: a clean clone made in a temporary folder)."""
+    root = Path(__file__).resolve().parents[1]
+    candidates = [Path(p) for p in [os.environ.get("GAMEREC_SHARED_DATA", "")] if p]
+    candidates.append(root.parent / "shared" / "data")
+    origin = subprocess.run(
+        ["git", "-C", str(root), "config", "--get", "remote.origin.url"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if origin and Path(origin).is_dir():
+        candidates.append(Path(origin).resolve().parent / "shared" / "data")
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+@pytest.fixture(scope="session")
+def steam_log() -> Path:
+    """The Kaggle steam-200k log; a failure, not a skip, under CI=true when it cannot be found."""
+    data = shared_data_dir()
+    path = data / "steam-200k" / "steam-200k.csv.gz" if data else None
+    if path is None or not path.exists():
+        unavailable("the steam-200k log (shared/data, or GAMEREC_SHARED_DATA)", path or "no shared/data folder found")
+    assert path is not None
+    return path
 
 
 def free_port() -> int:

@@ -1,26 +1,13 @@
 """The whole graph on real users: the Kaggle steam-200k log from ../shared, linked to the RAWG catalogue."""
 
-import os
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
-import pytest
 
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.recsys.linking import STEAM_ONLY_BASE, link_titles, normalise_title, strip_edition
 from gamerec_assets.store import StorageSettings
-
-STEAM = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "steam-200k" / "steam-200k.csv.gz"
-
-
-@pytest.fixture
-def steam_path() -> Path:
-    if not STEAM.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{STEAM} is missing (CI=true: must not skip)")
-        pytest.skip(f"{STEAM} is missing")
-    return STEAM
 
 
 def test_title_normalisation_and_linking() -> None:
@@ -41,12 +28,12 @@ def test_title_normalisation_and_linking() -> None:
     assert again["game_id"].item() == rows["Unknown Game"]["game_id"]  # stable across runs
 
 
-def test_steam_sourced_run_materializes_the_whole_graph(gamerec_home: Path, steam_path: Path) -> None:
+def test_steam_sourced_run_materializes_the_whole_graph(gamerec_home: Path, steam_log: Path) -> None:
     env = {"GAMEREC_HOME": str(gamerec_home)}
     job = build_definitions(env).resolve_implicit_global_asset_job_def()
     run_config = {
         "ops": {
-            "user_logs": {"config": {"source": "steam", "steam_path": str(steam_path)}},
+            "user_logs": {"config": {"source": "steam", "steam_path": str(steam_log)}},
             "item_similarity": {"config": {"time_budget_s": 30.0}},  # the 120 s default is for real refreshes
         }
     }

@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +6,6 @@ import pytest
 
 from gamerec_assets.recsys import implicit_weight, read_steam_log
 from gamerec_assets.recsys.steam import RAW_SCHEMA
-
-REAL_LOG = Path(__file__).resolve().parents[3].parent / "shared/data/steam-200k/steam-200k.csv.gz"
 
 SAMPLE = """\
 10,"Dota 2",purchase,1.0,0
@@ -53,14 +50,10 @@ def test_implicit_weight_rule() -> None:
         implicit_weight(np.array([-1.0]))
 
 
-def test_real_steam_200k_log() -> None:
-    if not REAL_LOG.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{REAL_LOG} is missing on CI")
-        pytest.skip(f"{REAL_LOG} not present")
-    log = read_steam_log(REAL_LOG)
+def test_real_steam_200k_log(steam_log: Path) -> None:
+    log = read_steam_log(steam_log)
     assert log["user_id"].n_unique() == 12_393
-    raw_titles = pl.read_csv(REAL_LOG, has_header=False, schema=RAW_SCHEMA)["title"].n_unique()
+    raw_titles = pl.read_csv(steam_log, has_header=False, schema=RAW_SCHEMA)["title"].n_unique()
     assert raw_titles == 5_155
     # stripping merges two pairs ("Duke Nukem Forever " / "Universe Sandbox " with their unspaced twins)
     assert log["title"].n_unique() == 5_153
