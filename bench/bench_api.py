@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gamerec_api.demo import seed_home  # noqa: E402
+from gamerec_api.predict_answer import predict_json  # noqa: E402
 from gamerec_api.schemas import PredictRequest  # noqa: E402
-from gamerec_api.service import predict_json  # noqa: E402
 from gamerec_api.state import MODEL_NAME, ServingState, load_state  # noqa: E402
 from gamerec_assets.store.registry import ModelRegistry  # noqa: E402
 from gamerec_assets.store.settings import StorageSettings  # noqa: E402

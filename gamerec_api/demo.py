@@ -17,8 +17,8 @@ import numpy as np
 import polars as pl
 
 from gamerec_assets.recsys import ItemCF, ModelArtifact, SimulationParams, build_matrix, clean_games, parse_pages
-from gamerec_assets.recsys.rawg import BUNDLED_SNAPSHOT
-from gamerec_assets.recsys.serving import ServingModel, batch_frame
+from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT
+from gamerec_assets.recsys.served_model import ServingModel, batch_frame
 from gamerec_assets.store.registry import ModelRegistry
 from gamerec_assets.store.settings import StorageSettings
 

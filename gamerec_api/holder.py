@@ -13,12 +13,12 @@ import time
 
 import anyio.to_thread
 
-from gamerec_api import metrics
+from gamerec_api import telemetry
 from gamerec_api.schemas import ReloadResult
 from gamerec_api.state import MODEL_NAME, NotReady, ServingState, load_state
 from gamerec_assets.store.registry import ModelRegistry
 from gamerec_assets.store.settings import StorageSettings
-from gamerec_assets.store.tables import TableStore
+from gamerec_assets.store.table_store import TableStore
 
 log = logging.getLogger("gamerec_api")
 
@@ -99,17 +99,17 @@ class ModelHolder:
             except NotReady as exc:
                 if self.state is None:
                     self.detail = str(exc)
-                metrics.RELOADS.labels("not_ready").inc()
+                telemetry.RELOADS.labels("not_ready").inc()
                 raise
             except Exception as exc:
                 if self.state is None:
                     self.detail = f"loading the production model failed: {type(exc).__name__}: {exc}"
-                metrics.RELOADS.labels("error").inc()
+                telemetry.RELOADS.labels("error").inc()
                 raise
             self.state = new_state  # the swap: one reference assignment
             self.detail = ""
-            metrics.RELOADS.labels("ok").inc()
-            metrics.model_swapped(
+            telemetry.RELOADS.labels("ok").inc()
+            telemetry.model_swapped(
                 previous, new_state.version, new_state.model.n_items, new_state.user_ids.size, new_state.loaded_at
             )
             log.info(

@@ -21,9 +21,9 @@ import polars as pl
 
 from gamerec_api.schemas import GameCard
 from gamerec_assets.recsys.kernels import recommend_history
-from gamerec_assets.recsys.serving import ServingModel
+from gamerec_assets.recsys.served_model import ServingModel
 from gamerec_assets.store.registry import ModelRegistry
-from gamerec_assets.store.tables import TableStore
+from gamerec_assets.store.table_store import TableStore
 
 MODEL_NAME = "item_similarity"
 BECAUSE = 3

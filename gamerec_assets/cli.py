@@ -10,7 +10,7 @@ import json
 import sys
 
 from gamerec_assets.store import ModelRegistry, RegistryError, StorageSettings
-from gamerec_assets.store.artifacts import ArtifactStoreError
+from gamerec_assets.store.artifact_store import ArtifactStoreError
 
 
 def _registry() -> ModelRegistry:

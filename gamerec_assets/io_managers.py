@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from gamerec_assets.recsys.artifact import ModelArtifact
+from gamerec_assets.recsys.model_artifact import ModelArtifact
 from gamerec_assets.resources import ArtifactsResource, TablesResource
 from gamerec_assets.store.registry import ModelRegistry, new_version
 

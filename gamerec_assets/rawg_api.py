@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from gamerec_assets.recsys.rawg import RawgPageError, validate_page
+from gamerec_assets.recsys.rawg_pages import RawgPageError, validate_page
 
 DEFAULT_BASE_URL = "https://api.rawg.io/api"
 RETRY_STATUS = {429, 500, 502, 503, 504}

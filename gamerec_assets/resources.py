@@ -16,7 +16,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from gamerec_assets.rawg_api import DEFAULT_BASE_URL, RawgApi, RawgApiError, RawgQuery
-from gamerec_assets.recsys.rawg import BUNDLED_SNAPSHOT, RawgPageError
+from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT, RawgPageError
 from gamerec_assets.store import (
     ArtifactStore,
     LocalArtifactStore,

@@ -233,7 +233,7 @@ class RawgReplayServer(ThreadedHTTPServer):
         from http.server import BaseHTTPRequestHandler
         from urllib.parse import parse_qs, urlencode, urlsplit
 
-        from gamerec_assets.recsys.rawg import BUNDLED_SNAPSHOT
+        from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT
 
         bundle = json.loads(gzip.decompress(BUNDLED_SNAPSHOT.read_bytes()))
         self.games = [g for page in bundle["pages"] for g in page["results"]]

@@ -7,13 +7,13 @@ from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response.base import ASGIResponse
 
-from gamerec_api import metrics
+from gamerec_api import telemetry
 from gamerec_api.controllers.common import BodyTooLarge, ModelLoading, serving
 from gamerec_api.controllers.lean_request import LeanBodyRequest
+from gamerec_api.predict_answer import UnknownGames, predict_json
 from gamerec_api.schemas import PredictRequest, PredictResponse
-from gamerec_api.service import UnknownGames, predict_json
 
-_COUNTERS = {s: metrics.PREDICTIONS.labels(s) for s in ("item_cf", "basket", "popular")}
+_COUNTERS = {s: telemetry.PREDICTIONS.labels(s) for s in ("item_cf", "basket", "popular")}
 
 
 class PredictController(Controller):

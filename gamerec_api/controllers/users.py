@@ -18,7 +18,7 @@ from gamerec_api.schemas import (
     UsersResponse,
     UserSummary,
 )
-from gamerec_assets.store.tables import TableStoreError
+from gamerec_assets.store.table_store import TableStoreError
 
 UserPath = Annotated[int, Parameter(ge=0, le=MAX_ID, description="user id")]
 BATCH_TABLE = "batch_recommendations"

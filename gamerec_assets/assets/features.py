@@ -7,8 +7,8 @@ import polars as pl
 
 from gamerec_assets.assets.metadata import figure, markdown_table, png_markdown
 from gamerec_assets.io_managers import RawPages
-from gamerec_assets.recsys.features import SCALED, clean_games
-from gamerec_assets.recsys.rawg import parse_pages
+from gamerec_assets.recsys.cleaning import SCALED, clean_games
+from gamerec_assets.recsys.rawg_pages import parse_pages
 
 
 class GameFeaturesConfig(dg.Config):

@@ -10,11 +10,12 @@ import numpy as np
 import polars as pl
 
 from gamerec_assets.assets.metadata import figure, markdown_table, png_markdown
-from gamerec_assets.recsys.artifact import ModelArtifact, fingerprint
-from gamerec_assets.recsys.evaluation import KS, evaluate_holdout, make_model
+from gamerec_assets.recsys.evaluation import KS, evaluate_holdout
 from gamerec_assets.recsys.itemcf import Popularity
 from gamerec_assets.recsys.matrix import build_matrix
 from gamerec_assets.recsys.metrics import METRICS
+from gamerec_assets.recsys.model_artifact import ModelArtifact, fingerprint
+from gamerec_assets.recsys.models import build_model
 from gamerec_assets.recsys.selection import FAMILIES, select_model_with_report
 from gamerec_assets.recsys.split import SplitParams, split_interactions
 from gamerec_assets.resources import ArtifactsResource
@@ -120,7 +121,7 @@ def item_similarity(
         else:
             chosen = {"model": "ItemCF", "similarity": config.similarity, "neighbors": config.neighbors}
         params = {**chosen, "serving_neighbors": config.serving_neighbors}
-        validation = evaluate_holdout(split, item_ids, lambda: make_model(params), "validation")
+        validation = evaluate_holdout(split, item_ids, lambda: build_model(params), "validation")
         baseline = evaluate_holdout(split, item_ids, Popularity, "validation")
         context.log.info(
             f"chose {params}; validation {GATE_METRIC}: {validation.flat()[GATE_METRIC]:.4f} "
@@ -128,7 +129,7 @@ def item_similarity(
         )
         full = build_matrix(user_logs, item_ids)
         started = time.perf_counter()
-        model = make_model(params).fit(full.matrix)
+        model = build_model(params).fit(full.matrix)
         fit_seconds = time.perf_counter() - started
         similarity = model.similarity  # type: ignore[attr-defined]
         wb.summary.update(
@@ -257,7 +258,7 @@ def item_similarity_beats_popularity(
     manifest = item_similarity.manifest
     split = holdout_split(user_logs, manifest)
     item_ids = catalogue(game_features, user_logs)
-    model = evaluate_holdout(split, item_ids, lambda: make_model(manifest["parameters"]), "validation", (10,))
+    model = evaluate_holdout(split, item_ids, lambda: build_model(manifest["parameters"]), "validation", (10,))
     baseline = evaluate_holdout(split, item_ids, Popularity, "validation", (10,))
     ours, theirs = model.flat()[GATE_METRIC], baseline.flat()[GATE_METRIC]
     return dg.AssetCheckResult(
@@ -296,7 +297,7 @@ def evaluation_report(
         if params != manifest["parameters"]:
             candidates[family] = params
     results = {
-        name: evaluate_holdout(split, item_ids, lambda p=params: make_model(p), "test")
+        name: evaluate_holdout(split, item_ids, lambda p=params: build_model(p), "test")
         for name, params in candidates.items()
     }
     results["popularity"] = evaluate_holdout(split, item_ids, Popularity, "test")
@@ -390,7 +391,7 @@ def champion_score(
         return float(recorded), "recorded (same training data)"
     split = holdout_split(user_logs, challenger.manifest)
     item_ids = catalogue(game_features, user_logs)
-    result = evaluate_holdout(split, item_ids, lambda: make_model(manifest["parameters"]), "validation", (10,))
+    result = evaluate_holdout(split, item_ids, lambda: build_model(manifest["parameters"]), "validation", (10,))
     return result.flat()[GATE_METRIC], "re-evaluated on the new data"
 
 

@@ -9,7 +9,7 @@ import polars as pl
 from gamerec_assets.assets.metadata import markdown_table
 from gamerec_assets.assets.modeling import production_model
 from gamerec_assets.io_managers import TableChunks
-from gamerec_assets.recsys.serving import ServingModel, batch_frame
+from gamerec_assets.recsys.served_model import ServingModel, batch_frame
 from gamerec_assets.resources import ArtifactsResource
 
 

@@ -1,13 +1,13 @@
 """Pure recommendation core: numpy, scipy and polars only (no Dagster, no Litestar)."""
 
-from gamerec_assets.recsys.artifact import ArtifactError, ModelArtifact, fingerprint
-from gamerec_assets.recsys.evaluation import KS, HoldoutResult, evaluate_holdout, make_model
-from gamerec_assets.recsys.features import CleaningReport, clean_games
+from gamerec_assets.recsys.cleaning import CleaningReport, clean_games
+from gamerec_assets.recsys.evaluation import KS, HoldoutResult, evaluate_holdout
 from gamerec_assets.recsys.itemcf import ItemCF, Popularity, item_similarity_matrix
 from gamerec_assets.recsys.matrix import Interactions, build_matrix
 from gamerec_assets.recsys.metrics import catalogue_coverage, hit_matrix, per_user_metrics, ranking_metrics
+from gamerec_assets.recsys.model_artifact import ArtifactError, ModelArtifact, fingerprint
 from gamerec_assets.recsys.models import BM25, EASE, MODELS, TFIDF, AsymmetricCosine, RP3beta, build_model
-from gamerec_assets.recsys.rawg import RawgPageError, parse_pages, validate_page
+from gamerec_assets.recsys.rawg_pages import RawgPageError, parse_pages, validate_page
 from gamerec_assets.recsys.selection import SelectionResult, inner_split, select_model, select_model_with_report
 from gamerec_assets.recsys.simulate import SimulationParams, simulate_user_logs
 from gamerec_assets.recsys.split import SplitParams, split_interactions
@@ -42,7 +42,6 @@ __all__ = [
     "implicit_weight",
     "inner_split",
     "item_similarity_matrix",
-    "make_model",
     "parse_pages",
     "per_user_metrics",
     "ranking_metrics",

@@ -10,10 +10,8 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from gamerec_assets.recsys.itemcf import ItemCF, Popularity
 from gamerec_assets.recsys.matrix import build_matrix
 from gamerec_assets.recsys.metrics import catalogue_coverage, ranking_metrics
-from gamerec_assets.recsys.models import MODELS, build_model
 
 KS = (5, 10, 20)
 
@@ -24,23 +22,6 @@ class Recommender(Protocol):
     def fit(self, user_items: sp.csr_matrix) -> Any: ...
 
     def recommend(self, user_items: sp.csr_matrix, N: int = 10) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-def make_model(params: dict[str, Any]) -> Recommender:
-    """Build an unfitted model from the `params` a manifest or run config records."""
-    if "serving_neighbors" in params:
-        from gamerec_assets.recsys.serving import ServableModel
-
-        inner = {k: v for k, v in params.items() if k != "serving_neighbors"}
-        return ServableModel(make_model(inner), int(params["serving_neighbors"]))
-    kind = params.get("model", "ItemCF")
-    if kind == "ItemCF":
-        return ItemCF(similarity=params.get("similarity", "cosine"), neighbors=int(params.get("neighbors", 100)))
-    if kind == "Popularity":
-        return Popularity()
-    if kind in MODELS:  # the model zoo: EASE, RP3beta, AsymmetricCosine, TFIDF, BM25
-        return build_model(params)
-    raise ValueError(f"unknown model {kind!r}")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 The assets (through IO managers and resources) and the API share these classes, so both see one layout.
 """
 
-from gamerec_assets.store.artifacts import (
+from gamerec_assets.store.artifact_store import (
     ArtifactNotFound,
     ArtifactStore,
     ArtifactStoreError,
@@ -12,7 +12,7 @@ from gamerec_assets.store.artifacts import (
 )
 from gamerec_assets.store.registry import ModelRegistry, RegistryError
 from gamerec_assets.store.settings import StorageSettings
-from gamerec_assets.store.tables import TableStore, TableStoreError
+from gamerec_assets.store.table_store import TableStore, TableStoreError
 
 __all__ = [
     "ArtifactNotFound",

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gamerec_assets.recsys.artifact import ARRAYS, MANIFEST, ModelArtifact
-from gamerec_assets.store.artifacts import ArtifactNotFound, ArtifactStore
+from gamerec_assets.recsys.model_artifact import ARRAYS, MANIFEST, ModelArtifact
+from gamerec_assets.store.artifact_store import ArtifactNotFound, ArtifactStore
 
 ALIAS = "production"
 KEEP_PREVIOUS = 20

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gamerec_assets.store.artifacts import ArtifactStore, LocalArtifactStore, S3ArtifactStore
-from gamerec_assets.store.tables import TableStore
+from gamerec_assets.store.artifact_store import ArtifactStore, LocalArtifactStore, S3ArtifactStore
+from gamerec_assets.store.table_store import TableStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

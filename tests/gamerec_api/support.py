@@ -16,7 +16,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from gamerec_api.demo import Seeded
-from gamerec_assets.recsys.serving import ServingModel
+from gamerec_assets.recsys.served_model import ServingModel
 from gamerec_assets.store.registry import ModelRegistry
 from gamerec_assets.store.settings import StorageSettings
 

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from gamerec_assets.rawg_api import RawgApi, RawgApiError, RawgQuery, redact
-from gamerec_assets.recsys.rawg import RawgPageError
+from gamerec_assets.recsys.rawg_pages import RawgPageError
 
 KEY = "s3cr3t-key-123"
 

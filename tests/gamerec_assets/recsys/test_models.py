@@ -13,11 +13,10 @@ from gamerec_assets.recsys import (
     ModelArtifact,
     RP3beta,
     build_model,
-    make_model,
 )
 from gamerec_assets.recsys.itemcf import recommend_from_similarity
 from gamerec_assets.recsys.models import dense_topn, rank_unseen
-from gamerec_assets.recsys.serving import ServingModel
+from gamerec_assets.recsys.served_model import ServingModel
 from tests.gamerec_assets.recsys.support import assert_recommends_like_implicit, random_matrix
 
 ZOO = [
@@ -59,10 +58,10 @@ def test_shape_exclusion_padding_and_determinism(model) -> None:
 
 
 @pytest.mark.parametrize("model", ZOO, ids=lambda m: str(m.params))
-def test_params_registry_and_make_model_round_trip(model) -> None:
+def test_params_registry_and_build_model_round_trip(model) -> None:
     assert model.params["model"] in MODELS
     assert build_model(model.params).params == model.params
-    assert make_model(model.params).params == model.params
+    assert build_model({**model.params, "serving_neighbors": 7}).params == {**model.params, "serving_neighbors": 7}
     with pytest.raises(RuntimeError):
         build_model(model.params).recommend(random_matrix(), N=3)
     with pytest.raises(ValueError):

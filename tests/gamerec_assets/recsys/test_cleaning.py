@@ -1,7 +1,7 @@
 import polars as pl
 
 from gamerec_assets.recsys import clean_games, parse_pages
-from gamerec_assets.recsys.features import SCALED, clean_name
+from gamerec_assets.recsys.cleaning import SCALED, clean_name
 
 
 def game(gid: int, name: str, **kw: object) -> dict:

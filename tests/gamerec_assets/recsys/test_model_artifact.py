@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from gamerec_assets.recsys import ArtifactError, ItemCF, ModelArtifact, fingerprint
-from gamerec_assets.recsys.artifact import ARRAYS, MANIFEST
+from gamerec_assets.recsys.model_artifact import ARRAYS, MANIFEST
 
 
 def artifact() -> ModelArtifact:

@@ -1,8 +1,9 @@
 import numpy as np
 import scipy.sparse as sp
 
-from gamerec_assets.recsys import EASE, ItemCF, ModelArtifact, make_model
-from gamerec_assets.recsys.serving import ServableModel, ServingModel, servable_similarity
+from gamerec_assets.recsys import EASE, ItemCF, ModelArtifact, build_model
+from gamerec_assets.recsys.models import ServableModel, servable_similarity
+from gamerec_assets.recsys.served_model import ServingModel
 
 
 def matrix(seed: int = 0) -> sp.csr_matrix:
@@ -23,7 +24,7 @@ def test_servable_similarity_keeps_largest_magnitudes_and_scales() -> None:
 
 def test_servable_model_ranks_like_its_artifact_is_served() -> None:
     x = matrix()
-    model = make_model({"model": "EASE", "l2": 10.0, "serving_neighbors": 15}).fit(x)
+    model = build_model({"model": "EASE", "l2": 10.0, "serving_neighbors": 15}).fit(x)
     assert isinstance(model, ServableModel) and model.params["serving_neighbors"] == 15
     ids, _ = model.recommend(x[:50], N=5)
     served = ServingModel(ModelArtifact(np.arange(40) + 100, model.similarity, np.ones(40), {"version": "v"}))
@@ -34,7 +35,7 @@ def test_servable_model_ranks_like_its_artifact_is_served() -> None:
 def test_cosine_ranking_is_unchanged_by_serving_transform() -> None:
     x = matrix(1)
     plain = ItemCF("cosine", 10).fit(x)
-    served = make_model({**plain.params, "serving_neighbors": 10}).fit(x)
+    served = build_model({**plain.params, "serving_neighbors": 10}).fit(x)
     np.testing.assert_array_equal(plain.recommend(x, 10)[0], served.recommend(x, 10)[0])
     assert served.similarity.data.min() >= 0 and served.similarity.data.max() == 1.0
     assert EASE is not None

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from gamerec_assets.recsys import RawgPageError, parse_pages, validate_page
-from gamerec_assets.recsys.rawg import BUNDLED_SNAPSHOT
+from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT
 
 SNAPSHOT = BUNDLED_SNAPSHOT
 
