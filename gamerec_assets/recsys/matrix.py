@@ -34,6 +34,11 @@ def _lookup(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.where(found, pos, -1)
 
 
+def catalogue(game_features: pl.DataFrame, user_logs: pl.DataFrame) -> np.ndarray:
+    """Every game a model may score: the catalogue plus anything played (real logs can hold unmatched titles)."""
+    return np.union1d(game_features["game_id"].to_numpy(), user_logs["game_id"].unique().to_numpy())
+
+
 def build_matrix(
     logs: pl.DataFrame, item_ids: np.ndarray | None = None, user_ids: np.ndarray | None = None
 ) -> Interactions:

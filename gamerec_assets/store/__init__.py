@@ -10,11 +10,12 @@ from gamerec_assets.store.artifact_store import (
     LocalArtifactStore,
     S3ArtifactStore,
 )
-from gamerec_assets.store.registry import ModelRegistry, RegistryError
+from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry, RegistryError
 from gamerec_assets.store.settings import StorageSettings
 from gamerec_assets.store.table_store import TableStore, TableStoreError
 
 __all__ = [
+    "MODEL_NAME",
     "ArtifactNotFound",
     "ArtifactStore",
     "ArtifactStoreError",

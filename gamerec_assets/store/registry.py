@@ -20,6 +20,7 @@ from typing import Any
 from gamerec_assets.recsys.model_artifact import ARRAYS, MANIFEST, ModelArtifact
 from gamerec_assets.store.artifact_store import ArtifactNotFound, ArtifactStore
 
+MODEL_NAME = "item_similarity"  # the registry of the served model, named after the asset that publishes it
 ALIAS = "production"
 KEEP_PREVIOUS = 20
 
