@@ -1,4 +1,4 @@
-"""Speed and scale of the recommendation core, side by side with implicit 0.7 (issue #7).
+"""Speed and scale of the recommendation core, side by side with implicit 0.7.
 
 Synthetic implicit logs, seeded: Zipf item popularity, lognormal history lengths.
   (a) 280,000 users x 13,000 items x ~2.85 M interactions
@@ -117,7 +117,7 @@ def main() -> None:
         print(json.dumps(run_one(*args.child, threads=args.threads)))
         return
     print(f"machine: {os.cpu_count()} CPUs; GAMEREC_THREADS={os.environ.get('GAMEREC_THREADS', 'all')}")
-    print(f"simulate 1,000,000 users (prototype law, 400 games): {simulation_seconds():.1f} s")
+    print(f"simulate 1,000,000 users (the default simulation, 400 games): {simulation_seconds():.1f} s")
     results: dict[tuple[str, str], dict[str, float]] = {}
     for size in args.sizes:
         for lib in args.libs:

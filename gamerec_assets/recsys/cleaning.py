@@ -1,4 +1,5 @@
-"""Cleaning RAWG rows into model-ready game features, as the prototype did but without its sharp edges."""
+"""Cleaning RAWG rows into model-ready game features: names, lists, imputation and [0, 1] scaling, with every
+repair counted in a report."""
 
 from __future__ import annotations
 
