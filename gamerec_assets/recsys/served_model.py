@@ -97,6 +97,8 @@ class ServingModel:
     # -- many users at once (batch) ------------------------------------------------------------------------------
 
     def recommend(self, history: sp.csr_matrix, N: int, fill_popular: bool = True) -> Recommendations:
+        """Top-N game ids per history row, item-CF first, popular fill after; `fill_popular=False` keeps the -1
+        gaps, to compare the served ranking with a model's own."""
         idx, scores = recommend_from_similarity(self.similarity, history, N)
         from_cf = idx >= 0
         if fill_popular and not from_cf.all():
