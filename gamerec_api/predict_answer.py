@@ -33,10 +33,11 @@ def predict_json(current: ServingState, req: PredictRequest) -> tuple[bytes, Sou
     key = (row, req.k)
     if not req.liked_game_ids and (hit := current.answers.get(key)) is not None:
         return b'{"user_id":' + str(req.user_id).encode() + hit[0], hit[1]  # type: ignore[return-value]
+    model = current.model
     history = current.history_items(row)
     source: Source = "item_cf" if history.size else "popular"
     if req.liked_game_ids:
-        pos = current.item_pos.get
+        pos = model.item_pos.get
         liked = [pos(g, -1) for g in req.liked_game_ids]
         if min(liked) < 0:
             unknown = sorted({g for g, i in zip(req.liked_game_ids, liked, strict=True) if i < 0})
@@ -47,7 +48,7 @@ def predict_json(current: ServingState, req: PredictRequest) -> tuple[bytes, Sou
         history = sorted(set(history.tolist()).union(liked))
         if source == "popular":
             source = "basket"
-    rec = current.recommend(history, req.k)
+    rec = model.recommend_history(history, req.k)
     n_cf = rec.n_cf
     if n_cf == 0:
         source = "popular"

@@ -5,47 +5,30 @@ that read `holder.state` keeps a consistent model / metadata / history set for i
 that changes inside a state is its bounded cache of finished /predict answers, which belong to that state.
 
 The request path never touches polars, pandas or the database: a user's history is a slice of an in-memory CSR,
-and scoring reads only the similarity rows of that history (one call of a compiled kernel on the CSR arrays), so
-its cost does not grow with the catalogue.
+and scoring is the model's (`ServingModel.recommend_history`: one compiled kernel call over the similarity rows
+of that history), so its cost does not grow with the catalogue. What lives here is the service's own: game cards,
+the search index, the users' histories, pre-encoded JSON and the answer cache.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 import numpy as np
 import polars as pl
 
 from gamerec_api.schemas import GameCard
-from gamerec_assets.recsys.kernels import recommend_history
 from gamerec_assets.recsys.served_model import ServingModel
 from gamerec_assets.store.registry import ModelRegistry
 from gamerec_assets.store.table_store import TableStore
 
 MODEL_NAME = "item_similarity"
-BECAUSE = 3
 
 
 class NotReady(RuntimeError):
     """There is nothing to serve yet (no production model, or its tables are missing)."""
-
-
-@dataclass(frozen=True)
-class Recommended:
-    """One ranked list: model item indices and scores; the first n_cf come from item-CF (each with its `because`
-    item indices), the rest is popularity fill (score 0)."""
-
-    idx: list[int]
-    scores: list[float]
-    n_cf: int
-    because: list[list[int]]
-
-    @property
-    def from_cf(self) -> np.ndarray:
-        return np.arange(len(self.idx)) < self.n_cf
 
 
 @dataclass(frozen=True)
@@ -79,18 +62,13 @@ def build_fragments(cards: tuple[GameCard, ...], version: str) -> Fragments:
 @dataclass(frozen=True, eq=False)
 class ServingState:
     version: str
-    model: ServingModel
-    manifest: dict[str, Any]
+    model: ServingModel  # scoring, neighbours and game id -> item index
     cards: tuple[GameCard, ...]  # per model item index
-    has_metadata: np.ndarray  # bool per model item index
     user_ids: np.ndarray  # sorted int64
     hist_indptr: np.ndarray
     hist_indices: np.ndarray  # model item indices, sorted within each user
     search_index: tuple[tuple[str, int], ...]  # (lower-case name, item index), most popular first
-    popular_list: list[int]  # item indices, most popular first
-    sim_arrays: tuple[np.ndarray, np.ndarray, np.ndarray]  # the similarity's CSR (indptr, indices, data)
     fragments: Fragments  # pre-encoded JSON per item for /predict
-    item_pos: dict[int, int]  # game id -> model item index (a dict lookup beats numpy for a few ids)
     cache_size: int = 0  # /predict answers kept per state (0: off); a swap starts an empty cache
     loaded_at: float = field(default_factory=time.time)
     # (user row or -1 for "no history", k) -> (JSON after the user id, source); bounded, first in first out
@@ -125,53 +103,7 @@ class ServingState:
         lo, hi = self.hist_indptr[row : row + 2].tolist()
         return self.hist_indices[lo:hi]
 
-    def item_index(self, game_id: int) -> int:
-        """Model item index of a game id, -1 when the model does not know it."""
-        return self.item_pos.get(game_id, -1)
-
-    # -- scoring -------------------------------------------------------------------------------------------------
-
-    def recommend(self, history: np.ndarray | list[int], k: int) -> Recommended:
-        """score(j) = Σ_{i in history} sim(i, j) over unseen j with a positive score, top-k (ties: lower index);
-        popular fill after. `history`: sorted, duplicate-free model item indices.
-
-        Same ranking as `ServingModel.recommend` (the batch path) on a binary history row: one compiled kernel
-        call (`kernels.recommend_history`) whose cost follows the history's neighbourhood, never the catalogue.
-        """
-        h = np.asarray(history, dtype=np.int64)
-        if h.size:
-            ids, scores, because_rows = recommend_history(self.sim_arrays, h, k, BECAUSE)
-            top = ids.tolist()
-            score_list = scores.tolist()
-            because = [[i for i in row if i >= 0] for row in because_rows.tolist()]
-        else:
-            top, score_list, because = [], [], []
-        n_cf = len(top)
-        if n_cf < k:
-            fill = self._popular(h, top, k - n_cf)
-            return Recommended(top + fill, score_list + [0.0] * len(fill), n_cf, because + [[] for _ in fill])
-        return Recommended(top, score_list, n_cf, because)
-
-    def _popular(self, history: np.ndarray, taken: list[int], n: int) -> list[int]:
-        """The n most popular items that are neither in history nor already taken (a short Python walk)."""
-        blocked = set(history.tolist())
-        blocked.update(taken)
-        out: list[int] = []
-        for i in self.popular_list:
-            if i not in blocked:
-                out.append(i)
-                if len(out) == n:
-                    break
-        return out
-
-    def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k nearest neighbours of one item (indices, scores), from its CSR row; may be fewer than k."""
-        sim = self.model.similarity
-        lo, hi = sim.indptr[item], sim.indptr[item + 1]
-        cols = sim.indices[lo:hi]
-        vals = sim.data[lo:hi]
-        order = np.lexsort((cols, -vals))[:k]
-        return cols[order].astype(np.int64), vals[order]
+    # -- search --------------------------------------------------------------------------------------------------
 
     def search(self, text: str, limit: int) -> list[GameCard]:
         """Case-insensitive substring match on names; names that start with the text first, then by popularity."""
@@ -243,17 +175,12 @@ def build_state(
     return ServingState(
         version=model.version,
         model=model,
-        manifest=dict(model.artifact.manifest),
         cards=cards,
-        has_metadata=known.astype(bool),
         user_ids=users.astype(np.int64),
         hist_indptr=hist.indptr.astype(np.int64),
         hist_indices=hist.indices.astype(np.int64),
         search_index=search_index,
-        popular_list=model.popular_order.tolist(),
-        sim_arrays=(model.similarity.indptr, model.similarity.indices, model.similarity.data),
         fragments=build_fragments(cards, model.version),
-        item_pos=dict(zip(model.item_ids.tolist(), range(model.n_items), strict=True)),
         cache_size=cache_size,
     )
 
@@ -272,6 +199,6 @@ def load_state(
     state = build_state(model, tables.read("game_features"), tables.read("user_logs"), cache_size)
     # warm-up: the first kernel call of a process loads its machine code (numba's on-disk cache; compiles on a new
     # machine), and numpy initialises lazily; a user's history, or the most popular game when there are no users.
-    warm = state.history_items(0) if state.user_ids.size else np.asarray(state.popular_list[:1], np.int64)
-    state.recommend(warm, 10)
+    warm = state.history_items(0) if state.user_ids.size else np.asarray(model.popular_list[:1], np.int64)
+    model.recommend_history(warm, 10)
     return state

@@ -34,7 +34,7 @@ def serving(state: State) -> ServingState:
 
 
 def game_index(current: ServingState, game_id: int) -> int:
-    idx = current.item_index(game_id)
+    idx = current.model.item_index(game_id)
     if idx < 0:
         raise NotFoundException(detail=f"unknown game id {game_id}: model {current.version} does not know it")
     return idx

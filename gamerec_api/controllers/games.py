@@ -41,7 +41,7 @@ class GamesController(Controller):
         """May return fewer than k games: only neighbours the model stored (no popularity fill)."""
         current = serving(state)
         idx = game_index(current, game_id)
-        cols, vals = current.similar(idx, k)
+        cols, vals = current.model.neighbours(idx, k)
         cards = current.cards
         scores = np.round(vals.astype(np.float64), 6).tolist()
         items = [

@@ -80,7 +80,7 @@ class UsersController(Controller):
             rows["source"].to_list(),
             strict=True,
         ):
-            card = current.cards[i] if current is not None and (i := current.item_index(game_id)) >= 0 else None
+            card = current.cards[i] if current is not None and (i := current.model.item_index(game_id)) >= 0 else None
             items.append(
                 BatchItem(
                     rank=rank,

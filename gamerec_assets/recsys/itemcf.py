@@ -1,7 +1,7 @@
 """Item-based collaborative filtering on a sparse users × items matrix.
 
-The interface follows implicit's recommenders (`fit`, `recommend`, `similar_items`) and works on matrix
-indices; id mapping lives in `Interactions` and the model artifact.
+`ItemCF` and the `Popularity` baseline keep the `Recommender` contract (implicit's `fit`, `recommend`,
+`similar_items`, on matrix indices).
 
 `neighbors` counts the item itself, as implicit's `K` does: the top-`neighbors` entries of each row of the full
 similarity matrix are kept and then the diagonal is dropped. With the same count, recommendations equal implicit's
@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
 
 from gamerec_assets.recsys import kernels
+from gamerec_assets.recsys.recommender import Recommender
 from gamerec_assets.recsys.topk import dense_rows_topk
 
 Similarity = Literal["cosine", "jaccard"]
@@ -193,9 +194,9 @@ def _as_csr_for_scoring(m: sp.spmatrix) -> sp.csr_matrix:
 
 
 def recommend_from_similarity(
-    similarity: sp.csr_matrix, user_items: sp.csr_matrix, n: int, exclude_seen: bool = True
+    similarity: sp.csr_matrix, user_items: sp.csr_matrix, N: int, exclude_seen: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """score(j|u) = Σ_i w_ui · sim(i, j); top-n unseen per row, ties to the lower index, padded with -1 / 0.
+    """score(j|u) = Σ_i w_ui · sim(i, j); top-N unseen per row, ties to the lower index, padded with -1 / 0.
 
     Signed weights (EASE) can sum below zero: that is evidence against, not a candidate, so only positive scores
     are ranked. Scores are summed in scipy's product dtype (float32 for float32 inputs), item by item in the
@@ -210,12 +211,14 @@ def recommend_from_similarity(
         user_items.sum_duplicates()
     dtype = np.result_type(user_items.dtype, similarity.dtype)
     return kernels.recommend_rows(
-        _index_arrays(user_items), _index_arrays(similarity), similarity.shape[1], int(n), exclude_seen, dtype
+        _index_arrays(user_items), _index_arrays(similarity), similarity.shape[1], int(N), exclude_seen, dtype
     )
 
 
-class ItemCF:
+class ItemCF(Recommender):
     """Item-item nearest-neighbour recommender (cosine or Jaccard co-occurrence)."""
+
+    name = "ItemCF"
 
     def __init__(self, similarity: Similarity = "cosine", neighbors: int = 100) -> None:
         if similarity not in ("cosine", "jaccard"):
@@ -224,59 +227,54 @@ class ItemCF:
         self.neighbors = neighbors
         self.similarity: sp.csr_matrix | None = None
 
-    @property
-    def params(self) -> dict[str, object]:
-        return {"model": "ItemCF", "similarity": self.similarity_kind, "neighbors": self.neighbors}
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {"similarity": self.similarity_kind, "neighbors": self.neighbors}
 
-    def fit(self, user_items: sp.csr_matrix) -> ItemCF:
+    def fit(self, user_items: sp.spmatrix) -> Self:
         self.similarity = item_similarity_matrix(user_items, self.similarity_kind, self.neighbors)
         return self
 
-    def _fitted(self) -> sp.csr_matrix:
-        if self.similarity is None:
-            raise RuntimeError("ItemCF is not fitted: call fit(user_items) first")
+    def _learned(self) -> sp.csr_matrix | None:
         return self.similarity
 
-    def recommend(self, user_items: sp.csr_matrix, N: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Top-N item indices and scores for each row of user_items; seen items excluded."""
-        return recommend_from_similarity(self._fitted(), user_items, N)
+    def _recommend(self, learned: sp.csr_matrix, user_items: sp.csr_matrix, N: int) -> tuple[np.ndarray, np.ndarray]:
+        return recommend_from_similarity(learned, user_items, N)
 
-    def similar_items(self, item_ids: np.ndarray | list[int], N: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The N most similar other items of each given item index."""
-        sim = self._fitted()
-        idx = np.asarray(item_ids, dtype=np.int64)
-        if idx.size and (idx.min() < 0 or idx.max() >= sim.shape[0]):
-            raise IndexError(f"item index out of range [0, {sim.shape[0]})")
-        return dense_rows_topk(sim[idx], N)
+    def _similar_items(self, learned: sp.csr_matrix, item_ids: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray]:
+        return dense_rows_topk(learned[item_ids], N)
 
 
-class Popularity:
-    """Most-played unseen items: the baseline every model must beat."""
+class Popularity(Recommender):
+    """Most-played unseen items: the baseline every model must beat.
+
+    Popularity knows nothing about pairs of items, so the items "similar" to an item are what it would recommend
+    to someone who played only that item: the most popular other items, with their play counts as scores. That
+    keeps it usable wherever a model's neighbours are asked for (a baseline for similar-games lists too).
+    """
+
+    name = "Popularity"
 
     def __init__(self) -> None:
         self.counts: np.ndarray | None = None
 
-    @property
-    def params(self) -> dict[str, object]:
-        return {"model": "Popularity"}
-
-    def fit(self, user_items: sp.csr_matrix) -> Popularity:
+    def fit(self, user_items: sp.spmatrix) -> Self:
         binary = sp.csr_matrix(user_items, copy=True)
         binary.data = np.ones_like(binary.data)
         self.counts = np.asarray(binary.sum(axis=0)).ravel().astype(np.float64)
         return self
 
-    def recommend(self, user_items: sp.csr_matrix, N: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        if self.counts is None:
-            raise RuntimeError("Popularity is not fitted")
+    def _learned(self) -> np.ndarray | None:
+        return self.counts
+
+    def _recommend(self, learned: np.ndarray, user_items: sp.csr_matrix, N: int) -> tuple[np.ndarray, np.ndarray]:
         user_items = sp.csr_matrix(user_items)
         n_rows, n_items = user_items.shape
         # A popularity row shared by every user, as a sparse matrix so the same top-k code applies.
-        order = np.lexsort((np.arange(n_items), -self.counts))
+        order = np.lexsort((np.arange(n_items), -learned))
         take = order[: N + int(np.diff(user_items.indptr).max(initial=0))]
         cand = sp.csr_matrix(
             (
-                np.tile(self.counts[take] + 1.0, n_rows),
+                np.tile(learned[take] + 1.0, n_rows),
                 np.tile(take, n_rows),
                 np.arange(n_rows + 1) * len(take),
             ),
@@ -288,3 +286,9 @@ class Popularity:
         cand.eliminate_zeros()
         ids, scores = dense_rows_topk(cand, N)
         return ids, np.where(ids >= 0, scores - 1.0, 0.0).astype(np.float32)
+
+    def _similar_items(self, learned: np.ndarray, item_ids: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray]:
+        one_hot = sp.csr_matrix(
+            (np.ones(len(item_ids)), item_ids, np.arange(len(item_ids) + 1)), shape=(len(item_ids), len(learned))
+        )
+        return self._recommend(learned, one_hot, N)

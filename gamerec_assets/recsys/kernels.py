@@ -375,23 +375,23 @@ def item_topk_rows(
     weights: np.ndarray,
     start: int,
     stop: int,
-    k: int,
+    N: int,
     jaccard: bool,
     factors: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows [start, stop) of the item-item top-k.
+    """Rows [start, stop) of the item-item top-N.
 
     by_item: (indptr, indices, data) of X as CSC (each item's users); by_user: X as CSR (each user's items), both
-    float64 with sorted indices and no stored zeros. Row i keeps the k best j of s_ij = Σ_u x_ui x_uj (Jaccard:
-    s_ij / (w_i + w_j - s_ij)), the item itself counted among the k and then dropped; sorted by column, clipped to
+    float64 with sorted indices and no stored zeros. Row i keeps the N best j of s_ij = Σ_u x_ui x_uj (Jaccard:
+    s_ij / (w_i + w_j - s_ij)), the item itself counted among the N and then dropped; sorted by column, clipped to
     [0, 1].
     `factors`: when every column j of X holds the single value f_j, s_ij = count_ij · f_i · f_j is computed from
     co-occurrence counts (faster, and exact ties stay exact).
-    Returns (ids (rows, k) int32, values float32, entries per row).
+    Returns (ids (rows, N) int32, values float32, entries per row).
     """
     rows = max(stop - start, 0)
-    out_ids = np.zeros((rows, max(k, 1)), np.int32)
-    out_vals = np.zeros((rows, max(k, 1)), np.float32)
+    out_ids = np.zeros((rows, max(N, 1)), np.int32)
+    out_vals = np.zeros((rows, max(N, 1)), np.float32)
     out_n = np.zeros(rows, np.int64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
     factors = np.empty(0, np.float64) if factors is None else np.ascontiguousarray(factors, dtype=np.float64)
@@ -402,7 +402,7 @@ def item_topk_rows(
             *by_user,
             weights,
             factors,
-            k,
+            N,
             jaccard,
             start,
             start + lo,
@@ -480,21 +480,21 @@ def recommend_rows(
     user: tuple[np.ndarray, np.ndarray, np.ndarray],
     sim: tuple[np.ndarray, np.ndarray, np.ndarray],
     n_items: int,
-    n: int,
+    N: int,
     exclude_seen: bool,
     dtype: np.dtype,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-n (ids int64, scores float32) per user row, padded -1 / 0; scores summed in `dtype`, each in the order
+    """Top-N (ids int64, scores float32) per user row, padded -1 / 0; scores summed in `dtype`, each in the order
     of the user's row (as scipy's `user_items @ similarity` does)."""
     n_rows = len(user[0]) - 1
-    out_ids = np.full((n_rows, n), -1, dtype=np.int64)
-    out_vals = np.zeros((n_rows, n), dtype=dtype)
+    out_ids = np.full((n_rows, N), -1, dtype=np.int64)
+    out_vals = np.zeros((n_rows, N), dtype=dtype)
     acc_like = np.empty(0, dtype=dtype)
 
     def task(lo: int, hi: int, step: int) -> None:
-        _recommend_rows(*user, *sim, n_items, n, exclude_seen, acc_like, lo, hi, out_ids, out_vals)
+        _recommend_rows(*user, *sim, n_items, N, exclude_seen, acc_like, lo, hi, out_ids, out_vals)
 
-    if n_rows and n > 0:
+    if n_rows and N > 0:
         _run_rows(n_rows, task)
     return out_ids, out_vals.astype(np.float32, copy=False)
 
@@ -642,11 +642,11 @@ _METHODS = {None: 0, "dense": 1, "sorted": 2}
 def recommend_history(
     sim: tuple[np.ndarray, np.ndarray, np.ndarray],
     history: np.ndarray,
-    k: int,
+    N: int,
     n_because: int,
     method: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One user's top-k over a sorted, duplicate-free int64 history (item indices), for the API's request path.
+    """One user's top-N over a sorted, duplicate-free int64 history (item indices), for the API's request path.
 
     score(j) = Σ_{i in history} S_ij over unseen j with a positive score, summed in history order in float64;
     value desc, then index asc, as `recommend_rows` ranks. Returns (ids, scores float64, because) where because
@@ -654,10 +654,10 @@ def recommend_history(
     Runs on the calling thread (GIL released). `method` ("dense" or "sorted") overrides the automatic choice
     (DENSE_HISTORY_RATIO), for tests.
     """
-    out_ids = np.empty(k, np.int64)
-    out_vals = np.empty(k, np.float64)
-    out_because = np.full((k, n_because), -1, np.int64)
-    n = _recommend_history(*sim, history, k, n_because, _METHODS[method], out_ids, out_vals, out_because)
+    out_ids = np.empty(N, np.int64)
+    out_vals = np.empty(N, np.float64)
+    out_because = np.full((N, n_because), -1, np.int64)
+    n = _recommend_history(*sim, history, N, n_because, _METHODS[method], out_ids, out_vals, out_because)
     return out_ids[:n], out_vals[:n], out_because[:n]
 
 
@@ -682,20 +682,20 @@ def _csr_topn_rows(indptr, indices, data, n, lo, hi_row, out_ids, out_vals):  # 
 
 
 def csr_rows_topn(
-    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n: int, pad_id: int = -1, keep_dtype: bool = False
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, N: int, pad_id: int = -1, keep_dtype: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-n stored entries per row (value desc, index asc) as (ids int64, values), padded pad_id / 0.
+    """Top-N stored entries per row (value desc, index asc) as (ids int64, values), padded pad_id / 0.
 
     Values are float32 unless `keep_dtype` (then the dtype of `data`).
     """
     n_rows = len(indptr) - 1
-    out_ids = np.full((n_rows, n), pad_id, dtype=np.int64)
-    out_vals = np.zeros((n_rows, n), dtype=data.dtype)
+    out_ids = np.full((n_rows, N), pad_id, dtype=np.int64)
+    out_vals = np.zeros((n_rows, N), dtype=data.dtype)
 
     def task(lo: int, hi: int, step: int) -> None:
-        _csr_topn_rows(indptr, indices, data, n, lo, hi, out_ids, out_vals)
+        _csr_topn_rows(indptr, indices, data, N, lo, hi, out_ids, out_vals)
 
-    if n_rows and n > 0 and len(data):
+    if n_rows and N > 0 and len(data):
         _run_rows(n_rows, task)
     return out_ids, (out_vals if keep_dtype else out_vals.astype(np.float32, copy=False))
 
@@ -741,13 +741,14 @@ def simulate_select(
     noise: np.ndarray | None,
     log_u: np.ndarray,
     counts: np.ndarray,
-    k_max: int,
+    N: int,
     threads: int | None = None,
 ) -> np.ndarray:
     """Per user row: p = clip(base + noise, 0) (all ones if every p is 0), keys log(U) / p, and the games of
-    the k_max largest keys in key order (ties to the lower index). `counts` is capped in place at #{p > 0}."""
+    the N largest keys in key order (ties to the lower index), N the largest count. `counts` is capped in place
+    at #{p > 0}."""
     n_rows = log_u.shape[0]
-    top = np.zeros((n_rows, k_max), dtype=np.int64)
+    top = np.zeros((n_rows, N), dtype=np.int64)
     noise_arr = np.empty((0, 0), np.float64) if noise is None else noise
 
     def task(lo: int, hi: int, step: int) -> None:

@@ -1,8 +1,8 @@
-"""The model zoo: item-item models that all learn one items × items matrix.
+"""The model zoo: item-item models that all learn one items × items matrix, and the factory `build_model`.
 
-Every model here exposes the learned matrix as `.similarity` (CSR, rows = source item), scores users with
-`score = user_items @ similarity` and so is served by the same artifact/serving code as `ItemCF`. What differs is
-how the matrix is learned:
+Every model keeps the `Recommender` contract, exposes the learned matrix as `.similarity` (CSR, rows = source
+item), scores users with `score = user_items @ similarity` and so is served by the same artifact/serving code as
+`ItemCF`. What differs is how the matrix is learned:
 
 - `AsymmetricCosine`: co-occurrence counts / (|U_i|^α |U_j|^(1-α) + shrink) (Aiolli 2013); α trades source-item
   against target-item popularity, shrink damps pairs seen by few users.
@@ -17,19 +17,21 @@ item itself as implicit's `K` does (so the recommendations equal implicit's).
 
 EASE weights can be negative. `recommend` ranks negative-weight models exactly (an unseen item with no evidence
 scores 0 and ranks above a negative score), through dense scores over row blocks; non-negative models use the
-sparse path of `recommend_from_similarity`, which is what serving runs.
+sparse path of `recommend_from_similarity`, which is what serving runs. `ServableModel` wraps any of them (or
+`ItemCF`) in the form the artifact publishes, so evaluation measures what will be served.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from gamerec_assets.recsys.itemcf import ItemCF, Popularity, recommend_from_similarity
+from gamerec_assets.recsys.recommender import Recommender
 from gamerec_assets.recsys.topk import rank_within_rows, sparse_topk
 
 BLOCK_ITEMS = 2048
@@ -106,16 +108,16 @@ def blockwise_item_product(
     return sp.csr_matrix(full, dtype=np.float32)
 
 
-def dense_topn(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-n columns per row of a dense score block; -inf marks excluded items (padded with -1 / 0).
+def dense_topn(scores: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-N columns per row of a dense score block; -inf marks excluded items (padded with -1 / 0).
 
-    Ties go to the lower index: a partition finds each row's n-th best value, and only entries at or above it are
+    Ties go to the lower index: a partition finds each row's N-th best value, and only entries at or above it are
     sorted.
     """
     n_rows, n_cols = scores.shape
-    ids = np.full((n_rows, n), -1, dtype=np.int64)
-    out = np.zeros((n_rows, n), dtype=np.float32)
-    take = min(n, n_cols)
+    ids = np.full((n_rows, N), -1, dtype=np.int64)
+    out = np.zeros((n_rows, N), dtype=np.float32)
+    take = min(N, n_cols)
     if n_rows == 0 or take == 0:
         return ids, out
     kth = -np.partition(-scores, take - 1, axis=1)[:, take - 1]
@@ -131,19 +133,19 @@ def dense_topn(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rank_unseen(
-    similarity: sp.csr_matrix | np.ndarray, user_items: sp.csr_matrix, n: int
+    similarity: sp.csr_matrix | np.ndarray, user_items: sp.csr_matrix, N: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-n unseen items per row by score = user_items @ similarity, among items with a positive score.
+    """Top-N unseen items per row by score = user_items @ similarity, among items with a positive score.
 
     For a non-negative similarity this is exactly `recommend_from_similarity` (same values, order and padding)
     without sorting every candidate. With negative weights (EASE) a non-positive score means 'no evidence for'
-    and is left out like a zero, so rows with fewer than n positive items are padded and the serving layer fills
+    and is left out like a zero, so rows with fewer than N positive items are padded and the serving layer fills
     them with popular games instead of items the model scores below 'unrelated'.
     """
     user_items = sp.csr_matrix(user_items, dtype=np.float32)
     n_rows, n_items = user_items.shape
-    ids = np.full((n_rows, n), -1, dtype=np.int64)
-    top = np.zeros((n_rows, n), dtype=np.float32)
+    ids = np.full((n_rows, N), -1, dtype=np.int64)
+    top = np.zeros((n_rows, N), dtype=np.float32)
     step = block_rows(n_items, budget=1 << 24)
     for start in range(0, n_rows, step):
         rows = user_items[start : start + step]
@@ -152,11 +154,29 @@ def rank_unseen(
         scores[scores <= 0] = -np.inf
         seen_rows = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
         scores[seen_rows, rows.indices] = -np.inf
-        ids[start : start + step], top[start : start + step] = dense_topn(scores, n)
+        ids[start : start + step], top[start : start + step] = dense_topn(scores, N)
     return ids, top
 
 
-class SimilarityModel:
+def positive_neighbours(
+    similarity: sp.csr_matrix | np.ndarray, item_ids: np.ndarray, N: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-N columns by weight of the given rows, positive weights only (padded -1 / 0), in dense row blocks.
+
+    A negative weight (EASE) is evidence against the pair, not a neighbour, so it is never listed.
+    """
+    ids = np.full((len(item_ids), N), -1, dtype=np.int64)
+    top = np.zeros((len(item_ids), N), dtype=np.float32)
+    step = block_rows(similarity.shape[1], budget=1 << 24)
+    for start in range(0, len(item_ids), step):
+        rows = similarity[item_ids[start : start + step]]
+        block = np.array(rows.toarray() if sp.issparse(rows) else rows, dtype=np.float32)
+        block[block <= 0] = -np.inf
+        ids[start : start + step], top[start : start + step] = dense_topn(block, N)
+    return ids, top
+
+
+class SimilarityModel(Recommender):
     """Shared fit/recommend/similar_items over a learned items × items matrix (see the module docstring)."""
 
     name: ClassVar[str] = "SimilarityModel"
@@ -164,44 +184,25 @@ class SimilarityModel:
     def __init__(self) -> None:
         self.similarity: sp.csr_matrix | None = None
 
-    def _hyperparameters(self) -> dict[str, Any]:
-        return {}
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {"model": self.name, **self._hyperparameters()}
-
     def _learn(self, x: sp.csr_matrix) -> sp.csr_matrix:
         raise NotImplementedError
 
-    def fit(self, user_items: sp.csr_matrix) -> SimilarityModel:
+    def fit(self, user_items: sp.spmatrix) -> Self:
         self.similarity = self._learn(_as_float_csr(user_items))
         return self
 
-    def _fitted(self) -> sp.csr_matrix | np.ndarray:
-        if self.similarity is None:
-            raise RuntimeError(f"{self.name} is not fitted: call fit(user_items) first")
+    def _learned(self) -> sp.csr_matrix | np.ndarray | None:
         return self.similarity
 
-    def recommend(self, user_items: sp.csr_matrix, N: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Top-N unseen item indices and scores per row of user_items, padded with -1 / 0."""
-        return rank_unseen(self._fitted(), user_items, N)
+    def _recommend(
+        self, learned: sp.csr_matrix | np.ndarray, user_items: sp.csr_matrix, N: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return rank_unseen(learned, user_items, N)
 
-    def similar_items(self, item_ids: np.ndarray | list[int], N: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The N most similar other items (positive weights only) of each given item index."""
-        sim = self._fitted()
-        idx = np.asarray(item_ids, dtype=np.int64)
-        if idx.size and (idx.min() < 0 or idx.max() >= sim.shape[0]):
-            raise IndexError(f"item index out of range [0, {sim.shape[0]})")
-        ids = np.full((len(idx), N), -1, dtype=np.int64)
-        top = np.zeros((len(idx), N), dtype=np.float32)
-        step = block_rows(sim.shape[1], budget=1 << 24)
-        for start in range(0, len(idx), step):
-            rows = sim[idx[start : start + step]]
-            block = np.array(rows.toarray() if sp.issparse(rows) else rows, dtype=np.float32)
-            block[block <= 0] = -np.inf
-            ids[start : start + step], top[start : start + step] = dense_topn(block, N)
-        return ids, top
+    def _similar_items(
+        self, learned: sp.csr_matrix | np.ndarray, item_ids: np.ndarray, N: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return positive_neighbours(learned, item_ids, N)
 
 
 class AsymmetricCosine(SimilarityModel):
@@ -388,7 +389,7 @@ class EASE(SimilarityModel):
     def _hyperparameters(self) -> dict[str, Any]:
         return {"l2": self.l2, "neighbors": self.neighbors, "max_items": self.max_items}
 
-    def fit(self, user_items: sp.csr_matrix) -> EASE:
+    def fit(self, user_items: sp.spmatrix) -> Self:
         x = _as_float_csr(user_items)
         n_items = x.shape[1]
         if n_items > self.max_items:
@@ -403,10 +404,9 @@ class EASE(SimilarityModel):
         self.similarity = topn_to_csr(ids, values, n_items)
         return self
 
-    def _fitted(self) -> sp.csr_matrix | np.ndarray:  # type: ignore[override]
-        if self.weights is not None:
-            return self.weights
-        return super()._fitted()
+    def _learned(self) -> sp.csr_matrix | np.ndarray | None:
+        # the dense weights when they are kept: scoring with them skips building the CSR
+        return self.weights if self.weights is not None else self.similarity
 
 
 def servable_similarity(weights: sp.csr_matrix, neighbors: int) -> sp.csr_matrix:
@@ -431,13 +431,16 @@ def servable_similarity(weights: sp.csr_matrix, neighbors: int) -> sp.csr_matrix
     return out
 
 
-class ServableModel:
+class ServableModel(Recommender):
     """A model as it will be served: fit the inner model, then publish `servable_similarity` of its weights.
 
-    Evaluating this (not the inner model) is what keeps the gate and the report honest about the artifact.
+    Evaluating this (not the inner model) is what keeps the gate and the report honest about the artifact, so it
+    ranks exactly as serving does (`recommend_from_similarity` on the published matrix).
     """
 
-    def __init__(self, inner: Any, serving_neighbors: int) -> None:
+    name = "ServableModel"
+
+    def __init__(self, inner: SimilarityModel | ItemCF, serving_neighbors: int) -> None:
         self.inner = inner
         self.serving_neighbors = int(serving_neighbors)
         self.similarity: sp.csr_matrix | None = None
@@ -446,18 +449,22 @@ class ServableModel:
     def params(self) -> dict[str, Any]:
         return {**self.inner.params, "serving_neighbors": self.serving_neighbors}
 
-    def fit(self, user_items: sp.csr_matrix) -> ServableModel:
+    def fit(self, user_items: sp.spmatrix) -> Self:
         self.inner.fit(user_items)
         self.similarity = servable_similarity(self.inner.similarity, self.serving_neighbors)
         return self
 
-    def recommend(self, user_items: sp.csr_matrix, N: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        if self.similarity is None:
-            raise RuntimeError("ServableModel is not fitted")
-        return recommend_from_similarity(self.similarity, user_items, N)
+    def _learned(self) -> sp.csr_matrix | None:
+        return self.similarity
+
+    def _recommend(self, learned: sp.csr_matrix, user_items: sp.csr_matrix, N: int) -> tuple[np.ndarray, np.ndarray]:
+        return recommend_from_similarity(learned, user_items, N)
+
+    def _similar_items(self, learned: sp.csr_matrix, item_ids: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray]:
+        return positive_neighbours(learned, item_ids, N)
 
 
-MODELS: dict[str, type[Any]] = {
+MODELS: dict[str, type[Recommender]] = {
     "ItemCF": ItemCF,
     "Popularity": Popularity,
     "AsymmetricCosine": AsymmetricCosine,
@@ -468,12 +475,14 @@ MODELS: dict[str, type[Any]] = {
 }
 
 
-def build_model(params: dict[str, Any]) -> Any:
+def build_model(params: dict[str, Any]) -> Recommender:
     """An unfitted model from its `params` (the inverse of `model.params`), as served when they name
     `serving_neighbors`: the one factory for manifests, run config and selection."""
     if "serving_neighbors" in params:
-        inner = {k: v for k, v in params.items() if k != "serving_neighbors"}
-        return ServableModel(build_model(inner), int(params["serving_neighbors"]))
+        inner = build_model({k: v for k, v in params.items() if k != "serving_neighbors"})
+        if not isinstance(inner, SimilarityModel | ItemCF):
+            raise ValueError(f"{inner.name} learns no item-item matrix to serve (serving_neighbors needs one)")
+        return ServableModel(inner, int(params["serving_neighbors"]))
     kind = params.get("model", "ItemCF")
     if kind not in MODELS:
         raise ValueError(f"unknown model {kind!r}; known: {sorted(MODELS)}")

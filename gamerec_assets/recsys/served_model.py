@@ -1,7 +1,13 @@
-"""A loaded model artifact ready to answer requests: shared by batch_recommendations and the API.
+"""A loaded model artifact ready to answer: the batch recommendations and the API's requests share it.
 
 Item-CF scores come first; when a user's neighbourhood yields fewer than N unseen games, the rest of the list is
 filled with the most popular unseen games (flagged, so callers can say where each item came from).
+
+Two callers, two shapes of the same answers. The batch path (`recommend`, `similar`) ranks many users at once
+from a sparse history matrix, in game ids. The request path (`recommend_history`, `neighbours`) ranks one history
+or one item in model indices with the least work per call: it reads the similarity's CSR arrays and the popular
+order that the constructor prepared as plain attributes, so a request pays no conversion, and its answers equal the
+batch path's (a test compares every user).
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ import polars as pl
 import scipy.sparse as sp
 
 from gamerec_assets.recsys.itemcf import recommend_from_similarity
+from gamerec_assets.recsys.kernels import recommend_history
 from gamerec_assets.recsys.matrix import _lookup
 from gamerec_assets.recsys.model_artifact import ModelArtifact
 from gamerec_assets.recsys.topk import dense_rows_topk
+
+BECAUSE = 3  # history items that explain each item-CF recommendation
 
 
 @dataclass
@@ -27,7 +36,27 @@ class Recommendations:
     from_cf: np.ndarray
 
 
+@dataclass(frozen=True)
+class Recommended:
+    """One ranked list: model item indices and scores; the first n_cf come from item-CF (each with its `because`
+    item indices), the rest is popularity fill (score 0).
+
+    Plain lists, not arrays: the API formats them item by item, and lists are what that loop reads fastest.
+    """
+
+    idx: list[int]
+    scores: list[float]
+    n_cf: int
+    because: list[list[int]]
+
+    @property
+    def from_cf(self) -> np.ndarray:
+        return np.arange(len(self.idx)) < self.n_cf
+
+
 class ServingModel:
+    """One artifact's item ids, similarity and popularity, and every ranking the batch and the API make from them."""
+
     def __init__(self, artifact: ModelArtifact) -> None:
         self.artifact = artifact
         self.version = artifact.version or "unversioned"
@@ -37,10 +66,21 @@ class ServingModel:
         pop = np.asarray(artifact.popularity, np.float64)
         self.popular_order = np.lexsort((np.arange(self.n_items), -pop))
         self.popularity = pop
+        # the request path's forms of the same data: CSR arrays for the kernel, Python ints for the short walks
+        self.sim_arrays = (self.similarity.indptr, self.similarity.indices, self.similarity.data)
+        self.popular_list: list[int] = self.popular_order.tolist()
+        # game id -> model item index: for a few ids a dict lookup beats numpy
+        self.item_pos: dict[int, int] = dict(zip(self.item_ids.tolist(), range(self.n_items), strict=True))
+
+    # -- ids -----------------------------------------------------------------------------------------------------
 
     def index_of(self, game_ids: np.ndarray | list[int]) -> np.ndarray:
         """Column index per game id (-1 when the model does not know the game)."""
         return _lookup(self.item_ids, np.asarray(game_ids, dtype=np.int64))
+
+    def item_index(self, game_id: int) -> int:
+        """Model item index of one game id, -1 when the model does not know it."""
+        return self.item_pos.get(game_id, -1)
 
     def history_matrix(self, rows: np.ndarray, game_ids: np.ndarray, n_rows: int) -> sp.csr_matrix:
         """A binary n_rows × items matrix from (row, game id) pairs; unknown games are dropped."""
@@ -54,22 +94,29 @@ class ServingModel:
         m.data[:] = 1.0
         return m
 
-    def recommend(self, history: sp.csr_matrix, n: int, fill_popular: bool = True) -> Recommendations:
-        idx, scores = recommend_from_similarity(self.similarity, history, n)
+    # -- many users at once (batch) ------------------------------------------------------------------------------
+
+    def recommend(self, history: sp.csr_matrix, N: int, fill_popular: bool = True) -> Recommendations:
+        """Top-N game ids per history row, item-CF first, popular fill after; `fill_popular=False` keeps the -1
+        gaps, to compare the served ranking with a model's own."""
+        idx, scores = recommend_from_similarity(self.similarity, history, N)
         from_cf = idx >= 0
         if fill_popular and not from_cf.all():
-            idx, scores = self._fill_popular(history, idx, scores, n)
+            idx, scores = self._fill_popular(history, idx, scores, N)
         game_ids = np.where(idx >= 0, self.item_ids[np.maximum(idx, 0)], -1)
         return Recommendations(game_ids, scores, from_cf)
 
     def _fill_popular(
-        self, history: sp.csr_matrix, idx: np.ndarray, scores: np.ndarray, n: int
+        self, history: sp.csr_matrix, idx: np.ndarray, scores: np.ndarray, N: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Append the most popular items that are neither seen nor already recommended, in rows with gaps."""
+        """Append the most popular items that are neither seen nor already recommended, in rows with gaps.
+
+        Vectorised over the rows; `_popular_after` is the same fill for one list.
+        """
         gaps = np.flatnonzero((idx < 0).any(axis=1))
         sub = history[gaps]
         taken = idx[gaps]
-        width = min(self.n_items, n + int(np.diff(sub.indptr).max(initial=0)) + n)
+        width = min(self.n_items, N + int(np.diff(sub.indptr).max(initial=0)) + N)
         cand_items = self.popular_order[:width]
         # score = -(popularity rank) so the popular fill sorts after any CF score and in popularity order
         cand = sp.csr_matrix(
@@ -87,14 +134,14 @@ class ServingModel:
         blocked.data[:] = 1
         cand = (cand - cand.multiply(blocked)).tocsr()
         cand.eliminate_zeros()
-        fill_ids, _ = dense_rows_topk(cand, n)
+        fill_ids, _ = dense_rows_topk(cand, N)
         for_rows = idx[gaps].copy()
         for_scores = scores[gaps].copy()
         n_cf = (for_rows >= 0).sum(axis=1)
         # place the fill after the CF items of each row (vectorised: position = n_cf + j)
-        j = np.arange(n)[None, :]
+        j = np.arange(N)[None, :]
         pos = n_cf[:, None] + j
-        ok = (pos < n) & (fill_ids >= 0)
+        ok = (pos < N) & (fill_ids >= 0)
         rr = np.broadcast_to(np.arange(len(gaps))[:, None], ok.shape)[ok]
         for_rows[rr, pos[ok]] = fill_ids[ok]
         for_scores[rr, pos[ok]] = 0.0
@@ -104,14 +151,63 @@ class ServingModel:
         scores[gaps] = for_scores
         return idx, scores
 
-    def similar(self, game_ids: np.ndarray | list[int], n: int) -> tuple[np.ndarray, np.ndarray]:
+    def similar(self, game_ids: np.ndarray | list[int], N: int) -> tuple[np.ndarray, np.ndarray]:
         """Most similar other games per known game id (game ids, scores); unknown ids raise KeyError."""
         idx = self.index_of(game_ids)
         if (idx < 0).any():
             missing = np.asarray(game_ids)[idx < 0].tolist()
             raise KeyError(f"unknown game ids: {missing}")
-        ids, scores = dense_rows_topk(self.similarity[idx], n)
+        ids, scores = dense_rows_topk(self.similarity[idx], N)
         return np.where(ids >= 0, self.item_ids[np.maximum(ids, 0)], -1), scores
+
+    # -- one request ---------------------------------------------------------------------------------------------
+
+    def recommend_history(self, history: np.ndarray | list[int], N: int) -> Recommended:
+        """score(j) = Σ_{i in history} sim(i, j) over unseen j with a positive score, top-N (ties: lower index);
+        popular fill after. `history`: sorted, duplicate-free model item indices.
+
+        Same ranking as `recommend` on a binary history row, but one compiled kernel call
+        (`kernels.recommend_history`) whose cost follows the history's neighbourhood, never the catalogue, and
+        with the `BECAUSE` history items that explain each item-CF pick.
+        """
+        h = np.asarray(history, dtype=np.int64)
+        if h.size:
+            ids, scores, because_rows = recommend_history(self.sim_arrays, h, N, BECAUSE)
+            top = ids.tolist()
+            score_list = scores.tolist()
+            because = [[i for i in row if i >= 0] for row in because_rows.tolist()]
+        else:
+            top, score_list, because = [], [], []
+        n_cf = len(top)
+        if n_cf < N:
+            fill = self._popular_after(h, top, N - n_cf)
+            return Recommended(top + fill, score_list + [0.0] * len(fill), n_cf, because + [[] for _ in fill])
+        return Recommended(top, score_list, n_cf, because)
+
+    def _popular_after(self, history: np.ndarray, taken: list[int], N: int) -> list[int]:
+        """The N most popular items that are neither in history nor already taken: a short Python walk, cheaper
+        than `_fill_popular`'s sparse algebra for one list."""
+        blocked = set(history.tolist())
+        blocked.update(taken)
+        out: list[int] = []
+        for i in self.popular_list:
+            if i not in blocked:
+                out.append(i)
+                if len(out) == N:
+                    break
+        return out
+
+    def neighbours(self, item: int, N: int) -> tuple[np.ndarray, np.ndarray]:
+        """The N nearest neighbours of one item (indices, scores), from its CSR row; may be fewer than N.
+
+        Same order as `similar` (score desc, index asc) without its padding or id mapping.
+        """
+        indptr, indices, data = self.sim_arrays
+        lo, hi = indptr[item], indptr[item + 1]
+        cols = indices[lo:hi]
+        vals = data[lo:hi]
+        order = np.lexsort((cols, -vals))[:N]
+        return cols[order].astype(np.int64), vals[order]
 
 
 BATCH_SCHEMA = {
@@ -124,9 +220,9 @@ BATCH_SCHEMA = {
 }
 
 
-def batch_frame(model: ServingModel, users: np.ndarray, rows: np.ndarray, game_ids: np.ndarray, k: int) -> pl.DataFrame:
-    """Top-k rows for `users` (history given as row index into `users` + game id pairs), batch table schema."""
-    recs = model.recommend(model.history_matrix(rows, game_ids, len(users)), k)
+def batch_frame(model: ServingModel, users: np.ndarray, rows: np.ndarray, game_ids: np.ndarray, N: int) -> pl.DataFrame:
+    """Top-N rows for `users` (history given as row index into `users` + game id pairs), batch table schema."""
+    recs = model.recommend(model.history_matrix(rows, game_ids, len(users)), N)
     r, c = np.nonzero(recs.game_ids >= 0)
     return pl.DataFrame(
         {

@@ -15,19 +15,19 @@ def rank_within_rows(indptr: np.ndarray, order: np.ndarray) -> np.ndarray:
     return np.arange(len(order)) - starts
 
 
-def _topn_arrays(matrix: sp.csr_matrix, n: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, values in the matrix dtype) of the top-n stored entries per row: value desc, then index asc."""
+def _topn_arrays(matrix: sp.csr_matrix, N: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, values in the matrix dtype) of the top-N stored entries per row: value desc, then index asc."""
     data = matrix.data
     if data.dtype == np.bool_:
         data = data.astype(np.int8)
-    return kernels.csr_rows_topn(matrix.indptr, matrix.indices, data, n, pad_id, keep_dtype=True)
+    return kernels.csr_rows_topn(matrix.indptr, matrix.indices, data, N, pad_id, keep_dtype=True)
 
 
-def sparse_topk(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Keep the k largest entries per row; ties go to the lower column index."""
+def sparse_topk(matrix: sp.csr_matrix, N: int) -> sp.csr_matrix:
+    """Keep the N largest entries per row; ties go to the lower column index."""
     matrix = matrix.tocsr()
     matrix.sum_duplicates()
-    width = int(min(max(k, 0), np.diff(matrix.indptr).max(initial=0)))
+    width = int(min(max(N, 0), np.diff(matrix.indptr).max(initial=0)))
     ids, values = _topn_arrays(matrix, width, -1)
     keep = ids >= 0
     counts = keep.sum(axis=1)
@@ -39,11 +39,11 @@ def sparse_topk(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     return out
 
 
-def dense_rows_topk(matrix: sp.csr_matrix, n: int, pad_id: int = -1) -> tuple[np.ndarray, np.ndarray]:
-    """Top-n column indices and values per row as (rows, n) arrays, padded with pad_id / 0.0.
+def dense_rows_topk(matrix: sp.csr_matrix, N: int, pad_id: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """Top-N column indices and values per row as (rows, n) arrays, padded with pad_id / 0.0.
 
     Order: value descending, then column index ascending (deterministic ties).
     """
     matrix = matrix.tocsr()
-    ids, values = _topn_arrays(matrix, n, pad_id)
+    ids, values = _topn_arrays(matrix, N, pad_id)
     return ids, values.astype(np.float32, copy=False)

@@ -65,15 +65,15 @@ def test_because_is_the_most_similar_history_items(client: TestClient, home: Hom
 
 
 def test_agrees_with_the_batch_model_for_every_user(state: ServingState, home: Home) -> None:
-    """The request-path scorer (kernels.recommend_history) ranks exactly as ServingModel.recommend (the batch path
-    that writes batch_recommendations) does, popularity fill included."""
+    """The request-path scorer (ServingModel.recommend_history) ranks exactly as ServingModel.recommend (the batch
+    path that writes batch_recommendations) does, popularity fill included."""
     model = state.model
     users = state.user_ids
     logs = home.seeded.logs
     rows = np.searchsorted(users, logs["user_id"].to_numpy())
     batch = model.recommend(model.history_matrix(rows, logs["game_id"].to_numpy(), len(users)), 30)
     for row, user in enumerate(users.tolist()):
-        rec = state.recommend(state.history(user), 30)
+        rec = model.recommend_history(state.history(user), 30)
         np.testing.assert_array_equal(model.item_ids[rec.idx], batch.game_ids[row], err_msg=f"user {user}")
         assert rec.because[rec.n_cf :] == [[]] * (len(rec.idx) - rec.n_cf)
         np.testing.assert_allclose(rec.scores, batch.scores[row], rtol=1e-5)

@@ -74,3 +74,13 @@ def test_popularity_baseline_excludes_seen() -> None:
     assert ids[0].tolist() == [2, 3]
     assert ids[3].tolist() == [0, 2]
     assert scores[3].tolist() == [3.0, 2.0]
+
+
+def test_popularity_similar_items_are_the_most_popular_other_items() -> None:
+    x = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 0, 1, 0], [0, 0, 0, 1]], dtype=float))
+    model = Popularity().fit(x)
+    ids, scores = model.similar_items([0, 2, 3], N=2)
+    assert ids.tolist() == [[2, 1], [0, 1], [0, 2]]  # play counts 3, 1, 2, 1; ties to the lower index
+    assert scores.tolist() == [[2.0, 1.0], [3.0, 1.0], [3.0, 2.0]]
+    with pytest.raises(IndexError):
+        model.similar_items([4])

@@ -15,7 +15,8 @@ from gamerec_assets.recsys import (
     build_model,
 )
 from gamerec_assets.recsys.itemcf import recommend_from_similarity
-from gamerec_assets.recsys.models import dense_topn, rank_unseen
+from gamerec_assets.recsys.models import ServableModel, dense_topn, rank_unseen
+from gamerec_assets.recsys.recommender import Recommender
 from gamerec_assets.recsys.served_model import ServingModel
 from tests.gamerec_assets.recsys.support import assert_recommends_like_implicit, random_matrix
 
@@ -27,6 +28,60 @@ ZOO = [
     EASE(l2=5.0),
     EASE(l2=5.0, neighbors=8),
 ]
+
+
+# every model of the zoo at its defaults, and the served form of a non-negative and of a signed one
+CONTRACT = [{"model": name} for name in MODELS] + [
+    {"model": "ItemCF", "neighbors": 10, "serving_neighbors": 8},
+    {"model": "EASE", "l2": 5.0, "serving_neighbors": 8},
+]
+
+
+@pytest.mark.parametrize("params", CONTRACT, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
+def test_every_model_keeps_the_recommender_contract(params: dict) -> None:
+    x = random_matrix()
+    n_users, n_items = x.shape
+    model = build_model(params)
+    assert isinstance(model, Recommender)
+    assert isinstance(model, ServableModel) == ("serving_neighbors" in params)
+    rebuilt = build_model(model.params)
+    assert type(rebuilt) is type(model) and rebuilt.params == model.params
+    for unfitted in (lambda: model.recommend(x, N=3), lambda: model.similar_items([0], N=3)):
+        with pytest.raises(RuntimeError, match="not fitted"):
+            unfitted()
+
+    assert model.fit(x) is model
+    ids, scores = model.recommend(x, N=12)
+    assert ids.shape == scores.shape == (n_users, 12) and ids.dtype == np.int64 and scores.dtype == np.float32
+    pad = ids < 0
+    assert np.all(ids[pad] == -1) and np.all(scores[pad] == 0)
+    assert np.all(np.diff(pad.astype(int), axis=1) >= 0)  # padding only after the real items
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    rows = np.broadcast_to(np.arange(n_users)[:, None], ids.shape)
+    assert not np.any(x.toarray()[rows[~pad], ids[~pad]] > 0)  # never a seen item
+    assert all(len(set(r[r >= 0])) == int((r >= 0).sum()) for r in ids)
+    assert (~pad).mean() > 0.9
+
+    items = np.arange(n_items)
+    sim_ids, sim_scores = model.similar_items(items, N=5)
+    assert sim_ids.shape == sim_scores.shape == (n_items, 5) and sim_ids.dtype == np.int64
+    assert not np.any(sim_ids == items[:, None])  # never the item itself
+    sim_pad = sim_ids < 0
+    assert np.all(sim_ids[sim_pad] == -1) and np.all(sim_scores[sim_pad] == 0)
+    assert np.all(np.diff(sim_pad.astype(int), axis=1) >= 0) and np.all(np.diff(sim_scores, axis=1) <= 0)
+    assert (~sim_pad).any()
+    for out_of_range in ([n_items], [-1], [0, n_items + 5]):
+        with pytest.raises(IndexError):
+            model.similar_items(out_of_range)
+
+    again_ids, again_scores = rebuilt.fit(x).recommend(x, N=12)
+    np.testing.assert_array_equal(ids, again_ids)
+    np.testing.assert_array_equal(scores, again_scores)
+
+
+def test_only_item_item_models_can_be_served() -> None:
+    with pytest.raises(ValueError, match="serving_neighbors"):
+        build_model({"model": "Popularity", "serving_neighbors": 8})
 
 
 def binary(m: sp.csr_matrix) -> np.ndarray:

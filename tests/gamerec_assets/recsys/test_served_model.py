@@ -39,3 +39,27 @@ def test_cosine_ranking_is_unchanged_by_serving_transform() -> None:
     np.testing.assert_array_equal(plain.recommend(x, 10)[0], served.recommend(x, 10)[0])
     assert served.similarity.data.min() >= 0 and served.similarity.data.max() == 1.0
     assert EASE is not None
+
+
+def test_request_path_answers_as_the_batch_path() -> None:
+    """One history (recommend_history) and one item (neighbours) rank as the batch methods do, fill included."""
+    x = matrix(2)
+    sim = ItemCF("cosine", 6).fit(x).similarity
+    pop = np.asarray(x.sum(axis=0)).ravel()
+    served = ServingModel(ModelArtifact(np.arange(40) * 3 + 7, sim, pop, {"version": "v"}))
+    batch = served.recommend(x, 25)
+    for row in range(x.shape[0]):
+        rec = served.recommend_history(x[row].indices, 25)
+        np.testing.assert_array_equal(served.item_ids[rec.idx], batch.game_ids[row])
+        np.testing.assert_allclose(rec.scores, batch.scores[row], rtol=1e-5)
+        np.testing.assert_array_equal(rec.from_cf, batch.from_cf[row])
+        assert all(set(b) <= set(x[row].indices) for b in rec.because)
+        assert rec.because[rec.n_cf :] == [[]] * (25 - rec.n_cf)
+    ids, scores = served.similar(served.item_ids, 4)
+    for item in range(40):
+        cols, vals = served.neighbours(item, 4)
+        real = ids[item] >= 0
+        np.testing.assert_array_equal(served.item_ids[cols], ids[item][real])
+        np.testing.assert_array_equal(vals, scores[item][real])
+        assert served.item_index(int(served.item_ids[item])) == item
+    assert served.item_index(-5) == -1
