@@ -1,4 +1,4 @@
-"""Stage 3: who played what. Simulated from the catalogue's popularity (default), or real Steam logs."""
+"""Stage 3: who played what. Simulated from the catalogue (default), or real Steam logs."""
 
 from collections.abc import Iterator
 from typing import Literal
@@ -72,9 +72,10 @@ def user_logs(
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
     """user_id, game_id, weight: one row per game a user has. Simulated (default), or real Steam logs.
 
-    Simulated users draw 1..max_games distinct games weighted by popularity. Steam weights: 1 + log1p(hours played)
-    (a purchase without play weighs 1). Titles are linked to RAWG games by normalised title; unmatched titles stay
-    items of their own (ids >= 10^12) and keep their title. The history check runs here, with the config in hand.
+    Simulated users draw 1..max_games distinct games, favouring well-rated, owned ones. Steam weights:
+    1 + log1p(hours played) (a purchase without play weighs 1). Titles are linked to RAWG games by normalised title;
+    unmatched titles stay items of their own (ids >= 10^12) and keep their title. The history check runs here, with
+    the config in hand.
     """
     extra: dict[str, object] = {}
     max_games: int | None = None  # real logs have no per-user limit

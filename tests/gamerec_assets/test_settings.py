@@ -166,7 +166,7 @@ def test_root_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch, tmp
 
 
 def test_export_to_children_only_takes_settings_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GAMEREC_RELOAD_INTERVAL", raising=False)
+    monkeypatch.setenv("GAMEREC_RELOAD_INTERVAL", "30")  # restored after the test, whatever export_to_children sets
     with pytest.raises(ValueError, match="GAMEREC_RELOAD_INTERVALL"):
         export_to_children({"GAMEREC_RELOAD_INTERVALL": "1"})
     export_to_children({"GAMEREC_RELOAD_INTERVAL": "2.5"})
