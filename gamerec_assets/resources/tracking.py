@@ -30,6 +30,7 @@ class ExperimentTracker(dg.ConfigurableResource):
     directory: str = str(DEFAULT_HOME)  # runs go to <directory>/wandb
 
     def resolved_mode(self) -> str:
+        """The mode runs use (settings resolved it already; item_similarity's metadata reports it)."""
         return self.mode
 
     @contextmanager
