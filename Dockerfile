@@ -3,8 +3,9 @@
 #   docker run -p 3000:3000 gamerec webserver      # Dagster UI
 #   docker run gamerec daemon                        # schedules and sensors
 #   docker run -p 8000:8000 gamerec api              # Litestar service
-# Configure storage with the environment variables in the README (GAMEREC_MYSQL_URL, GAMEREC_S3_BUCKET,
-# AWS_ENDPOINT_URL, DAGSTER_MYSQL_*); without them the container uses the embedded default under /data.
+# Configure with the environment variables of the README's Configuration table (all parsed by
+# gamerec_assets/settings.py: GAMEREC_MYSQL_URL, GAMEREC_S3_BUCKET, AWS_ENDPOINT_URL, DAGSTER_MYSQL_*, ...);
+# without them the container uses the embedded default under /data.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 
+from gamerec_assets.settings import Settings, export_to_children
+
 
 def main(argv: list[str] | None = None) -> None:
+    api = Settings.from_env().api
     parser = argparse.ArgumentParser(prog="python -m gamerec_api", description=__doc__)
-    parser.add_argument("--host", default=os.environ.get("GAMEREC_API_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GAMEREC_API_PORT", "8000")))
+    parser.add_argument("--host", default=api.host, help="env GAMEREC_API_HOST, 127.0.0.1")
+    parser.add_argument("--port", type=int, default=api.port, help="env GAMEREC_API_PORT, 8000")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (each loads its own model)")
     parser.add_argument(
         "--reload-interval",
@@ -24,13 +26,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be >= 1")
+    # Workers build the app from the environment (uvicorn's factory mode): hand them what the flags changed.
     if args.reload_interval is not None:
-        os.environ["GAMEREC_RELOAD_INTERVAL"] = str(args.reload_interval)
+        export_to_children({"GAMEREC_RELOAD_INTERVAL": str(args.reload_interval)})
     metrics_dir = None
-    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if args.workers > 1 and not api.metrics_dir:
         # Workers are separate processes: share counters through files so /metrics sums them.
         metrics_dir = tempfile.mkdtemp(prefix="gamerec-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        export_to_children({"PROMETHEUS_MULTIPROC_DIR": metrics_dir})
     import uvicorn
 
     try:

@@ -6,7 +6,6 @@ answers at once and /readyz turns 200 when the first model (with metadata and hi
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,12 +27,10 @@ from gamerec_api.controllers import (
     UsersController,
 )
 from gamerec_api.holder import ModelHolder
-from gamerec_assets.store.settings import StorageSettings
+from gamerec_assets.settings import Settings, StorageSettings
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 64 * 1024
-DEFAULT_RELOAD_INTERVAL = 30.0
-DEFAULT_PREDICT_CACHE = 10_000  # answers (~3 KB each) per worker
 
 
 def _validation_error(request: Request, exc: ValidationException) -> Response:
@@ -68,20 +65,24 @@ def create_app(
     env: Mapping[str, str] | None = None,
     predict_cache: int | None = None,
 ) -> Litestar:
-    """Build the app. Unset arguments come from `env` (default os.environ).
+    """Build the app. Unset arguments come from `Settings.from_env(env)` (env None: this process's environment).
 
-    - settings: StorageSettings.from_env(env) (GAMEREC_HOME, GAMEREC_MYSQL_URL, GAMEREC_S3_BUCKET, ...);
+    - settings: the storage section (GAMEREC_HOME, GAMEREC_MYSQL_URL, GAMEREC_S3_BUCKET, ...);
     - reload_interval: seconds between polls of the production alias, GAMEREC_RELOAD_INTERVAL (30; 0 = off);
     - admin_token: GAMEREC_ADMIN_TOKEN; without one, POST /admin/reload is not registered (404);
     - predict_cache: /predict answers (without liked games) kept per model, GAMEREC_PREDICT_CACHE (10000; 0 = off).
+
+    The kernels' thread count (GAMEREC_THREADS) is applied here, once per worker.
     """
-    env = os.environ if env is None else env
-    settings = settings or StorageSettings.from_env(dict(env))
+    config = Settings.from_env(env)
+    config.threads.apply()
+    api = config.api
+    settings = settings or config.storage
     if reload_interval is None:
-        reload_interval = float(env.get("GAMEREC_RELOAD_INTERVAL") or DEFAULT_RELOAD_INTERVAL)
-    admin_token = admin_token if admin_token is not None else (env.get("GAMEREC_ADMIN_TOKEN") or None)
+        reload_interval = api.reload_interval
+    admin_token = admin_token if admin_token is not None else api.admin_token
     if predict_cache is None:
-        predict_cache = int(env.get("GAMEREC_PREDICT_CACHE") or DEFAULT_PREDICT_CACHE)
+        predict_cache = api.predict_cache
     index_html = (STATIC / "index.html").read_bytes()
 
     @get("/", include_in_schema=False, media_type=MediaType.HTML)

@@ -16,8 +16,8 @@ import anyio.to_thread
 from gamerec_api import telemetry
 from gamerec_api.schemas import ReloadResult
 from gamerec_api.state import MODEL_NAME, NotReady, ServingState, load_state
+from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.registry import ModelRegistry
-from gamerec_assets.store.settings import StorageSettings
 from gamerec_assets.store.table_store import TableStore
 
 log = logging.getLogger("gamerec_api")

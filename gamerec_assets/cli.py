@@ -9,12 +9,13 @@ import argparse
 import json
 import sys
 
-from gamerec_assets.store import ModelRegistry, RegistryError, StorageSettings
+from gamerec_assets.settings import Settings
+from gamerec_assets.store import MODEL_NAME, ModelRegistry, RegistryError
 from gamerec_assets.store.artifact_store import ArtifactStoreError
 
 
 def _registry() -> ModelRegistry:
-    return ModelRegistry(StorageSettings.from_env().artifact_store(), "item_similarity")
+    return ModelRegistry(Settings.from_env().storage.artifact_store(), MODEL_NAME)
 
 
 def models_list(args: argparse.Namespace) -> int:

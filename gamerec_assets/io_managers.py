@@ -13,7 +13,7 @@ import dagster as dg
 import polars as pl
 
 from gamerec_assets.recsys.model_artifact import ModelArtifact
-from gamerec_assets.resources import ArtifactsResource, TablesResource
+from gamerec_assets.resources.storage import ArtifactsResource, TablesResource
 from gamerec_assets.store.registry import ModelRegistry, new_version
 
 LATEST = "_latest.json"

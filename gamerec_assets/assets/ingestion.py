@@ -8,7 +8,7 @@ import polars as pl
 from gamerec_assets.assets.metadata import markdown_table
 from gamerec_assets.io_managers import RawPages
 from gamerec_assets.recsys.rawg_pages import RawgPageError, parse_pages
-from gamerec_assets.resources import RawgClient
+from gamerec_assets.resources.rawg import RawgClient
 
 ATTRIBUTION = "Data from RAWG (https://rawg.io)"
 

@@ -1,6 +1,6 @@
-"""Stage 3: who played what. Simulated as the prototype did (default), or real logs (issue #5)."""
+"""Stage 3: who played what. Simulated from the catalogue (default), or real Steam logs."""
 
-import os
+from collections.abc import Iterator
 from typing import Literal
 
 import dagster as dg
@@ -10,11 +10,14 @@ from gamerec_assets.assets.metadata import figure, markdown_table, png_markdown
 from gamerec_assets.recsys.linking import STEAM_ONLY_BASE, link_titles
 from gamerec_assets.recsys.simulate import SimulationParams, simulate_user_logs
 from gamerec_assets.recsys.steam import implicit_weight, read_steam_log
+from gamerec_assets.resources.sources import InteractionSources
+
+HISTORY_CHECK = "user_logs_history_lengths"
 
 
 class UserLogsConfig(dg.Config):
     source: Literal["simulated", "steam"] = "simulated"
-    steam_path: str = ""  # steam-200k.csv(.gz); empty: $GAMEREC_STEAM_PATH
+    steam_path: str = ""  # steam-200k.csv(.gz); empty: the `sources` resource's (GAMEREC_STEAM_PATH)
     n_users: int = 100
     max_games: int = 5
     alpha: float = 0.5
@@ -53,24 +56,38 @@ def steam_user_logs(path: str, game_features: pl.DataFrame) -> tuple[pl.DataFram
     kinds={"polars", "table"},
     io_manager_key="table_io_manager",
     metadata={"primary_key": ["user_id", "game_id"]},
+    check_specs=[
+        dg.AssetCheckSpec(
+            HISTORY_CHECK,
+            asset="user_logs",
+            description="Every user has 1..max_games distinct games, all in the catalogue.",
+        )
+    ],
 )
 def user_logs(
-    context: dg.AssetExecutionContext, config: UserLogsConfig, game_features: pl.DataFrame
-) -> dg.Output[pl.DataFrame]:
-    """user_id, game_id, weight: one row per game a user has. Simulated as the prototype did, or real Steam logs.
+    context: dg.AssetExecutionContext,
+    config: UserLogsConfig,
+    game_features: pl.DataFrame,
+    sources: InteractionSources,
+) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+    """user_id, game_id, weight: one row per game a user has. Simulated (default), or real Steam logs.
 
-    Steam weights: 1 + log1p(hours played) (a purchase without play weighs 1). Titles are linked to RAWG games by
-    normalised title; unmatched titles stay items of their own (ids >= 10^12) and keep their title.
+    Simulated users draw 1..max_games distinct games, favouring well-rated, owned ones. Steam weights:
+    1 + log1p(hours played) (a purchase without play weighs 1). Titles are linked to RAWG games by normalised title;
+    unmatched titles stay items of their own (ids >= 10^12) and keep their title. The history check runs here, with
+    the config in hand.
     """
     extra: dict[str, object] = {}
+    max_games: int | None = None  # real logs have no per-user limit
     if config.source == "steam":
-        logs, extra = steam_user_logs(config.steam_path or os.environ.get("GAMEREC_STEAM_PATH", ""), game_features)
+        logs, extra = steam_user_logs(config.steam_path or sources.steam_path, game_features)
     else:
         params = SimulationParams(config.n_users, config.max_games, config.alpha, config.noise_scale, config.seed)
         try:
             logs = simulate_user_logs(game_features, params)
         except ValueError as exc:
             raise dg.Failure(description=f"user_logs: bad simulation config: {exc}") from exc
+        max_games = config.max_games
         extra = {"max_games": config.max_games, "seed": config.seed}
     context.log.info(f"{config.source}: {logs.height:,} interactions for {logs['user_id'].n_unique():,} users")
     per_user = logs.group_by("user_id").len()
@@ -86,7 +103,7 @@ def user_logs(
         .head(10)
         .join(game_features.select("game_id", "name"), on="game_id", how="left")
     )
-    return dg.Output(
+    yield dg.Output(
         logs,
         metadata={
             "source": config.source,
@@ -98,28 +115,23 @@ def user_logs(
             "most_played": markdown_table(top),
         },
     )
+    yield history_lengths_check(logs, game_features, max_games)
 
 
-@dg.asset_check(
-    asset=user_logs,
-    description="Every user has 1..max_games distinct games, all in the catalogue.",
-    additional_ins={"game_features": dg.AssetIn("game_features")},
-)
-def user_logs_history_lengths(
-    context: dg.AssetCheckExecutionContext, user_logs: pl.DataFrame, game_features: pl.DataFrame
+def history_lengths_check(
+    user_logs: pl.DataFrame, game_features: pl.DataFrame, max_games: int | None
 ) -> dg.AssetCheckResult:
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("user_logs"))
-    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
-    max_games = meta["max_games"].value if "max_games" in meta else None
+    """No duplicate (user, game) pairs, at most `max_games` per user (None: no limit), every linked game known."""
     per_user = user_logs.group_by("user_id").agg(pl.len().alias("n"), pl.col("game_id").n_unique().alias("distinct"))
     duplicates = int((per_user["n"] != per_user["distinct"]).sum())
-    too_many = int((per_user["n"] > max_games).sum()) if isinstance(max_games, int) else 0
+    too_many = int((per_user["n"] > max_games).sum()) if max_games is not None else 0
     unknown = (
         user_logs.filter(pl.col("game_id") < STEAM_ONLY_BASE)
         .join(game_features.select("game_id"), on="game_id", how="anti")
         .height
     )
     return dg.AssetCheckResult(
+        check_name=HISTORY_CHECK,
         passed=duplicates == 0 and too_many == 0 and unknown == 0 and per_user.height > 0,
         metadata={
             "users": per_user.height,

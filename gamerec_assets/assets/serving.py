@@ -10,7 +10,8 @@ from gamerec_assets.assets.metadata import markdown_table
 from gamerec_assets.assets.modeling import production_model
 from gamerec_assets.io_managers import TableChunks
 from gamerec_assets.recsys.served_model import ServingModel, batch_frame
-from gamerec_assets.resources import ArtifactsResource
+from gamerec_assets.resources.storage import ArtifactsResource
+from gamerec_assets.store.registry import MODEL_NAME
 
 
 class BatchRecommendationsConfig(dg.Config):
@@ -53,7 +54,7 @@ def batch_recommendations(
 
     The API serves these from GET /users/{id}/recommendations.
     """
-    registry = artifacts.registry("item_similarity")
+    registry = artifacts.registry(MODEL_NAME)
     version = registry.production()
     if version is None:
         raise dg.Failure(description="batch_recommendations: the registry has no production model yet")

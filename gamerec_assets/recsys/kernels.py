@@ -8,8 +8,9 @@ and ties break to the lower index exactly as the numpy reference code did (`lexs
 
 Threads
 -------
-``GAMEREC_THREADS`` sets how many threads a large call uses (default, or ``all``/``0``: every core this process
-may run on). It is read at each call, so it can be changed at run time; values below 1 mean 1. The kernels are
+``set_threads(n)`` sets how many threads a large call uses (default, or ``None``: every core this process may run
+on); it takes effect at the next call, and values below 1 mean 1. The core does not read the environment: the
+Dagster definitions, the scale location and the API apply the ``GAMEREC_THREADS`` setting at start. The kernels are
 compiled with ``nogil=True`` and a large call splits its rows into tasks run by that many Python threads, each
 task with its own accumulator, so both cores work without numba's threading layer (no OpenMP/TBB dependency, safe
 to fork, safe to call from several threads of a web server). When several processes share a machine (Dagster's
@@ -55,6 +56,7 @@ __all__ = [
     "item_topk_rows",
     "recommend_history",
     "recommend_rows",
+    "set_threads",
     "simulate_select",
     "thread_count",
 ]
@@ -72,16 +74,22 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+_threads: int | None = None  # None: every core; set by the caller's settings through set_threads
+
+
+def set_threads(threads: int | None) -> None:
+    """How many threads large calls use from now on: None for every core, values below 1 mean 1.
+
+    The core never reads the environment: the Dagster definitions, the scale location and the API apply the
+    GAMEREC_THREADS setting (`gamerec_assets.settings.ThreadSettings.apply`) when they start.
+    """
+    global _threads
+    _threads = None if threads is None else max(1, int(threads))
+
+
 def thread_count() -> int:
-    """Threads for large calls: GAMEREC_THREADS, default all the cores this process may use."""
-    raw = os.environ.get("GAMEREC_THREADS", "").strip().lower()
-    if raw in ("", "all", "0", "auto"):
-        return _cores()
-    try:
-        wanted = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"GAMEREC_THREADS must be an integer (or 'all'), got {raw!r}") from exc
-    return max(1, wanted)
+    """Threads for large calls: what `set_threads` chose, default all the cores this process may use."""
+    return _cores() if _threads is None else _threads
 
 
 def _run_rows(

@@ -1,6 +1,7 @@
 """Storage without Dagster: tables (SQLite | MySQL), artifacts (local folder | S3) and the model registry.
 
-The assets (through IO managers and resources) and the API share these classes, so both see one layout.
+The assets (through IO managers and resources) and the API share these classes, so both see one layout. Which
+backends run is configuration: `gamerec_assets.settings.StorageSettings` builds them from the environment.
 """
 
 from gamerec_assets.store.artifact_store import (
@@ -11,7 +12,6 @@ from gamerec_assets.store.artifact_store import (
     S3ArtifactStore,
 )
 from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry, RegistryError
-from gamerec_assets.store.settings import StorageSettings
 from gamerec_assets.store.table_store import TableStore, TableStoreError
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "ModelRegistry",
     "RegistryError",
     "S3ArtifactStore",
-    "StorageSettings",
     "TableStore",
     "TableStoreError",
 ]

@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 
 from gamerec_api.app import create_app
 from gamerec_api.demo import seed_home
-from gamerec_assets.store.settings import StorageSettings
+from gamerec_assets.settings import StorageSettings
 from tests.gamerec_api.support import Home, wait_ready
 
 N_USERS = 200

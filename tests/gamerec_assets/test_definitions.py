@@ -1,7 +1,16 @@
 import dagster as dg
 
 from gamerec_assets.definitions import build_definitions
-from gamerec_assets.resources import LocalArtifactsResource, S3ArtifactsResource
+from gamerec_assets.recsys import kernels
+from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT
+from gamerec_assets.resources import (
+    ExperimentTracker,
+    InteractionSources,
+    LiveRawgClient,
+    LocalArtifactsResource,
+    S3ArtifactsResource,
+    SnapshotRawgClient,
+)
 from tests.gamerec_assets.support import ASSETS
 
 
@@ -41,3 +50,40 @@ def test_backends_are_chosen_by_environment(gamerec_home) -> None:
     assert isinstance(prod["artifacts"], S3ArtifactsResource)
     assert prod["artifacts"].s3.endpoint_url == "http://127.0.0.1:9"
     assert prod["tables"].url.startswith("mysql+pymysql://")
+
+
+def test_rawg_tracking_and_sources_come_from_settings(gamerec_home) -> None:
+    offline = build_definitions({"GAMEREC_HOME": str(gamerec_home)}).resources
+    assert isinstance(offline["rawg"], SnapshotRawgClient) and offline["rawg"].path == str(BUNDLED_SNAPSHOT)
+    assert offline["tracker"] == ExperimentTracker(mode="offline", directory=str(gamerec_home.resolve()))
+    assert offline["sources"] == InteractionSources(steam_path="")
+    live = build_definitions(
+        {
+            "GAMEREC_HOME": str(gamerec_home),
+            "RAWG_API_KEY": "not-to-be-stored",
+            "RAWG_BASE_URL": "http://127.0.0.1:9/api",
+            "GAMEREC_RAWG_MAX_PAGES": "2",
+            "WANDB_API_KEY": "x",
+            "GAMEREC_STEAM_PATH": "/data/steam.csv.gz",
+        }
+    ).resources
+    assert isinstance(live["rawg"], LiveRawgClient)
+    assert (live["rawg"].base_url, live["rawg"].max_pages) == ("http://127.0.0.1:9/api", 2)
+    assert "not-to-be-stored" not in repr(live["rawg"])  # the key stays a dg.EnvVar until the run starts
+    assert live["tracker"].mode == "online"
+    assert live["sources"].steam_path == "/data/steam.csv.gz"
+
+
+def test_definitions_apply_the_thread_setting(gamerec_home) -> None:
+    try:
+        build_definitions({"GAMEREC_HOME": str(gamerec_home), "GAMEREC_THREADS": "1"})
+        assert kernels.thread_count() == 1
+    finally:
+        kernels.set_threads(None)
+
+
+def test_history_check_is_declared_by_its_asset(gamerec_home) -> None:
+    """`user_logs` yields its own history check (it has the config); no check reads the instance's metadata."""
+    graph = build_definitions({"GAMEREC_HOME": str(gamerec_home)}).resolve_asset_graph()
+    user_logs = graph.get(dg.AssetKey("user_logs")).assets_def
+    assert {key.name for key in user_logs.check_keys} == {"user_logs_history_lengths"}

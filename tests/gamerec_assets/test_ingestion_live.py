@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 
 from gamerec_assets.definitions import build_definitions
-from gamerec_assets.store import StorageSettings
+from gamerec_assets.settings import StorageSettings
 
 KEY = "live-key-not-to-be-stored"
 

@@ -12,7 +12,8 @@ import dagster as dg
 import pymysql
 
 from gamerec_assets.definitions import build_definitions
-from gamerec_assets.store import ModelRegistry, StorageSettings
+from gamerec_assets.settings import StorageSettings
+from gamerec_assets.store import ModelRegistry
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from gamerec_assets.rawg_api import RawgApi, RawgApiError, RawgQuery, redact
 from gamerec_assets.recsys.rawg_pages import RawgPageError
+from gamerec_assets.resources.rawg import RawgApi, RawgApiError, RawgQuery, redact
 
 KEY = "s3cr3t-key-123"
 

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from gamerec_assets.recsys import ItemCF, build_matrix
 from gamerec_assets.scale import build_scale_definitions, partition_keys, read_merged
-from gamerec_assets.store import StorageSettings
+from gamerec_assets.settings import StorageSettings
 
 BLOCKS = 3
 
@@ -121,14 +121,37 @@ def test_merge_refuses_blocks_of_other_inputs(scale_env: dict[str, str]) -> None
 
 
 def test_executor_and_block_count_come_from_the_environment() -> None:
-    from gamerec_assets.scale import MULTIPROCESS, block_count, executor_from_env
+    from gamerec_assets.scale import MULTIPROCESS, scale_executor
+    from gamerec_assets.settings import ScaleSettings
 
-    assert executor_from_env({}) is MULTIPROCESS
+    assert scale_executor(ScaleSettings.from_env({}).executor) is MULTIPROCESS
     with pytest.raises(ValueError, match="GAMEREC_SCALE_EXECUTOR"):
-        executor_from_env({"GAMEREC_SCALE_EXECUTOR": "slurm"})
-    assert block_count({}) == 8 and block_count({"GAMEREC_SCALE_BLOCKS": "3"}) == 3
+        ScaleSettings.from_env({"GAMEREC_SCALE_EXECUTOR": "slurm"})
+    with pytest.raises(ValueError, match="GAMEREC_SCALE_EXECUTOR"):
+        scale_executor("slurm")
+    assert ScaleSettings.from_env({}).blocks == 8 and ScaleSettings.from_env({"GAMEREC_SCALE_BLOCKS": "3"}).blocks == 3
     with pytest.raises(ValueError, match="GAMEREC_SCALE_BLOCKS"):
-        block_count({"GAMEREC_SCALE_BLOCKS": "0"})
+        ScaleSettings.from_env({"GAMEREC_SCALE_BLOCKS": "0"})
+    with pytest.raises(ValueError, match="GAMEREC_SCALE_BLOCKS"):
+        build_scale_definitions({"GAMEREC_SCALE_BLOCKS": "0"})
     defs = build_scale_definitions({"GAMEREC_SCALE_BLOCKS": "5"})
     job = defs.resolve_job_def("item_similarity_blocks_job")
     assert job.partitions_def is not None and job.partitions_def.get_partition_keys() == partition_keys(5)
+
+
+def test_both_locations_share_the_chosen_backends(gamerec_home: Path) -> None:
+    """The scale location's tables and artifacts are the main location's (one build_resources for both)."""
+    from gamerec_assets.definitions import build_definitions
+    from gamerec_assets.resources import S3ArtifactsResource
+
+    env = {
+        "GAMEREC_HOME": str(gamerec_home),
+        "GAMEREC_MYSQL_URL": "mysql+pymysql://root@127.0.0.1:3306/x",
+        "GAMEREC_S3_BUCKET": "bucket",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    }
+    main, scale = build_definitions(env).resources, build_scale_definitions(env).resources
+    assert set(scale) == {"tables", "artifacts", "scale_io_manager"}
+    assert isinstance(scale["artifacts"], S3ArtifactsResource) and scale["artifacts"] == main["artifacts"]
+    assert scale["tables"] == main["tables"]
+    assert scale["scale_io_manager"].artifacts == main["artifacts"]

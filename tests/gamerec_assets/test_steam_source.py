@@ -7,7 +7,7 @@ import polars as pl
 
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.recsys.linking import STEAM_ONLY_BASE, link_titles, normalise_title, strip_edition
-from gamerec_assets.store import StorageSettings
+from gamerec_assets.settings import StorageSettings
 
 
 def test_title_normalisation_and_linking() -> None:
@@ -57,3 +57,24 @@ def test_steam_sourced_run_materializes_the_whole_graph(gamerec_home: Path, stea
     assert logs["weight"].min() >= 1.0
     recs = tables.read("batch_recommendations")
     assert recs["user_id"].n_unique() == 12393
+
+
+def test_steam_path_comes_from_the_settings(gamerec_home: Path, steam_log: Path) -> None:
+    """GAMEREC_STEAM_PATH reaches `user_logs` through the `sources` resource when its config names no path."""
+    env = {"GAMEREC_HOME": str(gamerec_home), "GAMEREC_STEAM_PATH": str(steam_log)}
+    defs = build_definitions(env)
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=dg.AssetSelection.assets("raw_games", "game_features", "user_logs").resolve(
+            defs.resolve_asset_graph()
+        )
+    )
+    run_config = {"ops": {"user_logs": {"config": {"source": "steam"}}}}
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+    assert result.success
+    meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert meta["user_logs"]["steam_path"].value == str(steam_log)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    history = checks["user_logs_history_lengths"]
+    assert history.passed and history.metadata["max_games"].value == "None"  # real logs: no per-user limit
+    assert history.metadata["users"].value == 12393

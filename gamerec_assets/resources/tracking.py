@@ -1,11 +1,13 @@
 """Experiment tracking with Weights & Biases: offline into GAMEREC_HOME by default, online when WANDB_API_KEY is set.
 
+The mode and directory come from `TrackingSettings` (through `gamerec_assets.resources.from_settings`): the resource
+itself never looks at the environment.
+
 `read_offline_run` reads an offline run file back (config, history rows, summary), so tests and people without a
 W&B account can see what was logged.
 """
 
 import json
-import os
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,27 +16,28 @@ from typing import Any
 
 import dagster as dg
 
-from gamerec_assets.store.settings import gamerec_home
+from gamerec_assets.settings import DEFAULT_HOME
 
 BLOCK = 32768
 HEADER = 7  # leveldb-log record header: crc32 (4), length (2), type (1)
 
 
 class ExperimentTracker(dg.ConfigurableResource):
-    """A W&B run per materialization. `mode`: offline (default without a key), online, or disabled."""
+    """A W&B run per materialization. `mode`: offline, online or disabled (`TrackingSettings.mode`)."""
 
     project: str = "gamerec"
-    mode: str = ""  # empty: online when WANDB_API_KEY is set, offline otherwise (WANDB_MODE wins if set)
-    directory: str = ""  # empty: $GAMEREC_HOME
+    mode: str = "offline"
+    directory: str = str(DEFAULT_HOME)  # runs go to <directory>/wandb
 
     def resolved_mode(self) -> str:
-        return self.mode or os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+        """The mode runs use (settings resolved it already; item_similarity's metadata reports it)."""
+        return self.mode
 
     @contextmanager
     def run(self, name: str, job_type: str, config: dict[str, Any]) -> Iterator[Any]:
         import wandb
 
-        directory = Path(self.directory or gamerec_home())
+        directory = Path(self.directory)
         directory.mkdir(parents=True, exist_ok=True)
         run = wandb.init(
             project=self.project,

@@ -1,25 +1,32 @@
-"""The live RAWG API client (no Dagster): paging, timeouts, retries with backoff, validation, key hygiene.
+"""RAWG as a Dagster resource: `RawgClient` with a snapshot implementation (the offline default) and a live one.
 
+The live one drives `RawgApi`, the httpx client: paging, timeouts, retries with backoff, validation, key hygiene.
 Retries (tenacity) cover 429, 5xx, transport errors, timeouts and truncated bodies, with exponential backoff and
 jitter, honouring `Retry-After`. After the budget the error names the URL (without the key), the status and an
 excerpt of the body. The key travels only as a query parameter of the request: it is stripped from every URL
-that is logged, raised or stored (RAWG echoes it in `next` links).
+that is logged, raised or stored (RAWG echoes it in `next` links). Parsing pages into rows is the core's
+(`gamerec_assets.recsys.rawg_pages`); which client runs is chosen in `gamerec_assets.resources.from_settings`.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import dagster as dg
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from gamerec_assets.recsys.rawg_pages import RawgPageError, validate_page
+from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT, RawgPageError, validate_page
+from gamerec_assets.settings import RAWG_DEFAULT_BASE_URL
 
-DEFAULT_BASE_URL = "https://api.rawg.io/api"
+DEFAULT_BASE_URL = RAWG_DEFAULT_BASE_URL
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
@@ -57,7 +64,7 @@ def _retry_after(value: str | None) -> float | None:
 
 @dataclass(frozen=True)
 class RawgQuery:
-    """`/api/games` filters, as the prototype used them plus dates and platforms."""
+    """`/api/games` filters: ordering, genres, tags, platforms, dates and the page size."""
 
     ordering: str | None = "-added"
     genres: str | None = None
@@ -81,6 +88,8 @@ class RawgQuery:
 
 
 class RawgApi:
+    """The HTTP client behind `LiveRawgClient` (plain Python, so it is tested without Dagster)."""
+
     def __init__(
         self,
         api_key: str,
@@ -185,3 +194,95 @@ class RawgApi:
             if nxt is not None and not isinstance(nxt, str):
                 raise RawgPageError(f"RAWG page {pages}: 'next' is {type(nxt).__name__}, not a URL")
             url, params = (redact(nxt), {}) if nxt else (None, {})
+
+
+class RawgClient(dg.ConfigurableResource, ABC):
+    """Source of RAWG `/api/games` pages."""
+
+    @abstractmethod
+    def fetch_pages(self, log: Any = None) -> list[dict[str, Any]]:
+        """Pages as RAWG returned them (envelope with `results`), in crawl order."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the pages come from, for metadata (never contains a key)."""
+
+
+class SnapshotRawgClient(RawgClient):
+    """Replays a bundled crawl: `{"pages": [...]}` gzip JSON, real RAWG responses."""
+
+    path: str = str(BUNDLED_SNAPSHOT)
+    max_pages: int = 0  # 0: all pages
+
+    def describe(self) -> str:
+        return f"snapshot {self.path}"
+
+    def fetch_pages(self, log: Any = None) -> list[dict[str, Any]]:
+        path = Path(self.path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise RawgPageError(f"snapshot {path}: cannot read: {exc.strerror or exc}") from exc
+        if not raw:
+            raise RawgPageError(f"snapshot {path}: file is empty")
+        try:
+            data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+        except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RawgPageError(f"snapshot {path}: not valid (gzip) JSON: {exc}") from exc
+        pages = data.get("pages") if isinstance(data, dict) and "pages" in data else [data]
+        if not isinstance(pages, list) or not pages:
+            raise RawgPageError(f"snapshot {path}: 'pages' must be a non-empty list")
+        pages = pages[: self.max_pages] if self.max_pages else pages
+        if log is not None:
+            log.info(f"read {len(pages)} RAWG pages from {path}")
+        return pages
+
+
+class LiveRawgClient(RawgClient):
+    """The RAWG API itself. The key comes from RAWG_API_KEY through dg.EnvVar and never leaves the request."""
+
+    api_key: str
+    base_url: str = DEFAULT_BASE_URL
+    ordering: str = "-added"
+    genres: str = ""
+    tags: str = ""
+    platforms: str = ""
+    dates: str = ""
+    page_size: int = 40
+    max_pages: int = 5
+    max_games: int = 0
+    timeout_s: float = 10.0
+    max_attempts: int = 5
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+    def query(self) -> RawgQuery:
+        return RawgQuery(
+            self.ordering or None,
+            self.genres or None,
+            self.tags or None,
+            self.platforms or None,
+            self.dates or None,
+            self.page_size,
+        )
+
+    def describe(self) -> str:
+        filters = ", ".join(f"{k}={v}" for k, v in self.query().params().items())
+        return f"RAWG API {self.base_url}/games ({filters}; max_pages={self.max_pages}, max_games={self.max_games})"
+
+    def fetch_pages(self, log: Any = None) -> list[dict[str, Any]]:
+        api = RawgApi(
+            self.api_key,
+            self.base_url,
+            self.timeout_s,
+            self.max_attempts,
+            self.backoff_initial_s,
+            self.backoff_max_s,
+            log=(log.info if log is not None else None),
+        )
+        try:
+            return list(api.iter_pages(self.query(), self.max_pages, self.max_games))
+        except (RawgApiError, ValueError) as exc:
+            raise RawgPageError(str(exc)) from exc
+        finally:
+            api.close()

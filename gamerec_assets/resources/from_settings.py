@@ -1,0 +1,57 @@
+"""The one function that turns `Settings` into Dagster resources: both code locations call `build_resources`.
+
+No variables: SQLite + a local artifact folder under GAMEREC_HOME, the bundled RAWG snapshot, offline W&B runs.
+GAMEREC_MYSQL_URL: tables on MySQL/MariaDB. GAMEREC_S3_BUCKET (+ AWS_ENDPOINT_URL): artifacts on S3.
+RAWG_API_KEY: the live RAWG API (the key itself read through `dg.EnvVar` when the resource starts, never stored).
+"""
+
+from typing import Any
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from gamerec_assets.io_managers import ArtifactIOManager, TableIOManager
+from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT
+from gamerec_assets.resources.rawg import LiveRawgClient, RawgClient, SnapshotRawgClient
+from gamerec_assets.resources.sources import InteractionSources
+from gamerec_assets.resources.storage import (
+    ArtifactsResource,
+    LocalArtifactsResource,
+    S3ArtifactsResource,
+    TablesResource,
+)
+from gamerec_assets.resources.tracking import ExperimentTracker
+from gamerec_assets.settings import RawgSettings, Settings, StorageSettings
+
+
+def rawg_client(settings: RawgSettings) -> RawgClient:
+    """Live API when RAWG_API_KEY is set; the snapshot otherwise."""
+    if settings.live:
+        return LiveRawgClient(
+            api_key=dg.EnvVar("RAWG_API_KEY"), base_url=settings.base_url, max_pages=settings.max_pages
+        )
+    return SnapshotRawgClient(path=str(settings.snapshot or BUNDLED_SNAPSHOT))
+
+
+def artifacts_resource(settings: StorageSettings) -> ArtifactsResource:
+    """S3 when a bucket is set (the endpoint configured on dagster-aws's S3Resource), the local folder otherwise."""
+    if settings.s3_bucket:
+        return S3ArtifactsResource(
+            s3=S3Resource(endpoint_url=settings.s3_endpoint_url), bucket=settings.s3_bucket, prefix=settings.s3_prefix
+        )
+    return LocalArtifactsResource(root=str(settings.artifact_root))
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """Every resource either code location may use, by key; the IO managers share the chosen stores."""
+    artifacts = artifacts_resource(settings.storage)
+    tables = TablesResource(url=settings.storage.table_url)
+    return {
+        "rawg": rawg_client(settings.rawg),
+        "artifacts": artifacts,
+        "tables": tables,
+        "artifact_io_manager": ArtifactIOManager(artifacts=artifacts),
+        "table_io_manager": TableIOManager(tables=tables),
+        "tracker": ExperimentTracker(mode=settings.tracking.mode, directory=str(settings.tracking.directory)),
+        "sources": InteractionSources(steam_path=settings.sources.steam_path),
+    }

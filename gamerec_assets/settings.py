@@ -1,0 +1,381 @@
+"""Every environment variable the project reads, parsed in one place into frozen dataclasses.
+
+`Settings.from_env()` reads `os.environ` once; each section's `from_env(env)` takes any mapping, so tests and callers
+pass a dict instead of patching the process. A bad value fails here with a `ValueError` naming the variable, not
+three modules later. Nothing else in `gamerec_assets/` or `gamerec_api/` reads (or writes) the environment:
+`export_to_children` is the one way to hand a value to child processes (uvicorn workers).
+
+Secrets are not kept: RAWG_API_KEY and WANDB_API_KEY only as "is it set" (the RAWG key reaches the live client
+through `dg.EnvVar` at run time), and the passwords/tokens that must be kept are left out of `repr`.
+
+This module imports nothing heavy (the stores are imported when first built), so `python -m gamerec_api` and the
+Dagster instance can parse settings without loading polars, Dagster or numba.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+if TYPE_CHECKING:
+    from gamerec_assets.store.artifact_store import ArtifactStore
+    from gamerec_assets.store.table_store import TableStore
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_HOME = REPO_ROOT / ".gamerec"
+RAWG_DEFAULT_BASE_URL = "https://api.rawg.io/api"
+SCALE_EXECUTORS = ("multiprocess", "k8s", "celery", "celery_k8s", "dask")
+WANDB_MODES = ("online", "offline", "disabled", "shared", "dryrun", "run")
+
+
+# -- parsing helpers: every error names its variable -------------------------------------------------------------
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    """The stripped value, or None when unset or blank (a blank variable means "use the default")."""
+    value = (env.get(name) or "").strip()
+    return value or None
+
+
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+        raise ValueError(f"{name} must be an integer {bounds}, got {raw!r}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:  # also NaN
+        raise ValueError(f"{name} must be a number >= {minimum}, got {raw!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (_text(env, name) or default).lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    """GAMEREC_HOME, default `.gamerec/` in the repo: shared by storage, tracking and the Dagster instance."""
+    return Path(_text(env, "GAMEREC_HOME") or DEFAULT_HOME).resolve()
+
+
+# -- sections ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where tables (SQLite | MySQL) and artifacts (local folder | S3) live."""
+
+    VARIABLES: ClassVar[tuple[str, ...]] = (
+        "GAMEREC_HOME",
+        "GAMEREC_MYSQL_URL",
+        "GAMEREC_S3_BUCKET",
+        "GAMEREC_S3_PREFIX",
+        "AWS_ENDPOINT_URL",
+    )
+
+    table_url: str
+    artifact_root: Path
+    home: Path
+    s3_bucket: str | None = None
+    s3_prefix: str = "gamerec"
+    s3_endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        home = _home(env)
+        return cls(
+            table_url=_text(env, "GAMEREC_MYSQL_URL") or f"sqlite:///{home / 'gamerec.db'}",
+            artifact_root=home / "artifacts",
+            home=home,
+            s3_bucket=_text(env, "GAMEREC_S3_BUCKET"),
+            s3_prefix=env.get("GAMEREC_S3_PREFIX", "gamerec"),  # set but empty: no prefix
+            s3_endpoint_url=_text(env, "AWS_ENDPOINT_URL"),
+        )
+
+    @property
+    def table_backend(self) -> str:
+        return "mysql" if self.table_url.startswith("mysql") else "sqlite"
+
+    @property
+    def artifact_backend(self) -> str:
+        return "s3" if self.s3_bucket else "local"
+
+    def describe(self) -> dict[str, str]:
+        return {"tables": self.table_backend, "artifacts": self.artifact_backend}
+
+    def table_store(self) -> TableStore:
+        from gamerec_assets.store.table_store import TableStore
+
+        return TableStore(self.table_url)
+
+    def s3_client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.s3_endpoint_url)
+
+    def artifact_store(self) -> ArtifactStore:
+        from gamerec_assets.store.artifact_store import LocalArtifactStore, S3ArtifactStore
+
+        if self.s3_bucket:
+            return S3ArtifactStore(self.s3_client(), self.s3_bucket, self.s3_prefix)
+        return LocalArtifactStore(self.artifact_root)
+
+
+@dataclass(frozen=True)
+class RawgSettings:
+    """Live RAWG API when RAWG_API_KEY is set, the bundled (or GAMEREC_RAWG_SNAPSHOT) crawl otherwise.
+
+    Only the key's presence is kept: the live client reads the key itself through `dg.EnvVar` at run time.
+    """
+
+    VARIABLES: ClassVar[tuple[str, ...]] = (
+        "RAWG_API_KEY",
+        "RAWG_BASE_URL",
+        "GAMEREC_RAWG_MAX_PAGES",
+        "GAMEREC_RAWG_SNAPSHOT",
+    )
+
+    live: bool = False
+    base_url: str = RAWG_DEFAULT_BASE_URL
+    max_pages: int = 5  # 0: every page
+    snapshot: Path | None = None  # None: the snapshot bundled with the package
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        snapshot = _text(env, "GAMEREC_RAWG_SNAPSHOT")
+        return cls(
+            live=bool(_text(env, "RAWG_API_KEY")),
+            base_url=_text(env, "RAWG_BASE_URL") or RAWG_DEFAULT_BASE_URL,
+            max_pages=_int(env, "GAMEREC_RAWG_MAX_PAGES", 5, minimum=0),
+            snapshot=Path(snapshot) if snapshot else None,
+        )
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """Weights & Biases: WANDB_MODE if set, else online with WANDB_API_KEY, else offline runs under GAMEREC_HOME."""
+
+    VARIABLES: ClassVar[tuple[str, ...]] = ("WANDB_MODE", "WANDB_API_KEY")
+
+    mode: str = "offline"
+    directory: Path = DEFAULT_HOME
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        default = "online" if _text(env, "WANDB_API_KEY") else "offline"
+        return cls(mode=_choice(env, "WANDB_MODE", default, WANDB_MODES), directory=_home(env))
+
+
+@dataclass(frozen=True)
+class ThreadSettings:
+    """Threads a large kernel call uses: GAMEREC_THREADS, default (or `all`/`auto`/`0`) every core."""
+
+    VARIABLES: ClassVar[tuple[str, ...]] = ("GAMEREC_THREADS",)
+
+    threads: int | None = None  # None: every core this process may run on
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        raw = (_text(env, "GAMEREC_THREADS") or "").lower()
+        if raw in ("", "all", "auto", "0"):
+            return cls(None)
+        try:
+            wanted = int(raw)
+        except ValueError:
+            raise ValueError(f"GAMEREC_THREADS must be an integer (or 'all'), got {raw!r}") from None
+        return cls(max(1, wanted))  # values below 1 mean 1, as they always did
+
+    def apply(self) -> None:
+        """Tell the kernels (which never read the environment) how many threads to use."""
+        from gamerec_assets.recsys import kernels
+
+        kernels.set_threads(self.threads)
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    """The scale code location: item blocks (static partitions) and the executor that runs them."""
+
+    VARIABLES: ClassVar[tuple[str, ...]] = ("GAMEREC_SCALE_BLOCKS", "GAMEREC_SCALE_EXECUTOR")
+
+    blocks: int = 8
+    executor: str = "multiprocess"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        return cls(
+            blocks=_int(env, "GAMEREC_SCALE_BLOCKS", 8, minimum=1),
+            executor=_choice(env, "GAMEREC_SCALE_EXECUTOR", "multiprocess", SCALE_EXECUTORS),
+        )
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """Where real interaction logs come from (the assets' config wins when it names a path)."""
+
+    VARIABLES: ClassVar[tuple[str, ...]] = ("GAMEREC_STEAM_PATH",)
+
+    steam_path: str = ""  # empty: none configured
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        return cls(steam_path=_text(env, "GAMEREC_STEAM_PATH") or "")
+
+
+@dataclass(frozen=True)
+class InstanceSettings:
+    """Dagster's own storage: MySQL when DAGSTER_MYSQL_HOST is set, SQLite under DAGSTER_HOME otherwise."""
+
+    VARIABLES: ClassVar[tuple[str, ...]] = (
+        "DAGSTER_HOME",
+        "DAGSTER_MYSQL_HOST",
+        "DAGSTER_MYSQL_PORT",
+        "DAGSTER_MYSQL_USER",
+        "DAGSTER_MYSQL_PASSWORD",
+        "DAGSTER_MYSQL_DB",
+    )
+
+    dagster_home: Path
+    mysql_host: str | None = None
+    mysql_port: int = 3306
+    mysql_user: str = "root"
+    mysql_password: str = field(default="", repr=False)
+    mysql_db: str = "dagster"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        return cls(
+            dagster_home=Path(_text(env, "DAGSTER_HOME") or _home(env) / "dagster_home"),
+            mysql_host=_text(env, "DAGSTER_MYSQL_HOST"),
+            mysql_port=_int(env, "DAGSTER_MYSQL_PORT", 3306, minimum=1, maximum=65535),
+            mysql_user=env.get("DAGSTER_MYSQL_USER", "root"),
+            mysql_password=env.get("DAGSTER_MYSQL_PASSWORD", ""),
+            mysql_db=env.get("DAGSTER_MYSQL_DB", "dagster"),
+        )
+
+    def mysql_config(self) -> dict[str, Any] | None:
+        """dagster-mysql's storage config, or None for SQLite."""
+        if not self.mysql_host:
+            return None
+        return {
+            "mysql_db": {
+                "hostname": self.mysql_host,
+                "port": self.mysql_port,
+                "username": self.mysql_user,
+                "password": self.mysql_password,
+                "db_name": self.mysql_db,
+            }
+        }
+
+    @property
+    def sqlite_dir(self) -> Path:
+        return self.dagster_home / "storage"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The Litestar service and `python -m gamerec_api`."""
+
+    VARIABLES: ClassVar[tuple[str, ...]] = (
+        "GAMEREC_API_HOST",
+        "GAMEREC_API_PORT",
+        "GAMEREC_RELOAD_INTERVAL",
+        "GAMEREC_ADMIN_TOKEN",
+        "GAMEREC_PREDICT_CACHE",
+        "PROMETHEUS_MULTIPROC_DIR",
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    reload_interval: float = 30.0  # seconds between polls of the production alias; 0: never
+    admin_token: str | None = field(default=None, repr=False)  # None: POST /admin/reload is not registered
+    predict_cache: int = 10_000  # /predict answers kept per model and worker; 0: off
+    metrics_dir: str | None = None  # prometheus_client's multiprocess directory (several workers)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        return cls(
+            host=_text(env, "GAMEREC_API_HOST") or "127.0.0.1",
+            port=_int(env, "GAMEREC_API_PORT", 8000, minimum=0, maximum=65535),
+            reload_interval=_float(env, "GAMEREC_RELOAD_INTERVAL", 30.0, minimum=0.0),
+            admin_token=_text(env, "GAMEREC_ADMIN_TOKEN"),
+            predict_cache=_int(env, "GAMEREC_PREDICT_CACHE", 10_000, minimum=0),
+            metrics_dir=_text(env, "PROMETHEUS_MULTIPROC_DIR"),
+        )
+
+
+SECTIONS = (
+    StorageSettings,
+    RawgSettings,
+    TrackingSettings,
+    ThreadSettings,
+    ScaleSettings,
+    SourceSettings,
+    InstanceSettings,
+    ApiSettings,
+)
+# Every variable this module reads, in section order (the README's Configuration table lists the same set).
+VARIABLES: tuple[str, ...] = tuple(dict.fromkeys(name for section in SECTIONS for name in section.VARIABLES))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration: one section per concern."""
+
+    storage: StorageSettings
+    rawg: RawgSettings
+    tracking: TrackingSettings
+    threads: ThreadSettings
+    scale: ScaleSettings
+    sources: SourceSettings
+    instance: InstanceSettings
+    api: ApiSettings
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+        """Parse `env` (None: this process's environment)."""
+        env = dict(os.environ if env is None else env)
+        return cls(
+            storage=StorageSettings.from_env(env),
+            rawg=RawgSettings.from_env(env),
+            tracking=TrackingSettings.from_env(env),
+            threads=ThreadSettings.from_env(env),
+            scale=ScaleSettings.from_env(env),
+            sources=SourceSettings.from_env(env),
+            instance=InstanceSettings.from_env(env),
+            api=ApiSettings.from_env(env),
+        )
+
+
+def export_to_children(values: Mapping[str, str]) -> None:
+    """Put settings into this process's environment so that child processes (uvicorn workers) parse the same.
+
+    Only names this module reads are accepted, so a typo cannot export a variable nobody reads.
+    """
+    unknown = sorted(set(values) - set(VARIABLES))
+    if unknown:
+        raise ValueError(f"not settings variables: {unknown}")
+    os.environ.update(values)

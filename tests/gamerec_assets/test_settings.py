@@ -1,0 +1,208 @@
+"""gamerec_assets.settings: parsing, defaults, errors, and that nothing else reads the environment."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gamerec_assets import settings as settings_module
+from gamerec_assets.recsys import kernels
+from gamerec_assets.settings import (
+    DEFAULT_HOME,
+    RAWG_DEFAULT_BASE_URL,
+    VARIABLES,
+    ApiSettings,
+    InstanceSettings,
+    RawgSettings,
+    ScaleSettings,
+    Settings,
+    SourceSettings,
+    StorageSettings,
+    ThreadSettings,
+    TrackingSettings,
+    export_to_children,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_without_variables() -> None:
+    s = Settings.from_env({})
+    assert s.storage == StorageSettings(
+        table_url=f"sqlite:///{DEFAULT_HOME.resolve() / 'gamerec.db'}",
+        artifact_root=DEFAULT_HOME.resolve() / "artifacts",
+        home=DEFAULT_HOME.resolve(),
+    )
+    assert s.storage.describe() == {"tables": "sqlite", "artifacts": "local"}
+    assert s.rawg == RawgSettings(live=False, base_url=RAWG_DEFAULT_BASE_URL, max_pages=5, snapshot=None)
+    assert s.tracking == TrackingSettings(mode="offline", directory=DEFAULT_HOME.resolve())
+    assert s.threads == ThreadSettings(None)
+    assert s.scale == ScaleSettings(blocks=8, executor="multiprocess")
+    assert s.sources == SourceSettings(steam_path="")
+    assert s.instance.dagster_home == DEFAULT_HOME.resolve() / "dagster_home"
+    assert s.instance.mysql_config() is None
+    assert s.instance.sqlite_dir == DEFAULT_HOME.resolve() / "dagster_home" / "storage"
+    assert s.api == ApiSettings()
+    assert (s.api.host, s.api.port, s.api.reload_interval, s.api.predict_cache) == ("127.0.0.1", 8000, 30.0, 10_000)
+    assert s.api.admin_token is None and s.api.metrics_dir is None
+
+
+def test_every_variable_is_parsed(tmp_path: Path) -> None:
+    env = {
+        "GAMEREC_HOME": str(tmp_path),
+        "GAMEREC_MYSQL_URL": "mysql+pymysql://root@db:3306/gamerec",
+        "GAMEREC_S3_BUCKET": "bucket",
+        "GAMEREC_S3_PREFIX": "",
+        "AWS_ENDPOINT_URL": "http://minio:9000",
+        "RAWG_API_KEY": "secret-rawg-key",
+        "RAWG_BASE_URL": "http://127.0.0.1:9/api",
+        "GAMEREC_RAWG_MAX_PAGES": "0",
+        "GAMEREC_RAWG_SNAPSHOT": str(tmp_path / "snap.json.gz"),
+        "WANDB_MODE": "Disabled",
+        "WANDB_API_KEY": "secret-wandb-key",
+        "GAMEREC_THREADS": "3",
+        "GAMEREC_SCALE_BLOCKS": "4",
+        "GAMEREC_SCALE_EXECUTOR": "k8s",
+        "GAMEREC_STEAM_PATH": "/data/steam-200k.csv.gz",
+        "DAGSTER_HOME": str(tmp_path / "dh"),
+        "DAGSTER_MYSQL_HOST": "db",
+        "DAGSTER_MYSQL_PORT": "3307",
+        "DAGSTER_MYSQL_USER": "dagster",
+        "DAGSTER_MYSQL_PASSWORD": "secret-db-password",
+        "DAGSTER_MYSQL_DB": "runs",
+        "GAMEREC_API_HOST": "0.0.0.0",
+        "GAMEREC_API_PORT": "9000",
+        "GAMEREC_RELOAD_INTERVAL": "0.5",
+        "GAMEREC_ADMIN_TOKEN": "secret-admin-token",
+        "GAMEREC_PREDICT_CACHE": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    assert set(env) == set(VARIABLES)  # this test covers every variable settings.py reads
+    s = Settings.from_env(env)
+    assert s.storage.table_url == env["GAMEREC_MYSQL_URL"] and s.storage.home == tmp_path.resolve()
+    assert (s.storage.s3_bucket, s.storage.s3_prefix, s.storage.s3_endpoint_url) == ("bucket", "", "http://minio:9000")
+    assert s.storage.describe() == {"tables": "mysql", "artifacts": "s3"}
+    assert s.rawg == RawgSettings(True, "http://127.0.0.1:9/api", 0, tmp_path / "snap.json.gz")
+    assert s.tracking == TrackingSettings("disabled", tmp_path.resolve())
+    assert s.threads.threads == 3
+    assert s.scale == ScaleSettings(4, "k8s")
+    assert s.sources.steam_path == "/data/steam-200k.csv.gz"
+    assert s.instance.dagster_home == tmp_path / "dh"
+    assert s.instance.mysql_config() == {
+        "mysql_db": {
+            "hostname": "db",
+            "port": 3307,
+            "username": "dagster",
+            "password": "secret-db-password",
+            "db_name": "runs",
+        }
+    }
+    assert s.api == ApiSettings("0.0.0.0", 9000, 0.5, "secret-admin-token", 0, str(tmp_path / "metrics"))
+    # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
+    text = repr(s)
+    for secret in ("secret-rawg-key", "secret-wandb-key", "secret-db-password", "secret-admin-token"):
+        assert secret not in text
+
+
+def test_online_tracking_with_a_key_unless_the_mode_says_otherwise() -> None:
+    assert TrackingSettings.from_env({"WANDB_API_KEY": "k"}).mode == "online"
+    assert TrackingSettings.from_env({"WANDB_API_KEY": "k", "WANDB_MODE": "offline"}).mode == "offline"
+    assert TrackingSettings.from_env({"WANDB_MODE": ""}).mode == "offline"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("", None), ("all", None), ("AUTO", None), ("0", None), ("1", 1), ("3", 3), ("-2", 1)]
+)
+def test_thread_setting(raw: str, expected: int | None) -> None:
+    assert ThreadSettings.from_env({"GAMEREC_THREADS": raw}).threads == expected
+
+
+def test_thread_setting_reaches_the_kernels() -> None:
+    try:
+        ThreadSettings(2).apply()
+        assert kernels.thread_count() == 2
+        ThreadSettings(None).apply()
+        assert kernels.thread_count() == kernels._cores()
+    finally:
+        kernels.set_threads(None)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("GAMEREC_THREADS", "many", "GAMEREC_THREADS must be an integer"),
+        ("GAMEREC_SCALE_BLOCKS", "0", "GAMEREC_SCALE_BLOCKS must be an integer >= 1"),
+        ("GAMEREC_SCALE_BLOCKS", "eight", "GAMEREC_SCALE_BLOCKS must be an integer"),
+        ("GAMEREC_SCALE_EXECUTOR", "slurm", "GAMEREC_SCALE_EXECUTOR must be one of"),
+        ("GAMEREC_RAWG_MAX_PAGES", "-1", "GAMEREC_RAWG_MAX_PAGES must be an integer >= 0"),
+        ("GAMEREC_RAWG_MAX_PAGES", "five", "GAMEREC_RAWG_MAX_PAGES must be an integer"),
+        ("WANDB_MODE", "loud", "WANDB_MODE must be one of"),
+        ("DAGSTER_MYSQL_PORT", "mysql", "DAGSTER_MYSQL_PORT must be an integer"),
+        ("GAMEREC_API_PORT", "70000", "GAMEREC_API_PORT must be an integer in 0..65535"),
+        ("GAMEREC_RELOAD_INTERVAL", "soon", "GAMEREC_RELOAD_INTERVAL must be a number"),
+        ("GAMEREC_RELOAD_INTERVAL", "-1", "GAMEREC_RELOAD_INTERVAL must be a number >= 0"),
+        ("GAMEREC_RELOAD_INTERVAL", "nan", "GAMEREC_RELOAD_INTERVAL must be a number >= 0"),
+        ("GAMEREC_PREDICT_CACHE", "-5", "GAMEREC_PREDICT_CACHE must be an integer >= 0"),
+    ],
+)
+def test_bad_values_name_their_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        Settings.from_env({variable: value})
+    assert repr(value) in str(err.value)
+
+
+def test_section_parsers_take_any_mapping() -> None:
+    env = {"GAMEREC_SCALE_BLOCKS": " 3 ", "GAMEREC_API_PORT": ""}  # blank means default; spaces are ignored
+    assert ScaleSettings.from_env(env).blocks == 3
+    assert ApiSettings.from_env(env).port == 8000
+    assert InstanceSettings.from_env({"DAGSTER_MYSQL_HOST": "db"}).mysql_config()["mysql_db"]["port"] == 3306
+
+
+def test_root_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GAMEREC_HOME", str(tmp_path))
+    monkeypatch.setenv("GAMEREC_SCALE_BLOCKS", "2")
+    s = Settings.from_env()
+    assert s.storage.home == tmp_path.resolve() and s.scale.blocks == 2
+
+
+def test_export_to_children_only_takes_settings_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAMEREC_RELOAD_INTERVAL", "30")  # restored after the test, whatever export_to_children sets
+    with pytest.raises(ValueError, match="GAMEREC_RELOAD_INTERVALL"):
+        export_to_children({"GAMEREC_RELOAD_INTERVALL": "1"})
+    export_to_children({"GAMEREC_RELOAD_INTERVAL": "2.5"})
+    assert Settings.from_env().api.reload_interval == 2.5
+
+
+def test_variables_lists_what_settings_reads() -> None:
+    """Every quoted variable name in settings.py is in VARIABLES, and every name in VARIABLES is read there."""
+    source = Path(settings_module.__file__).read_text()
+    quoted = set(re.findall(r'"((?:GAMEREC|RAWG|WANDB|DAGSTER|AWS|PROMETHEUS)_[A-Z0-9_]+)"', source))
+    assert quoted == set(VARIABLES)
+    assert len(VARIABLES) == len(set(VARIABLES))
+
+
+def test_readme_configuration_table_lists_every_variable() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])}
+    assert documented == set(VARIABLES)
+
+
+def test_nothing_else_reads_the_environment() -> None:
+    pattern = re.compile(r"os\.environ|os\.getenv|getenv\(|environ\[|from os import")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for package in ("gamerec_assets", "gamerec_api")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path.resolve() != Path(settings_module.__file__).resolve()
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == []
+
+
+def test_no_two_modules_share_a_file_name() -> None:
+    names = [p.name for package in ("gamerec_assets", "gamerec_api") for p in (ROOT / package).rglob("*.py")]
+    duplicates = sorted({n for n in names if names.count(n) > 1} - {"__init__.py"})
+    assert duplicates == []
