@@ -49,8 +49,8 @@ from gamerec_api.demo import seed_home  # noqa: E402
 from gamerec_api.predict_answer import predict_json  # noqa: E402
 from gamerec_api.schemas import PredictRequest  # noqa: E402
 from gamerec_api.state import MODEL_NAME, ServingState, load_state  # noqa: E402
+from gamerec_assets.settings import StorageSettings  # noqa: E402
 from gamerec_assets.store.registry import ModelRegistry  # noqa: E402
-from gamerec_assets.store.settings import StorageSettings  # noqa: E402
 
 
 def pct(values: np.ndarray, q: float) -> float:

@@ -8,7 +8,7 @@ first call in a fresh process (for gamerec: loading the cached numba kernels, ~1
 is initialised when gamerec_assets.recsys is imported, like implicit's extension modules).
 
 Usage: .venv/bin/python bench/bench_core.py [--sizes a b] [--libs gamerec implicit] [--threads N]
-  --threads N: GAMEREC_THREADS=N for gamerec, num_threads=N for implicit (default: all cores for both)
+  --threads N: kernels.set_threads(N) for gamerec, num_threads=N for implicit (default: all cores for both)
 """
 
 from __future__ import annotations
@@ -111,12 +111,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="0: all cores")
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "LIB"))
     args = parser.parse_args()
-    if args.threads:
-        os.environ["GAMEREC_THREADS"] = str(args.threads)  # children inherit it
     if args.child:
+        from gamerec_assets.recsys import kernels
+
+        kernels.set_threads(args.threads or None)  # the core reads no environment: it is told
         print(json.dumps(run_one(*args.child, threads=args.threads)))
         return
-    print(f"machine: {os.cpu_count()} CPUs; GAMEREC_THREADS={os.environ.get('GAMEREC_THREADS', 'all')}")
+    print(f"machine: {os.cpu_count()} CPUs; threads={args.threads or 'all'}")
     print(f"simulate 1,000,000 users (the default simulation, 400 games): {simulation_seconds():.1f} s")
     results: dict[tuple[str, str], dict[str, float]] = {}
     for size in args.sizes:

@@ -19,8 +19,8 @@ import polars as pl
 from gamerec_assets.recsys import ItemCF, ModelArtifact, SimulationParams, build_matrix, clean_games, parse_pages
 from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT
 from gamerec_assets.recsys.served_model import ServingModel, batch_frame
+from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.registry import ModelRegistry
-from gamerec_assets.store.settings import StorageSettings
 
 SNAPSHOT = BUNDLED_SNAPSHOT
 

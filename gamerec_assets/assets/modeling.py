@@ -19,8 +19,8 @@ from gamerec_assets.recsys.models import build_model
 from gamerec_assets.recsys.selection import FAMILIES, select_model_with_report
 from gamerec_assets.recsys.split import SplitParams, split_interactions
 from gamerec_assets.resources import ArtifactsResource
+from gamerec_assets.resources.tracking import ExperimentTracker, wandb_table
 from gamerec_assets.store.registry import ModelRegistry
-from gamerec_assets.tracking import ExperimentTracker, wandb_table
 
 GATE_METRIC = "ndcg@10"
 ITEM_FAMILIES = tuple(f for f in FAMILIES if f != "Popularity")  # popularity is the baseline, not a candidate

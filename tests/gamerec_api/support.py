@@ -17,8 +17,8 @@ from litestar.testing import TestClient
 
 from gamerec_api.demo import Seeded
 from gamerec_assets.recsys.served_model import ServingModel
+from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.registry import ModelRegistry
-from gamerec_assets.store.settings import StorageSettings
 
 ADMIN_TOKEN = "test-admin-token"
 

@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import TestClient
 
 from gamerec_api.app import create_app
-from gamerec_assets.store.settings import StorageSettings
+from gamerec_assets.settings import StorageSettings
 from tests.gamerec_api.support import Home
 
 

@@ -8,8 +8,9 @@ import dagster as dg
 import pytest
 
 from gamerec_assets.definitions import build_definitions
-from gamerec_assets.store import ModelRegistry, StorageSettings
-from gamerec_assets.tracking import find_offline_run, read_offline_run
+from gamerec_assets.resources.tracking import find_offline_run, read_offline_run
+from gamerec_assets.settings import StorageSettings
+from gamerec_assets.store import ModelRegistry
 from tests.gamerec_assets.support import ASSETS
 
 

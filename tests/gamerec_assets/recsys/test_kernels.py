@@ -4,6 +4,8 @@ The references are the numpy implementations the kernels replaced (copied here),
 a result (one tie, one bit of a simulated draw) fails a test.
 """
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -155,23 +157,22 @@ def assert_same_csr(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
 
 
 @pytest.fixture(params=["1", "2"])
-def threads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("GAMEREC_THREADS", request.param)
-    return request.param
+def threads(request: pytest.FixtureRequest) -> Iterator[str]:
+    kernels.set_threads(int(request.param))
+    yield request.param
+    kernels.set_threads(None)
 
 
-def test_thread_knob(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GAMEREC_THREADS", raising=False)
-    assert kernels.thread_count() >= 1
-    for raw, expected in (("1", 1), ("3", 3), ("0", kernels.thread_count()), ("all", kernels.thread_count())):
-        monkeypatch.setenv("GAMEREC_THREADS", raw)
-        if raw not in ("0", "all"):
+def test_thread_knob() -> None:
+    try:
+        kernels.set_threads(None)
+        assert kernels.thread_count() >= 1
+        every_core = kernels.thread_count()
+        for wanted, expected in ((1, 1), (3, 3), (None, every_core), (-2, 1), (0, 1)):
+            kernels.set_threads(wanted)
             assert kernels.thread_count() == expected
-    monkeypatch.setenv("GAMEREC_THREADS", "-2")
-    assert kernels.thread_count() == 1
-    monkeypatch.setenv("GAMEREC_THREADS", "many")
-    with pytest.raises(ValueError, match="GAMEREC_THREADS"):
-        kernels.thread_count()
+    finally:
+        kernels.set_threads(None)
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "jaccard"])
