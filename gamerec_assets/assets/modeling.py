@@ -15,6 +15,7 @@ import polars as pl
 
 from gamerec_assets.assets.metadata import figure, markdown_table, png_markdown
 from gamerec_assets.recsys.evaluation import (
+    GATE_K,
     GATE_METRIC,
     KS,
     POPULARITY,
@@ -30,14 +31,18 @@ from gamerec_assets.resources import ArtifactsResource
 from gamerec_assets.store.registry import MODEL_NAME
 from gamerec_assets.tracking import ExperimentTracker, wandb_table
 
+TRAINING_DEFAULTS = TrainingParams()
+
 
 class ItemSimilarityConfig(dg.Config):
-    strategy: Literal["select", "fixed"] = "select"  # select: tune the model zoo; fixed: the ItemCF params below
-    time_budget_s: float = 120.0  # selection's budget (inner splits of the train fold only)
-    similarity: Literal["cosine", "jaccard"] = "cosine"  # strategy=fixed
-    neighbors: int = 100  # strategy=fixed
-    serving_neighbors: int = 300  # weights kept per item in the published artifact (by magnitude)
-    split_seed: int = 42
+    """`recsys.training.TrainingParams` as run config (what each field means is documented there)."""
+
+    strategy: Literal["select", "fixed"] = TRAINING_DEFAULTS.strategy
+    time_budget_s: float = TRAINING_DEFAULTS.time_budget_s
+    similarity: Literal["cosine", "jaccard"] = TRAINING_DEFAULTS.similarity
+    neighbors: int = TRAINING_DEFAULTS.neighbors
+    serving_neighbors: int = TRAINING_DEFAULTS.serving_neighbors
+    split_seed: int = TRAINING_DEFAULTS.split_seed
 
 
 @dg.asset(group_name="modeling", kinds={"scipy", "numpy", "wandb"}, io_manager_key="artifact_io_manager")
@@ -115,15 +120,15 @@ def item_similarity_beats_popularity(
 ) -> dg.AssetCheckResult:
     """Recomputed here from the logs, not read from the manifest, so the gate does not trust the asset."""
     holdout = Holdout.of_manifest(user_logs, game_features, item_similarity.manifest)
-    model = holdout.score(item_similarity.manifest["parameters"], "validation", (10,))
-    baseline = holdout.score(POPULARITY, "validation", (10,))
+    model = holdout.score(item_similarity.manifest["parameters"], "validation", (GATE_K,))
+    baseline = holdout.score(POPULARITY, "validation", (GATE_K,))
     ours, theirs = model.flat()[GATE_METRIC], baseline.flat()[GATE_METRIC]
     return dg.AssetCheckResult(
         passed=bool(ours > theirs),
         metadata={
             "model": ours,
             "popularity": theirs,
-            "users": model.metrics[10]["users"],
+            "users": model.metrics[GATE_K]["users"],
             "version": str(item_similarity.version),
         },
     )

@@ -17,11 +17,11 @@ import scipy.sparse as sp
 from gamerec_assets.recsys.matrix import Interactions, build_matrix, catalogue
 from gamerec_assets.recsys.metrics import catalogue_coverage, ranking_metrics
 from gamerec_assets.recsys.models import build_model
-from gamerec_assets.recsys.selection import METRIC, Trial
+from gamerec_assets.recsys.selection import METRIC, K, Trial
 from gamerec_assets.recsys.split import SplitParams, split_interactions
 
 KS = (5, 10, 20)
-GATE_METRIC = METRIC  # what selection maximises is what the gate and the champion comparison look at
+GATE_K, GATE_METRIC = K, METRIC  # what selection maximises is what the gate and the champion comparison look at
 POPULARITY: dict[str, Any] = {"model": "Popularity"}  # the baseline every published model must beat
 
 

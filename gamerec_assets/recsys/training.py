@@ -71,7 +71,7 @@ class TrainingResult:
             "training_fingerprint": self.artifact.manifest["training_data"]["fingerprint"],
         }
         if self.selection is not None:
-            out["selection_seconds"] = self.selection.to_dict()["elapsed_s"]
+            out["selection_seconds"] = self.artifact.manifest["selection"]["elapsed_s"]
         return out
 
 

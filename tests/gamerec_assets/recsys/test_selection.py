@@ -159,3 +159,6 @@ def test_trials_frame_is_best_first_without_fixed_params() -> None:
     assert frame["model"].to_list() == ["EASE", "TFIDF"]
     assert [json.loads(p) for p in frame["params"]] == [{"l2": 8.0}, {"neighbors": 50}]
     assert trials_frame([]).height == 0
+    result = selection.SelectionResult(None, {"model": "EASE"}, trials, 1.0, 2.0, 0.0, False)
+    lines = result.table().splitlines()
+    assert len(lines) == 3 and lines[1].startswith("EASE") and lines[1].endswith('{"l2": 8.0}')
