@@ -24,6 +24,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -51,11 +52,11 @@ class Trial:
     seconds: float = 0.0
     stage: str = "screen"
 
-    @property
+    @cached_property  # the search ranks every trial before each evaluation
     def ndcg(self) -> float:
         return float(np.asarray(self.ndcg_splits).mean())
 
-    @property
+    @cached_property
     def ndcg_std(self) -> float:
         return float(np.asarray(self.ndcg_splits).std(ddof=1)) if len(self.ndcg_splits) > 1 else 0.0
 
