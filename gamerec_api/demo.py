@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from gamerec_assets.recsys import ItemCF, ModelArtifact, SimulationParams, build_matrix, clean_games, parse_pages
+from gamerec_assets.recsys import ModelArtifact, SimulationParams, clean_games, parse_pages, training
 from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT
 from gamerec_assets.recsys.served_model import ServingModel, batch_frame
 from gamerec_assets.settings import StorageSettings
-from gamerec_assets.store.registry import ModelRegistry
+from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry
 
 SNAPSHOT = BUNDLED_SNAPSHOT
 
@@ -41,22 +41,11 @@ def snapshot_features() -> pl.DataFrame:
 
 
 def fit_artifact(features: pl.DataFrame, logs: pl.DataFrame, neighbors: int = 100) -> ModelArtifact:
-    """ItemCF on all logs over the catalogue, as the item_similarity asset fits its served matrix."""
-    item_ids = np.union1d(features["game_id"].to_numpy(), logs["game_id"].unique().to_numpy())
-    full = build_matrix(logs, item_ids)
-    model = ItemCF("cosine", neighbors).fit(full.matrix)
-    binary = full.matrix.copy()
-    binary.data[:] = 1
-    popularity = np.asarray(binary.sum(axis=0)).ravel()
-    manifest = {
-        "parameters": model.params,
-        "training_data": {
-            "users": int(full.matrix.shape[0]),
-            "items": len(item_ids),
-            "interactions": int(full.matrix.nnz),
-        },
-    }
-    return ModelArtifact(item_ids, model.similarity, popularity, manifest)  # type: ignore[arg-type]
+    """Plain cosine ItemCF fit on all logs the way `item_similarity` fits its served matrix, without selection:
+    fast, and a fixed model the service's tests can pin their expected answers on."""
+    params = {"model": "ItemCF", "similarity": "cosine", "neighbors": neighbors}
+    artifact, _ = training.fit_artifact(logs, features, params)
+    return artifact
 
 
 def batch_table(model: ServingModel, logs: pl.DataFrame, k: int = 10) -> pl.DataFrame:
@@ -76,7 +65,7 @@ def seed_home(home: Path, n_users: int = 100, seed: int = 42, max_games: int = 5
     tables = settings.table_store()
     tables.write("game_features", features, primary_key=["game_id"])
     tables.write("user_logs", logs, primary_key=["user_id", "game_id"])
-    registry = ModelRegistry(settings.artifact_store(), "item_similarity")
+    registry = ModelRegistry(settings.artifact_store(), MODEL_NAME)
     version = registry.publish(fit_artifact(features, logs))
     registry.promote(version, reason="seed")
     if batch:

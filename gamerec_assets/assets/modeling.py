@@ -1,8 +1,12 @@
-"""Stage 4: the item-item similarity model, its quality gate, the evaluation report and the release."""
+"""Stage 4: the item-item similarity model, its quality gate, the evaluation report and the release.
 
+The procedures live in the core (`recsys.training`, `recsys.evaluation`); the assets add configuration, W&B runs,
+Dagster metadata and the registry.
+"""
+
+import itertools
 import json
-import time
-from dataclasses import asdict
+from dataclasses import replace
 from typing import Literal
 
 import dagster as dg
@@ -10,53 +14,38 @@ import numpy as np
 import polars as pl
 
 from gamerec_assets.assets.metadata import figure, markdown_table, png_markdown
-from gamerec_assets.recsys.evaluation import KS, evaluate_holdout
-from gamerec_assets.recsys.itemcf import Popularity
-from gamerec_assets.recsys.matrix import build_matrix
+from gamerec_assets.recsys.evaluation import (
+    GATE_K,
+    GATE_METRIC,
+    KS,
+    POPULARITY,
+    Holdout,
+    champion_score,
+    report_candidates,
+)
 from gamerec_assets.recsys.metrics import METRICS
-from gamerec_assets.recsys.model_artifact import ModelArtifact, fingerprint
-from gamerec_assets.recsys.models import build_model
-from gamerec_assets.recsys.selection import FAMILIES, select_model_with_report
-from gamerec_assets.recsys.split import SplitParams, split_interactions
+from gamerec_assets.recsys.model_artifact import ModelArtifact
+from gamerec_assets.recsys.selection import Trial, trials_frame
+from gamerec_assets.recsys.training import TrainingParams, strongest_pairs, train
 from gamerec_assets.resources import ArtifactsResource
 from gamerec_assets.resources.tracking import ExperimentTracker, wandb_table
-from gamerec_assets.store.registry import ModelRegistry
+from gamerec_assets.store.registry import MODEL_NAME
 
-GATE_METRIC = "ndcg@10"
-ITEM_FAMILIES = tuple(f for f in FAMILIES if f != "Popularity")  # popularity is the baseline, not a candidate
+TRAINING_DEFAULTS = TrainingParams()
 
 
 class ItemSimilarityConfig(dg.Config):
-    strategy: Literal["select", "fixed"] = "select"  # select: select_model tunes the zoo; fixed: the params below
-    time_budget_s: float = 120.0  # select_model's budget (inner splits of the train fold only)
-    similarity: Literal["cosine", "jaccard"] = "cosine"  # strategy=fixed: the prototype's model
-    neighbors: int = 100
-    serving_neighbors: int = 300  # weights kept per item in the published artifact (by magnitude)
-    split_seed: int = 42
+    """`recsys.training.TrainingParams` as run config (what each field means is documented there)."""
+
+    strategy: Literal["select", "fixed"] = TRAINING_DEFAULTS.strategy
+    time_budget_s: float = TRAINING_DEFAULTS.time_budget_s
+    similarity: Literal["cosine", "jaccard"] = TRAINING_DEFAULTS.similarity
+    neighbors: int = TRAINING_DEFAULTS.neighbors
+    serving_neighbors: int = TRAINING_DEFAULTS.serving_neighbors
+    split_seed: int = TRAINING_DEFAULTS.split_seed
 
 
-def catalogue(game_features: pl.DataFrame, user_logs: pl.DataFrame) -> np.ndarray:
-    """Every game the model may score: the catalogue plus anything played (real logs can hold unmatched titles)."""
-    return np.union1d(game_features["game_id"].to_numpy(), user_logs["game_id"].unique().to_numpy())
-
-
-def holdout_split(user_logs: pl.DataFrame, manifest: dict) -> pl.DataFrame:
-    return split_interactions(user_logs, SplitParams(**manifest["split"]))
-
-
-def best_per_family(trials: list[dict]) -> dict[str, dict]:
-    """The best params each model family reached during selection (most splits, then highest mean)."""
-    best: dict[str, dict] = {}
-    for t in sorted(trials, key=lambda t: (t["n_splits"], t["ndcg@10"])):
-        best[t["model"]] = t
-    return best
-
-
-@dg.asset(
-    group_name="modeling",
-    kinds={"scipy", "numpy", "wandb"},
-    io_manager_key="artifact_io_manager",
-)
+@dg.asset(group_name="modeling", kinds={"scipy", "numpy", "wandb"}, io_manager_key="artifact_io_manager")
 def item_similarity(
     context: dg.AssetExecutionContext,
     config: ItemSimilarityConfig,
@@ -64,160 +53,35 @@ def item_similarity(
     game_features: pl.DataFrame,
     tracker: ExperimentTracker,
 ) -> dg.Output[ModelArtifact]:
-    """The item-item model: neighbour weights (sparse CSR) + a JSON manifest; a new immutable version per run.
+    """The item-item model (`recsys.training.train`): a new immutable version per run, every selection trial
+    logged to W&B as it happens, so a long selection can be followed and compared across runs."""
+    trial_no = itertools.count()
+    with tracker.run(f"item_similarity-{context.run_id[:8]}", "model_selection", config.model_dump()) as wb:
 
-    `select_model` tunes the model zoo on inner splits of the train fold only; validation metrics then come from
-    the holdout protocol (fit on train, score validation) for the model exactly as it will be served; the published
-    matrix is fit on every interaction, since that is what the API serves. Every trial is logged to W&B.
-    """
-    split_params = SplitParams(seed=config.split_seed)
-    split = split_interactions(user_logs, split_params)
-    item_ids = catalogue(game_features, user_logs)
-    users = np.unique(split["user_id"].to_numpy())
-    train = build_matrix(split.filter(pl.col("fold") == "train"), item_ids, users)
-    run_name = f"item_similarity-{context.run_id[:8]}"
-    wandb_config = {
-        **config.model_dump(),
-        "users": len(users),
-        "items": len(item_ids),
-        "interactions": user_logs.height,
-    }
-    with tracker.run(run_name, "model_selection", wandb_config) as wb:
-        selection: dict = {}
-        if config.strategy == "select":
-            trial_no = iter(range(1_000_000))
+        def on_trial(trial: Trial, split: int) -> None:
+            n, ndcg = next(trial_no), trial.ndcg_splits[-1]
+            context.log.info(f"trial {n}: {trial.model} {trial.params} split {split} {GATE_METRIC} {ndcg:.4f}")
+            row = {"trial": n, "model": trial.model, "split": split, GATE_METRIC: ndcg}
+            wb.log({**row, "params": json.dumps(trial.params)})
 
-            def on_trial(trial: dict) -> None:
-                n = next(trial_no)
-                context.log.info(
-                    f"trial {n}: {trial['model']} {trial['params']} split {trial['split']} "
-                    f"ndcg@10 {trial['ndcg@10_splits'][-1]:.4f}"
-                )
-                wb.log(
-                    {
-                        "trial": n,
-                        "model": trial["model"],
-                        "split": trial["split"],
-                        "ndcg@10": trial["ndcg@10_splits"][-1],
-                        "params": json.dumps(trial["params"]),
-                    }
-                )
-
-            result = select_model_with_report(
-                train.matrix,
-                time_budget_s=config.time_budget_s,
-                families=ITEM_FAMILIES,
-                on_trial=on_trial,
-                refit=False,  # the chosen params are fit below, as served, on train and then on everything
-            )
-            chosen = dict(result.best)
-            selection = {
-                "best": result.best,
-                "trials": result.trials,
-                "elapsed_s": round(result.elapsed_s, 2),
-                "budget_exhausted": result.budget_exhausted,
-                "protocol": result.protocol,
-            }
-        else:
-            chosen = {"model": "ItemCF", "similarity": config.similarity, "neighbors": config.neighbors}
-        params = {**chosen, "serving_neighbors": config.serving_neighbors}
-        validation = evaluate_holdout(split, item_ids, lambda: build_model(params), "validation")
-        baseline = evaluate_holdout(split, item_ids, Popularity, "validation")
-        context.log.info(
-            f"chose {params}; validation {GATE_METRIC}: {validation.flat()[GATE_METRIC]:.4f} "
-            f"(popularity {baseline.flat()[GATE_METRIC]:.4f})"
-        )
-        full = build_matrix(user_logs, item_ids)
-        started = time.perf_counter()
-        model = build_model(params).fit(full.matrix)
-        fit_seconds = time.perf_counter() - started
-        similarity = model.similarity  # type: ignore[attr-defined]
-        wb.summary.update(
-            {
-                "chosen": json.dumps(params),
-                f"validation_{GATE_METRIC}": validation.flat()[GATE_METRIC],
-                f"validation_{GATE_METRIC}_popularity": baseline.flat()[GATE_METRIC],
-                "fit_seconds": fit_seconds,
-            }
-        )
-        if selection:
-            wb.log(
-                {
-                    "trials": wandb_table(
-                        pl.DataFrame(
-                            [
-                                {
-                                    "model": t["model"],
-                                    "params": json.dumps(t["params"]),
-                                    "ndcg@10": t["ndcg@10"],
-                                    "ndcg@10_std": t["ndcg@10_std"],
-                                    "splits": t["n_splits"],
-                                    "seconds": t["seconds"],
-                                }
-                                for t in selection["trials"]
-                            ]
-                        )
-                    )
-                }
-            )
+        result = train(user_logs, game_features, TrainingParams(**config.model_dump()), on_trial)
+        context.log.info(f"chose {result.params}: {result.scores()}")
+        wb.config.update({k: v for k, v in result.artifact.manifest["training_data"].items() if k != "fingerprint"})
+        wb.summary.update({"chosen": json.dumps(result.params), **result.scores(), "fit_seconds": result.fit_seconds})
+        trials = trials_frame(result.selection.trials) if result.selection else None
+        if trials is not None:
+            wb.log({"trials": wandb_table(trials)})
         wandb_id = wb.id
-    binary = full.matrix.copy()
-    binary.data[:] = 1
-    popularity = np.asarray(binary.sum(axis=0)).ravel()
-    manifest = {
-        "parameters": params,
-        "weights": "signed" if similarity.nnz and similarity.data.min() < 0 else "similarity",
-        "split": asdict(split_params),
-        "training_data": {
-            "fingerprint": fingerprint(full.matrix),
-            "users": int(full.matrix.shape[0]),
-            "items": int(full.matrix.shape[1]),
-            "interactions": int(full.matrix.nnz),
-        },
-        "metrics": {"validation": validation.flat(), "validation_popularity": baseline.flat()},
-        "selection": selection,
-        "dagster_run_id": context.run_id,
-        "wandb_run_id": wandb_id,
-    }
-    names = dict(zip(game_features["game_id"].to_list(), game_features["name"].to_list(), strict=True))
-    coo = similarity.tocoo()
-    top = np.argsort(-coo.data, kind="stable")[:10]
-    pairs = pl.DataFrame(
-        {
-            "game": [names.get(int(item_ids[i]), str(item_ids[i])) for i in coo.row[top]],
-            "neighbour": [names.get(int(item_ids[j]), str(item_ids[j])) for j in coo.col[top]],
-            "weight": coo.data[top].astype(float),
-        }
-    )
-    metadata: dict[str, object] = {
-        "parameters": params,
-        "items": len(item_ids),
-        "neighbour_pairs": int(similarity.nnz),
-        "mean_neighbours": float(similarity.nnz / max(len(item_ids), 1)),
-        "fit_seconds": round(fit_seconds, 4),
-        f"validation_{GATE_METRIC}": validation.flat()[GATE_METRIC],
-        f"validation_{GATE_METRIC}_popularity": baseline.flat()[GATE_METRIC],
-        "training_fingerprint": manifest["training_data"]["fingerprint"],
+    manifest = {**result.artifact.manifest, "dagster_run_id": context.run_id, "wandb_run_id": wandb_id}
+    metadata = {
+        **result.summary(),
         "wandb_run_id": wandb_id,
         "wandb_mode": tracker.resolved_mode(),
-        "strongest_pairs": markdown_table(pairs),
+        "strongest_pairs": markdown_table(strongest_pairs(result.artifact, game_features)),
     }
-    if selection:
-        trials = pl.DataFrame(
-            [
-                {
-                    "model": t["model"],
-                    "ndcg@10": t["ndcg@10"],
-                    "± std": t["ndcg@10_std"],
-                    "splits": t["n_splits"],
-                    "params": json.dumps({k: v for k, v in t["params"].items() if k not in ("model", "max_items")}),
-                }
-                for t in sorted(selection["trials"], key=lambda t: -t["ndcg@10"])
-            ]
-        )
+    if trials is not None:
         metadata["selection_trials"] = markdown_table(trials, 25)
-        metadata["selection_seconds"] = selection["elapsed_s"]
-    return dg.Output(ModelArtifact(item_ids, similarity, popularity, manifest), metadata=metadata)
+    return dg.Output(replace(result.artifact, manifest=manifest), metadata=metadata)
 
 
 @dg.asset_check(
@@ -255,18 +119,16 @@ def item_similarity_beats_popularity(
     item_similarity: ModelArtifact, user_logs: pl.DataFrame, game_features: pl.DataFrame
 ) -> dg.AssetCheckResult:
     """Recomputed here from the logs, not read from the manifest, so the gate does not trust the asset."""
-    manifest = item_similarity.manifest
-    split = holdout_split(user_logs, manifest)
-    item_ids = catalogue(game_features, user_logs)
-    model = evaluate_holdout(split, item_ids, lambda: build_model(manifest["parameters"]), "validation", (10,))
-    baseline = evaluate_holdout(split, item_ids, Popularity, "validation", (10,))
+    holdout = Holdout.of_manifest(user_logs, game_features, item_similarity.manifest)
+    model = holdout.score(item_similarity.manifest["parameters"], "validation", (GATE_K,))
+    baseline = holdout.score(POPULARITY, "validation", (GATE_K,))
     ours, theirs = model.flat()[GATE_METRIC], baseline.flat()[GATE_METRIC]
     return dg.AssetCheckResult(
         passed=bool(ours > theirs),
         metadata={
             "model": ours,
             "popularity": theirs,
-            "users": model.metrics[10]["users"],
+            "users": model.metrics[GATE_K]["users"],
             "version": str(item_similarity.version),
         },
     )
@@ -287,20 +149,10 @@ def evaluation_report(
 ) -> dg.Output[pl.DataFrame]:
     """Held-out test metrics at K = 5, 10, 20: the published model, every candidate family at its best selection
     params (served the same way), and the popularity baseline; fit on train + validation, never tuned on test."""
-    manifest = item_similarity.manifest
-    split = holdout_split(user_logs, manifest)
-    item_ids = catalogue(game_features, user_logs)
-    serving = manifest["parameters"].get("serving_neighbors")
-    candidates: dict[str, dict] = {"published": manifest["parameters"]}
-    for family, trial in best_per_family(manifest.get("selection", {}).get("trials", [])).items():
-        params = {**trial["params"], **({"serving_neighbors": serving} if serving else {})}
-        if params != manifest["parameters"]:
-            candidates[family] = params
-    results = {
-        name: evaluate_holdout(split, item_ids, lambda p=params: build_model(p), "test")
-        for name, params in candidates.items()
-    }
-    results["popularity"] = evaluate_holdout(split, item_ids, Popularity, "test")
+    holdout = Holdout.of_manifest(user_logs, game_features, item_similarity.manifest)
+    candidates = report_candidates(item_similarity.manifest)
+    results = {name: holdout.score(params, "test") for name, params in candidates.items()}
+    results["popularity"] = holdout.score(POPULARITY, "test")
     rows = [
         {
             "model": name,
@@ -309,7 +161,7 @@ def evaluation_report(
             "value": float(res.metrics[k][m]),
             "users": res.metrics[k]["users"],
             "coverage": res.coverage,
-            "params": json.dumps(candidates.get(name, {"model": "Popularity"})),
+            "params": json.dumps(candidates.get(name, POPULARITY)),
             "model_version": str(item_similarity.version),
         }
         for name, res in results.items()
@@ -320,8 +172,8 @@ def evaluation_report(
     wide = (
         report.with_columns((pl.col("metric") + "@" + pl.col("k").cast(pl.Utf8)).alias("at"))
         .pivot(on="at", index="model", values="value")
-        .join(report.select("model", "coverage").unique("model"), on="model")
-        .sort("ndcg@10", descending=True)
+        .join(report.select("model", "coverage").unique("model", maintain_order=True), on="model")
+        .sort("ndcg@10", descending=True, maintain_order=True)
     )
     fig, ax = figure(8, 3.5)
     names = wide["model"].to_list()
@@ -369,32 +221,6 @@ class ProductionModelConfig(dg.Config):
     tolerance: float = 0.005  # how much worse than production (validation NDCG@10) a challenger may be
 
 
-def champion_score(
-    registry: ModelRegistry,
-    champion: str,
-    challenger: ModelArtifact,
-    user_logs: pl.DataFrame,
-    game_features: pl.DataFrame,
-) -> tuple[float, str]:
-    """The champion's validation NDCG@10 on the challenger's data.
-
-    Same training data: the champion's recorded figure. New data: the champion's parameters are fit and scored
-    under the same split, since its stored figure came from other users and its matrix may have seen them.
-    """
-    manifest = registry.manifest(champion)
-    recorded = manifest.get("metrics", {}).get("validation", {}).get(GATE_METRIC)
-    same_data = (
-        manifest.get("training_data", {}).get("fingerprint") == challenger.manifest["training_data"]["fingerprint"]
-        and manifest.get("split") == challenger.manifest["split"]
-    )
-    if same_data and recorded is not None:
-        return float(recorded), "recorded (same training data)"
-    split = holdout_split(user_logs, challenger.manifest)
-    item_ids = catalogue(game_features, user_logs)
-    result = evaluate_holdout(split, item_ids, lambda: build_model(manifest["parameters"]), "validation", (10,))
-    return result.flat()[GATE_METRIC], "re-evaluated on the new data"
-
-
 @dg.asset(group_name="serving", kinds={"registry"}, deps=[evaluation_report])
 def production_model(
     context: dg.AssetExecutionContext,
@@ -409,7 +235,7 @@ def production_model(
     Champion / challenger: the new version is promoted unless its validation NDCG@10 is worse than the current
     production model's by more than `tolerance`.
     """
-    registry = artifacts.registry("item_similarity")
+    registry = artifacts.registry(MODEL_NAME)
     challenger = str(item_similarity.version)
     champion = registry.production()
     score = float(item_similarity.manifest["metrics"]["validation"][GATE_METRIC])
@@ -420,7 +246,7 @@ def production_model(
         "tolerance": config.tolerance,
     }
     if champion is not None and champion != challenger:
-        best, how = champion_score(registry, champion, item_similarity, user_logs, game_features)
+        best, how = champion_score(registry.manifest(champion), item_similarity.manifest, user_logs, game_features)
         meta.update({f"champion_{GATE_METRIC}": best, "champion_scored": how})
         if score < best - config.tolerance:
             context.log.warning(
@@ -437,7 +263,7 @@ def production_model(
 
 @dg.asset_check(asset=production_model, description="The production alias resolves to a complete, loadable model.")
 def production_model_loadable(artifacts: ArtifactsResource) -> dg.AssetCheckResult:
-    registry = artifacts.registry("item_similarity")
+    registry = artifacts.registry(MODEL_NAME)
     version = registry.production()
     if version is None:
         return dg.AssetCheckResult(passed=False, metadata={"error": "no production alias"})

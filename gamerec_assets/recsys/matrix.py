@@ -39,6 +39,13 @@ def catalogue(game_features: pl.DataFrame, user_logs: pl.DataFrame) -> np.ndarra
     return np.union1d(game_features["game_id"].to_numpy(), user_logs["game_id"].unique().to_numpy())
 
 
+def item_popularity(user_items: sp.csr_matrix) -> np.ndarray:
+    """Users per item, whatever the weights: what the served model falls back on for short histories."""
+    binary = user_items.copy()
+    binary.data[:] = 1
+    return np.asarray(binary.sum(axis=0)).ravel()
+
+
 def build_matrix(
     logs: pl.DataFrame, item_ids: np.ndarray | None = None, user_ids: np.ndarray | None = None
 ) -> Interactions:

@@ -20,12 +20,15 @@ tuned to one data set.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
+import polars as pl
 import scipy.sparse as sp
 
 from gamerec_assets.recsys.metrics import ranking_metrics
@@ -33,8 +36,77 @@ from gamerec_assets.recsys.models import EASE_MAX_ITEMS, build_model
 from gamerec_assets.recsys.topk import rank_within_rows
 
 K = 10
+METRIC = f"ndcg@{K}"
 FAMILIES = ("Popularity", "EASE", "RP3beta", "TFIDF", "AsymmetricCosine", "ItemCF", "BM25")
-TrialCallback = Callable[[dict[str, Any]], None]
+FIXED_PARAMS = ("model", "max_items")  # not tuned: left out where trials are shown
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One configuration's inner-split scores. Its stored form (`to_dict`) is part of the model manifest, which
+    the evaluation report reads back, so the keys stay those of stored versions."""
+
+    model: str
+    params: dict[str, Any]
+    ndcg_splits: tuple[float, ...] = ()
+    seconds: float = 0.0
+    stage: str = "screen"
+
+    @cached_property  # the search ranks every trial before each evaluation
+    def ndcg(self) -> float:
+        return float(np.asarray(self.ndcg_splits).mean())
+
+    @cached_property
+    def ndcg_std(self) -> float:
+        return float(np.asarray(self.ndcg_splits).std(ddof=1)) if len(self.ndcg_splits) > 1 else 0.0
+
+    @property
+    def n_splits(self) -> int:
+        return len(self.ndcg_splits)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "params": dict(self.params),
+            f"{METRIC}_splits": list(self.ndcg_splits),
+            "seconds": self.seconds,
+            "stage": self.stage,
+            METRIC: self.ndcg,
+            f"{METRIC}_std": self.ndcg_std,
+            "n_splits": self.n_splits,
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Trial:
+        return cls(
+            record["model"],
+            dict(record["params"]),
+            tuple(float(v) for v in record[f"{METRIC}_splits"]),
+            float(record.get("seconds", 0.0)),
+            str(record.get("stage", "")),
+        )
+
+
+TrialCallback = Callable[[Trial, int], None]  # the trial after an evaluation, and the inner split it was on
+
+
+def trials_frame(trials: Iterable[Trial]) -> pl.DataFrame:
+    """The trial log as a table, best first: what W&B, the asset metadata and `SelectionResult.table` show."""
+    rows = [
+        {
+            "model": t.model,
+            METRIC: t.ndcg,
+            f"{METRIC}_std": t.ndcg_std,
+            "splits": t.n_splits,
+            "seconds": t.seconds,
+            "stage": t.stage,
+            "params": json.dumps({k: v for k, v in t.params.items() if k not in FIXED_PARAMS}),
+        }
+        for t in sorted(trials, key=lambda t: -t.ndcg)
+    ]
+    schema = {"model": pl.Utf8, METRIC: pl.Float64, f"{METRIC}_std": pl.Float64, "splits": pl.Int64}
+    schema |= {"seconds": pl.Float64, "stage": pl.Utf8, "params": pl.Utf8}
+    return pl.DataFrame(rows, schema=schema)
 
 
 def inner_split(
@@ -139,23 +211,29 @@ class SelectionResult:
 
     model: Any
     best: dict[str, Any]
-    trials: list[dict[str, Any]]
+    trials: list[Trial]
     elapsed_s: float
     time_budget_s: float
     refit_s: float
     budget_exhausted: bool
     protocol: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's `selection` block (stored with every version selected this way)."""
+        return {
+            "best": self.best,
+            "trials": [t.to_dict() for t in self.trials],
+            "elapsed_s": round(self.elapsed_s, 2),
+            "budget_exhausted": self.budget_exhausted,
+            "protocol": self.protocol,
+        }
+
     def table(self) -> str:
         """The trial log as aligned text, best first."""
-        rows = sorted(self.trials, key=lambda t: -t["ndcg@10"])
-        lines = [f"{'model':<17} {'ndcg@10':>8} {'± std':>7} {'splits':>6} {'s':>6}  params"]
-        for t in rows:
-            params = {k: v for k, v in t["params"].items() if k not in ("model", "max_items")}
-            lines.append(
-                f"{t['model']:<17} {t['ndcg@10']:>8.4f} {t['ndcg@10_std']:>7.4f} {t['n_splits']:>6} "
-                f"{t['seconds']:>6.1f}  {params}"
-            )
+        frame = trials_frame(self.trials)
+        lines = [f"{'model':<17} {METRIC:>8} {'± std':>7} {'splits':>6} {'s':>6}  params"]
+        for model, ndcg, std, splits, seconds, _, params in frame.iter_rows():
+            lines.append(f"{model:<17} {ndcg:>8.4f} {std:>7.4f} {splits:>6} {seconds:>6.1f}  {params}")
         return "\n".join(lines)
 
 
@@ -179,7 +257,7 @@ class _Search:
         self.split_seeds = seeds[:-1]
         self.fraction, self.min_items, self.max_eval_users = fraction, min_items, max_eval_users
         self.splits: dict[int, tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]] = {}
-        self.trials: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.trials: dict[tuple[Any, ...], Trial] = {}
         self.fit_cost: dict[str, float] = {}
         self.eval_cost: dict[str, float] = {}
         self.deadline = deadline
@@ -208,7 +286,7 @@ class _Search:
         best = self.best()
         if best is None:
             return 0.0
-        return 1.3 * self.fit_cost.get(best["model"], 0.0) + 0.5
+        return 1.3 * self.fit_cost.get(best.model, 0.0) + 0.5
 
     def affordable(self, params: dict[str, Any], until: float | None = None) -> bool:
         need, now = self.estimate(params) + self.refit_reserve(), time.perf_counter()
@@ -219,8 +297,8 @@ class _Search:
         """NDCG@10 of `params` on inner split `split` (cached); None when the budget (or `until`) does not allow it."""
         key = _key(params)
         trial = self.trials.get(key)
-        if trial is not None and split < len(trial["ndcg@10_splits"]):
-            return float(trial["ndcg@10_splits"][split])
+        if trial is not None and split < trial.n_splits:
+            return trial.ndcg_splits[split]
         if not self.affordable(params, until):
             return None
         train, held, users = self.split(split)
@@ -234,29 +312,20 @@ class _Search:
         self.fit_cost[kind] = fitted - started
         self.eval_cost[kind] = done - started
         if trial is None:
-            trial = {"model": kind, "params": dict(params), "ndcg@10_splits": [], "seconds": 0.0, "stage": stage}
-            self.trials[key] = trial
-        trial["ndcg@10_splits"].append(float(ndcg))
-        scores = np.asarray(trial["ndcg@10_splits"])
-        trial.update(
-            {
-                "ndcg@10": float(scores.mean()),
-                "ndcg@10_std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
-                "n_splits": len(scores),
-                "seconds": trial["seconds"] + done - started,
-            }
-        )
+            trial = Trial(kind, dict(params), stage=stage)
+        trial = replace(trial, ndcg_splits=(*trial.ndcg_splits, float(ndcg)), seconds=trial.seconds + done - started)
+        self.trials[key] = trial
         if self.on_trial is not None:
-            self.on_trial({**trial, "ndcg@10_splits": list(trial["ndcg@10_splits"]), "split": split})
+            self.on_trial(trial, split)
         return float(ndcg)
 
-    def best(self, families: Sequence[str] | None = None) -> dict[str, Any] | None:
+    def best(self, families: Sequence[str] | None = None) -> Trial | None:
         """The leading trial: most splits first, then highest mean, then the earliest."""
-        pool = [t for t in self.trials.values() if families is None or t["model"] in families]
+        pool = [t for t in self.trials.values() if families is None or t.model in families]
         if not pool:
             return None
-        most = max(t["n_splits"] for t in pool)
-        return max((t for t in pool if t["n_splits"] == most), key=lambda t: t["ndcg@10"])
+        most = max(t.n_splits for t in pool)
+        return max((t for t in pool if t.n_splits == most), key=lambda t: t.ndcg)
 
 
 def _key(params: dict[str, Any]) -> tuple[Any, ...]:
@@ -319,7 +388,7 @@ def select_model_with_report(
 
     `tune_within`: a family is tuned only when its screened NDCG@10 is at least this fraction of the leader's;
     tuning stops once `tune_share` of the budget is spent, leaving the rest to confirmation and the refit.
-    `on_trial` receives a copy of a trial's record after each inner-split evaluation (e.g. to log it to W&B).
+    `on_trial` receives the trial and the inner split after each evaluation (e.g. to log it to W&B).
     """
     started = time.perf_counter()
     x = sp.csr_matrix(user_items)
@@ -345,23 +414,18 @@ def select_model_with_report(
             if axes and screened[family] >= tune_within * leader:
                 start = {a: i for a, (_, i) in _start(family, axes).items()}
                 _hill_climb(search, base, axes, start, started + tune_share * time_budget_s)
-        contenders = sorted((search.best([f]) for f in screened), key=lambda t: -t["ndcg@10"] if t else 0.0)[
-            :confirm_top
-        ]
+        contenders = sorted((search.best([f]) for f in screened), key=lambda t: -t.ndcg if t else 0.0)[:confirm_top]
         # split by split, leader first; stop at the first unaffordable one so split counts follow the ranking
-        confirm = [(split, t["params"]) for split in range(1, n_splits) for t in contenders if t is not None]
+        confirm = [(split, t.params) for split in range(1, n_splits) for t in contenders if t is not None]
         for split, params in confirm:
             if search.evaluate(params, split, "confirm") is None:
                 break
     winner = search.best()
-    best_params = dict(winner["params"]) if winner is not None else {"model": "Popularity"}
+    best_params = dict(winner.params) if winner is not None else {"model": "Popularity"}
     refit_started = time.perf_counter()
     model = build_model(best_params).fit(x) if refit else None
     done = time.perf_counter()
-    trials = [
-        {**t, "ndcg@10_splits": list(t["ndcg@10_splits"]), "seconds": round(t["seconds"], 3)}
-        for t in search.trials.values()
-    ]
+    trials = [replace(t, seconds=round(t.seconds, 3)) for t in search.trials.values()]
     return SelectionResult(
         model=model,
         best=best_params,
@@ -371,7 +435,7 @@ def select_model_with_report(
         refit_s=done - refit_started,
         budget_exhausted=search.exhausted,
         protocol={
-            "metric": f"ndcg@{K}",
+            "metric": METRIC,
             "n_splits": n_splits,
             "holdout_fraction": holdout_fraction,
             "min_user_items": min_user_items,

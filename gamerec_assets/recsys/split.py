@@ -1,10 +1,12 @@
-"""The holdout protocol shared by model selection, the quality gate and the evaluation report.
+"""The holdout protocol behind every published figure: training's validation, the publication gate, the
+evaluation report and the champion comparison all score through it (`evaluation.Holdout`), so they compare.
+Model selection sees only the train fold, which it resamples (`selection.inner_split`).
 
 Protocol (per user, seeded):
 - users with fewer than `min_history` interactions keep everything in `train` (they still teach co-occurrence);
 - otherwise the user's interactions are shuffled with the seed; `max(1, round(test_fraction * n))` go to `test`,
   the next `max(1, round(validation_fraction * n))` to `validation`, the rest to `train`.
-Validation is what model choice and the publication gate look at; test is reported, never tuned on.
+Validation is what the publication gate and the champion comparison look at; test is reported, never tuned on.
 """
 
 from __future__ import annotations

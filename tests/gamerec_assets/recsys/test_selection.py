@@ -1,4 +1,6 @@
+import json
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -6,7 +8,7 @@ import scipy.sparse as sp
 
 import gamerec_assets.recsys.selection as selection
 from gamerec_assets.recsys import inner_split, select_model, select_model_with_report
-from gamerec_assets.recsys.selection import FAMILIES, default_candidates
+from gamerec_assets.recsys.selection import FAMILIES, Trial, default_candidates, trials_frame
 
 
 def clustered(users: int = 240, items: int = 60, groups: int = 4, seed: int = 0) -> sp.csr_matrix:
@@ -35,18 +37,18 @@ def test_inner_split_partitions_each_user() -> None:
 
 def test_selects_a_fitted_model_and_logs_every_trial() -> None:
     x = clustered()
-    seen: list[dict] = []
-    result = select_model_with_report(x, time_budget_s=60, on_trial=seen.append)
+    seen: list[tuple[Trial, int]] = []
+    result = select_model_with_report(x, time_budget_s=60, on_trial=lambda t, split: seen.append((t, split)))
     assert not result.budget_exhausted and result.elapsed_s < 60
-    assert {t["model"] for t in result.trials} == set(FAMILIES)
-    assert len(seen) == sum(t["n_splits"] for t in result.trials)  # one callback per inner-split evaluation
+    assert {t.model for t in result.trials} == set(FAMILIES)
+    assert len(seen) == sum(t.n_splits for t in result.trials)  # one callback per inner-split evaluation
+    assert all(t.n_splits == split + 1 for t, split in seen)  # the callback sees the trial with that split's score
     for t in result.trials:
-        assert set(t) >= {"model", "params", "ndcg@10", "ndcg@10_std", "n_splits", "seconds", "stage"}
-        assert t["ndcg@10"] == pytest.approx(np.mean(t["ndcg@10_splits"]))
-    winner = max((t for t in result.trials if t["n_splits"] == 3), key=lambda t: t["ndcg@10"])
-    assert result.best == winner["params"] and result.best["model"] != "Popularity"
-    popularity = next(t for t in result.trials if t["model"] == "Popularity")
-    assert winner["ndcg@10"] > popularity["ndcg@10"] + 0.1
+        assert t.ndcg == pytest.approx(np.mean(t.ndcg_splits)) and t.stage in ("screen", "tune", "confirm")
+    winner = max((t for t in result.trials if t.n_splits == 3), key=lambda t: t.ndcg)
+    assert result.best == winner.params and result.best["model"] != "Popularity"
+    popularity = next(t for t in result.trials if t.model == "Popularity")
+    assert winner.ndcg > popularity.ndcg + 0.1
     assert result.model.params == {k: v for k, v in result.best.items()}
     ids, _ = result.model.recommend(x[:5], N=5)  # refitted on the whole matrix and usable
     assert ids.shape == (5, 5) and (ids >= 0).all()
@@ -99,8 +101,7 @@ def test_uses_only_the_matrix_it_is_given(monkeypatch: pytest.MonkeyPatch) -> No
     assert given.multiply(never_passed).nnz == 0  # so nothing above can contain a never-passed interaction
     monkeypatch.undo()
     again = select_model_with_report(given, time_budget_s=60)
-    strip = [{k: v for k, v in t.items() if k != "seconds"} for t in result.trials]
-    assert strip == [{k: v for k, v in t.items() if k != "seconds"} for t in again.trials]
+    assert [replace(t, seconds=0.0) for t in result.trials] == [replace(t, seconds=0.0) for t in again.trials]
     assert result.best == again.best
 
 
@@ -122,9 +123,42 @@ def test_select_model_attaches_the_report_and_checks_inputs() -> None:
     x = clustered(120, 30, seed=1)
     model = select_model(x, time_budget_s=30, families=("Popularity", "TFIDF"), n_splits=2)
     assert model.params["model"] in ("Popularity", "TFIDF")
-    assert {t["model"] for t in model.selection_report} == {"Popularity", "TFIDF"}
+    assert {t.model for t in model.selection_report} == {"Popularity", "TFIDF"}
     assert [c["model"] for c in default_candidates(x, ("EASE",), ease_max_items=10)] == []  # catalogue too large
     with pytest.raises(ValueError):
         select_model(x, families=("SVD",))
     with pytest.raises(ValueError):
         select_model(sp.csr_matrix((3, 3)))
+
+
+def test_trial_keeps_the_stored_shape_of_the_manifest() -> None:
+    """Stored versions hold trials as these dicts; the evaluation report reads them back."""
+    trial = Trial("EASE", {"model": "EASE", "l2": 8.0, "max_items": 15000}, (0.25, 0.35), 1.5, "confirm")
+    record = trial.to_dict()
+    assert record == {
+        "model": "EASE",
+        "params": {"model": "EASE", "l2": 8.0, "max_items": 15000},
+        "ndcg@10_splits": [0.25, 0.35],
+        "seconds": 1.5,
+        "stage": "confirm",
+        "ndcg@10": pytest.approx(0.3),
+        "ndcg@10_std": pytest.approx(np.std([0.25, 0.35], ddof=1)),
+        "n_splits": 2,
+    }
+    assert Trial.from_dict(json.loads(json.dumps(record))) == trial
+    assert Trial("Popularity", {"model": "Popularity"}, (0.1,)).ndcg_std == 0.0
+
+
+def test_trials_frame_is_best_first_without_fixed_params() -> None:
+    trials = [
+        Trial("TFIDF", {"model": "TFIDF", "neighbors": 50}, (0.2,), 0.5),
+        Trial("EASE", {"model": "EASE", "l2": 8.0, "max_items": 15000}, (0.3, 0.4), 2.0, "confirm"),
+    ]
+    frame = trials_frame(trials)
+    assert frame.columns == ["model", "ndcg@10", "ndcg@10_std", "splits", "seconds", "stage", "params"]
+    assert frame["model"].to_list() == ["EASE", "TFIDF"]
+    assert [json.loads(p) for p in frame["params"]] == [{"l2": 8.0}, {"neighbors": 50}]
+    assert trials_frame([]).height == 0
+    result = selection.SelectionResult(None, {"model": "EASE"}, trials, 1.0, 2.0, 0.0, False)
+    lines = result.table().splitlines()
+    assert len(lines) == 3 and lines[1].startswith("EASE") and lines[1].endswith('{"l2": 8.0}')
