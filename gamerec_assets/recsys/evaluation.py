@@ -8,29 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from gamerec_assets.recsys.matrix import Interactions, build_matrix, catalogue
 from gamerec_assets.recsys.metrics import catalogue_coverage, ranking_metrics
 from gamerec_assets.recsys.models import build_model
+from gamerec_assets.recsys.recommender import Recommender
 from gamerec_assets.recsys.selection import METRIC, K, Trial
 from gamerec_assets.recsys.split import SplitParams, split_interactions
 
 KS = (5, 10, 20)
 GATE_K, GATE_METRIC = K, METRIC  # what selection maximises is what the gate and the champion comparison look at
 POPULARITY: dict[str, Any] = {"model": "Popularity"}  # the baseline every published model must beat
-
-
-class Recommender(Protocol):
-    params: Any
-
-    def fit(self, user_items: sp.csr_matrix) -> Any: ...
-
-    def recommend(self, user_items: sp.csr_matrix, N: int = 10) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
