@@ -250,3 +250,51 @@ def test_concurrent_promotes_lose_no_version(store: ArtifactStore) -> None:
     state = registry.alias()
     seen = [state["version"], *state["previous"]]
     assert sorted(seen) == sorted(versions), state
+
+
+def test_write_once_put_is_enforced_by_the_backend(store: ArtifactStore) -> None:
+    """Concurrent puts of one key: exactly one wins, the rest are refused (no check-then-put window)."""
+    n = 8
+    barrier = threading.Barrier(n)
+    outcomes: list[str] = []
+
+    def put(i: int) -> None:
+        barrier.wait()
+        try:
+            store.put("raw_games/v1/index.json", f"writer {i}".encode())
+            outcomes.append("won")
+        except ArtifactStoreError as exc:
+            outcomes.append("immutable" if "immutable" in str(exc) else str(exc))
+
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["immutable"] * (n - 1) + ["won"], outcomes
+
+
+def test_s3_client_config_bounds_a_silent_endpoint() -> None:
+    """An endpoint that accepts connections and never answers: a timeout within seconds, naming endpoint and bucket."""
+    import socket
+    import time
+
+    from gamerec_assets.store.artifact_store import s3_client_config
+
+    config = s3_client_config(connect_timeout=1, read_timeout=1, max_attempts=1)
+    assert config.connect_timeout == 1 and config.read_timeout == 1 and config.retries["max_attempts"] == 1
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        client = boto3.client("s3", endpoint_url=endpoint, config=config)
+        store = S3ArtifactStore(client, "models-bucket", "gamerec")
+        start = time.monotonic()
+        with pytest.raises(
+            ArtifactStoreError, match=rf"s3://models-bucket/gamerec/a/b at {endpoint} failed: .*timeout"
+        ):
+            store.get("a/b")
+        assert time.monotonic() - start < 10
+    finally:
+        silent.close()
