@@ -370,17 +370,25 @@ class TableStore:
     def _quote(self, name: str) -> str:
         return self.engine.dialect.identifier_preparer.quote(name)
 
-    def schema(self, name: str) -> dict[str, pl.DataType]:
+    def _record(self, name: str) -> tuple[dict[str, pl.DataType], list[str]]:
+        """The recorded dtypes and primary key of table `name`."""
         if not self.exists(SCHEMA_TABLE):
             raise TableStoreError(f"table {name} does not exist in {self.describe()} (nothing written yet)")
         with self._errors(f"reading the schema of table {name} from"), self.engine.connect() as conn:
             row = conn.exec_driver_sql(
-                f"SELECT columns FROM {SCHEMA_TABLE} WHERE name = {'%s' if self.dialect == 'mysql' else '?'}",
+                f"SELECT columns, primary_key FROM {SCHEMA_TABLE} "
+                f"WHERE name = {'%s' if self.dialect == 'mysql' else '?'}",
                 (name,),
             ).first()
         if row is None:
             raise TableStoreError(f"table {name} does not exist in {self.describe()}")
-        return {c: _DTYPES[d] for c, d in json.loads(row[0]).items()}
+        return {c: _DTYPES[d] for c, d in json.loads(row[0]).items()}, list(json.loads(row[1] or "[]"))
+
+    def schema(self, name: str) -> dict[str, pl.DataType]:
+        return self._record(name)[0]
+
+    def primary_key(self, name: str) -> list[str]:
+        return self._record(name)[1]
 
     def append(self, name: str, frame: pl.DataFrame) -> WriteResult:
         """Add rows to a history table in one transaction (created by the first append); all rows or none."""
@@ -408,8 +416,13 @@ class TableStore:
             return sa.inspect(self.engine).has_table(name)
 
     def read(self, name: str, where: dict[str, Any] | None = None, order_by: list[str] | None = None) -> pl.DataFrame:
-        """Read table `name` (optionally rows equal to `where`) with the dtypes it was written with."""
-        schema = self.schema(name)
+        """Read table `name` (optionally rows equal to `where`) with the dtypes it was written with.
+
+        Rows come back ordered by `order_by`, by default the primary key: without an ORDER BY, SQLite and MariaDB
+        return rows in different orders, and anything seeded downstream (the simulation) would differ per backend.
+        """
+        schema, primary_key = self._record(name)
+        order_by = primary_key if order_by is None else order_by
         table = sa.table(name, *[sa.column(c) for c in schema])
         # Dates come back as text from both backends (SQLite has no date type); booleans as 0/1.
         selected = [

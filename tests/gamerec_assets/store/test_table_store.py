@@ -223,3 +223,11 @@ def test_append_builds_a_history(store: TableStore) -> None:
     with pytest.raises(TableStoreError, match="differs"):
         store.append("evaluation_history", frame(1).drop("note"))
     assert store.read("evaluation_history").height == 5
+
+
+def test_read_returns_rows_in_primary_key_order(store: TableStore) -> None:
+    original = frame(50).sample(fraction=1.0, shuffle=True, seed=1)
+    store.write("t", original, primary_key=["game_id"])
+    assert store.read("t")["game_id"].to_list() == list(range(50))
+    assert store.read("t", order_by=["rank"])["rank"].to_list() == list(range(50))
+    assert store.primary_key("t") == ["game_id"]
