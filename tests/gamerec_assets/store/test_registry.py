@@ -298,3 +298,30 @@ def test_s3_client_config_bounds_a_silent_endpoint() -> None:
         assert time.monotonic() - start < 10
     finally:
         silent.close()
+
+
+def _promote_in_child(root: str, version: str, barrier) -> None:
+    barrier.wait(timeout=60)
+    ModelRegistry(LocalArtifactStore(root)).promote(version)
+
+
+def test_concurrent_promotes_from_processes_lose_no_version(tmp_path) -> None:
+    """The local lock is a flock: it serialises separate processes (Dagster's multiprocess executor), not only
+    threads."""
+    import multiprocessing
+
+    root = str(tmp_path / "artifacts")
+    registry = ModelRegistry(LocalArtifactStore(root))
+    versions = [f"v20260101T0001{i:02d}-{i:06x}" for i in range(6)]
+    for v in versions:
+        registry.publish(model(), v)
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(len(versions))
+    procs = [ctx.Process(target=_promote_in_child, args=(root, v, barrier)) for v in versions]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * len(versions)
+    state = registry.alias()
+    assert sorted([state["version"], *state["previous"]]) == sorted(versions), state
