@@ -10,6 +10,7 @@ read) on S3, so two concurrent updates never lose one another's change.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import random
 import tempfile
@@ -212,7 +213,7 @@ class S3ArtifactStore:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise ArtifactNotFound(f"no artifact {key!r} in {self.describe()}") from exc
-            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
                 raise ArtifactConflict(
                     f"S3 {op} {self.describe()}/{key}: {code or status} (changed concurrently)"
                 ) from exc
@@ -228,6 +229,10 @@ class S3ArtifactStore:
         try:
             self._call("put_object", key, Body=data, IfNoneMatch="*")  # the server refuses an existing key
         except ArtifactConflict as exc:
+            # botocore retries a PUT whose answer was lost; the retry then finds the object this call wrote
+            etag = str(self._call("head_object", key).get("ETag", "")).strip('"')
+            if etag == hashlib.md5(data, usedforsecurity=False).hexdigest():
+                return
             raise ArtifactStoreError(f"artifact {key!r} already exists and is immutable") from exc
 
     def replace(self, key: str, data: bytes) -> None:
@@ -235,6 +240,7 @@ class S3ArtifactStore:
 
     def update(self, key: str, change: Change) -> bytes | None:
         """Read with the ETag, then PUT `If-Match: <etag>` (`If-None-Match: *` when absent); retry on a lost race."""
+        written: bytes | None = None
         for attempt in range(CAS_ATTEMPTS):
             try:
                 obj = self._call("get_object", key)
@@ -242,10 +248,13 @@ class S3ArtifactStore:
                 condition = {"IfMatch": obj["ETag"]}
             except ArtifactNotFound:
                 current, condition = None, {"IfNoneMatch": "*"}
+            if written is not None and current == written:  # our PUT landed, its answer was lost and retried
+                return current
             new = change(current)
             if new is None:
                 return current
             try:
+                written = new
                 self._call("put_object", key, Body=new, **condition)
                 return new
             except (ArtifactConflict, ArtifactNotFound):  # changed, created or deleted since the read
