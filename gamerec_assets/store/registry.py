@@ -130,19 +130,27 @@ class ModelRegistry:
         except ArtifactError as exc:
             raise InvalidVersion(f"model version {version}: {exc}") from exc
 
-    def problem(self, version: str) -> str | None:
-        """A cheap completeness check for listings (manifest readable, arrays present at the recorded size)."""
+    def _inspect(self, version: str) -> tuple[dict[str, Any], str | None]:
+        """(manifest, problem): a cheap completeness check for listings, the arrays' bytes are not read."""
         try:
             manifest = self.manifest(version)
+        except RegistryError as exc:
+            return {}, str(exc)
+        try:
             size = self.store.size(self._key(version, ARRAYS))
         except ArtifactNotFound:
-            return f"{ARRAYS} is missing (half-written version)"
-        except RegistryError as exc:
-            return str(exc)
+            return manifest, f"{ARRAYS} is missing (half-written version)"
         recorded = (manifest.get("sizes") or {}).get(ARRAYS)
         if recorded is not None and recorded != size:
-            return f"{ARRAYS} holds {size} bytes, the manifest records {recorded} (truncated)"
-        return None
+            return manifest, f"{ARRAYS} holds {size} bytes, the manifest records {recorded} (truncated)"
+        return manifest, None
+
+    def problem(self, version: str) -> str | None:
+        """Why `version` cannot be served, from its manifest and the arrays' size (None: it looks complete).
+
+        Only `load` (and so `promote`) proves a version servable: it verifies the checksum and the structure.
+        """
+        return self._inspect(version)[1]
 
     def versions(self) -> list[VersionInfo]:
         """Versions that have a manifest, oldest first; broken ones carry `problem` instead of failing the listing."""
@@ -155,13 +163,7 @@ class ModelRegistry:
             if not VERSION_PATTERN.fullmatch(version):
                 out.append(VersionInfo(version, "", {}, {}, "not a registry version name"))
                 continue
-            problem = self.problem(version)
-            m: dict[str, Any] = {}
-            if problem is None or MANIFEST not in problem:
-                try:
-                    m = self.manifest(version)
-                except RegistryError:
-                    m = {}
+            m, problem = self._inspect(version)
             out.append(
                 VersionInfo(
                     version,
