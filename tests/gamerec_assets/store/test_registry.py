@@ -325,3 +325,15 @@ def test_concurrent_promotes_from_processes_lose_no_version(tmp_path) -> None:
     assert [p.exitcode for p in procs] == [0] * len(versions)
     state = registry.alias()
     assert sorted([state["version"], *state["previous"]]) == sorted(versions), state
+
+
+def test_rollback_to_an_unservable_version_is_refused(store: ArtifactStore) -> None:
+    registry = ModelRegistry(store)
+    registry.publish(model(1), V1)
+    registry.publish(model(2), V2)
+    put_malformed(store, V3)
+    alias = json.dumps({"version": V2, "previous": [V3, V1]}).encode()
+    store.replace(registry._alias_key(), alias)
+    with pytest.raises(InvalidVersion, match="out of range"):
+        registry.rollback()
+    assert store.get(registry._alias_key()) == alias
