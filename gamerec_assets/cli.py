@@ -1,6 +1,7 @@
 """`gamerec models list | promote VERSION | rollback`: the model registry from a shell.
 
 Uses the same environment as the assets and the API (GAMEREC_HOME, GAMEREC_S3_BUCKET, AWS_ENDPOINT_URL, ...).
+A failure is one line on stderr and exit code 2; `list` marks broken versions instead of failing on them.
 """
 
 from __future__ import annotations
@@ -9,9 +10,13 @@ import argparse
 import json
 import sys
 
+from gamerec_assets.recsys.model_artifact import ArtifactError
 from gamerec_assets.settings import Settings
-from gamerec_assets.store import MODEL_NAME, ModelRegistry, RegistryError
+from gamerec_assets.store import ModelRegistry, RegistryError
 from gamerec_assets.store.artifact_store import ArtifactStoreError
+from gamerec_assets.store.registry import MODEL_NAME, check_version
+
+EXIT_ERROR = 2
 
 
 def _registry() -> ModelRegistry:
@@ -20,24 +25,35 @@ def _registry() -> ModelRegistry:
 
 def models_list(args: argparse.Namespace) -> int:
     registry = _registry()
-    production = registry.production()
     versions = registry.versions()
+    try:
+        production, alias_error = registry.production(), None
+    except RegistryError as exc:  # still list the versions: they are what an operator needs to repair it
+        production, alias_error = None, str(exc)
     if args.json:
-        print(json.dumps({"production": production, "versions": [v.__dict__ for v in versions]}, indent=2))
-        return 0
-    print(f"registry: {registry.store.describe()}/item_similarity")
-    if not versions:
-        print("no model versions yet: materialize item_similarity first")
-    for v in versions:
-        ndcg = v.metrics.get("validation", {}).get("ndcg@10")
-        mark = "*" if v.version == production else " "
-        score = f"{ndcg:.4f}" if isinstance(ndcg, float) else "-"
-        print(f"{mark} {v.version}  created {v.created_at}  validation ndcg@10 {score}  {v.parameters}")
+        listing = {"production": production, "versions": [v.__dict__ for v in versions]}
+        print(json.dumps({**listing, "alias_error": alias_error} if alias_error else listing, indent=2))
+    else:
+        print(f"registry: {registry.store.describe()}/{registry.name}")
+        if not versions:
+            print(f"no model versions yet: materialize {registry.name} first")
+        for v in versions:
+            mark = "*" if v.version == production else "!" if v.problem else " "
+            if v.problem:
+                print(f"{mark} {v.version}  BROKEN: {v.problem}")
+                continue
+            ndcg = v.metrics.get("validation", {}).get("ndcg@10")
+            score = f"{ndcg:.4f}" if isinstance(ndcg, float) else "-"
+            print(f"{mark} {v.version}  created {v.created_at}  validation ndcg@10 {score}  {v.parameters}")
+    if alias_error:
+        print(f"gamerec: error: {alias_error}", file=sys.stderr)
+        return EXIT_ERROR
     return 0
 
 
 def models_promote(args: argparse.Namespace) -> int:
-    state = _registry().promote(args.version, reason="cli promote")
+    version = check_version(args.version)  # before any storage is touched
+    state = _registry().promote(version, reason="cli promote")
     print(f"production -> {state['version']} (previous: {', '.join(state['previous'][:3]) or 'none'})")
     return 0
 
@@ -48,15 +64,20 @@ def models_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 2000 else text[:2000] + "..."
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gamerec", description=__doc__)
     sub = parser.add_subparsers(dest="group", required=True)
     models = sub.add_parser("models", help="the item_similarity model registry")
     cmds = models.add_subparsers(dest="command", required=True)
-    ls = cmds.add_parser("list", help="versions, newest last; * marks production")
+    ls = cmds.add_parser("list", help="versions, newest last; * marks production, ! a broken version")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=models_list)
-    promote = cmds.add_parser("promote", help="point production at VERSION")
+    promote = cmds.add_parser("promote", help="point production at VERSION (validated in full first)")
     promote.add_argument("version")
     promote.set_defaults(func=models_promote)
     cmds.add_parser("rollback", help="point production back at the version it replaced").set_defaults(
@@ -65,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (RegistryError, ArtifactStoreError) as exc:
-        print(f"gamerec: error: {exc}", file=sys.stderr)
-        return 2
+    except (RegistryError, ArtifactStoreError, ArtifactError, OSError) as exc:
+        print(f"gamerec: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

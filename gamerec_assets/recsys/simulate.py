@@ -1,6 +1,6 @@
-"""Simulated play logs, as the prototype defined them, vectorised.
+"""Simulated play logs, vectorised.
 
-Per user the prototype drew `randint(1, max_games)` distinct games with probabilities
+Per user the original definition drew `randint(1, max_games)` distinct games with probabilities
 
     p = alpha * p_weight + (1 - alpha) * uniform + Normal(0, noise_scale),   clipped at 0, renormalised,
 
@@ -107,7 +107,12 @@ def simulate_interactions(
 
 
 def simulate_user_logs(games: pl.DataFrame, params: SimulationParams) -> pl.DataFrame:
-    """games needs game_id, rating and owned_ratio; returns user_id, game_id, weight (1.0: one play)."""
+    """games needs game_id, rating and owned_ratio; returns user_id, game_id, weight (1.0: one play).
+
+    The games are taken in game_id order, so a seed gives the same logs whatever order the rows arrive in (a table
+    read back from SQLite or from MariaDB, a shuffled frame).
+    """
+    games = games.sort("game_id", maintain_order=True)
     p_weight = preference_weights(games["rating"].to_numpy(), games["owned_ratio"].to_numpy())
     users, game_ids = simulate_interactions(games["game_id"].to_numpy(), p_weight, params)
     return pl.DataFrame(

@@ -1,15 +1,25 @@
 """Immutable artifact storage with one key layout on a local folder and on S3: `<prefix>/<asset>/<version>/<file>`.
 
-Objects are write-once (`put`); only small pointer objects (aliases, `_latest.json`) are replaced, and a
-replacement is atomic on both backends (os.replace locally, a single PUT on S3).
+Objects are write-once (`put`, refused by the backend itself when the key exists: a hard link locally,
+`If-None-Match: *` on S3); only small pointer objects (aliases, `_latest.json`) are replaced, atomically on both
+backends (os.replace locally, a single PUT on S3). `update` is a compare-and-swap read-modify-write for pointers
+that several writers move (the production alias): a lock file locally, conditional PUTs (`If-Match` on the ETag
+read) on S3, so two concurrent updates never lose one another's change.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import random
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+
+CAS_ATTEMPTS = 16  # conditional-write retries of one update; each lost race means another writer succeeded
 
 
 class ArtifactStoreError(RuntimeError):
@@ -19,6 +29,30 @@ class ArtifactStoreError(RuntimeError):
 class ArtifactNotFound(ArtifactStoreError, KeyError):
     """No object under that key."""
 
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ArtifactConflict(ArtifactStoreError):
+    """A conditional write lost its race (the object changed since it was read, or already exists)."""
+
+
+def s3_client_config(connect_timeout: float = 5, read_timeout: float = 30, max_attempts: int = 3) -> Any:
+    """botocore Config for the store's S3 client: bounded connect/read timeouts and retries.
+
+    botocore's defaults (60 s each, legacy retries) let an unreachable endpoint hang a step or a request for minutes.
+    """
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+    )
+
+
+Change = Callable[[bytes | None], bytes | None]
+
 
 class ArtifactStore(Protocol):
     def put(self, key: str, data: bytes) -> None:
@@ -27,9 +61,19 @@ class ArtifactStore(Protocol):
     def replace(self, key: str, data: bytes) -> None:
         """Atomically write or overwrite a small pointer object."""
 
+    def update(self, key: str, change: Change) -> bytes | None:
+        """Compare-and-swap: `change(current or None)` returns the new bytes (None: leave the object as it is).
+
+        `change` may run more than once (after a lost race) and must not have side effects; returns what was
+        written, or the current bytes when `change` returned None.
+        """
+
     def get(self, key: str) -> bytes: ...
 
     def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int:
+        """Bytes stored under `key` (ArtifactNotFound when absent), without reading them."""
 
     def list(self, prefix: str) -> list[str]:
         """Keys below `prefix`, sorted."""
@@ -65,35 +109,79 @@ class LocalArtifactStore:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        tmp = self._write_tmp(path, data)
         try:
-            os.link(tmp, path)  # fails if the key exists: write-once without a race
+            tmp = self._write_tmp(path, data)
+            try:
+                os.link(tmp, path)  # fails if the key exists: write-once without a race
+            finally:
+                os.unlink(tmp)
         except FileExistsError as exc:
             raise ArtifactStoreError(f"artifact {key!r} already exists and is immutable") from exc
-        finally:
-            os.unlink(tmp)
+        except OSError as exc:
+            raise ArtifactStoreError(f"cannot write artifact {key!r} in {self.describe()}: {exc}") from exc
 
     def replace(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        os.replace(self._write_tmp(path, data), path)
+        try:
+            os.replace(self._write_tmp(path, data), path)
+        except OSError as exc:
+            raise ArtifactStoreError(f"cannot write artifact {key!r} in {self.describe()}: {exc}") from exc
+
+    def update(self, key: str, change: Change) -> bytes | None:
+        """Read-modify-write under an exclusive flock on `.lock-<name>` beside the object, then an atomic rename.
+
+        Readers never take the lock: they see the old or the new object. Every writer of the key goes through here.
+        """
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".lock-{path.name}", "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                try:
+                    current: bytes | None = path.read_bytes()
+                except FileNotFoundError:
+                    current = None
+                new = change(current)
+                if new is None:
+                    return current
+                os.replace(self._write_tmp(path, new), path)
+                return new
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     def get(self, key: str) -> bytes:
+        path = self._path(key)
         try:
-            return self._path(key).read_bytes()
+            return path.read_bytes()
         except FileNotFoundError as exc:
             raise ArtifactNotFound(f"no artifact {key!r} in {self.describe()}") from exc
+        except OSError as exc:  # a key that crosses a file (NotADirectoryError), a name too long, permissions
+            raise ArtifactStoreError(
+                f"cannot read artifact {key!r} in {self.describe()}: {exc.strerror or exc}"
+            ) from exc
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        try:
+            return self._path(key).is_file()
+        except OSError:
+            return False
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise ArtifactNotFound(f"no artifact {key!r} in {self.describe()}") from exc
+        except OSError as exc:
+            raise ArtifactStoreError(f"cannot stat artifact {key!r} in {self.describe()}: {exc}") from exc
 
     def list(self, prefix: str) -> list[str]:
         base = self.root / prefix if prefix else self.root
-        if not base.exists():
+        if not base.is_dir():
             return []
         return sorted(
             p.relative_to(self.root).as_posix()
             for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".tmp-")
+            if p.is_file() and not p.name.startswith((".tmp-", ".lock-"))
         )
 
     def describe(self) -> str:
@@ -112,6 +200,9 @@ class S3ArtifactStore:
         _check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def endpoint(self) -> str:
+        return str(getattr(getattr(self.client, "meta", None), "endpoint_url", None) or "the default S3 endpoint")
+
     def _call(self, op: str, key: str, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -119,19 +210,58 @@ class S3ArtifactStore:
             return getattr(self.client, op)(Bucket=self.bucket, Key=self._key(key), **kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise ArtifactNotFound(f"no artifact {key!r} in {self.describe()}") from exc
-            raise ArtifactStoreError(f"S3 {op} {self.describe()}/{key} failed: {code} {exc}") from exc
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
+                raise ArtifactConflict(
+                    f"S3 {op} {self.describe()}/{key}: {code or status} (changed concurrently)"
+                ) from exc
+            raise ArtifactStoreError(
+                f"S3 {op} {self.describe()}/{key} at {self.endpoint()} failed: {code} {exc}"
+            ) from exc
         except BotoCoreError as exc:
-            raise ArtifactStoreError(f"S3 {op} {self.describe()}/{key} failed: {exc}") from exc
+            raise ArtifactStoreError(
+                f"S3 {op} {self.describe()}/{key} at {self.endpoint()} failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def put(self, key: str, data: bytes) -> None:
-        if self.exists(key):
-            raise ArtifactStoreError(f"artifact {key!r} already exists and is immutable")
-        self._call("put_object", key, Body=data)
+        try:
+            self._call("put_object", key, Body=data, IfNoneMatch="*")  # the server refuses an existing key
+        except ArtifactConflict as exc:
+            # botocore retries a PUT whose answer was lost; the retry then finds the object this call wrote
+            etag = str(self._call("head_object", key).get("ETag", "")).strip('"')
+            if etag == hashlib.md5(data, usedforsecurity=False).hexdigest():
+                return
+            raise ArtifactStoreError(f"artifact {key!r} already exists and is immutable") from exc
 
     def replace(self, key: str, data: bytes) -> None:
         self._call("put_object", key, Body=data)
+
+    def update(self, key: str, change: Change) -> bytes | None:
+        """Read with the ETag, then PUT `If-Match: <etag>` (`If-None-Match: *` when absent); retry on a lost race."""
+        written: bytes | None = None
+        for attempt in range(CAS_ATTEMPTS):
+            try:
+                obj = self._call("get_object", key)
+                current: bytes | None = obj["Body"].read()
+                condition = {"IfMatch": obj["ETag"]}
+            except ArtifactNotFound:
+                current, condition = None, {"IfNoneMatch": "*"}
+            if written is not None and current == written:  # our PUT landed, its answer was lost and retried
+                return current
+            new = change(current)
+            if new is None:
+                return current
+            try:
+                written = new
+                self._call("put_object", key, Body=new, **condition)
+                return new
+            except (ArtifactConflict, ArtifactNotFound):  # changed, created or deleted since the read
+                time.sleep(random.uniform(0, 0.02 * (attempt + 1)))
+        raise ArtifactConflict(
+            f"S3 update of {self.describe()}/{key} lost the race {CAS_ATTEMPTS} times to concurrent writers"
+        )
 
     def get(self, key: str) -> bytes:
         return self._call("get_object", key)["Body"].read()
@@ -143,6 +273,9 @@ class S3ArtifactStore:
             return False
         return True
 
+    def size(self, key: str) -> int:
+        return int(self._call("head_object", key)["ContentLength"])
+
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix) if prefix else self.prefix
         strip = len(self.prefix) + 1 if self.prefix else 0
@@ -152,7 +285,7 @@ class S3ArtifactStore:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=full + "/" if full else ""):
                 keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
         except Exception as exc:
-            raise ArtifactStoreError(f"S3 list {self.describe()}/{prefix} failed: {exc}") from exc
+            raise ArtifactStoreError(f"S3 list {self.describe()}/{prefix} at {self.endpoint()} failed: {exc}") from exc
         return sorted(keys)
 
     def describe(self) -> str:

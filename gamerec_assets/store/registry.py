@@ -6,32 +6,50 @@ Layout (`<name>` is the asset, `item_similarity`):
     <name>/_aliases/production.json     {"version", "previous": [...], "updated_at", "reason"}
 
 The alias object is the only thing the API reads to find its model. Moving it is one atomic object write, so a
-reader sees the old or the new version, never a mix; a failed publish leaves the alias where it was.
+reader sees the old or the new version, never a mix; a failed publish leaves the alias where it was. Every move is
+a compare-and-swap (`ArtifactStore.update`), so concurrent promotes and rollbacks never drop one another's version
+from the history. A version is promoted only after it was loaded and validated in full: a checksum-valid but
+malformed model (indices past the catalogue) would make the compiled kernels read out of bounds.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gamerec_assets.recsys.model_artifact import ARRAYS, MANIFEST, ModelArtifact
+from gamerec_assets.recsys.model_artifact import ARRAYS, MANIFEST, ArtifactError, ModelArtifact
 from gamerec_assets.store.artifact_store import ArtifactNotFound, ArtifactStore
 
 MODEL_NAME = "item_similarity"  # the registry of the served model, named after the asset that publishes it
 ALIAS = "production"
 KEEP_PREVIOUS = 20
+VERSION_PATTERN = re.compile(r"v\d{8}T\d{6}-[0-9a-f]{6}")  # what new_version() makes
 
 
 class RegistryError(RuntimeError):
     """A registry operation cannot be done (unknown version, nothing to roll back to)."""
 
 
+class InvalidVersion(RegistryError, ArtifactError):
+    """A version exists but is no servable model: unreadable manifest, half-written or structurally invalid arrays."""
+
+
 def new_version() -> str:
     """Sortable by time, unique across concurrent writers."""
     return f"v{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def check_version(version: object) -> str:
+    """The version name, or RegistryError before any storage is touched (no path tricks, no 5,000-character keys)."""
+    if isinstance(version, str) and VERSION_PATTERN.fullmatch(version):
+        return version
+    text = str(version)
+    shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text)} characters)"
+    raise RegistryError(f"invalid model version name {shown}: expected vYYYYMMDDTHHMMSS-xxxxxx (6 hex digits)")
 
 
 @dataclass(frozen=True)
@@ -40,6 +58,20 @@ class VersionInfo:
     created_at: str
     parameters: dict[str, Any]
     metrics: dict[str, Any]
+    problem: str | None = None  # why the version cannot be served (None: it looks complete)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _history(versions: list[str | None], exclude: str | None) -> list[str]:
+    """Most recent first, each version once, never the current one, at most KEEP_PREVIOUS."""
+    out: list[str] = []
+    for v in versions:
+        if v and v != exclude and v not in out:
+            out.append(v)
+    return out[:KEEP_PREVIOUS]
 
 
 class ModelRegistry:
@@ -50,75 +82,196 @@ class ModelRegistry:
     def _alias_key(self, alias: str = ALIAS) -> str:
         return f"{self.name}/_aliases/{alias}.json"
 
+    def _key(self, version: str, file: str) -> str:
+        return f"{self.name}/{check_version(version)}/{file}"
+
     def publish(self, artifact: ModelArtifact, version: str | None = None) -> str:
-        """Write a new immutable version (arrays first, manifest last) and return its name. Does not promote."""
-        version = version or new_version()
+        """Write a new immutable version (arrays first, manifest last) and return its name. Does not promote.
+
+        A structurally invalid model is refused (InvalidVersion) before anything is written.
+        """
+        version = check_version(version or new_version())
         artifact.manifest["version"] = version
-        files = artifact.to_files()
-        self.store.put(f"{self.name}/{version}/{ARRAYS}", files[ARRAYS])
-        self.store.put(f"{self.name}/{version}/{MANIFEST}", files[MANIFEST])
+        try:
+            files = artifact.to_files()
+        except ArtifactError as exc:
+            raise InvalidVersion(f"refusing to publish {self.name} {version}: {exc}") from exc
+        self.store.put(self._key(version, ARRAYS), files[ARRAYS])
+        self.store.put(self._key(version, MANIFEST), files[MANIFEST])
         return version
 
-    def manifest(self, version: str) -> dict[str, Any]:
+    def _manifest_bytes(self, version: str) -> bytes:
         try:
-            return json.loads(self.store.get(f"{self.name}/{version}/{MANIFEST}"))
+            return self.store.get(self._key(version, MANIFEST))
         except ArtifactNotFound as exc:
             raise RegistryError(f"model version {version!r} does not exist (or is incomplete)") from exc
 
+    def manifest(self, version: str) -> dict[str, Any]:
+        raw = self._manifest_bytes(version)
+        try:
+            manifest = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidVersion(f"model version {version}: {MANIFEST} is unreadable (truncated?): {exc}") from exc
+        if not isinstance(manifest, dict):
+            raise InvalidVersion(f"model version {version}: {MANIFEST} is not a JSON object")
+        return manifest
+
     def load(self, version: str) -> ModelArtifact:
-        manifest_bytes = json.dumps(self.manifest(version)).encode()
-        arrays = self.store.get(f"{self.name}/{version}/{ARRAYS}")
-        return ModelArtifact.from_files({MANIFEST: manifest_bytes, ARRAYS: arrays})
+        """The artifact, checksum-verified and structurally validated; InvalidVersion when it cannot be served."""
+        manifest = self.manifest(version)
+        if manifest.get("version") not in (None, version):
+            raise InvalidVersion(f"model version {version}: its manifest names version {manifest['version']!r}")
+        try:
+            arrays = self.store.get(self._key(version, ARRAYS))
+        except ArtifactNotFound as exc:
+            raise InvalidVersion(f"model version {version}: {ARRAYS} is missing (half-written version)") from exc
+        try:
+            return ModelArtifact.from_files({MANIFEST: json.dumps(manifest).encode(), ARRAYS: arrays})
+        except ArtifactError as exc:
+            raise InvalidVersion(f"model version {version}: {exc}") from exc
+
+    def _inspect(self, version: str) -> tuple[dict[str, Any], str | None]:
+        """(manifest, problem): a cheap completeness check for listings, the arrays' bytes are not read."""
+        try:
+            manifest = self.manifest(version)
+        except RegistryError as exc:
+            return {}, str(exc)
+        try:
+            size = self.store.size(self._key(version, ARRAYS))
+        except ArtifactNotFound:
+            return manifest, f"{ARRAYS} is missing (half-written version)"
+        recorded = (manifest.get("sizes") or {}).get(ARRAYS)
+        if recorded is not None and recorded != size:
+            return manifest, f"{ARRAYS} holds {size} bytes, the manifest records {recorded} (truncated)"
+        return manifest, None
+
+    def problem(self, version: str) -> str | None:
+        """Why `version` cannot be served, from its manifest and the arrays' size (None: it looks complete).
+
+        Only `load` (and so `promote`) proves a version servable: it verifies the checksum and the structure.
+        """
+        return self._inspect(version)[1]
 
     def versions(self) -> list[VersionInfo]:
-        """Complete versions, oldest first."""
+        """Versions that have a manifest, oldest first; broken ones carry `problem` instead of failing the listing."""
         out = []
         for key in self.store.list(self.name):
             parts = key.split("/")
-            if len(parts) == 3 and parts[2] == MANIFEST and not parts[1].startswith("_"):
-                m = json.loads(self.store.get(key))
-                out.append(
-                    VersionInfo(parts[1], m.get("created_at", ""), m.get("parameters", {}), m.get("metrics", {}))
+            if len(parts) != 3 or parts[2] != MANIFEST or parts[1].startswith("_"):
+                continue
+            version = parts[1]
+            if not VERSION_PATTERN.fullmatch(version):
+                out.append(VersionInfo(version, "", {}, {}, "not a registry version name"))
+                continue
+            m, problem = self._inspect(version)
+            out.append(
+                VersionInfo(
+                    version,
+                    str(m.get("created_at", "")),
+                    dict(m.get("parameters") or {}),
+                    dict(m.get("metrics") or {}),
+                    problem,
                 )
+            )
         return sorted(out, key=lambda v: v.version)
+
+    def _parse_alias(self, raw: bytes | None, alias: str = ALIAS) -> dict[str, Any] | None:
+        if raw is None:
+            return None
+        try:
+            state = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RegistryError(
+                f"alias {self.store.describe()}/{self._alias_key(alias)} is unreadable (truncated?): {exc}; "
+                "repair it, or delete it and promote a version"
+            ) from exc
+        ok = (
+            isinstance(state, dict)
+            and isinstance(state.get("version"), str | None)
+            and isinstance(state.get("previous", []), list)
+            and all(isinstance(v, str) for v in state.get("previous", []))
+        )
+        if not ok:
+            raise RegistryError(f"alias {self._alias_key(alias)} does not hold {{version, previous: [...]}}")
+        state.setdefault("previous", [])
+        return state
 
     def alias(self, alias: str = ALIAS) -> dict[str, Any] | None:
         try:
-            return json.loads(self.store.get(self._alias_key(alias)))
+            raw: bytes | None = self.store.get(self._alias_key(alias))
         except ArtifactNotFound:
-            return None
+            raw = None
+        return self._parse_alias(raw, alias)
 
     def production(self) -> str | None:
         state = self.alias()
         return state["version"] if state else None
 
     def promote(self, version: str, reason: str = "manual") -> dict[str, Any]:
-        self.manifest(version)  # raises RegistryError when the version does not exist
-        state = self.alias() or {"version": None, "previous": []}
-        if state["version"] == version:
-            return state
-        previous = ([state["version"]] if state["version"] else []) + list(state.get("previous", []))
-        new_state = {
-            "version": version,
-            "previous": previous[:KEEP_PREVIOUS],
-            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "reason": reason,
-        }
-        self.store.replace(self._alias_key(), json.dumps(new_state, indent=2).encode())
-        return new_state
+        """Point production at `version` after loading and validating it in full; a refused version leaves the
+        alias unchanged. The old production goes to the front of the history."""
+        self.load(check_version(version))
+        result: dict[str, Any] = {}
+
+        def change(raw: bytes | None) -> bytes | None:
+            state = self._parse_alias(raw) or {"version": None, "previous": []}
+            result.clear()
+            if state["version"] == version:
+                result.update(state)
+                return None
+            result.update(
+                version=version,
+                previous=_history([state["version"], *state["previous"]], exclude=version),
+                updated_at=_now(),
+                reason=reason,
+            )
+            return json.dumps(result, indent=2).encode()
+
+        self.store.update(self._alias_key(), change)
+        return dict(result)
 
     def rollback(self) -> dict[str, Any]:
-        """Point production back at the version it replaced, in one atomic write."""
+        """Point production back at the version it replaced, in one compare-and-swap; refused (alias unchanged) when
+        that version cannot be loaded."""
+        loaded: set[str] = set()
+        result: dict[str, Any] = {}
+
+        def change(raw: bytes | None) -> bytes | None:
+            state = self._parse_alias(raw)
+            if not state or not state["previous"]:
+                raise RegistryError(f"nothing to roll back to: {self.name} has no previous production version")
+            target, *rest = state["previous"]
+            if target not in loaded:
+                self.load(target)
+                loaded.add(target)
+            result.clear()
+            result.update(
+                version=target,
+                previous=_history(rest, exclude=target),
+                updated_at=_now(),
+                reason=f"rollback from {state['version']}",
+            )
+            return json.dumps(result, indent=2).encode()
+
+        self.store.update(self._alias_key(), change)
+        return dict(result)
+
+    def load_serving(self, version: str | None = None) -> tuple[ModelArtifact, list[tuple[str, str]]]:
+        """The model a fresh server should serve, and the versions skipped on the way as (version, reason).
+
+        Tries `version` (default: production), then the alias's history, most recently served first, and returns
+        the first that loads and validates. Only unservable versions are skipped; a storage failure (S3 down)
+        propagates rather than silently serving an older model. RegistryError when nothing is servable.
+        """
         state = self.alias()
-        if not state or not state.get("previous"):
-            raise RegistryError(f"nothing to roll back to: {self.name} has no previous production version")
-        target, *rest = state["previous"]
-        self.manifest(target)
-        new_state = {
-            "version": target,
-            "previous": rest,
-            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "reason": f"rollback from {state['version']}",
-        }
-        self.store.replace(self._alias_key(), json.dumps(new_state, indent=2).encode())
-        return new_state
+        if version is None and state is None:
+            raise RegistryError(f"the registry has no {ALIAS} {self.name} model yet")
+        candidates = _history([version or (state or {}).get("version"), *((state or {}).get("previous") or [])], None)
+        skipped: list[tuple[str, str]] = []
+        for candidate in candidates:
+            try:
+                return self.load(candidate), skipped
+            except RegistryError as exc:  # InvalidVersion, a deleted or never-completed version, a bad name
+                skipped.append((candidate, str(exc)))
+        reasons = "; ".join(f"{v}: {why}" for v, why in skipped) or "no versions"
+        raise RegistryError(f"no servable {self.name} version ({reasons})")

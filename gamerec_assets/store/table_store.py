@@ -4,6 +4,10 @@ A write loads a staging table and then swaps it in (MySQL: one `RENAME TABLE`; S
 transaction), keeping the replaced table as `<name>__previous`. Readers never see a half-written table and a
 failure before the swap leaves the published table as it was. Polars dtypes are recorded in `gamerec_tables` so a
 read returns the frame that was written, list and date columns included.
+
+MySQL connections carry connect/read/write timeouts (PyMySQL has none by default: a write to a killed or
+unreachable server could block in `sendall` for minutes), and an error names its real cause (server gone away,
+timeout, host:port) rather than the follow-up error the driver raises while cleaning up.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 SCHEMA_TABLE = "gamerec_tables"
 INSERT_ROWS = 20_000
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 300.0  # one statement's answer: a LOAD DATA of a large chunk, the swap's RENAME under load
+WRITE_TIMEOUT_S = 300.0  # one send: a chunk's CSV streamed to the server
+# PyMySQL client error codes: cannot connect, server gone away, lost connection during query, lost at handshake
+_CONNECT_FAILED = {2003}
+_CONNECTION_LOST = {2006, 2013, 2055}
 
 
 class TableStoreError(RuntimeError):
@@ -81,9 +92,35 @@ class WriteResult:
     backend: str
 
 
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and what it was raised from or during, outermost first (SQLAlchemy's wrapped DBAPI errors included)."""
+    out: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and e not in out:
+        out.append(e)
+        orig = getattr(e, "orig", None)
+        if isinstance(orig, BaseException) and orig not in out:
+            out.append(orig)
+        e = e.__cause__ or e.__context__
+    return out
+
+
 class TableStore:
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        read_timeout: float = READ_TIMEOUT_S,
+        write_timeout: float = WRITE_TIMEOUT_S,
+        **engine_kwargs: Any,
+    ) -> None:
+        """Timeouts (seconds) apply to MySQL connections; `connect_args` in `engine_kwargs` override them."""
         self.url = url
+        self.timeouts = {
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "write_timeout": write_timeout,
+        }
         if url.startswith("sqlite"):
             engine_kwargs.setdefault("connect_args", {"timeout": 30})
             path = url.split("///", 1)[-1]
@@ -91,7 +128,11 @@ class TableStore:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         else:
             engine_kwargs.setdefault("pool_pre_ping", True)
-            engine_kwargs.setdefault("connect_args", {"local_infile": True})
+            engine_kwargs["connect_args"] = {
+                "local_infile": True,
+                **self.timeouts,
+                **engine_kwargs.get("connect_args", {}),
+            }
         self.engine = sa.create_engine(url, **engine_kwargs)
         self._load_data = self.engine.dialect.name == "mysql"
         self.dialect = self.engine.dialect.name
@@ -103,6 +144,46 @@ class TableStore:
 
     def describe(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
+
+    def _server(self) -> str:
+        url = self.engine.url
+        return f"{url.host or 'localhost'}:{url.port or 3306}"
+
+    def cause(self, exc: BaseException) -> str:
+        """The real cause of a database failure, for messages: the first connection-level error in the chain (a
+        killed connection, a timeout, a refused connect) rather than what the driver raised while cleaning up after
+        it (`'NoneType' object has no attribute 'sendall'`), with the server's host:port."""
+        chain = _exception_chain(exc)
+        timed_out = False
+        for e in reversed(chain):  # the earliest first
+            code = e.args[0] if e.args and isinstance(e.args[0], int) else None
+            text = f"{type(e).__name__}: {e}"
+            timed_out = timed_out or isinstance(e, TimeoutError) or "timed out" in str(e)
+            if code in _CONNECT_FAILED:
+                return f"cannot connect to the MySQL server at {self._server()} ({text})"
+            if code in _CONNECTION_LOST and timed_out:
+                which = "write_timeout" if code == 2006 else "read_timeout"
+                limit = f"{which}={self.timeouts[which]:g} s"
+                return f"the MySQL server at {self._server()} did not answer within {limit} ({text})"
+            if code in _CONNECTION_LOST:
+                return (
+                    f"the MySQL server at {self._server()} closed the connection: server gone away (connection "
+                    f"killed, server restarted or network lost) ({text})"
+                )
+        outer = next((e for e in chain if isinstance(e, SQLAlchemyError)), chain[0])
+        if timed_out:
+            return f"timed out talking to the MySQL server at {self._server()} ({type(outer).__name__}: {outer})"
+        return f"{type(outer).__name__}: {outer}"
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """SQLAlchemy and driver errors become TableStoreError naming the action, the database and the cause."""
+        try:
+            yield
+        except TableStoreError:
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise TableStoreError(f"{action} {self.describe()} failed: {self.cause(exc)}") from exc
 
     def _ensure_schema_table(self) -> None:
         """Created on first write, so a read-only service account can still read."""
@@ -121,7 +202,7 @@ class TableStore:
         try:
             meta.create_all(self.engine, checkfirst=True)
         except SQLAlchemyError as exc:
-            raise TableStoreError(f"cannot reach the table database {self.describe()}: {exc}") from exc
+            raise TableStoreError(f"cannot reach the table database {self.describe()}: {self.cause(exc)}") from exc
         self._schema_table_ready = True
 
     def _table(
@@ -181,14 +262,20 @@ class TableStore:
             # One connection for the whole load: a dropped connection fails the write instead of silently
             # continuing on a fresh one with half the rows committed elsewhere.
             with self.engine.connect() as conn:
-                table.create(conn)
-                conn.commit()
-                for chunk in self._chain(first, chunks):
-                    if dict(chunk.schema) != schema:
-                        raise TableStoreError(f"table {name}: chunk schema {chunk.schema} differs from {schema}")
-                    rows += self._insert(conn, table, self._encode(chunk))
-                conn.commit()
-                conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]  # raw-cursor inserts
+                try:
+                    table.create(conn)
+                    conn.commit()
+                    for chunk in self._chain(first, chunks):
+                        if dict(chunk.schema) != schema:
+                            raise TableStoreError(f"table {name}: chunk schema {chunk.schema} differs from {schema}")
+                        rows += self._insert(conn, table, self._encode(chunk))
+                    conn.commit()
+                    conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]  # raw-cursor inserts
+                except BaseException:
+                    # The raw-cursor inserts bypass SQLAlchemy, so it does not know a failed connection is dead:
+                    # discard it instead of returning it to the pool (whose rollback would fail a second time).
+                    conn.invalidate()
+                    raise
             self._swap(name, staging, schema, primary_key, rows)
         except Exception as exc:
             self._drop_quietly(staging)
@@ -196,7 +283,7 @@ class TableStore:
                 raise
             raise TableStoreError(
                 f"writing table {name} to {self.describe()} failed after {rows} rows; the published table is "
-                f"unchanged: {type(exc).__name__}: {exc}"
+                f"unchanged: {self.cause(exc)}"
             ) from exc
         return WriteResult(name, rows, self.dialect)
 
@@ -283,17 +370,25 @@ class TableStore:
     def _quote(self, name: str) -> str:
         return self.engine.dialect.identifier_preparer.quote(name)
 
-    def schema(self, name: str) -> dict[str, pl.DataType]:
-        if not sa.inspect(self.engine).has_table(SCHEMA_TABLE):
+    def _record(self, name: str) -> tuple[dict[str, pl.DataType], list[str]]:
+        """The recorded dtypes and primary key of table `name`."""
+        if not self.exists(SCHEMA_TABLE):
             raise TableStoreError(f"table {name} does not exist in {self.describe()} (nothing written yet)")
-        with self.engine.connect() as conn:
+        with self._errors(f"reading the schema of table {name} from"), self.engine.connect() as conn:
             row = conn.exec_driver_sql(
-                f"SELECT columns FROM {SCHEMA_TABLE} WHERE name = {'%s' if self.dialect == 'mysql' else '?'}",
+                f"SELECT columns, primary_key FROM {SCHEMA_TABLE} "
+                f"WHERE name = {'%s' if self.dialect == 'mysql' else '?'}",
                 (name,),
             ).first()
         if row is None:
             raise TableStoreError(f"table {name} does not exist in {self.describe()}")
-        return {c: _DTYPES[d] for c, d in json.loads(row[0]).items()}
+        return {c: _DTYPES[d] for c, d in json.loads(row[0]).items()}, list(json.loads(row[1] or "[]"))
+
+    def schema(self, name: str) -> dict[str, pl.DataType]:
+        return self._record(name)[0]
+
+    def primary_key(self, name: str) -> list[str]:
+        return self._record(name)[1]
 
     def append(self, name: str, frame: pl.DataFrame) -> WriteResult:
         """Add rows to a history table in one transaction (created by the first append); all rows or none."""
@@ -313,15 +408,22 @@ class TableStore:
                     .values(rows=schema_table.c.rows + frame.height)
                 )
         except SQLAlchemyError as exc:
-            raise TableStoreError(f"appending to table {name} in {self.describe()} failed: {exc}") from exc
+            raise TableStoreError(f"appending to table {name} in {self.describe()} failed: {self.cause(exc)}") from exc
         return WriteResult(name, frame.height, self.dialect)
 
     def exists(self, name: str) -> bool:
-        return sa.inspect(self.engine).has_table(name)
+        with self._errors(f"looking up table {name} in"):
+            return sa.inspect(self.engine).has_table(name)
 
     def read(self, name: str, where: dict[str, Any] | None = None, order_by: list[str] | None = None) -> pl.DataFrame:
-        """Read table `name` (optionally rows equal to `where`) with the dtypes it was written with."""
-        schema = self.schema(name)
+        """Read table `name` (optionally rows equal to `where`) with the dtypes it was written with.
+
+        Rows come back ordered by `order_by` (in SQL), by default by the primary key (sorted here, after the read:
+        cheaper than SQLite's ORDER BY over an index, and byte order rather than the server's collation). An
+        unordered SELECT returns rows in another order on SQLite than on MariaDB, and anything seeded downstream
+        (the simulation, the holdout split) would differ per backend.
+        """
+        schema, primary_key = self._record(name)
         table = sa.table(name, *[sa.column(c) for c in schema])
         # Dates come back as text from both backends (SQLite has no date type); booleans as 0/1.
         selected = [
@@ -336,9 +438,11 @@ class TableStore:
             with self.engine.connect() as conn:
                 rows = conn.execute(query).fetchall()
         except SQLAlchemyError as exc:
-            raise TableStoreError(f"reading table {name} from {self.describe()} failed: {exc}") from exc
+            raise TableStoreError(f"reading table {name} from {self.describe()} failed: {self.cause(exc)}") from exc
         raw_schema = {c: _RAW.get(_dtype_name(d), d) for c, d in schema.items()}
         frame = pl.DataFrame([tuple(r) for r in rows], schema=raw_schema, orient="row")
+        if order_by is None and primary_key:
+            frame = frame.sort(primary_key, maintain_order=True)
         return frame.with_columns(
             pl.col(c).str.json_decode(d)
             if isinstance(d, pl.List)
