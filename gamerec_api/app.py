@@ -28,6 +28,7 @@ from gamerec_api.controllers import (
     UsersController,
 )
 from gamerec_api.holder import ModelHolder
+from gamerec_api.http_guards import STATIC_EXCEPTION_HANDLERS, harden
 from gamerec_assets.store.settings import StorageSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -90,7 +91,9 @@ def create_app(
 
     handlers: list = [
         index,
-        create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
+        create_static_files_router(
+            path="/static", directories=[STATIC], include_in_schema=False, exception_handlers=STATIC_EXCEPTION_HANDLERS
+        ),
         PredictController,
         GamesController,
         UsersController,
@@ -113,7 +116,7 @@ def create_app(
         path="/schema",
         components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
     )
-    return Litestar(
+    built = Litestar(
         route_handlers=handlers,
         state=State(
             {"holder": ModelHolder(settings, reload_interval, predict_cache), "admin_token": admin_token or ""}
@@ -124,6 +127,7 @@ def create_app(
         request_max_body_size=MAX_BODY,
         exception_handlers={ValidationException: _validation_error},
     )
+    return harden(built)  # security headers, HEAD on GET routes, NUL-byte paths: before routing (http_guards)
 
 
 app = create_app()
