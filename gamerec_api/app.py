@@ -20,6 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
 
+from gamerec_api.admin_access import AdminStatusController
 from gamerec_api.controllers import (
     AdminController,
     GamesController,
@@ -101,7 +102,7 @@ def create_app(
         MetricsController,
     ]
     if admin_token:
-        handlers.append(AdminController)
+        handlers += [AdminController, AdminStatusController]
     prometheus = PrometheusConfig(
         app_name="gamerec_api",
         prefix="gamerec_http",

@@ -126,9 +126,21 @@ class Health(msgspec.Struct):
 
 
 class Ready(msgspec.Struct):
-    status: Literal["ready", "loading", "unavailable"]
+    """`loading`: the first load runs; `unavailable`: nothing to load yet (no production model or tables);
+    `failed`: the first load failed (retried at the next poll). The detail is a fixed sentence: the reason is in
+    the server log and GET /admin/status."""
+
+    status: Literal["ready", "loading", "unavailable", "failed"]
     model_version: str | None
     detail: str = ""
+
+
+class AdminStatus(msgspec.Struct):
+    """GET /admin/status: the readiness status with the holder's full detail (exception text included)."""
+
+    status: Literal["ready", "loading", "unavailable", "failed"]
+    model_version: str | None
+    detail: str
 
 
 class ReloadResult(msgspec.Struct):

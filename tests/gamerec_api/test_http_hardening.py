@@ -3,16 +3,44 @@ headers, no server paths or storage names in answers, the admin token's guess li
 
 from __future__ import annotations
 
+import logging
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
-from gamerec_api.app import STATIC
+from gamerec_api.admin_access import MAX_FAILURES, FailedAuthLimiter
+from gamerec_api.app import STATIC, create_app
 from gamerec_api.http_guards import CONTENT_SECURITY_POLICY
+from gamerec_assets.store.settings import StorageSettings
+from tests.gamerec_api.support import ADMIN_TOKEN, Home, wait_ready
 
 JSON = {"content-type": "application/json"}
+
+
+@contextmanager
+def captured(caplog: pytest.LogCaptureFixture, name: str) -> Iterator[None]:
+    """caplog sees the root logger; Litestar's logging config may stop the app's loggers from propagating."""
+    logger = logging.getLogger(name)
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger=name):
+            yield
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
+@pytest.fixture
+def admin_client(home: Home) -> Iterator[TestClient]:
+    """Its own app per test: the failed-guess counts live in the app's state."""
+    with TestClient(create_app(home.settings, reload_interval=0, admin_token=ADMIN_TOKEN, env={})) as c:
+        wait_ready(c)
+        yield c
 
 
 @pytest.mark.parametrize("depth", [1_000, 10_000, 30_000])
@@ -133,3 +161,76 @@ def test_the_page_needs_nothing_the_policy_forbids() -> None:
         assert "http" not in tag, tag
     js = (STATIC / "app.js").read_text()
     assert "style:" not in js and 'setAttribute("style"' not in js and "innerHTML" not in js and "eval(" not in js
+
+
+def test_a_failed_first_load_is_failed_with_a_generic_detail(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """GAMEREC_HOME is a file: the load fails with the path in the error. /readyz says `failed` (not `loading`
+    for ever) without the path; the log and the bearer-protected /admin/status have it."""
+    home = tmp_path / "secret-bucket-name"
+    home.write_text("not a directory")
+    app = create_app(StorageSettings.from_env({"GAMEREC_HOME": str(home)}), reload_interval=0, admin_token="t", env={})
+    with captured(caplog, "gamerec_api"), TestClient(app) as c:
+        deadline = time.monotonic() + 20
+        while (r := c.get("/readyz")).json()["status"] == "loading" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert r.status_code == 503
+        assert r.json() == {
+            "status": "failed",
+            "model_version": None,
+            "detail": "loading the production model failed; the server log has the reason",
+        }
+        predict = c.post("/predict", json={"user_id": 1})
+        assert predict.status_code == 503 and "secret-bucket-name" not in predict.text
+        assert c.get("/admin/status").status_code == 401
+        status = c.get("/admin/status", headers={"authorization": "Bearer t"}).json()
+        assert status["status"] == "failed" and "secret-bucket-name" in status["detail"]
+    assert "secret-bucket-name" in caplog.text
+
+
+def test_admin_status_when_ready(admin_client: TestClient, home: Home) -> None:
+    r = admin_client.get("/admin/status", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert r.json() == {"status": "ready", "model_version": home.seeded.version, "detail": ""}
+
+
+def test_wrong_tokens_are_limited_per_address(admin_client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    wrong = {"authorization": "Bearer guess-123456"}
+    assert admin_client.post("/admin/reload").status_code == 401  # no token: not a guess, not counted
+    with captured(caplog, "gamerec_api.admin"):
+        for _ in range(MAX_FAILURES):
+            r = admin_client.post("/admin/reload", headers=wrong)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    failures = {id(rec) for rec in caplog.records if "wrong bearer token" in rec.getMessage()}  # dedup: root too
+    assert len(failures) == MAX_FAILURES
+    assert "guess-123456" not in caplog.text and "testclient" in caplog.text
+    for headers in (wrong, {"authorization": f"Bearer {ADMIN_TOKEN}"}):  # the right token too, while locked out
+        for path in ("/admin/reload", "/admin/status"):
+            r = admin_client.request("POST" if path.endswith("reload") else "GET", path, headers=headers)
+            assert r.status_code == 429, r.text
+            assert 1 <= int(r.headers["retry-after"]) <= 60
+            assert "try again later" in r.json()["detail"]
+
+
+def test_the_lockout_ends_when_the_failures_leave_the_window(admin_client: TestClient) -> None:
+    now = [1000.0]
+    admin_client.app.state.admin_auth_limiter = FailedAuthLimiter(clock=lambda: now[0])
+    for _ in range(MAX_FAILURES):
+        admin_client.get("/admin/status", headers={"authorization": "Bearer nope"})
+    assert admin_client.get("/admin/status").status_code == 429
+    now[0] += 61
+    r = admin_client.get("/admin/status", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert r.status_code == 200
+
+
+def test_limiter_is_per_address_sliding_and_bounded() -> None:
+    now = [0.0]
+    limiter = FailedAuthLimiter(max_failures=3, window=10.0, max_clients=5, clock=lambda: now[0])
+    for i in range(3):
+        now[0] = i
+        limiter.failed("a")
+    assert limiter.retry_after("a") == pytest.approx(10.0 - 2.0)
+    assert limiter.retry_after("b") == 0
+    now[0] = 10.5  # the first failure (t=0) has left the window
+    assert limiter.retry_after("a") == 0
+    for i in range(20):
+        limiter.failed(f"c{i}")
+    assert len(limiter._failures) <= 5
