@@ -21,6 +21,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
 
 from gamerec_api.admin_access import AdminStatusController
+from gamerec_api.api_docs import docs_plugins
 from gamerec_api.controllers import (
     AdminController,
     GamesController,
@@ -115,6 +116,7 @@ def create_app(
         version="1.0.0",
         description="Game recommendations (item-based CF over RAWG games). Data from RAWG (https://rawg.io).",
         path="/schema",
+        render_plugins=docs_plugins(),
         components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
     )
     built = Litestar(

@@ -15,6 +15,7 @@ import pytest
 from litestar.testing import TestClient
 
 from gamerec_api.admin_access import MAX_FAILURES, FailedAuthLimiter
+from gamerec_api.api_docs import render_html
 from gamerec_api.app import STATIC, create_app
 from gamerec_api.http_guards import CONTENT_SECURITY_POLICY
 from gamerec_assets.store.settings import StorageSettings
@@ -190,6 +191,33 @@ def test_a_failed_first_load_is_failed_with_a_generic_detail(tmp_path: Path, cap
 def test_admin_status_when_ready(admin_client: TestClient, home: Home) -> None:
     r = admin_client.get("/admin/status", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
     assert r.json() == {"status": "ready", "model_version": home.seeded.version, "detail": ""}
+
+
+def test_schema_page_is_local_and_documents_the_json(client: TestClient) -> None:
+    page = client.get("/schema")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "<script" not in html and "https://" not in html.replace("https://rawg.io", "")
+    assert 'href="/schema/openapi.json"' in html and 'href="/static/docs.css"' in html
+    assert "POST</span> /predict" in html and "liked_game_ids" in html
+    assert client.get("/static/docs.css").status_code == 200
+    for old_ui in ("/schema/redoc", "/schema/swagger", "/schema/elements"):
+        assert client.get(old_ui).status_code == 404
+
+
+def test_request_schema_has_real_examples(client: TestClient) -> None:
+    schema = client.get("/schema/openapi.json").json()["components"]["schemas"]["PredictRequest"]["properties"]
+    assert schema["user_id"]["examples"] == [7]
+    assert schema["k"]["examples"] == [10]
+    assert schema["liked_game_ids"]["examples"] == [[3498, 3328]]
+    example = {name: prop["examples"][0] for name, prop in schema.items()}
+    assert client.post("/predict", json=example).status_code == 200
+
+
+def test_docs_page_escapes_the_document() -> None:
+    doc = {"info": {"title": "<b>x</b>"}, "paths": {"/a": {"get": {"summary": "<script>alert(1)</script>"}}}}
+    html = render_html(doc, "/schema/openapi.json").decode()
+    assert "<script>" not in html and "&lt;script&gt;" in html and "<b>x</b>" not in html
 
 
 def test_wrong_tokens_are_limited_per_address(admin_client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
