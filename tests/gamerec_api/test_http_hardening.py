@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
+from litestar import Litestar
 from litestar.testing import TestClient
 
 from gamerec_api.admin_access import MAX_FAILURES, FailedAuthLimiter
@@ -19,7 +24,7 @@ from gamerec_api.api_docs import render_html
 from gamerec_api.app import STATIC, create_app
 from gamerec_api.http_guards import CONTENT_SECURITY_POLICY
 from gamerec_assets.store.settings import StorageSettings
-from tests.gamerec_api.support import ADMIN_TOKEN, Home, wait_ready
+from tests.gamerec_api.support import ADMIN_TOKEN, Home, free_port, wait_ready
 
 JSON = {"content-type": "application/json"}
 
@@ -42,6 +47,9 @@ def admin_client(home: Home) -> Iterator[TestClient]:
     with TestClient(create_app(home.settings, reload_interval=0, admin_token=ADMIN_TOKEN, env={})) as c:
         wait_ready(c)
         yield c
+
+
+# -- 1. crafted input: 4xx with a message, never a 500 ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("depth", [1_000, 10_000, 30_000])
@@ -76,6 +84,8 @@ def test_odd_static_names_are_a_plain_404(client: TestClient) -> None:
     assert client.get("/static/app.js").status_code == 200
 
 
+# -- 2. strict types -----------------------------------------------------------------------------------------------
+
 STRICT = [
     ({"user_id": 1, "k": "10"}, "k", "Expected `int`, got `str`"),
     ({"user_id": 1.0}, "user_id", "Expected `int`, got `float`"),
@@ -98,6 +108,9 @@ def test_valid_bodies_still_answer(client: TestClient) -> None:
     assert r.status_code == 200 and len(r.json()["items"]) == 3
 
 
+# -- 3. Content-Type -----------------------------------------------------------------------------------------------
+
+
 @pytest.mark.parametrize(
     "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "json"]
 )
@@ -112,6 +125,9 @@ def test_a_body_not_labelled_json_is_a_415(client: TestClient, content_type: str
 def test_json_content_types_with_parameters_are_accepted(client: TestClient, content_type: str) -> None:
     r = client.post("/predict", content=b'{"user_id": 1}', headers={"content-type": content_type})
     assert r.status_code == 200, r.text
+
+
+# -- 4. HEAD -------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", ["/", "/healthz", "/readyz", "/games/3498", "/games?limit=2", "/schema/openapi.json"])
@@ -129,6 +145,9 @@ def test_head_keeps_errors_and_static_files(client: TestClient) -> None:
     static = client.head("/static/app.js")
     assert static.status_code == 200 and static.content == b""
     assert static.headers["content-length"] == str((STATIC / "app.js").stat().st_size)
+
+
+# -- 5. security headers -------------------------------------------------------------------------------------------
 
 
 def test_security_headers_on_page_api_files_and_errors(client: TestClient) -> None:
@@ -164,6 +183,9 @@ def test_the_page_needs_nothing_the_policy_forbids() -> None:
     assert "style:" not in js and 'setAttribute("style"' not in js and "innerHTML" not in js and "eval(" not in js
 
 
+# -- 6. no leaks ---------------------------------------------------------------------------------------------------
+
+
 def test_a_failed_first_load_is_failed_with_a_generic_detail(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """GAMEREC_HOME is a file: the load fails with the path in the error. /readyz says `failed` (not `loading`
     for ever) without the path; the log and the bearer-protected /admin/status have it."""
@@ -193,6 +215,9 @@ def test_admin_status_when_ready(admin_client: TestClient, home: Home) -> None:
     assert r.json() == {"status": "ready", "model_version": home.seeded.version, "detail": ""}
 
 
+# -- 7. /schema offline ------------------------------------------------------------------------------------------
+
+
 def test_schema_page_is_local_and_documents_the_json(client: TestClient) -> None:
     page = client.get("/schema")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -218,6 +243,9 @@ def test_docs_page_escapes_the_document() -> None:
     doc = {"info": {"title": "<b>x</b>"}, "paths": {"/a": {"get": {"summary": "<script>alert(1)</script>"}}}}
     html = render_html(doc, "/schema/openapi.json").decode()
     assert "<script>" not in html and "&lt;script&gt;" in html and "<b>x</b>" not in html
+
+
+# -- 8. admin token guessing ---------------------------------------------------------------------------------------
 
 
 def test_wrong_tokens_are_limited_per_address(admin_client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
@@ -262,3 +290,63 @@ def test_limiter_is_per_address_sliding_and_bounded() -> None:
     for i in range(20):
         limiter.failed(f"c{i}")
     assert len(limiter._failures) <= 5
+
+
+# -- 9. slow clients against a real uvicorn --------------------------------------------------------------------------
+
+
+@contextmanager
+def uvicorn_server(app: Litestar, **options: Any) -> Iterator[int]:
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False, **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _closed(sock: socket.socket, within: float) -> bool:
+    sock.settimeout(within)
+    try:
+        while chunk := sock.recv(65536):
+            del chunk
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_uvicorn_bounds_idle_and_excess_connections(home: Home) -> None:
+    """The options proposed for `python -m gamerec_api`, and HEAD through a real server: an idle keep-alive
+    connection is closed after timeout_keep_alive; beyond limit_concurrency connections new requests get 503 at
+    once instead of queueing. (A client that never finishes its headers is not timed out by uvicorn: that needs
+    the reverse proxy.)"""
+    app = create_app(home.settings, reload_interval=0, env={})
+    with uvicorn_server(app, timeout_keep_alive=1, limit_concurrency=4) as port:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            wait_ready(c)
+            head = c.head("/games/3498")  # HEAD through a real server: headers of the GET, no body
+            assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0
+        idle = socket.create_connection(("127.0.0.1", port))
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200 OK" in idle.recv(65536)
+        assert _closed(idle, within=3.0), "keep-alive connection not closed after timeout_keep_alive"
+        idle.close()
+        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+        for s in slow:
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 20\r\n")
+        time.sleep(0.3)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            assert c.get("/healthz").status_code == 503  # over the limit: refused, not queued
+        for s in slow:
+            s.close()
+        time.sleep(0.3)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            assert c.get("/healthz").status_code == 200
