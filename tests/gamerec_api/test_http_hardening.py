@@ -14,16 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import uvicorn
-from litestar import Litestar
+from litestar import Litestar, Request, post
 from litestar.testing import TestClient
 
 from gamerec_api.admin_access import MAX_FAILURES, FailedAuthLimiter
 from gamerec_api.api_docs import render_html
 from gamerec_api.app import STATIC, create_app
+from gamerec_api.controllers.strict_json import StrictJSONRequest
 from gamerec_api.http_guards import CONTENT_SECURITY_POLICY
 from gamerec_assets.store.settings import StorageSettings
+from gamerec_assets.store.table_store import TableStoreError
 from tests.gamerec_api.support import ADMIN_TOKEN, Home, free_port, wait_ready
 
 JSON = {"content-type": "application/json"}
@@ -66,6 +69,32 @@ def test_deeply_nested_json_is_a_400(client: TestClient, depth: int) -> None:
         r = client.post("/predict", content=body, headers=JSON)
         assert r.status_code == 400, (depth, body[:40], r.text)
         assert r.json()["extra"][0]["message"], r.text
+
+
+class Loose(msgspec.Struct):
+    """Unknown fields allowed: msgspec skips their values, recursively."""
+
+    a: int = 0
+
+
+def test_strict_request_bounds_nesting_for_any_handler() -> None:
+    """The request class also covers bodies it skips (unknown fields) and untyped `request.json()` reads."""
+
+    @post("/typed", request_class=StrictJSONRequest, status_code=200)
+    async def typed(data: Loose) -> int:
+        return data.a
+
+    @post("/untyped", request_class=StrictJSONRequest, status_code=200)
+    async def untyped(request: Request) -> int:
+        return len(await request.json())
+
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with TestClient(Litestar([typed, untyped], request_max_body_size=None)) as c:
+        for path, body in (("/typed", b'{"x": ' + deep + b', "a": 1}'), ("/untyped", deep)):
+            r = c.post(path, content=body, headers=JSON)
+            assert r.status_code == 400 and "nested too deeply" in r.json()["detail"], (path, r.text)
+        assert c.post("/typed", content=b'{"x": [[1]], "a": 2}', headers=JSON).json() == 2
+        assert c.post("/untyped", content=b"[1, 2]", headers=JSON).json() == 2
 
 
 def test_a_nul_byte_in_the_path_is_a_400(client: TestClient) -> None:
@@ -208,6 +237,21 @@ def test_a_failed_first_load_is_failed_with_a_generic_detail(tmp_path: Path, cap
         status = c.get("/admin/status", headers={"authorization": "Bearer t"}).json()
         assert status["status"] == "failed" and "secret-bucket-name" in status["detail"]
     assert "secret-bucket-name" in caplog.text
+
+
+def test_a_table_store_failure_is_a_503_without_its_reason(
+    home: Home, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(home.settings, reload_interval=0, env={})
+
+    def broken() -> None:
+        raise TableStoreError("cannot reach mysql://gamerec@db.internal:3306/secret_schema")
+
+    monkeypatch.setattr(app.state.holder, "tables", broken)
+    with captured(caplog, "gamerec_api"), TestClient(app) as c:
+        r = c.get("/users/9/recommendations")
+    assert r.status_code == 503 and r.json()["detail"] == "the table store is unavailable"
+    assert "db.internal" in caplog.text
 
 
 def test_admin_status_when_ready(admin_client: TestClient, home: Home) -> None:
