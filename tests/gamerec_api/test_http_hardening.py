@@ -27,6 +27,7 @@ from gamerec_api.controllers.strict_json import StrictJSONRequest
 from gamerec_api.http_guards import CONTENT_SECURITY_POLICY
 from gamerec_assets.store.settings import StorageSettings
 from gamerec_assets.store.table_store import TableStoreError
+from tests.gamerec_api import test_page
 from tests.gamerec_api.support import ADMIN_TOKEN, Home, free_port, wait_ready
 
 JSON = {"content-type": "application/json"}
@@ -210,6 +211,40 @@ def test_the_page_needs_nothing_the_policy_forbids() -> None:
         assert "http" not in tag, tag
     js = (STATIC / "app.js").read_text()
     assert "style:" not in js and 'setAttribute("style"' not in js and "innerHTML" not in js and "eval(" not in js
+
+
+page_browser = test_page.browser  # the page test's fixtures (Chromium, a uvicorn server), under local names
+page_base_url = test_page.base_url
+CSP_LOG = (
+    "window.__csp = []; document.addEventListener('securitypolicyviolation', "
+    "(e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));"
+)
+
+
+def test_the_page_and_docs_run_under_the_policy_in_a_browser(page_browser, page_base_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Headless Chromium (the page test's fixtures): recommend, open similar games, load /schema; the browser
+    reports no Content-Security-Policy violation and the covers got their colours."""
+    browser, base_url = page_browser, page_base_url
+    context = browser.new_context()
+    context.add_init_script(CSP_LOG)
+    page = context.new_page()
+    page.route(test_page.NOT_THE_APP, lambda route: route.abort())
+    response = page.goto(base_url + "/")
+    assert response is not None and response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    page.wait_for_function("document.querySelectorAll('#user option').length > 1")
+    page.select_option("#user", "7")
+    page.click("[data-testid=recommend]")
+    cards = page.locator("[data-testid=recs] [data-testid=card]")
+    cards.first.wait_for()
+    cards.first.click()
+    page.locator("[data-testid=similar] [data-testid=card]").first.wait_for()
+    assert cards.first.locator(".cover").evaluate("(e) => e.style.getPropertyValue('--c1')").startswith("hsl")
+    assert page.evaluate("window.__csp") == []
+    page.goto(base_url + "/schema")
+    assert page.locator("h1").inner_text().startswith("gamerec_api")
+    assert page.evaluate("getComputedStyle(document.body).maxWidth") == "960px"  # docs.css applied
+    assert page.evaluate("window.__csp") == []
+    context.close()
 
 
 # -- 6. no leaks ---------------------------------------------------------------------------------------------------
