@@ -13,9 +13,11 @@ What it does:
   `X-Frame-Options: DENY` with `frame-ancestors 'none'` (no clickjacking), `Referrer-Policy: no-referrer` (game
   ids and searches in URLs do not travel to RAWG's CDN);
 - `HEAD` on any GET route: answered as the GET with the same status and headers (Content-Length included) and
-  no body, as RFC 9110 asks. Litestar would answer 405, and a HEAD route per handler is refused by Litestar for
-  handlers that return a body. `/static/` is left alone: the static files router answers HEAD itself without
-  reading the file;
+  no body, as RFC 9110 asks. Litestar answers 405 unless each handler is declared with
+  `@route(..., http_method=[GET, HEAD])` (`@head` refuses handlers that return a body): that would touch every
+  GET decorator, including Litestar's own /schema and /metrics routes, and add a HEAD operation per path to the
+  OpenAPI document. `/static/` is left alone: the static files router answers HEAD itself without reading the
+  file;
 - a path with a NUL byte (`%00`) is a 400 before it reaches the file system (where `os.stat` raises ValueError).
 
 `STATIC_EXCEPTION_HANDLERS` (for `create_static_files_router(exception_handlers=...)`) turns every failed static
