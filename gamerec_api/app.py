@@ -19,6 +19,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
 
+from gamerec_api.admin_access import AdminStatusController
+from gamerec_api.api_docs import docs_plugins
 from gamerec_api.controllers import (
     AdminController,
     GamesController,
@@ -27,6 +29,7 @@ from gamerec_api.controllers import (
     UsersController,
 )
 from gamerec_api.holder import ModelHolder
+from gamerec_api.http_guards import STATIC_EXCEPTION_HANDLERS, harden
 from gamerec_assets.settings import Settings, StorageSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -91,7 +94,9 @@ def create_app(
 
     handlers: list = [
         index,
-        create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
+        create_static_files_router(
+            path="/static", directories=[STATIC], include_in_schema=False, exception_handlers=STATIC_EXCEPTION_HANDLERS
+        ),
         PredictController,
         GamesController,
         UsersController,
@@ -99,7 +104,7 @@ def create_app(
         MetricsController,
     ]
     if admin_token:
-        handlers.append(AdminController)
+        handlers += [AdminController, AdminStatusController]
     prometheus = PrometheusConfig(
         app_name="gamerec_api",
         prefix="gamerec_http",
@@ -112,9 +117,10 @@ def create_app(
         version="1.0.0",
         description="Game recommendations (item-based CF over RAWG games). Data from RAWG (https://rawg.io).",
         path="/schema",
+        render_plugins=docs_plugins(),
         components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
     )
-    return Litestar(
+    built = Litestar(
         route_handlers=handlers,
         state=State(
             {"holder": ModelHolder(settings, reload_interval, predict_cache), "admin_token": admin_token or ""}
@@ -125,6 +131,7 @@ def create_app(
         request_max_body_size=MAX_BODY,
         exception_handlers={ValidationException: _validation_error},
     )
+    return harden(built)  # security headers, HEAD on GET routes, NUL-byte paths: before routing (http_guards)
 
 
 app = create_app()

@@ -15,20 +15,26 @@ from typing import Annotated, Literal
 import msgspec
 
 MAX_ID = 2**63 - 1  # ids are int64 in the tables and the model
-GameId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID, description="RAWG game id")]
-UserId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID, description="user id (0 and unknown ids: a guest)")]
-K = Annotated[int, msgspec.Meta(ge=1, le=100, description="how many games to return")]
+GameId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID, description="RAWG game id", examples=[3498])]
+UserId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID, description="user id (0 and unknown ids: a guest)", examples=[7])]
+K = Annotated[int, msgspec.Meta(ge=1, le=100, description="how many games to return", examples=[10])]
 Source = Literal["item_cf", "basket", "popular"]
 ItemSource = Literal["item_cf", "popular"]
 
 
 class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """POST /predict body. Unknown fields are rejected so a typo ("liked_games") does not pass silently."""
+    """POST /predict body. Unknown fields are rejected so a typo ("liked_games") does not pass silently, and types
+    are strict (decoded by `controllers.strict_json.StrictJSONRequest`): `"k": "10"` or `"user_id": 1.0` is a 400."""
 
     user_id: UserId
     k: K = 10
     liked_game_ids: Annotated[
-        list[GameId], msgspec.Meta(max_length=500, description="games the user says they like (cold start)")
+        list[GameId],
+        msgspec.Meta(
+            max_length=500,
+            description="games the user says they like (cold start)",
+            examples=[[3498, 3328]],  # Grand Theft Auto V, The Witcher 3: Wild Hunt
+        ),
     ] = msgspec.field(default_factory=list)
 
 
@@ -126,9 +132,21 @@ class Health(msgspec.Struct):
 
 
 class Ready(msgspec.Struct):
-    status: Literal["ready", "loading", "unavailable"]
+    """`loading`: the first load runs; `unavailable`: nothing to load yet (no production model or tables);
+    `failed`: the first load failed (retried at the next poll). The detail is a fixed sentence: the reason is in
+    the server log and GET /admin/status."""
+
+    status: Literal["ready", "loading", "unavailable", "failed"]
     model_version: str | None
     detail: str = ""
+
+
+class AdminStatus(msgspec.Struct):
+    """GET /admin/status: the readiness status with the holder's full detail (exception text included)."""
+
+    status: Literal["ready", "loading", "unavailable", "failed"]
+    model_version: str | None
+    detail: str
 
 
 class ReloadResult(msgspec.Struct):

@@ -6,6 +6,7 @@ from litestar.datastructures import State
 from litestar.exceptions import ClientException, NotFoundException, ServiceUnavailableException
 
 from gamerec_api.holder import ModelHolder
+from gamerec_api.readiness import public_detail
 from gamerec_api.state import ServingState
 
 
@@ -29,7 +30,7 @@ def serving(state: State) -> ServingState:
     holder: ModelHolder = state.holder
     current = holder.state
     if current is None:
-        raise ModelLoading(detail=f"not ready: {holder.detail}")
+        raise ModelLoading(detail=f"not ready: {public_detail(holder.detail)[1]}")
     return current
 
 

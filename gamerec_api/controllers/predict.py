@@ -9,7 +9,7 @@ from litestar.response.base import ASGIResponse
 
 from gamerec_api import telemetry
 from gamerec_api.controllers.common import BodyTooLarge, ModelLoading, serving
-from gamerec_api.controllers.lean_request import LeanBodyRequest
+from gamerec_api.controllers.strict_json import StrictJSONRequest, UnsupportedMediaType
 from gamerec_api.predict_answer import UnknownGames, predict_json
 from gamerec_api.schemas import PredictRequest, PredictResponse
 
@@ -19,7 +19,7 @@ _COUNTERS = {s: telemetry.PREDICTIONS.labels(s) for s in ("item_cf", "basket", "
 class PredictController(Controller):
     path = "/predict"
     tags = ("predict",)
-    request_class = LeanBodyRequest
+    request_class = StrictJSONRequest  # LeanBodyRequest's body reader, a strict typed decode, 415 for non-JSON
 
     @post(
         "",
@@ -31,7 +31,7 @@ class PredictController(Controller):
             "`source` tells item-CF from popularity fill (score 0.0, empty `because`). Never returns a played or "
             "liked game. `because`: up to 3 played/liked game ids most similar to the recommended game."
         ),
-        raises=[ValidationException, BodyTooLarge, ModelLoading],
+        raises=[ValidationException, BodyTooLarge, UnsupportedMediaType, ModelLoading],
         responses={200: ResponseSpec(PredictResponse, description="Recommended games, best first")},
     )
     async def predict(self, data: PredictRequest, request: Request) -> ASGIResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from litestar import Controller, get
@@ -20,6 +21,7 @@ from gamerec_api.schemas import (
 )
 from gamerec_assets.store.table_store import TableStoreError
 
+log = logging.getLogger("gamerec_api")
 UserPath = Annotated[int, Parameter(ge=0, le=MAX_ID, description="user id")]
 BATCH_TABLE = "batch_recommendations"
 
@@ -67,8 +69,9 @@ class UsersController(Controller):
             if not tables.exists(BATCH_TABLE):
                 raise NotFoundException(detail=f"no batch recommendations yet: table {BATCH_TABLE} does not exist")
             rows = tables.read(BATCH_TABLE, where={"user_id": user_id}, order_by=["rank"])
-        except TableStoreError as exc:
-            raise ServiceUnavailableException(detail=f"the table store is unavailable: {exc}") from exc
+        except TableStoreError as exc:  # the reason (hosts, paths) goes to the log, not to the client
+            log.warning("batch recommendations: the table store failed: %s", exc)
+            raise ServiceUnavailableException(detail="the table store is unavailable") from exc
         if rows.height == 0:
             raise NotFoundException(detail=f"unknown user {user_id}: no batch recommendations for this user")
         current = holder.state

@@ -31,7 +31,10 @@ function el(tag, attrs = {}, ...children) {
 function cover(game) {
   let hash = 0;
   for (const ch of game.name) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
-  const box = el("div", { class: "cover", style: `--c1: hsl(${hash % 360} 55% 45%); --c2: hsl(${(hash >> 8) % 360} 55% 35%)` });
+  const box = el("div", { class: "cover" });
+  // CSSOM, not a style attribute: the Content-Security-Policy (style-src 'self') blocks inline style attributes.
+  box.style.setProperty("--c1", `hsl(${hash % 360} 55% 45%)`);
+  box.style.setProperty("--c2", `hsl(${(hash >> 8) % 360} 55% 35%)`);
   const initials = game.name.split(/\s+/).map((w) => w.replace(/[^\p{L}\p{N}]/gu, "")).filter(Boolean)
     .slice(0, 2).map((w) => w[0]).join("").toUpperCase();
   box.append(el("span", { class: "initials", "aria-hidden": "true" }, initials || "?"));
