@@ -95,7 +95,11 @@ class ModelHolder:
                 if not force and version == previous:
                     return ReloadResult(changed=False, previous_version=previous, model_version=previous)
                 started = time.perf_counter()
-                new_state = await anyio.to_thread.run_sync(load_state, registry, tables, version, self.cache_size)
+                # nothing served yet: fall back along the alias history past an unservable version; a running
+                # server keeps its model instead (a failed load raises and the swap does not happen)
+                new_state = await anyio.to_thread.run_sync(
+                    load_state, registry, tables, version, self.cache_size, self.state is None
+                )
             except NotReady as exc:
                 if self.state is None:
                     self.detail = str(exc)

@@ -12,6 +12,7 @@ the search index, the users' histories, pre-encoded JSON and the answer cache.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -25,6 +26,9 @@ from gamerec_assets.store.registry import ModelRegistry
 from gamerec_assets.store.table_store import TableStore
 
 MODEL_NAME = "item_similarity"
+
+
+log = logging.getLogger("gamerec_api")
 
 
 class NotReady(RuntimeError):
@@ -186,13 +190,30 @@ def build_state(
 
 
 def load_state(
-    registry: ModelRegistry, tables: TableStore, version: str | None = None, cache_size: int = 0
+    registry: ModelRegistry,
+    tables: TableStore,
+    version: str | None = None,
+    cache_size: int = 0,
+    fallback: bool = False,
 ) -> ServingState:
-    """Load the production (or the given) model version and the tables, then warm up with one prediction."""
-    version = version or registry.production()
-    if version is None:
-        raise NotReady(f"the registry has no production {registry.name} model yet (run the Dagster pipeline)")
-    model = ServingModel(registry.load(version))
+    """Load the production (or the given) model version and the tables, then warm up with one prediction.
+
+    Every array is validated by the registry before a kernel sees it. With `fallback` (a server that has nothing to
+    serve yet) an unservable production version is skipped for the newest servable one of the alias's history,
+    so a bad promote leaves a fresh server on the previous model instead of 503 or a crash.
+    """
+    if fallback:
+        if version is None and registry.production() is None:
+            raise NotReady(f"the registry has no production {registry.name} model yet (run the Dagster pipeline)")
+        artifact, skipped = registry.load_serving(version)
+        for bad, why in skipped:
+            log.error("not serving model %s: %s", bad, why)
+        model = ServingModel(artifact)
+    else:
+        version = version or registry.production()
+        if version is None:
+            raise NotReady(f"the registry has no production {registry.name} model yet (run the Dagster pipeline)")
+        model = ServingModel(registry.load(version))
     missing = [t for t in ("game_features", "user_logs") if not tables.exists(t)]
     if missing:
         raise NotReady(f"tables not materialised yet: {', '.join(missing)}")

@@ -94,6 +94,11 @@ class StorageSettings:
         "GAMEREC_S3_BUCKET",
         "GAMEREC_S3_PREFIX",
         "AWS_ENDPOINT_URL",
+        "GAMEREC_S3_CONNECT_TIMEOUT",
+        "GAMEREC_S3_READ_TIMEOUT",
+        "GAMEREC_DB_CONNECT_TIMEOUT",
+        "GAMEREC_DB_READ_TIMEOUT",
+        "GAMEREC_DB_WRITE_TIMEOUT",
     )
 
     table_url: str
@@ -102,6 +107,13 @@ class StorageSettings:
     s3_bucket: str | None = None
     s3_prefix: str = "gamerec"
     s3_endpoint_url: str | None = None
+    # A peer that hangs must fail a step or a reload in bounded time, naming itself (botocore waits 60 s per try and
+    # PyMySQL forever by default); reads and writes get minutes because a bulk load is one long statement.
+    s3_connect_timeout: float = 5.0
+    s3_read_timeout: float = 30.0
+    db_connect_timeout: float = 10.0
+    db_read_timeout: float = 300.0
+    db_write_timeout: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
@@ -113,6 +125,11 @@ class StorageSettings:
             s3_bucket=_text(env, "GAMEREC_S3_BUCKET"),
             s3_prefix=env.get("GAMEREC_S3_PREFIX", "gamerec"),  # set but empty: no prefix
             s3_endpoint_url=_text(env, "AWS_ENDPOINT_URL"),
+            s3_connect_timeout=_float(env, "GAMEREC_S3_CONNECT_TIMEOUT", 5.0, 0.1),
+            s3_read_timeout=_float(env, "GAMEREC_S3_READ_TIMEOUT", 30.0, 0.1),
+            db_connect_timeout=_float(env, "GAMEREC_DB_CONNECT_TIMEOUT", 10.0, 0.1),
+            db_read_timeout=_float(env, "GAMEREC_DB_READ_TIMEOUT", 300.0, 0.1),
+            db_write_timeout=_float(env, "GAMEREC_DB_WRITE_TIMEOUT", 300.0, 0.1),
         )
 
     @property
@@ -129,12 +146,22 @@ class StorageSettings:
     def table_store(self) -> TableStore:
         from gamerec_assets.store.table_store import TableStore
 
-        return TableStore(self.table_url)
+        return TableStore(self.table_url, **self.db_timeouts())
+
+    def db_timeouts(self) -> dict[str, float]:
+        return {
+            "connect_timeout": self.db_connect_timeout,
+            "read_timeout": self.db_read_timeout,
+            "write_timeout": self.db_write_timeout,
+        }
 
     def s3_client(self) -> Any:
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.s3_endpoint_url)
+        from gamerec_assets.store.artifact_store import s3_client_config
+
+        config = s3_client_config(self.s3_connect_timeout, self.s3_read_timeout)
+        return boto3.client("s3", endpoint_url=self.s3_endpoint_url, config=config)
 
     def artifact_store(self) -> ArtifactStore:
         from gamerec_assets.store.artifact_store import LocalArtifactStore, S3ArtifactStore

@@ -37,7 +37,11 @@ def artifacts_resource(settings: StorageSettings) -> ArtifactsResource:
     """S3 when a bucket is set (the endpoint configured on dagster-aws's S3Resource), the local folder otherwise."""
     if settings.s3_bucket:
         return S3ArtifactsResource(
-            s3=S3Resource(endpoint_url=settings.s3_endpoint_url), bucket=settings.s3_bucket, prefix=settings.s3_prefix
+            s3=S3Resource(endpoint_url=settings.s3_endpoint_url),
+            bucket=settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            connect_timeout_s=settings.s3_connect_timeout,
+            read_timeout_s=settings.s3_read_timeout,
         )
     return LocalArtifactsResource(root=str(settings.artifact_root))
 
@@ -45,7 +49,13 @@ def artifacts_resource(settings: StorageSettings) -> ArtifactsResource:
 def build_resources(settings: Settings) -> dict[str, Any]:
     """Every resource either code location may use, by key; the IO managers share the chosen stores."""
     artifacts = artifacts_resource(settings.storage)
-    tables = TablesResource(url=settings.storage.table_url)
+    storage = settings.storage
+    tables = TablesResource(
+        url=storage.table_url,
+        connect_timeout_s=storage.db_connect_timeout,
+        read_timeout_s=storage.db_read_timeout,
+        write_timeout_s=storage.db_write_timeout,
+    )
     return {
         "rawg": rawg_client(settings.rawg),
         "artifacts": artifacts,

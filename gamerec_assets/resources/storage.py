@@ -6,6 +6,7 @@ Artifacts have a local and an S3 implementation behind `ArtifactsResource`; whic
 
 from abc import ABC, abstractmethod
 from functools import lru_cache
+from typing import Any
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -18,6 +19,7 @@ from gamerec_assets.store import (
     S3ArtifactStore,
     TableStore,
 )
+from gamerec_assets.store.artifact_store import s3_client_config
 
 
 class ArtifactsResource(dg.ConfigurableResource, ABC):
@@ -38,25 +40,51 @@ class LocalArtifactsResource(ArtifactsResource):
 
 
 class S3ArtifactsResource(ArtifactsResource):
-    """The endpoint (MinIO, moto) is configured on the S3Resource, as dagster-aws expects."""
+    """The endpoint (MinIO, moto) is configured on the S3Resource, as dagster-aws expects.
+
+    dagster-aws's client has botocore's default 60 s timeouts and no way to bound them, so the store gets a client
+    built from the same S3Resource fields with bounded connect/read timeouts (`store.s3_client_config`).
+    """
 
     s3: S3Resource
     bucket: str
     prefix: str = "gamerec"
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+
+    def client(self) -> Any:
+        import boto3
+
+        s3 = self.s3
+        session = boto3.session.Session(profile_name=s3.profile_name) if s3.profile_name else boto3.session.Session()
+        return session.client(
+            "s3",
+            region_name=s3.region_name,
+            endpoint_url=s3.endpoint_url,
+            use_ssl=s3.use_ssl,
+            verify=s3.verify,
+            aws_access_key_id=s3.aws_access_key_id,
+            aws_secret_access_key=s3.aws_secret_access_key,
+            aws_session_token=s3.aws_session_token,
+            config=s3_client_config(self.connect_timeout_s, self.read_timeout_s, s3.max_attempts),
+        )
 
     def store(self) -> ArtifactStore:
-        return S3ArtifactStore(self.s3.get_client(), self.bucket, self.prefix)
+        return S3ArtifactStore(self.client(), self.bucket, self.prefix)
 
 
 @lru_cache(maxsize=8)
-def _table_store(url: str) -> TableStore:
-    return TableStore(url)
+def _table_store(url: str, connect_timeout: float, read_timeout: float, write_timeout: float) -> TableStore:
+    return TableStore(url, connect_timeout=connect_timeout, read_timeout=read_timeout, write_timeout=write_timeout)
 
 
 class TablesResource(dg.ConfigurableResource):
-    """The table database: SQLite file (embedded default) or MySQL/MariaDB."""
+    """The table database: SQLite file (embedded default) or MySQL/MariaDB, with bounded network timeouts."""
 
     url: str
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 300.0
+    write_timeout_s: float = 300.0
 
     def store(self) -> TableStore:
-        return _table_store(self.url)
+        return _table_store(self.url, self.connect_timeout_s, self.read_timeout_s, self.write_timeout_s)

@@ -54,6 +54,11 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_S3_BUCKET": "bucket",
         "GAMEREC_S3_PREFIX": "",
         "AWS_ENDPOINT_URL": "http://minio:9000",
+        "GAMEREC_S3_CONNECT_TIMEOUT": "1.5",
+        "GAMEREC_S3_READ_TIMEOUT": "2",
+        "GAMEREC_DB_CONNECT_TIMEOUT": "3",
+        "GAMEREC_DB_READ_TIMEOUT": "4",
+        "GAMEREC_DB_WRITE_TIMEOUT": "5",
         "RAWG_API_KEY": "secret-rawg-key",
         "RAWG_BASE_URL": "http://127.0.0.1:9/api",
         "GAMEREC_RAWG_MAX_PAGES": "0",
@@ -82,6 +87,8 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
     assert s.storage.table_url == env["GAMEREC_MYSQL_URL"] and s.storage.home == tmp_path.resolve()
     assert (s.storage.s3_bucket, s.storage.s3_prefix, s.storage.s3_endpoint_url) == ("bucket", "", "http://minio:9000")
     assert s.storage.describe() == {"tables": "mysql", "artifacts": "s3"}
+    assert (s.storage.s3_connect_timeout, s.storage.s3_read_timeout) == (1.5, 2.0)
+    assert s.storage.db_timeouts() == {"connect_timeout": 3.0, "read_timeout": 4.0, "write_timeout": 5.0}
     assert s.rawg == RawgSettings(True, "http://127.0.0.1:9/api", 0, tmp_path / "snap.json.gz")
     assert s.tracking == TrackingSettings("disabled", tmp_path.resolve())
     assert s.threads.threads == 3
@@ -102,6 +109,21 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
     text = repr(s)
     for secret in ("secret-rawg-key", "secret-wandb-key", "secret-db-password", "secret-admin-token"):
         assert secret not in text
+
+
+def test_timeouts_reach_the_stores_and_resources(tmp_path: Path) -> None:
+    from gamerec_assets.resources.from_settings import build_resources
+
+    env = {"GAMEREC_HOME": str(tmp_path), "GAMEREC_S3_BUCKET": "b", "GAMEREC_S3_READ_TIMEOUT": "7"}
+    env["GAMEREC_DB_READ_TIMEOUT"] = "8"
+    settings = Settings.from_env(env)
+    client = settings.storage.s3_client()
+    assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (5.0, 7.0)
+    resources = build_resources(settings)
+    assert resources["artifacts"].client().meta.config.read_timeout == 7.0
+    assert resources["tables"].read_timeout_s == 8.0
+    with pytest.raises(ValueError, match="GAMEREC_DB_WRITE_TIMEOUT"):
+        StorageSettings.from_env({"GAMEREC_DB_WRITE_TIMEOUT": "soon"})
 
 
 def test_online_tracking_with_a_key_unless_the_mode_says_otherwise() -> None:
