@@ -48,9 +48,9 @@ sys.path.insert(0, str(ROOT))
 from gamerec_api.demo import seed_home  # noqa: E402
 from gamerec_api.predict_answer import predict_json  # noqa: E402
 from gamerec_api.schemas import PredictRequest  # noqa: E402
-from gamerec_api.state import MODEL_NAME, ServingState, load_state  # noqa: E402
+from gamerec_api.state import ServingState, load_state  # noqa: E402
 from gamerec_assets.settings import StorageSettings  # noqa: E402
-from gamerec_assets.store.registry import ModelRegistry  # noqa: E402
+from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry  # noqa: E402
 
 
 def pct(values: np.ndarray, q: float) -> float:

@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> None:
             workers=args.workers,
             log_level=args.log_level,
             access_log=args.access_log,
+            # Slow or idle clients are bounded per worker (see the README's "Slow clients"): idle keep-alive
+            # connections close after 5 s, past 1,000 open connections new requests get 503 at once, and a
+            # restart waits at most 10 s for them.
+            timeout_keep_alive=5,
+            limit_concurrency=1000,
+            timeout_graceful_shutdown=10,
+            server_header=False,
         )
     finally:
         if metrics_dir:

@@ -15,9 +15,9 @@ import anyio.to_thread
 
 from gamerec_api import telemetry
 from gamerec_api.schemas import ReloadResult
-from gamerec_api.state import MODEL_NAME, NotReady, ServingState, load_state
+from gamerec_api.state import NotReady, ServingState, load_state
 from gamerec_assets.settings import StorageSettings
-from gamerec_assets.store.registry import ModelRegistry
+from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry
 from gamerec_assets.store.table_store import TableStore
 
 log = logging.getLogger("gamerec_api")

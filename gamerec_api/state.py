@@ -25,9 +25,6 @@ from gamerec_assets.recsys.served_model import ServingModel
 from gamerec_assets.store.registry import ModelRegistry
 from gamerec_assets.store.table_store import TableStore
 
-MODEL_NAME = "item_similarity"
-
-
 log = logging.getLogger("gamerec_api")
 
 

@@ -75,7 +75,7 @@ def _history(versions: list[str | None], exclude: str | None) -> list[str]:
 
 
 class ModelRegistry:
-    def __init__(self, store: ArtifactStore, name: str = "item_similarity") -> None:
+    def __init__(self, store: ArtifactStore, name: str = MODEL_NAME) -> None:
         self.store = store
         self.name = name
 

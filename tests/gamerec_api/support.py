@@ -18,7 +18,7 @@ from litestar.testing import TestClient
 from gamerec_api.demo import Seeded
 from gamerec_assets.recsys.served_model import ServingModel
 from gamerec_assets.settings import StorageSettings
-from gamerec_assets.store.registry import ModelRegistry
+from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -30,7 +30,7 @@ class Home:
     seeded: Seeded
 
     def registry(self) -> ModelRegistry:
-        return ModelRegistry(self.settings.artifact_store(), "item_similarity")
+        return ModelRegistry(self.settings.artifact_store(), MODEL_NAME)
 
     def model(self) -> ServingModel:
         registry = self.registry()
