@@ -1,6 +1,6 @@
-"""Simulated play logs, vectorised.
+"""Simulated play logs, vectorised: the original game-recommendation prototype's simulation.
 
-Per user the original definition drew `randint(1, max_games)` distinct games with probabilities
+Per user it draws `randint(1, max_games)` distinct games with probabilities
 
     p = alpha * p_weight + (1 - alpha) * uniform + Normal(0, noise_scale),   clipped at 0, renormalised,
 
