@@ -222,7 +222,8 @@ def s3_fault_proxy(s3_server: str) -> Iterator[FaultProxy]:
 class RawgReplayServer(ThreadedHTTPServer):
     """A local RAWG: replays the real `/api/games` results bundled with the project, paginated, and injects faults.
 
-    `faults` is consumed one per request: None (serve normally), ("status", code, headers), ("slow", seconds),
+    `faults` is consumed one per request: None (serve normally), ("status", code, headers), ("echo", code: the
+    request URL, key included, echoed in the error body), ("slow", seconds),
     ("truncate",), ("no_results",). `requests` records every query string received.
     """
 
@@ -268,6 +269,9 @@ class RawgReplayServer(ThreadedHTTPServer):
                     return self._send(401, b'{"error": "The key parameter is not provided"}')
                 if fault and fault[0] == "status":
                     return self._send(fault[1], b'{"detail": "injected"}', fault[2] if len(fault) > 2 else None)
+                if fault and fault[0] == "echo":  # as RAWG does: the request, key included, in an error body
+                    detail = {"detail": f"bad request {self.path}", "url": f"http://127.0.0.1:{server.port}{self.path}"}
+                    return self._send(fault[1], json.dumps(detail).encode())
                 if fault and fault[0] == "slow":
                     time.sleep(fault[1])
                 page = int(query.get("page", ["1"])[0])

@@ -28,9 +28,15 @@ class SplitParams:
 
 
 def split_interactions(logs: pl.DataFrame, params: SplitParams = SplitParams()) -> pl.DataFrame:
-    """Add a `fold` column (train | validation | test) to user_id, game_id rows."""
+    """Add a `fold` column (train | validation | test) to user_id, game_id rows, returned sorted by them.
+
+    The seeded keys are dealt in (user_id, game_id) order, never in the order rows arrived: the same logs read
+    back from SQLite or MariaDB, or shuffled, get the same folds.
+    """
     rng = np.random.default_rng(params.seed)
-    frame = logs.with_columns(pl.Series("_key", rng.random(logs.height)))
+    frame = logs.sort("user_id", "game_id", maintain_order=True).with_columns(
+        pl.Series("_key", rng.random(logs.height))
+    )
     frame = frame.with_columns(
         pl.col("_key").rank("ordinal").over("user_id").alias("_rank"),
         pl.len().over("user_id").alias("_n"),

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 import dagster as dg
 import httpx
@@ -47,6 +48,22 @@ def redact(url: str) -> str:
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() != "key"]
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def key_forms(key: str) -> list[str]:
+    """Every spelling of `key` that can come back from a server: raw, percent-encoded (as httpx sends it, and
+    fully, with upper- and lower-case hex), form-encoded (`+` for a space) and JSON-escaped; longest first."""
+    encoded = {
+        key,
+        quote(key, safe=""),
+        quote(key, safe="/"),
+        quote_plus(key, safe=""),
+        str(httpx.QueryParams({"k": key}))[2:],
+        json.dumps(key)[1:-1],
+        json.dumps(key)[1:-1].replace("/", "\\/"),
+    }
+    lower = {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), form) for form in encoded}
+    return sorted((f for f in encoded | lower if f), key=len, reverse=True)
 
 
 def redact_page(page: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +120,7 @@ class RawgApi:
         if not api_key:
             raise RawgApiError("RAWG_API_KEY is empty")
         self._key = api_key
+        self._key_forms = key_forms(api_key)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_attempts = max_attempts
@@ -127,8 +145,11 @@ class RawgApi:
         return str(parsed.copy_with(query=None)), {**dict(parsed.params), **params}
 
     def _scrub(self, text: str) -> str:
-        """RAWG echoes the key inside bodies (`next` links): never let it into an error."""
-        return text.replace(self._key, "***")
+        """RAWG echoes the key inside bodies (`next` links, error details): never let it into an error or a log,
+        in any of the encodings a URL or a JSON body can carry it."""
+        for form in self._key_forms:
+            text = text.replace(form, "***")
+        return text
 
     def _display(self, url: str, params: dict[str, str]) -> str:
         base, merged = self._merge(url, params)
@@ -152,7 +173,7 @@ class RawgApi:
                 _retry_after(response.headers.get("Retry-After")),
             )
         if response.status_code >= 400:
-            raise RawgApiError(f"GET {shown} failed: HTTP {response.status_code}: {self._scrub(body[:200])!r}")
+            raise RawgApiError(f"GET {shown} failed: HTTP {response.status_code}: {self._scrub(body)[:200]!r}")
         try:
             return json.loads(body)
         except json.JSONDecodeError as exc:
@@ -166,7 +187,7 @@ class RawgApi:
             wait=self._wait,
             reraise=True,
             before_sleep=lambda s: self.log(
-                f"retrying {shown} (attempt {s.attempt_number} failed: {s.outcome.exception()})"  # type: ignore[union-attr]
+                self._scrub(f"retrying {shown} (attempt {s.attempt_number} failed: {s.outcome.exception()})")  # type: ignore[union-attr]
             ),
         )
         try:
@@ -175,7 +196,7 @@ class RawgApi:
             status = f"HTTP {exc.status}" if exc.status else "no response"
             raise RawgApiError(
                 f"GET {shown} failed after {self.max_attempts} attempts: {exc} ({status}); "
-                f"body: {self._scrub(exc.body[:200])!r}"
+                f"body: {self._scrub(exc.body)[:200]!r}"
             ) from exc
 
     def iter_pages(self, query: RawgQuery, max_pages: int = 5, max_games: int = 0) -> Iterator[dict[str, Any]]:

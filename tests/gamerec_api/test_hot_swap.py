@@ -16,6 +16,7 @@ from litestar.testing import TestClient
 from gamerec_api.app import create_app
 from gamerec_api.demo import fit_artifact
 from gamerec_assets.recsys import SimulationParams, simulate_user_logs
+from gamerec_assets.store.registry import MODEL_NAME
 from tests.gamerec_api.support import ADMIN_TOKEN, Home, serve, wait_ready
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -108,9 +109,9 @@ def test_a_broken_artifact_keeps_the_old_model(fresh_home: Home) -> None:
     v3 = publish_second_model(fresh_home, seed=13)
     with TestClient(create_app(fresh_home.settings, reload_interval=0, admin_token=ADMIN_TOKEN, env={})) as c:
         wait_ready(c)
-        arrays = fresh_home.settings.artifact_root / "item_similarity" / v3 / "similarity.npz"
+        fresh_home.registry().promote(v3, reason="test")  # complete when promoted, corrupted on disk afterwards
+        arrays = fresh_home.settings.artifact_root / MODEL_NAME / v3 / "similarity.npz"
         arrays.write_bytes(arrays.read_bytes()[:100])
-        fresh_home.registry().promote(v3, reason="test")
         r = c.post("/admin/reload", headers=AUTH)
         assert r.status_code == 503
         assert "still serving the previous model" in r.json()["detail"] and "sha256" in r.json()["detail"]

@@ -86,7 +86,7 @@ def test_whole_graph_on_mariadb_s3_and_mysql_instance_storage(
     rolled = run([str(BIN / "gamerec"), "models", "rollback"], env)
     assert rolled.returncode == 0, rolled.stderr
     assert registry.production() == first
-    bad = run([str(BIN / "gamerec"), "models", "promote", "v-missing"], env)
+    bad = run([str(BIN / "gamerec"), "models", "promote", "v20000101T000000-abcdef"], env)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
     assert registry.production() == first
 

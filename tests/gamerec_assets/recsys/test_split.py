@@ -34,3 +34,18 @@ def test_split_is_seeded() -> None:
     data = logs()
     assert split_interactions(data, SplitParams(seed=1)).equals(split_interactions(data, SplitParams(seed=1)))
     assert not split_interactions(data, SplitParams(seed=1)).equals(split_interactions(data, SplitParams(seed=2)))
+
+
+def test_folds_do_not_depend_on_row_order() -> None:
+    import numpy as np
+    import polars as pl
+
+    from gamerec_assets.recsys.split import SplitParams, split_interactions
+
+    rng = np.random.default_rng(5)
+    logs = pl.DataFrame({"user_id": rng.integers(0, 60, 900), "game_id": rng.integers(0, 200, 900)}).unique()
+    shuffled = logs.sample(fraction=1.0, shuffle=True, seed=11)
+    assert not shuffled.equals(logs)
+    a = split_interactions(logs, SplitParams(seed=3))
+    b = split_interactions(shuffled, SplitParams(seed=3))
+    assert a.equals(b)

@@ -90,3 +90,21 @@ def test_query_validation_and_redaction() -> None:
     assert redact("https://api.rawg.io/api/games?key=abc&page=2") == "https://api.rawg.io/api/games?page=2"
     with pytest.raises(RawgApiError, match="empty"):
         RawgApi("")
+
+
+@pytest.mark.parametrize("status", [400, 503])
+def test_a_key_echoed_in_any_encoding_never_reaches_errors_or_logs(rawg_server, status: int) -> None:
+    """A key with `+`, `/`, `=` and a space comes back percent-encoded (%2B, %2F, %3D, %20 or +), in either hex case."""
+    from urllib.parse import quote, quote_plus
+
+    key = "Ab+cd/ef=gh ij"
+    logs: list[str] = []
+    rawg_server.faults = [("echo", status)] * 3
+    client = RawgApi(key, rawg_server.url, max_attempts=3, backoff_initial=0.01, backoff_max=0.02, log=logs.append)
+    with pytest.raises(RawgApiError) as err:
+        client.get_page(f"{rawg_server.url}/games", {})
+    text = "\n".join([str(err.value), *logs])
+    assert "bad request" in text  # the echoed body is shown, scrubbed
+    forms = {key, quote(key, safe=""), quote_plus(key, safe=""), quote(key, safe="").lower(), "Ab%2Bcd", "Ab%2bcd"}
+    for form in forms:
+        assert form not in text, form
