@@ -160,18 +160,22 @@ class ThreadedHTTPServer:
 
 
 class FaultProxy(ThreadedHTTPServer):
-    """A real HTTP proxy in front of moto that answers 500 to armed requests (method + path substring).
+    """A real HTTP proxy in front of moto that answers 500 to armed requests (method + path substring), or, while
+    `frozen` is set, accepts requests and answers nothing (a hung endpoint) until it is cleared or 60 s pass.
 
     It injects faults on the wire, so boto3 and our code run unpatched.
     """
 
     def __init__(self, upstream: str) -> None:
         import http.client
+        import threading
         from http.server import BaseHTTPRequestHandler
         from urllib.parse import urlparse
 
         self.fail: list[tuple[str, str]] = []
         self.failed = 0
+        self.frozen = threading.Event()
+        self.thawed = threading.Event()
         target = urlparse(upstream)
         proxy = self
 
@@ -181,6 +185,8 @@ class FaultProxy(ThreadedHTTPServer):
 
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy.frozen.is_set():
+                    proxy.thawed.wait(timeout=60)
                 if any(self.command == m and p in self.path for m, p in proxy.fail):
                     proxy.failed += 1
                     payload = b"<Error><Code>InternalError</Code><Message>injected fault</Message></Error>"
@@ -216,6 +222,7 @@ def s3_fault_proxy(s3_server: str) -> Iterator[FaultProxy]:
     try:
         yield proxy
     finally:
+        proxy.thawed.set()
         proxy.close()
 
 
