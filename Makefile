@@ -1,23 +1,34 @@
-# The README's two commands: `make run` and `make test`. Each creates .venv and installs only when needed.
+# The README's two commands: `make run` and `make test`. Each creates .venv and installs only when needed:
+# `make run` what running needs, `make test` the test extras on top.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 # Re-install whenever pyproject.toml changes; otherwise a re-run skips straight to the work.
-STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml 2>/dev/null | cut -c1-12)
+HASH      := $(shell sha1sum pyproject.toml 2>/dev/null | cut -c1-12)
+STAMP_RUN := $(VENV)/.installed-run-$(HASH)
+STAMP_DEV := $(VENV)/.installed-dev-$(HASH)
 
 export GAMEREC_HOME ?= $(CURDIR)/.gamerec
 export DAGSTER_HOME ?= $(GAMEREC_HOME)/dagster_home
 export WANDB_MODE   ?= offline
 
-.PHONY: run test install browser lint materialize serve clean
+.PHONY: run test install install-dev browser lint materialize serve dagster-home clean
 
-$(STAMP): pyproject.toml
+$(STAMP_RUN): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-	@rm -f $(VENV)/.installed-* && touch $@
+	@echo "gamerec: installing the project into $(VENV)"
+	@$(PIP) --upgrade pip
+	@$(PIP) -e .
+	@rm -f $(VENV)/.installed-run-* && touch $@
 
-install: $(STAMP)
+$(STAMP_DEV): $(STAMP_RUN)
+	@echo "gamerec: installing the test extras"
+	@$(PIP) -e '.[dev]'
+	@rm -f $(VENV)/.installed-dev-* && touch $@
+
+install: $(STAMP_RUN)
+install-dev: $(STAMP_DEV)
 
 # Headless Chromium for the web-page test: Debian's package (Playwright's own browser download is not reachable).
 browser:
@@ -26,18 +37,23 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "WARNING: could not install chromium"; }
 
-test: install browser
+test: install-dev browser
 	$(BIN)/python -m pytest
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check gamerec_assets gamerec_api tests bench scripts
 	$(BIN)/ruff format --check gamerec_assets gamerec_api tests bench scripts
 
-materialize: install
+# The instance directory with the repo's dagster.yaml (SQLite there unless DAGSTER_MYSQL_HOST is set; telemetry
+# off), so Dagster neither warns about a missing file nor prints its telemetry banner.
+dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
+	@test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+materialize: install dagster-home
 	$(BIN)/dagster asset materialize -m gamerec_assets.definitions --select '*'
 
-serve: install
+serve: install dagster-home
 	@bash scripts/serve.sh
 
 run: materialize serve
