@@ -43,7 +43,7 @@ unplayed (hours 0, weight 1: owned, never launched) with probability ``1 - play_
 played hours have log-mean 1.590 and log-sd 2.068 (a median of exp(1.590) = 4.9 h). The hours lean towards the
 taste: the normal score of log(hours) is ``hours_taste × r + sqrt(1 - hours_taste²) × noise``, r the normal score
 of the game's place in the user's draw order (the games drawn first, nearest the taste, play longest). With 0.5,
-weighting by hours costs item-CF 17 % of its NDCG@10 against unit weights (0.29 → 0.24, 10 seeds of 1,000 users),
+weighting by hours costs item-CF 17 % of its NDCG@10 against unit weights (0.30 → 0.25, 10 seeds of 1,000 users),
 as it does on 1,000-user samples of steam-200k (0.29 → 0.24, 0.25 → 0.19); with 0 the hours would be pure noise.
 
 The original model (``model="original"``)
@@ -279,9 +279,10 @@ def simulate_tastes(
     """The taste model: (user_ids, game_ids, weights), users numbered 1..n_users.
 
     The random stream is fixed by the seed and `chunk_users`; per chunk, in order: the history lengths (normal),
-    the tastes (users × topics, normal), the key uniforms (users × games), then per drawn row the play flag
-    (uniform) and the hours (normal). The per-user probabilities go to `kernels.simulate_select` as its noise over
-    a zero base, so the draw is the kernel the original model uses.
+    the favourites (uniform), the taste noise (users × topics, float32 normal), the keys' exponentials (users ×
+    games, float32), then per drawn row the play flag (uniform) and the hours (normal). The draw is
+    `kernels.weighted_select`: the Efraimidis–Spirakis keys of `kernels.simulate_select` (-E / p, E = -log U), with
+    the probabilities given per user and a heap only as large as each user's history.
     """
     game_ids = np.asarray(game_ids, dtype=np.int64)
     n_games = len(game_ids)
@@ -289,10 +290,17 @@ def simulate_tastes(
     rng = np.random.default_rng(params.seed)
     k_max = params.max_games
     n_topics = tastes.loadings.shape[0]
-    zero_base = np.zeros(n_games, np.float64)
-    loadings = tastes.loadings  # topics × games
+    # float32 from the tastes on (the product, the exponentials, the keys' inputs; the keys themselves are float64):
+    # half the memory traffic, and a probability's relative error of ~1e-7 does not change the law that matters
+    profiles = np.ascontiguousarray(tastes.loadings.T, dtype=np.float32)  # games × topics
+    strong = np.ascontiguousarray(tastes.loadings * params.taste_strength, dtype=np.float32)  # topics × games
+    log_popularity = tastes.log_popularity.astype(np.float32)
     popularity_cdf = np.cumsum(np.exp(tastes.log_popularity))
-    noise = params.taste_noise / np.sqrt(max(n_topics, 1))
+    noise = np.float32(params.taste_noise / np.sqrt(max(n_topics, 1)))
+    # logits lie in [min log π - strength, strength] (the cosines are in [-1, 1]); while that stays inside float32's
+    # exp range every p is a normal float and no shift is needed, else each row is shifted by its maximum and
+    # floored at exp(-80) relative to it (so every p > 0: no count is capped, every key is finite)
+    shift = params.taste_strength - float(log_popularity.min()) > 80.0
 
     def draws(start: int) -> tuple[Any, ...]:
         n = min(chunk_users, params.n_users - start)
@@ -300,8 +308,8 @@ def simulate_tastes(
         counts = np.minimum(np.ceil(np.exp(np.minimum(log_len, np.log(k_max)))), k_max).astype(np.int64)
         counts = np.maximum(counts, 1)
         favourite = rng.random(n)
-        taste = rng.standard_normal((n, n_topics))
-        exponentials = rng.standard_exponential((n, n_games))  # -log(U), U uniform: the keys' randomness
+        taste = rng.standard_normal((n, n_topics), dtype=np.float32)
+        exponentials = rng.standard_exponential((n, n_games), dtype=np.float32)  # -log(U): the keys' randomness
         total = int(counts.sum())
         played = rng.random(total) < params.play_share
         hours_noise = rng.standard_normal(total)
@@ -320,18 +328,16 @@ def simulate_tastes(
         n = len(counts)
         anchor = np.minimum(np.searchsorted(popularity_cdf, favourite * popularity_cdf[-1], side="right"), n_games - 1)
         taste *= noise
-        taste += loadings.T[anchor]
+        taste += profiles[anchor]
         norm = np.linalg.norm(taste, axis=1, keepdims=True)
         np.divide(taste, norm, out=taste, where=norm > 0)
-        logits = taste @ loadings
-        logits *= params.taste_strength
-        logits += tastes.log_popularity
-        logits -= logits.max(axis=1, keepdims=True)
-        # every p > 0 (exp(-700) is a normal double), so no count is capped and every key is finite
-        np.maximum(logits, -700.0, out=logits)
+        logits = taste @ strong
+        logits += log_popularity
+        if shift:
+            logits -= logits.max(axis=1, keepdims=True)
+            np.maximum(logits, np.float32(-80.0), out=logits)
         probs = np.exp(logits, out=logits)
-        log_u = np.negative(exponentials, out=exponentials)
-        top = kernels.simulate_select(zero_base, probs, log_u, counts.copy(), k_max, threads=threads)
+        top = kernels.weighted_select(probs, exponentials, counts, k_max, threads=threads)
         keep = np.arange(k_max)[None, :] < counts[:, None]
         users = np.broadcast_to(np.arange(start + 1, start + n + 1)[:, None], (n, k_max))[keep]
         # hours: log-normal; its normal score leans (hours_taste) towards the game's place in the user's draw order,
