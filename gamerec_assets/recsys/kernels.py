@@ -59,6 +59,7 @@ __all__ = [
     "set_threads",
     "simulate_select",
     "thread_count",
+    "weighted_select",
 ]
 
 # Below this many rows a call runs on the calling thread only.
@@ -763,5 +764,44 @@ def simulate_select(
         _simulate_rows(base, noise_arr, log_u, counts, lo, hi, top)
 
     if n_rows:
+        _run_rows(n_rows, task, threads=threads)
+    return top
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _weighted_rows(probs, exponentials, counts, lo, hi_row, top):  # type: ignore[no-untyped-def]
+    n_games = probs.shape[1]
+    k_max = top.shape[1]
+    hv = np.zeros(k_max, np.float64)
+    hi = np.zeros(k_max, np.int64)
+    for r in range(lo, hi_row):
+        k = min(counts[r], k_max)
+        size = 0
+        rv = hv[0]
+        ri = hi[0]
+        for g in range(n_games):
+            p = np.float64(probs[r, g])
+            # key -E / p (larger is better, the Efraimidis–Spirakis log(U) / p); p <= 0: -inf, drawn last
+            v = -np.float64(exponentials[r, g]) / p if p > 0.0 else -np.inf
+            size, rv, ri = _offer(hv, hi, size, k, v, g, rv, ri)
+        _sort_best_first(hv, hi, size)
+        for e in range(size):
+            top[r, e] = hi[e]
+
+
+def weighted_select(
+    probs: np.ndarray, exponentials: np.ndarray, counts: np.ndarray, N: int, threads: int | None = None
+) -> np.ndarray:
+    """Per row r: the games of the counts[r] (at most N) largest keys -exponentials[r, g] / probs[r, g] in key order
+    (ties to the lower index), the rest of the row 0: counts[r] draws without replacement from probs[r] (any
+    positive scale) when the exponentials are standard exponential. Like `simulate_select` with the probabilities
+    given per row, and a heap only as large as each row's count (most simulated histories are short)."""
+    n_rows = probs.shape[0]
+    top = np.zeros((n_rows, N), dtype=np.int64)
+
+    def task(lo: int, hi: int, step: int) -> None:
+        _weighted_rows(probs, exponentials, counts, lo, hi, top)
+
+    if n_rows and N > 0:
         _run_rows(n_rows, task, threads=threads)
     return top

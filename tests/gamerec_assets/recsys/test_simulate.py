@@ -81,3 +81,67 @@ def test_row_order_does_not_change_the_draw() -> None:
     assert not shuffled["game_id"].equals(games["game_id"])
     params = SimulationParams(n_users=300, seed=7)
     assert simulate_user_logs(shuffled, params).equals(simulate_user_logs(games, params))
+
+
+@pytest.mark.parametrize(
+    ("params", "rows", "sha256"),
+    [
+        (
+            SimulationParams(n_users=3_000, max_games=5, seed=42, model="original"),
+            8_996,
+            "fbfc1f0939688cef09172e560868034b863590c456731586d48b8b3f2ede3345",
+        ),
+        (
+            SimulationParams(n_users=500, max_games=12, alpha=0.8, noise_scale=0.3, seed=7, model="original"),
+            3_339,
+            "f9851c09282db4a365122968603307ea5461ed793878bbe027bffa65b0bd22e8",
+        ),
+    ],
+)
+def test_original_model_reproduces_the_logs_before_the_taste_model(params: SimulationParams, rows: int, sha256: str):
+    """The bundled catalogue's logs as the simulation wrote them before the taste model existed (commit 41e6bd4,
+    SimulationParams(n_users, max_games, alpha, noise_scale, seed)), byte for byte as CSV."""
+    import hashlib
+
+    from gamerec_api.demo import snapshot_features
+
+    logs = simulate_user_logs(snapshot_features(), params)
+    assert logs.height == rows
+    assert hashlib.sha256(logs.write_csv().encode()).hexdigest() == sha256
+    assert (logs["weight"] == 1.0).all()
+
+
+def test_the_taste_fields_do_not_touch_the_original_model() -> None:
+    base = SimulationParams(n_users=300, max_games=5, seed=7, model="original")
+    other = SimulationParams(
+        n_users=300, max_games=5, seed=7, model="original", taste_strength=3.0, popularity_exponent=2.0
+    )
+    assert simulate_user_logs(catalogue(), base).equals(simulate_user_logs(catalogue(), other))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        SimulationParams(model="nope"),  # type: ignore[arg-type]
+        SimulationParams(taste_strength=-1),
+        SimulationParams(taste_noise=-0.1),
+        SimulationParams(genre_share=1.5),
+        SimulationParams(min_topic_games=0),
+        SimulationParams(play_share=-0.1),
+        SimulationParams(hours_taste=2.0),
+        SimulationParams(history_sigma=-1),
+        SimulationParams(history_mu=float("nan")),
+    ],
+)
+def test_bad_taste_parameters_are_rejected(params: SimulationParams) -> None:
+    with pytest.raises(ValueError):
+        simulate_user_logs(catalogue(), params)
+
+
+def test_the_taste_model_needs_only_ids_and_either_added_or_rating_and_owned_ratio() -> None:
+    """The 50-game catalogue here has no genres, tags or added: the taste model draws by rating × owned_ratio rank."""
+    logs = simulate_user_logs(catalogue(), SimulationParams(n_users=2_000, max_games=10, seed=1))
+    assert logs.columns == ["user_id", "game_id", "weight"]
+    plays = logs.group_by("game_id").len().sort("game_id")["len"].to_numpy()
+    score = preference_weights(catalogue()["rating"].to_numpy(), catalogue()["owned_ratio"].to_numpy())
+    assert plays[np.argmax(score)] == plays.max()
