@@ -97,3 +97,20 @@ def test_a_change_of_source_refuses_the_automatic_promote(own_env: dict[str, str
     assert challenger != champion
     registry.promote(challenger, reason="operator: new source")
     assert registry.production() == challenger
+
+
+def test_a_bad_interaction_file_fails_user_logs_and_overwrites_nothing(own_env: dict[str, str], tmp_path: Path) -> None:
+    tables = StorageSettings.from_env(own_env).table_store()
+    bad = tmp_path / "plays.csv"
+    bad.write_text("user_id,game_id\nalice,1001\nbob,10x1\n")
+    with dg.instance_for_test() as instance:
+        assert materialize(own_env, instance).success
+        before = tables.read("user_logs")
+        result = materialize({**own_env, "GAMEREC_INTERACTIONS": f"file:{bad}"}, instance)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "user_logs")
+    assert (
+        f"{bad}: row 2 (line 3): game_id '10x1' is not an integer"
+        in failure.step_failure_data.user_failure_data.description
+    )
+    assert tables.read("user_logs").equals(before)
