@@ -3,6 +3,7 @@ deployment settings: it materializes, evaluates and promotes; a plain second run
 source refuses the automatic promote and says how to promote explicitly."""
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -10,6 +11,7 @@ import polars as pl
 import pytest
 
 from gamerec_assets.definitions import build_definitions
+from gamerec_assets.schedules import daily_refresh
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store import ModelRegistry
 
@@ -68,8 +70,12 @@ def test_own_files_materialize_evaluate_promote_and_stay(own_env: dict[str, str]
         assert manifest["data"]["catalog"] == catalog and manifest["data"]["interactions"] == interactions
         assert manifest["data"]["interactions_version"]["rows"] == logs.height
 
-        # a plain second run (the schedule's, no run config) reads the same files: no fall back to simulated
-        second = materialize(own_env, instance, {})
+        # the schedule's run (its run config names no source) reads the same files: no fall back to simulated
+        tick = datetime(2026, 12, 1, 4, tzinfo=UTC)
+        scheduled = daily_refresh.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick))
+        run_config = scheduled.run_requests[0].run_config
+        assert "user_logs" not in run_config.get("ops", {})
+        second = materialize(own_env, instance, run_config)
         assert second.success
         again = metadata(second)
         assert again["user_logs"]["source"].value == interactions
