@@ -259,17 +259,72 @@ class ScaleSettings:
         )
 
 
+CATALOG_KINDS = ("rawg", "file")
+INTERACTION_KINDS = ("simulated", "steam", "file")
+
+
+def parse_source(name: str, raw: str, kinds: tuple[str, ...]) -> str:
+    """A data source spec, normalised: a bare kind (`rawg`, `simulated`) or `kind:<path>` with an absolute path.
+
+    `name` is what the error names (a variable, or a run config field). Whether the file exists is the reading
+    asset's concern: it fails naming the file, and a missing file never stops a code location from loading.
+    """
+    text = raw.strip()
+    kind, sep, path = text.partition(":")
+    kind = kind.strip().lower()
+    bare = tuple(k for k in kinds if k in ("rawg", "simulated"))
+    with_path = tuple(k for k in kinds if k not in bare)
+    expected = " or ".join([*(repr(k) for k in bare), *(f"'{k}:<path>'" for k in with_path)])
+    if kind in bare and not sep:
+        return kind
+    if kind in with_path and sep and path.strip():
+        return f"{kind}:{Path(path.strip()).expanduser().resolve()}"
+    if kind in with_path:
+        example = f"'{kind}:data/{kind}.csv'"
+        raise ValueError(f"{name} must be {expected}: {kind!r} needs a path (e.g. {example}), got {raw!r}")
+    raise ValueError(f"{name} must be {expected}, got {raw!r}")
+
+
+def parse_catalog(raw: str, name: str = "GAMEREC_CATALOG") -> str:
+    return parse_source(name, raw, CATALOG_KINDS)
+
+
+def parse_interactions(raw: str, name: str = "GAMEREC_INTERACTIONS") -> str:
+    return parse_source(name, raw, INTERACTION_KINDS)
+
+
+def source_path(spec: str) -> str:
+    """The path of a `kind:<path>` spec ('' for a bare kind)."""
+    return spec.partition(":")[2]
+
+
 @dataclass(frozen=True)
 class SourceSettings:
-    """Where real interaction logs come from (the assets' config wins when it names a path)."""
+    """Where the data comes from, for every run (a run's config may override it, visibly).
 
-    VARIABLES: ClassVar[tuple[str, ...]] = ("GAMEREC_STEAM_PATH",)
+    GAMEREC_CATALOG: `rawg` (the bundled snapshot, or the live API with RAWG_API_KEY) or `file:<path>` (a catalogue
+    file, CSV or Parquet). GAMEREC_INTERACTIONS: `simulated`, `steam:<path>` (the steam-200k log) or `file:<path>`
+    (an interaction file). GAMEREC_STEAM_PATH is deprecated: it keeps its old meaning only (the log a run's
+    `source: steam` reads when it names no path) and never selects the source.
+    """
 
-    steam_path: str = ""  # empty: none configured
+    VARIABLES: ClassVar[tuple[str, ...]] = ("GAMEREC_CATALOG", "GAMEREC_INTERACTIONS", "GAMEREC_STEAM_PATH")
+
+    catalog: str = "rawg"
+    interactions: str = "simulated"
+    steam_path: str = ""  # deprecated alias; empty: none configured
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
-        return cls(steam_path=_text(env, "GAMEREC_STEAM_PATH") or "")
+        interactions = parse_interactions(_text(env, "GAMEREC_INTERACTIONS") or "simulated")
+        steam_path = _text(env, "GAMEREC_STEAM_PATH") or ""
+        if not steam_path and interactions.startswith("steam:"):
+            steam_path = source_path(interactions)
+        return cls(
+            catalog=parse_catalog(_text(env, "GAMEREC_CATALOG") or "rawg"),
+            interactions=interactions,
+            steam_path=steam_path,
+        )
 
 
 @dataclass(frozen=True)

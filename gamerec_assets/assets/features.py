@@ -8,7 +8,9 @@ import polars as pl
 from gamerec_assets.assets.metadata import figure, markdown_table, png_markdown
 from gamerec_assets.io_managers import RawPages
 from gamerec_assets.recsys.cleaning import SCALED, clean_games
+from gamerec_assets.recsys.provenance import catalogue_version
 from gamerec_assets.recsys.rawg_pages import parse_pages
+from gamerec_assets.resources.sources import catalog_label
 
 
 class GameFeaturesConfig(dg.Config):
@@ -37,6 +39,8 @@ def game_features(
     return dg.Output(
         features,
         metadata={
+            "catalog": catalog_label(raw_games.source),
+            "data_version": dg.MetadataValue.json(catalogue_version(features)),
             "rows_in": report.rows_in,
             "duplicate_ids_dropped": report.duplicate_ids,
             "games_with_added_zero": report.games_added_zero,

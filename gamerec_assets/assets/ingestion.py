@@ -7,14 +7,32 @@ import polars as pl
 
 from gamerec_assets.assets.metadata import markdown_table
 from gamerec_assets.io_managers import RawPages
-from gamerec_assets.recsys.rawg_pages import RawgPageError, parse_pages
-from gamerec_assets.resources.rawg import RawgClient
+from gamerec_assets.recsys.provenance import data_version
+from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT, RawgPageError, parse_pages
+from gamerec_assets.resources.rawg import RawgClient, SnapshotRawgClient
+from gamerec_assets.resources.sources import CatalogueFileClient, catalog_label
+from gamerec_assets.settings import parse_catalog, source_path
 
 ATTRIBUTION = "Data from RAWG (https://rawg.io)"
 
 
 class RawGamesConfig(dg.Config):
     crawl_date: str = ""  # YYYY-MM-DD; empty: today (UTC). The daily schedule passes its own date.
+    # empty: the deployment's GAMEREC_CATALOG; `file:<path>` or `rawg` (the bundled snapshot) for this run only
+    catalog: str = ""
+
+
+def catalogue_client(config: RawGamesConfig, rawg: RawgClient) -> tuple[RawgClient, str]:
+    """The client this run reads, and where that choice came from (`settings` or `run config`)."""
+    if not config.catalog:
+        return rawg, "settings"
+    try:
+        spec = parse_catalog(config.catalog, "raw_games config `catalog`")
+    except ValueError as exc:
+        raise dg.Failure(description=f"raw_games: {exc}") from exc
+    if spec.startswith("file:"):
+        return CatalogueFileClient(path=source_path(spec)), "run config"
+    return SnapshotRawgClient(path=str(BUNDLED_SNAPSHOT)), "run config"
 
 
 @dg.asset(
@@ -23,9 +41,11 @@ class RawGamesConfig(dg.Config):
     io_manager_key="artifact_io_manager",
 )
 def raw_games(context: dg.AssetExecutionContext, config: RawGamesConfig, rawg: RawgClient) -> dg.Output[RawPages]:
-    """RAWG `/api/games` pages as fetched (bundled snapshot unless RAWG_API_KEY is set), one dated crawl per run.
+    """RAWG `/api/games` pages as fetched (bundled snapshot unless RAWG_API_KEY is set), one dated crawl per run;
+    or the catalogue file of GAMEREC_CATALOG=file:<path> (or of this run's `catalog`), stored as the same pages.
 
-    Validated before anything is stored: a malformed page fails this asset and nothing downstream is touched.
+    Validated before anything is stored: a malformed page or a bad catalogue file (the message names the file, the
+    row and the problem) fails this asset and nothing downstream is touched.
     Crawls are write-once objects under `raw_games/<crawl date>/<version>/`, so old crawls stay and every later
     asset can be rebuilt without calling the API again.
     """
@@ -34,16 +54,22 @@ def raw_games(context: dg.AssetExecutionContext, config: RawGamesConfig, rawg: R
         date.fromisoformat(crawl_date)
     except ValueError as exc:
         raise dg.Failure(description=f"raw_games: crawl_date must be YYYY-MM-DD, got {crawl_date!r}") from exc
+    client, source_from = catalogue_client(config, rawg)
+    if source_from == "run config":
+        context.log.warning(f"raw_games: this run reads {client.describe()} (run config), not the deployment's")
     try:
-        pages = rawg.fetch_pages(context.log)
-        games = parse_pages(pages, rawg.describe())
+        pages = client.fetch_pages(context.log)
+        games = parse_pages(pages, client.describe())
     except RawgPageError as exc:
-        raise dg.Failure(description=str(exc)) from exc
+        raise dg.Failure(description=f"raw_games: {exc}") from exc
     duplicates = games.height - games["id"].n_unique()
     return dg.Output(
-        RawPages(pages, rawg.describe(), crawl_date),
+        RawPages(pages, client.describe(), crawl_date),
         metadata={
-            "source": rawg.describe(),
+            "source": client.describe(),
+            "catalog": catalog_label(client.describe()),
+            "source_from": source_from,
+            "data_version": dg.MetadataValue.json(data_version(games, ["id"])),
             "crawl_date": crawl_date,
             "pages": len(pages),
             "games": games.height,

@@ -1,23 +1,32 @@
-"""Stage 3: who played what. Simulated from the catalogue (default), or real Steam logs."""
+"""Stage 3: who played what. Simulated from the catalogue (default), real Steam logs, or an interaction file.
+
+The source is the deployment's (GAMEREC_INTERACTIONS, through the `sources` resource); a run's config may
+override it, and the metadata says which one was used and where the choice came from.
+"""
 
 from collections.abc import Iterator
-from typing import Literal
 
 import dagster as dg
 import polars as pl
 
 from gamerec_assets.assets.metadata import figure, markdown_table, png_markdown
+from gamerec_assets.recsys.catalogue_file import DataFileError
+from gamerec_assets.recsys.interaction_file import LOG_SCHEMA, read_interactions
 from gamerec_assets.recsys.linking import STEAM_ONLY_BASE, link_titles
+from gamerec_assets.recsys.provenance import logs_version
 from gamerec_assets.recsys.simulate import SimulationParams, simulate_user_logs
 from gamerec_assets.recsys.steam import implicit_weight, read_steam_log
-from gamerec_assets.resources.sources import InteractionSources
+from gamerec_assets.resources.sources import InteractionSources, catalog_label
+from gamerec_assets.settings import parse_interactions, source_path
 
 HISTORY_CHECK = "user_logs_history_lengths"
 
 
 class UserLogsConfig(dg.Config):
-    source: Literal["simulated", "steam"] = "simulated"
-    steam_path: str = ""  # steam-200k.csv(.gz); empty: the `sources` resource's (GAMEREC_STEAM_PATH)
+    # empty: the deployment's GAMEREC_INTERACTIONS. Per run: `simulated`, `steam:<path>`, `file:<path>`, or `steam`
+    # with `steam_path` (empty: the deprecated GAMEREC_STEAM_PATH, or GAMEREC_INTERACTIONS' steam path)
+    source: str = ""
+    steam_path: str = ""
     n_users: int = 100
     max_games: int = 5
     alpha: float = 0.5
@@ -25,23 +34,67 @@ class UserLogsConfig(dg.Config):
     seed: int = 42
 
 
+def resolve_source(config: UserLogsConfig, sources: InteractionSources) -> tuple[str, str]:
+    """(source spec, `settings` | `run config`) for this run."""
+    if not config.source and not config.steam_path:
+        return sources.interactions, "settings"
+    raw = config.source or "steam"
+    if raw.strip().lower() == "steam":
+        path = config.steam_path or sources.steam_path
+        if not path:
+            raise dg.Failure(
+                description="user_logs: source 'steam' needs steam_path (or GAMEREC_INTERACTIONS=steam:<path>)"
+            )
+        raw = f"steam:{path}"
+    try:
+        return parse_interactions(raw, "user_logs config `source`"), "run config"
+    except ValueError as exc:
+        raise dg.Failure(description=f"user_logs: {exc}") from exc
+
+
+def upstream_catalog(context: dg.AssetExecutionContext, sources: InteractionSources) -> str:
+    """The catalogue `game_features` was built from (its latest materialization's metadata), else the settings'."""
+    try:
+        event = context.instance.get_latest_materialization_event(dg.AssetKey("game_features"))
+    except Exception:  # no instance (a direct call in a test): the deployment's catalogue
+        event = None
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    value = meta.get("catalog")
+    return str(value.value) if value is not None else catalog_label(sources.catalog)
+
+
+def with_titles(logs: pl.DataFrame, game_features: pl.DataFrame) -> pl.DataFrame:
+    """The `title` column kept only for games the catalogue does not have (null otherwise)."""
+    known = pl.col("game_id").is_in(game_features["game_id"].implode())
+    return logs.with_columns(pl.when(known).then(None).otherwise(pl.col("title")).alias("title")).cast(LOG_SCHEMA)
+
+
+def unknown_games(logs: pl.DataFrame, game_features: pl.DataFrame) -> dict[str, object]:
+    """Interactions whose game is not in the catalogue: counted and shown, never silently dropped."""
+    missing = logs.join(game_features.select("game_id"), on="game_id", how="anti")
+    examples = missing.group_by("game_id").agg(pl.len().alias("interactions"), pl.col("title").first())
+    return {
+        "unknown_game_interactions": missing.height,
+        "unknown_games": missing["game_id"].n_unique(),
+        "unknown_game_examples": markdown_table(examples.sort("interactions", "game_id", descending=[True, False])),
+    }
+
+
 def steam_user_logs(path: str, game_features: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, object]]:
-    if not path:
-        raise dg.Failure(description="user_logs: source 'steam' needs steam_path (or GAMEREC_STEAM_PATH)")
     try:
         log = read_steam_log(path)
-    except (OSError, pl.exceptions.PolarsError) as exc:
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
         raise dg.Failure(description=f"user_logs: cannot read the Steam log {path}: {exc}") from exc
     links = link_titles(log["title"], game_features)
     log = log.with_columns(pl.Series("weight", implicit_weight(log["hours"].to_numpy()), dtype=pl.Float64))
     logs = log.join(links, on="title", how="left", maintain_order="left").select(
-        "user_id", "game_id", "weight", "title"
+        pl.col("user_id").cast(pl.Utf8), "game_id", "weight", "title"
     )
     logs = logs.group_by("user_id", "game_id", maintain_order=True).agg(pl.col("weight").max(), pl.col("title").first())
     per_rule = links.group_by("rule").len()
     linked_titles = int(links.filter(pl.col("rule") != "unmatched").height)
     linked_rows = int(logs.filter(pl.col("game_id") < STEAM_ONLY_BASE).height)
-    return logs, {
+    return with_titles(logs, game_features), {
         "steam_path": path,
         "titles": links.height,
         "title_match_rate": round(linked_titles / max(links.height, 1), 4),
@@ -49,6 +102,27 @@ def steam_user_logs(path: str, game_features: pl.DataFrame) -> tuple[pl.DataFram
         "link_rules": markdown_table(per_rule),
         "unmatched_examples": markdown_table(links.filter(pl.col("rule") == "unmatched").head(10)),
     }
+
+
+def file_user_logs(path: str, game_features: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, object]]:
+    """An interaction file (`recsys.interaction_file`); games missing from the catalogue stay, as items without
+    metadata (their `title` when the file gives one), and are counted in the metadata."""
+    try:
+        logs, report = read_interactions(path)
+    except DataFileError as exc:
+        raise dg.Failure(description=f"user_logs: {exc}") from exc
+    extra: dict[str, object] = {"interactions_path": path, **report.metadata(), **unknown_games(logs, game_features)}
+    return with_titles(logs, game_features), extra
+
+
+def simulated_user_logs(config: UserLogsConfig, game_features: pl.DataFrame) -> pl.DataFrame:
+    params = SimulationParams(config.n_users, config.max_games, config.alpha, config.noise_scale, config.seed)
+    try:
+        logs = simulate_user_logs(game_features, params)
+    except ValueError as exc:
+        raise dg.Failure(description=f"user_logs: bad simulation config: {exc}") from exc
+    # TODO(simulate.py owner): SimulationParams.model ("taste" | "original") is not wired through run config yet.
+    return logs.with_columns(pl.col("user_id").cast(pl.Utf8), pl.lit(None, pl.Utf8).alias("title")).cast(LOG_SCHEMA)
 
 
 @dg.asset(
@@ -70,26 +144,32 @@ def user_logs(
     game_features: pl.DataFrame,
     sources: InteractionSources,
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
-    """user_id, game_id, weight: one row per game a user has. Simulated (default), or real Steam logs.
+    """user_id (text), game_id, weight, title: one row per game a user has. Simulated (default), the steam-200k
+    log, or an interaction file, as GAMEREC_INTERACTIONS (or this run's `source`) says.
 
     Simulated users draw 1..max_games distinct games, favouring well-rated, owned ones. Steam weights:
     1 + log1p(hours played) (a purchase without play weighs 1). Titles are linked to RAWG games by normalised title;
-    unmatched titles stay items of their own (ids >= 10^12) and keep their title. The history check runs here, with
-    the config in hand.
+    unmatched titles stay items of their own (ids >= 10^12) and keep their title. Interaction files: weights by
+    event (`recsys.interaction_file.EVENT_WEIGHTS`); games missing from the catalogue stay and are counted.
+    `title` is null for games the catalogue has. The history check runs here, with the config in hand.
     """
+    spec, source_from = resolve_source(config, sources)
     extra: dict[str, object] = {}
     max_games: int | None = None  # real logs have no per-user limit
-    if config.source == "steam":
-        logs, extra = steam_user_logs(config.steam_path or sources.steam_path, game_features)
+    if source_from == "run config":
+        context.log.warning(f"user_logs: this run reads {spec} (run config), not {sources.interactions} (settings)")
+    if spec.startswith("steam:"):
+        logs, extra = steam_user_logs(source_path(spec), game_features)
+    elif spec.startswith("file:"):
+        logs, extra = file_user_logs(source_path(spec), game_features)
     else:
-        params = SimulationParams(config.n_users, config.max_games, config.alpha, config.noise_scale, config.seed)
-        try:
-            logs = simulate_user_logs(game_features, params)
-        except ValueError as exc:
-            raise dg.Failure(description=f"user_logs: bad simulation config: {exc}") from exc
+        logs = simulated_user_logs(config, game_features)
         max_games = config.max_games
         extra = {"max_games": config.max_games, "seed": config.seed}
-    context.log.info(f"{config.source}: {logs.height:,} interactions for {logs['user_id'].n_unique():,} users")
+    catalog = upstream_catalog(context, sources)
+    # provenance rides with the rows, so training records both sources in the model manifest
+    logs = logs.with_columns(pl.lit(catalog, pl.Utf8).alias("catalog"), pl.lit(spec, pl.Utf8).alias("source"))
+    context.log.info(f"{spec}: {logs.height:,} interactions for {logs['user_id'].n_unique():,} users")
     per_user = logs.group_by("user_id").len()
     fig, ax = figure(5, 3)
     counts = per_user.group_by("len").len(name="users").sort("len")
@@ -106,7 +186,10 @@ def user_logs(
     yield dg.Output(
         logs,
         metadata={
-            "source": config.source,
+            "source": spec,
+            "source_from": source_from,
+            "catalog": catalog,
+            "data_version": dg.MetadataValue.json(logs_version(logs)),
             "users": per_user.height,
             "interactions": logs.height,
             "games_played": logs["game_id"].n_unique(),
@@ -115,13 +198,14 @@ def user_logs(
             "most_played": markdown_table(top),
         },
     )
-    yield history_lengths_check(logs, game_features, max_games)
+    yield history_lengths_check(logs, game_features, max_games, allow_unknown=spec.startswith("file:"))
 
 
 def history_lengths_check(
-    user_logs: pl.DataFrame, game_features: pl.DataFrame, max_games: int | None
+    user_logs: pl.DataFrame, game_features: pl.DataFrame, max_games: int | None, allow_unknown: bool = False
 ) -> dg.AssetCheckResult:
-    """No duplicate (user, game) pairs, at most `max_games` per user (None: no limit), every linked game known."""
+    """No duplicate (user, game) pairs, at most `max_games` per user (None: no limit), every linked game known
+    (an interaction file's games missing from the catalogue are allowed: they are counted in the metadata)."""
     per_user = user_logs.group_by("user_id").agg(pl.len().alias("n"), pl.col("game_id").n_unique().alias("distinct"))
     duplicates = int((per_user["n"] != per_user["distinct"]).sum())
     too_many = int((per_user["n"] > max_games).sum()) if max_games is not None else 0
@@ -132,7 +216,7 @@ def history_lengths_check(
     )
     return dg.AssetCheckResult(
         check_name=HISTORY_CHECK,
-        passed=duplicates == 0 and too_many == 0 and unknown == 0 and per_user.height > 0,
+        passed=duplicates == 0 and too_many == 0 and (unknown == 0 or allow_unknown) and per_user.height > 0,
         metadata={
             "users": per_user.height,
             "users_with_duplicates": duplicates,

@@ -22,6 +22,7 @@ from gamerec_assets.recsys.evaluation import (
     Holdout,
     champion_score,
     report_candidates,
+    source_change,
 )
 from gamerec_assets.recsys.metrics import METRICS
 from gamerec_assets.recsys.model_artifact import ModelArtifact
@@ -233,20 +234,34 @@ def production_model(
     """The registry's `production` alias: what the API serves. Runs only after the blocking gate passed.
 
     Champion / challenger: the new version is promoted unless its validation NDCG@10 is worse than the current
-    production model's by more than `tolerance`.
+    production model's by more than `tolerance`. Never across a change of source (catalogue or interactions): the
+    two figures do not compare, so this fails and `gamerec models promote VERSION` is the explicit way.
     """
     registry = artifacts.registry(MODEL_NAME)
     challenger = str(item_similarity.version)
     champion = registry.production()
     score = float(item_similarity.manifest["metrics"]["validation"][GATE_METRIC])
+    data = item_similarity.manifest.get("data") or {}
     meta: dict[str, object] = {
         "challenger": challenger,
         f"challenger_{GATE_METRIC}": score,
         "champion": str(champion),
         "tolerance": config.tolerance,
+        "catalog": str(data.get("catalog", "unknown")),
+        "source": str(data.get("interactions", "unknown")),
+        "data_version": dg.MetadataValue.json(data),
     }
     if champion is not None and champion != challenger:
-        best, how = champion_score(registry.manifest(champion), item_similarity.manifest, user_logs, game_features)
+        champion_manifest = registry.manifest(champion)
+        changed = source_change(champion_manifest, item_similarity.manifest)
+        if changed:
+            raise dg.Failure(
+                description=f"production_model: the data source changed ({changed}) since production {champion}; "
+                f"not promoting {challenger} automatically (the figures do not compare). Promote it explicitly "
+                f"with `gamerec models promote {challenger}`.",
+                metadata={**meta, "decision": "refused: source changed", "source_change": changed},
+            )
+        best, how = champion_score(champion_manifest, item_similarity.manifest, user_logs, game_features)
         meta.update({f"champion_{GATE_METRIC}": best, "champion_scored": how})
         if score < best - config.tolerance:
             context.log.warning(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from gamerec_assets.recsys.matrix import Interactions, build_matrix, catalogue
+from gamerec_assets.recsys.matrix import Interactions, build_matrix, catalogue, user_order
 from gamerec_assets.recsys.metrics import catalogue_coverage, ranking_metrics
 from gamerec_assets.recsys.models import build_model
 from gamerec_assets.recsys.recommender import Recommender
@@ -42,7 +42,7 @@ class Holdout:
         self.split = split
         self.item_ids = item_ids
         self.params = params
-        self.users = np.unique(split["user_id"].to_numpy())
+        self.users = user_order(split["user_id"])
         self._folds: dict[str, tuple[Interactions, Interactions]] = {}
 
     @classmethod
@@ -94,6 +94,19 @@ def same_training_data(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Whether two manifests were fit and validated on the same matrix and split, so their figures compare."""
     fingerprint = a.get("training_data", {}).get("fingerprint")
     return fingerprint == b.get("training_data", {}).get("fingerprint") and a.get("split") == b.get("split")
+
+
+def source_change(champion: Mapping[str, Any], challenger: Mapping[str, Any]) -> str | None:
+    """What changed between the sources two manifests were trained on ("interactions simulated -> file:/x"), or
+    None when neither did. A manifest without sources (older versions) compares as unchanged: there is no
+    recorded source to differ from."""
+    old, new = champion.get("data") or {}, challenger.get("data") or {}
+    changes = [
+        f"{key} {old[key]} -> {new[key]}"
+        for key in ("catalog", "interactions")
+        if key in old and key in new and "unknown" not in (old[key], new[key]) and old[key] != new[key]
+    ]
+    return "; ".join(changes) or None
 
 
 def champion_score(

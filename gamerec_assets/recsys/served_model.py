@@ -211,7 +211,7 @@ class ServingModel:
 
 
 BATCH_SCHEMA = {
-    "user_id": pl.Int64,
+    "user_id": pl.Utf8,  # text, like user_logs.user_id (an integer id is its decimal string)
     "rank": pl.Int32,
     "game_id": pl.Int64,
     "score": pl.Float64,
@@ -221,12 +221,15 @@ BATCH_SCHEMA = {
 
 
 def batch_frame(model: ServingModel, users: np.ndarray, rows: np.ndarray, game_ids: np.ndarray, N: int) -> pl.DataFrame:
-    """Top-N rows for `users` (history given as row index into `users` + game id pairs), batch table schema."""
+    """Top-N rows for `users` (history given as row index into `users` + game id pairs), batch table schema.
+
+    `users` may hold text or integer ids; the frame's user_id is text either way."""
     recs = model.recommend(model.history_matrix(rows, game_ids, len(users)), N)
     r, c = np.nonzero(recs.game_ids >= 0)
+    user_ids = pl.Series("user_id", np.asarray(users)).cast(pl.Utf8)
     return pl.DataFrame(
         {
-            "user_id": users[r],
+            "user_id": user_ids.gather(r) if len(r) else pl.Series("user_id", [], pl.Utf8),
             "rank": (c + 1).astype(np.int32),
             "game_id": recs.game_ids[r, c],
             "score": recs.scores[r, c].astype(np.float64),

@@ -30,12 +30,16 @@ class SplitParams:
 def split_interactions(logs: pl.DataFrame, params: SplitParams = SplitParams()) -> pl.DataFrame:
     """Add a `fold` column (train | validation | test) to user_id, game_id rows, returned sorted by them.
 
-    The seeded keys are dealt in (user_id, game_id) order, never in the order rows arrived: the same logs read
-    back from SQLite or MariaDB, or shuffled, get the same folds.
+    user_id comes back as text (an integer id is its decimal string). The seeded keys are dealt in (user_id,
+    game_id) order, never in the order rows arrived: the same logs read back from SQLite or MariaDB, or shuffled,
+    get the same folds. Users are ordered as `matrix.user_order` orders them (shorter ids first, then by text), which
+    for decimal ids is numeric order, so integer-keyed logs keep the folds they always had.
     """
     rng = np.random.default_rng(params.seed)
-    frame = logs.sort("user_id", "game_id", maintain_order=True).with_columns(
-        pl.Series("_key", rng.random(logs.height))
+    frame = (
+        logs.with_columns(pl.col("user_id").cast(pl.Utf8))
+        .sort(pl.col("user_id").str.len_bytes(), "user_id", "game_id", maintain_order=True)
+        .with_columns(pl.Series("_key", rng.random(logs.height)))
     )
     frame = frame.with_columns(
         pl.col("_key").rank("ordinal").over("user_id").alias("_rank"),

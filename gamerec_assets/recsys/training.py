@@ -20,6 +20,7 @@ from gamerec_assets.recsys.evaluation import GATE_METRIC, POPULARITY, Holdout, H
 from gamerec_assets.recsys.matrix import build_matrix, catalogue, item_popularity
 from gamerec_assets.recsys.model_artifact import ModelArtifact, fingerprint
 from gamerec_assets.recsys.models import build_model
+from gamerec_assets.recsys.provenance import provenance
 from gamerec_assets.recsys.selection import FAMILIES, SelectionResult, TrialCallback, select_model_with_report
 from gamerec_assets.recsys.split import SplitParams
 
@@ -70,6 +71,9 @@ class TrainingResult:
             **self.scores(),
             "training_fingerprint": self.artifact.manifest["training_data"]["fingerprint"],
         }
+        data = self.artifact.manifest.get("data")
+        if data:
+            out |= {"catalog": data["catalog"], "source": data["interactions"], "data_version": data}
         if self.selection is not None:
             out["selection_seconds"] = self.artifact.manifest["selection"]["elapsed_s"]
         return out
@@ -138,6 +142,7 @@ def train(
         "split": asdict(split),
         "metrics": {"validation": validation.flat(), "validation_popularity": baseline.flat()},
         "selection": selection.to_dict() if selection is not None else {},
+        "data": provenance(user_logs, game_features),  # sources and data versions: promotion compares sources
     }
     return TrainingResult(artifact, validation, baseline, selection, fit_seconds)
 

@@ -3,6 +3,7 @@
 No variables: SQLite + a local artifact folder under GAMEREC_HOME, the bundled RAWG snapshot, offline W&B runs.
 GAMEREC_MYSQL_URL: tables on MySQL/MariaDB. GAMEREC_S3_BUCKET (+ AWS_ENDPOINT_URL): artifacts on S3.
 RAWG_API_KEY: the live RAWG API (the key itself read through `dg.EnvVar` when the resource starts, never stored).
+GAMEREC_CATALOG=file:<path>: the catalogue file instead of RAWG; GAMEREC_INTERACTIONS: the play logs every run reads.
 """
 
 from typing import Any
@@ -13,7 +14,7 @@ from dagster_aws.s3 import S3Resource
 from gamerec_assets.io_managers import ArtifactIOManager, TableIOManager
 from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT
 from gamerec_assets.resources.rawg import LiveRawgClient, RawgClient, SnapshotRawgClient
-from gamerec_assets.resources.sources import InteractionSources
+from gamerec_assets.resources.sources import CatalogueFileClient, InteractionSources
 from gamerec_assets.resources.storage import (
     ArtifactsResource,
     LocalArtifactsResource,
@@ -21,11 +22,14 @@ from gamerec_assets.resources.storage import (
     TablesResource,
 )
 from gamerec_assets.resources.tracking import ExperimentTracker
-from gamerec_assets.settings import RawgSettings, Settings, StorageSettings
+from gamerec_assets.settings import RawgSettings, Settings, SourceSettings, StorageSettings, source_path
 
 
-def rawg_client(settings: RawgSettings) -> RawgClient:
-    """Live API when RAWG_API_KEY is set; the snapshot otherwise."""
+def rawg_client(settings: RawgSettings, sources: SourceSettings | None = None) -> RawgClient:
+    """The catalogue file when GAMEREC_CATALOG=file:<path>; else the live API when RAWG_API_KEY is set; else the
+    snapshot."""
+    if sources is not None and sources.catalog.startswith("file:"):
+        return CatalogueFileClient(path=source_path(sources.catalog))
     if settings.live:
         return LiveRawgClient(
             api_key=dg.EnvVar("RAWG_API_KEY"), base_url=settings.base_url, max_pages=settings.max_pages
@@ -57,11 +61,15 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         write_timeout_s=storage.db_write_timeout,
     )
     return {
-        "rawg": rawg_client(settings.rawg),
+        "rawg": rawg_client(settings.rawg, settings.sources),
         "artifacts": artifacts,
         "tables": tables,
         "artifact_io_manager": ArtifactIOManager(artifacts=artifacts),
         "table_io_manager": TableIOManager(tables=tables),
         "tracker": ExperimentTracker(mode=settings.tracking.mode, directory=str(settings.tracking.directory)),
-        "sources": InteractionSources(steam_path=settings.sources.steam_path),
+        "sources": InteractionSources(
+            catalog=settings.sources.catalog,
+            interactions=settings.sources.interactions,
+            steam_path=settings.sources.steam_path,
+        ),
     }

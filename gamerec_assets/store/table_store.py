@@ -65,6 +65,14 @@ _RAW: dict[str, pl.DataType] = {
 }
 
 
+def _key_string() -> sa.types.TypeEngine[Any]:
+    """A text key column (user ids, model names): VARCHAR(128); on MySQL/MariaDB utf8mb4 with a binary collation, so
+    ids that differ only in case or accents ("Alice", "alice") stay two keys, and rows sort in byte order."""
+    return sa.String(128).with_variant(
+        sa.dialects.mysql.VARCHAR(128, charset="utf8mb4", collation="utf8mb4_bin"), "mysql"
+    )
+
+
 def _sql_type(dtype: pl.DataType, key: bool, dialect: str) -> sa.types.TypeEngine[Any]:
     if dtype == pl.Int64:
         return sa.BigInteger()
@@ -79,7 +87,7 @@ def _sql_type(dtype: pl.DataType, key: bool, dialect: str) -> sa.types.TypeEngin
     if dtype == pl.Date:
         return sa.Date()
     if dtype == pl.Utf8:
-        return sa.String(191) if key else (sa.Text().with_variant(sa.dialects.mysql.MEDIUMTEXT(), "mysql"))
+        return _key_string() if key else (sa.Text().with_variant(sa.dialects.mysql.MEDIUMTEXT(), "mysql"))
     if isinstance(dtype, pl.List):
         return sa.Text().with_variant(sa.dialects.mysql.MEDIUMTEXT(), "mysql")
     raise TableStoreError(f"unsupported column dtype {dtype}")

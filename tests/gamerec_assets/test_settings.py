@@ -38,7 +38,7 @@ def test_defaults_without_variables() -> None:
     assert s.tracking == TrackingSettings(mode="offline", directory=DEFAULT_HOME.resolve())
     assert s.threads == ThreadSettings(None)
     assert s.scale == ScaleSettings(blocks=8, executor="multiprocess")
-    assert s.sources == SourceSettings(steam_path="")
+    assert s.sources == SourceSettings(catalog="rawg", interactions="simulated", steam_path="")
     assert s.instance.dagster_home == DEFAULT_HOME.resolve() / "dagster_home"
     assert s.instance.mysql_config() is None
     assert s.instance.sqlite_dir == DEFAULT_HOME.resolve() / "dagster_home" / "storage"
@@ -68,6 +68,8 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_THREADS": "3",
         "GAMEREC_SCALE_BLOCKS": "4",
         "GAMEREC_SCALE_EXECUTOR": "k8s",
+        "GAMEREC_CATALOG": "file:/data/games.parquet",
+        "GAMEREC_INTERACTIONS": "FILE:/data/plays.csv",
         "GAMEREC_STEAM_PATH": "/data/steam-200k.csv.gz",
         "DAGSTER_HOME": str(tmp_path / "dh"),
         "DAGSTER_MYSQL_HOST": "db",
@@ -93,7 +95,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
     assert s.tracking == TrackingSettings("disabled", tmp_path.resolve())
     assert s.threads.threads == 3
     assert s.scale == ScaleSettings(4, "k8s")
-    assert s.sources.steam_path == "/data/steam-200k.csv.gz"
+    assert s.sources == SourceSettings("file:/data/games.parquet", "file:/data/plays.csv", "/data/steam-200k.csv.gz")
     assert s.instance.dagster_home == tmp_path / "dh"
     assert s.instance.mysql_config() == {
         "mysql_db": {
@@ -165,6 +167,12 @@ def test_thread_setting_reaches_the_kernels() -> None:
         ("GAMEREC_RELOAD_INTERVAL", "-1", "GAMEREC_RELOAD_INTERVAL must be a number >= 0"),
         ("GAMEREC_RELOAD_INTERVAL", "nan", "GAMEREC_RELOAD_INTERVAL must be a number >= 0"),
         ("GAMEREC_PREDICT_CACHE", "-5", "GAMEREC_PREDICT_CACHE must be an integer >= 0"),
+        ("GAMEREC_CATALOG", "kaggle", "GAMEREC_CATALOG must be 'rawg' or 'file:<path>'"),
+        ("GAMEREC_CATALOG", "file:", "GAMEREC_CATALOG must be 'rawg' or 'file:<path>': 'file' needs a path"),
+        ("GAMEREC_CATALOG", "simulated", "GAMEREC_CATALOG must be 'rawg' or 'file:<path>'"),
+        ("GAMEREC_INTERACTIONS", "steam", "'steam' needs a path"),
+        ("GAMEREC_INTERACTIONS", "rawg", "GAMEREC_INTERACTIONS must be 'simulated' or 'steam:<path>' or 'file:<path>'"),
+        ("GAMEREC_INTERACTIONS", "simulated:x", "GAMEREC_INTERACTIONS must be"),
     ],
 )
 def test_bad_values_name_their_variable(variable: str, value: str, message: str) -> None:
@@ -228,3 +236,15 @@ def test_no_two_modules_share_a_file_name() -> None:
     names = [p.name for package in ("gamerec_assets", "gamerec_api") for p in (ROOT / package).rglob("*.py")]
     duplicates = sorted({n for n in names if names.count(n) > 1} - {"__init__.py"})
     assert duplicates == []
+
+
+def test_source_settings_resolve_paths_keep_the_steam_alias(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = SourceSettings.from_env({"GAMEREC_CATALOG": " file:games.csv ", "GAMEREC_INTERACTIONS": "steam:log.csv.gz"})
+    assert s.catalog == f"file:{tmp_path / 'games.csv'}"
+    assert s.interactions == f"steam:{tmp_path / 'log.csv.gz'}"
+    assert s.steam_path == str(tmp_path / "log.csv.gz")  # what a run's bare `source: steam` reads
+    # the deprecated alias alone never selects the source
+    alias = SourceSettings.from_env({"GAMEREC_STEAM_PATH": "/data/steam.csv.gz"})
+    assert (alias.interactions, alias.steam_path) == ("simulated", "/data/steam.csv.gz")
+    assert SourceSettings.from_env({"GAMEREC_CATALOG": "RAWG", "GAMEREC_INTERACTIONS": ""}).catalog == "rawg"

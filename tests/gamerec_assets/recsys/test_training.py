@@ -13,7 +13,7 @@ from gamerec_assets.recsys.selection import Trial
 from gamerec_assets.recsys.split import SplitParams
 from gamerec_assets.recsys.training import TrainingParams, fit_artifact, strongest_pairs, train
 
-MANIFEST_KEYS = {"parameters", "weights", "split", "training_data", "metrics", "selection"}
+MANIFEST_KEYS = {"parameters", "weights", "split", "training_data", "metrics", "selection", "data"}
 
 
 def games(n: int = 60) -> pl.DataFrame:
@@ -81,6 +81,8 @@ def test_manifest_keeps_its_stored_shape(selected) -> None:
     assert manifest["parameters"] == result.params
     assert manifest["split"] == {"test_fraction": 0.2, "validation_fraction": 0.2, "min_history": 3, "seed": 42}
     assert set(manifest["training_data"]) == {"fingerprint", "users", "items", "interactions"}
+    assert set(manifest["data"]) == {"catalog", "interactions", "catalog_version", "interactions_version"}
+    assert set(manifest["data"]["interactions_version"]) == {"fingerprint", "rows", "users", "games"}
     assert manifest["training_data"]["interactions"] == logs().height
     assert manifest["metrics"] == {
         "validation": result.validation.flat(),

@@ -231,3 +231,15 @@ def test_read_returns_rows_in_primary_key_order(store: TableStore) -> None:
     assert store.read("t")["game_id"].to_list() == list(range(50))
     assert store.read("t", order_by=["rank"])["rank"].to_list() == list(range(50))
     assert store.primary_key("t") == ["game_id"]
+
+
+def test_text_user_ids_are_keys_that_keep_case_and_any_script(store: TableStore) -> None:
+    """user ids are VARCHAR(128) utf8mb4 keys with a binary collation: `Alice` and `alice` are two users."""
+    uuid = "b0f6c2de-1d4e-4c59-9a35-3f8f2d8e7a11"
+    ids = ["Alice", "alice", "76561197960287930", "ユーザー", uuid, "x" * 128, 'q"u,o\\te']
+    frame = pl.DataFrame({"user_id": ids, "rank": [1] * len(ids), "game_id": list(range(len(ids)))})
+    frame = frame.with_columns(pl.col("rank").cast(pl.Int32))
+    store.write("recs", frame, primary_key=["user_id", "rank"])
+    back = store.read("recs")
+    assert back.schema["user_id"] == pl.Utf8 and sorted(back["user_id"].to_list()) == sorted(ids)
+    assert back.sort("user_id").equals(frame.sort("user_id"))

@@ -1,0 +1,61 @@
+"""Where data came from and which version of it a run saw: a source label plus a fingerprint and row counts.
+
+Every asset's metadata and the model manifest carry a `data` block of this shape, so two runs can tell whether
+they read the same source (the champion / challenger comparison refuses to cross a change of source) and the same
+rows (the fingerprint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+
+def fingerprint(frame: pl.DataFrame, key: Sequence[str] | None = None) -> str:
+    """A short sha256 of the frame's content, independent of row order (sorted by `key`, default every column).
+
+    List columns are hashed as their `|`-joined text, so a table read back from a store hashes the same.
+    """
+    flat = frame.with_columns(pl.col(c).list.join("|") for c, d in frame.schema.items() if isinstance(d, pl.List))
+    flat = flat.sort(list(key) if key else flat.columns, maintain_order=True, nulls_last=True)
+    digest = hashlib.sha256(",".join(f"{c}:{d}" for c, d in flat.schema.items()).encode())
+    digest.update(flat.write_csv(null_value="\\N").encode())
+    return digest.hexdigest()[:16]
+
+
+def data_version(frame: pl.DataFrame, key: Sequence[str] | None = None, **counts: int) -> dict[str, Any]:
+    """{"fingerprint", "rows", **counts}: what a person (and the registry) compares between runs."""
+    return {"fingerprint": fingerprint(frame, key), "rows": int(frame.height), **{k: int(v) for k, v in counts.items()}}
+
+
+def logs_version(user_logs: pl.DataFrame) -> dict[str, Any]:
+    """The interaction log's version: fingerprint, rows, users, games."""
+    return data_version(
+        user_logs.select(c for c in ("user_id", "game_id", "weight") if c in user_logs.columns),
+        ["user_id", "game_id"],
+        users=user_logs["user_id"].n_unique(),
+        games=user_logs["game_id"].n_unique(),
+    )
+
+
+def catalogue_version(game_features: pl.DataFrame) -> dict[str, Any]:
+    """The catalogue's version: fingerprint and rows (games)."""
+    return data_version(game_features, ["game_id"])
+
+
+def provenance(user_logs: pl.DataFrame, game_features: pl.DataFrame) -> dict[str, Any]:
+    """The manifest's `data` block: both sources (from user_logs' `catalog` and `source` columns, `unknown` for
+    logs without them) and both versions."""
+
+    def first(col: str) -> str:
+        return str(user_logs[col][0]) if col in user_logs.columns and user_logs.height else "unknown"
+
+    return {
+        "catalog": first("catalog"),
+        "interactions": first("source"),
+        "catalog_version": catalogue_version(game_features),
+        "interactions_version": logs_version(user_logs),
+    }
