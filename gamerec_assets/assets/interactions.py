@@ -5,6 +5,7 @@ override it, and the metadata says which one was used and where the choice came 
 """
 
 from collections.abc import Iterator
+from typing import Literal
 
 import dagster as dg
 import polars as pl
@@ -27,10 +28,14 @@ class UserLogsConfig(dg.Config):
     # with `steam_path` (empty: the deprecated GAMEREC_STEAM_PATH, or GAMEREC_INTERACTIONS' steam path)
     source: str = ""
     steam_path: str = ""
-    n_users: int = 100
-    max_games: int = 5
-    alpha: float = 0.5
-    noise_scale: float = 0.1
+    # The simulation: `taste` (users with latent genre/tag tastes, steam-200k history lengths and play time) or
+    # `original` (the original game-recommendation prototype's law, which carries no item-item signal).
+    simulation: Literal["taste", "original"] = "taste"
+    n_users: int = 1000  # enough that the gate's validation fold separates item-CF from popularity on any seed
+    max_games: int = 50  # a history cap: 4 % of steam-200k's users have more
+    alpha: float = 0.5  # original only
+    noise_scale: float = 0.1  # original only
+    taste_strength: float = 25.0  # taste only: how strongly a user's taste steers the draw
     seed: int = 42
 
 
@@ -116,12 +121,19 @@ def file_user_logs(path: str, game_features: pl.DataFrame) -> tuple[pl.DataFrame
 
 
 def simulated_user_logs(config: UserLogsConfig, game_features: pl.DataFrame) -> pl.DataFrame:
-    params = SimulationParams(config.n_users, config.max_games, config.alpha, config.noise_scale, config.seed)
+    params = SimulationParams(
+        config.n_users,
+        config.max_games,
+        config.alpha,
+        config.noise_scale,
+        config.seed,
+        taste_strength=config.taste_strength,
+        model=config.simulation,
+    )
     try:
         logs = simulate_user_logs(game_features, params)
     except ValueError as exc:
         raise dg.Failure(description=f"user_logs: bad simulation config: {exc}") from exc
-    # TODO(simulate.py owner): SimulationParams.model ("taste" | "original") is not wired through run config yet.
     return logs.with_columns(pl.col("user_id").cast(pl.Utf8), pl.lit(None, pl.Utf8).alias("title")).cast(LOG_SCHEMA)
 
 
@@ -147,7 +159,7 @@ def user_logs(
     """user_id (text), game_id, weight, title: one row per game a user has. Simulated (default), the steam-200k
     log, or an interaction file, as GAMEREC_INTERACTIONS (or this run's `source`) says.
 
-    Simulated users draw 1..max_games distinct games, favouring well-rated, owned ones. Steam weights:
+    Simulated users (`recsys.simulate`) draw 1..max_games games near their taste. Steam weights:
     1 + log1p(hours played) (a purchase without play weighs 1). Titles are linked to RAWG games by normalised title;
     unmatched titles stay items of their own (ids >= 10^12) and keep their title. Interaction files: weights by
     event (`recsys.interaction_file.EVENT_WEIGHTS`); games missing from the catalogue stay and are counted.
@@ -165,7 +177,7 @@ def user_logs(
     else:
         logs = simulated_user_logs(config, game_features)
         max_games = config.max_games
-        extra = {"max_games": config.max_games, "seed": config.seed}
+        extra = {"simulation": config.simulation, "max_games": config.max_games, "seed": config.seed}
     catalog = upstream_catalog(context, sources)
     # provenance rides with the rows, so training records both sources in the model manifest
     logs = logs.with_columns(pl.lit(catalog, pl.Utf8).alias("catalog"), pl.lit(spec, pl.Utf8).alias("source"))

@@ -51,9 +51,9 @@ def test_whole_graph_materializes_with_checks(gamerec_home: Path, instance: dg.D
     features = tables.read("game_features")
     assert features.height == 400 and features["game_id"].is_unique().all()
     logs = tables.read("user_logs")
-    assert logs["user_id"].n_unique() == 100
+    assert logs["user_id"].n_unique() == 1000
     recs = tables.read("batch_recommendations")
-    assert recs.group_by("user_id").len()["len"].to_list() == [10] * 100
+    assert recs.group_by("user_id").len()["len"].to_list() == [10] * 1000
     assert recs.join(logs, on=["user_id", "game_id"], how="semi").height == 0
     registry = ModelRegistry(settings.artifact_store())
     production = registry.production()
@@ -125,8 +125,9 @@ def test_blocking_gate_keeps_a_losing_model_out_of_production(gamerec_home: Path
     production = registry.production()
     recs_before = settings.table_store().read("batch_recommendations")
 
-    # With this seed the simulated logs carry no co-occurrence signal and the model loses to popularity.
-    result = materialize(env, instance, {"ops": {"user_logs": {"config": {"seed": 1}}}})
+    # The original simulation carries no co-occurrence signal: with this seed the model loses to popularity.
+    losing = {"simulation": "original", "n_users": 100, "max_games": 5, "seed": 1}
+    result = materialize(env, instance, {"ops": {"user_logs": {"config": losing}}})
     assert not result.success
     assert checks_by_name(result)["item_similarity_beats_popularity"] is False
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
@@ -177,8 +178,7 @@ def test_champion_is_kept_when_the_challenger_is_worse_than_tolerance(
     assert set(recs["model_version"]) == {champion}
 
     # New data: the champion's figure is not comparable, so its parameters are re-scored on the new split.
-    # (seed 24 is one of the few where the signal-free default simulation lets item-CF pass the gate)
-    fresh = {"ops": {"user_logs": {"config": {"seed": 24}}, "production_model": {"config": {"tolerance": 0.5}}}}
+    fresh = {"ops": {"user_logs": {"config": {"seed": 7}}, "production_model": {"config": {"tolerance": 0.5}}}}
     result = materialize(env, instance, fresh)
     release = metadata_of(result, "production_model")
     assert release["decision"].value == "promoted"
