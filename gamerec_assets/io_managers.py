@@ -12,12 +12,13 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from gamerec_assets.lineage import upstream_materialization
 from gamerec_assets.recsys.model_artifact import ModelArtifact
 from gamerec_assets.resources.storage import ArtifactsResource, TablesResource
 from gamerec_assets.store.registry import ModelRegistry, new_version
 
-LATEST = "_latest.json"
 INDEX = "_complete.json"
+KIND = "artifact_kind"  # "model" | "pages", in the output metadata beside `version`
 
 
 @dataclass
@@ -69,7 +70,13 @@ class TableIOManager(dg.ConfigurableIOManager):
 
 
 class ArtifactIOManager(dg.ConfigurableIOManager):
-    """Write-once objects under `<asset>/<version>/...`; `<asset>/_latest.json` names the newest complete one."""
+    """Write-once objects under `<asset>/<version>/...`; which version a step reads is in the Dagster event log.
+
+    There is no "newest" pointer: with two runs overlapping it would hand run A's gate, report and release run B's
+    model. `handle_output` records the version in the materialization metadata and `load_input` reads exactly the
+    version its own run's upstream step recorded, or the latest materialization's when the run did not produce it
+    (`gamerec_assets.lineage`).
+    """
 
     artifacts: ArtifactsResource
 
@@ -91,12 +98,11 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
             kind = "pages"
         else:
             raise dg.Failure(f"{name}: ArtifactIOManager cannot store {type(obj).__name__}")
-        pointer = {"version": version, "kind": kind, "run_id": context.run_id}
         context.log.info(f"stored {name} version {version} in {store.describe()}")
-        store.replace(f"{name}/{LATEST}", json.dumps(pointer).encode())
         context.add_output_metadata(
             {
                 "version": version,
+                KIND: kind,
                 "uri": dg.MetadataValue.url(f"{store.describe()}/{name}/{version}/"),
                 "artifact_backend": store.describe().split(":")[0],
             }
@@ -105,9 +111,19 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> ModelArtifact | RawPages:
         store = self.artifacts.store()
         name = _asset_name(context)
-        pointer = json.loads(store.get(f"{name}/{LATEST}"))
-        if pointer["kind"] == "model":
-            return ModelRegistry(store, name).load(pointer["version"])
-        index = json.loads(store.get(f"{name}/{pointer['version']}/{INDEX}"))
+        recorded = upstream_materialization(context)
+        if recorded is None:
+            raise dg.Failure(
+                description=f"{name}: no materialization of it is recorded in this Dagster instance, so there is no "
+                "version to read: materialize it first"
+            )
+        version = recorded.version()
+        context.log.info(f"reading {name} version {version} ({recorded.source})")
+        # on the step's LOADED_INPUT event: which version each step read stays on record, checks included
+        context.add_input_metadata({"version": version, "read_from": recorded.source})
+        kind = recorded.text(KIND) or ("pages" if store.exists(f"{name}/{version}/{INDEX}") else "model")
+        if kind == "model":
+            return ModelRegistry(store, name).load(version)
+        index = json.loads(store.get(f"{name}/{version}/{INDEX}"))
         pages = [json.loads(gzip.decompress(store.get(key))) for key in index["pages"]]
         return RawPages(pages, index["source"], index.get("crawl_date", ""))
