@@ -187,3 +187,34 @@ def test_a_run_of_the_report_alone_reads_the_latest_materialization(
     instance.report_runless_asset_event(dg.AssetMaterialization(key, metadata={"version": newer}))
     again = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("evaluation_report")])
     assert metadata_of(again, "evaluation_report")["model_version"].value == newer
+
+
+class TablesRepublishedByB(TableIOManager):
+    """Right before run A's item_similarity reads `user_logs`, run B publishes other logs under the same name."""
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        if context.op_def.name == "item_similarity" and context.name == "user_logs":
+            theirs = self.tables.store().read("user_logs").head(-5)
+            b = dg.build_output_context(asset_key=context.asset_key, run_id=RUN_B, instance=context.instance)
+            TableIOManager.handle_output(self, b, theirs)
+            metadata = {**b.consume_logged_metadata(), "written_by": RUN_B}
+            context.instance.report_runless_asset_event(dg.AssetMaterialization("user_logs", metadata=metadata))
+        return super().load_input(context)
+
+
+def test_a_table_republished_by_another_run_fails_the_step_instead_of_mixing(
+    gamerec_home: Path, instance: dg.DagsterInstance
+) -> None:
+    env = {"GAMEREC_HOME": str(gamerec_home)}
+    resources = build_definitions(env).resources or {}
+    job = job_of(env, table_io_manager=TablesRepublishedByB(tables=resources["tables"]))
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert failure.step_key == "item_similarity"
+    message = failure.step_failure_data.error.message + str(failure.step_failure_data.user_failure_data)
+    assert "table user_logs no longer holds what its materialization in run" in message
+    assert "another run republished it" in message
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert not {"item_similarity", "production_model"} & materialized
+    assert ModelRegistry(StorageSettings.from_env(env).artifact_store()).production() is None
