@@ -9,14 +9,29 @@ import polars as pl
 from gamerec_assets.assets.metadata import markdown_table
 from gamerec_assets.assets.modeling import production_model
 from gamerec_assets.io_managers import TableChunks
+from gamerec_assets.lineage import step_materialization
 from gamerec_assets.recsys.served_model import ServingModel, batch_frame
 from gamerec_assets.resources.storage import ArtifactsResource
-from gamerec_assets.store.registry import MODEL_NAME
+from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry
 
 
 class BatchRecommendationsConfig(dg.Config):
     k: int = 10
     chunk_users: int = 50_000
+
+
+def released_version(context: dg.AssetExecutionContext, registry: ModelRegistry) -> tuple[str | None, str]:
+    """(version, where it came from): the version `production_model` decided in this run, else the one its latest
+    materialization decided, else the registry's `production` alias.
+
+    Not the alias first: a concurrent run may promote its own model between this run's release and this step, and
+    this run's batch table would then carry the other run's model.
+    """
+    recorded = step_materialization(context, production_model.key)
+    version = recorded.text("version") if recorded is not None else None
+    if recorded is not None and version:
+        return version, recorded.source
+    return registry.production(), "the registry's production alias"
 
 
 def recommendation_chunks(
@@ -52,12 +67,14 @@ def batch_recommendations(
 ) -> dg.Output[TableChunks]:
     """Top-K per user (rank, game_id, score, source item_cf | popular, model_version).
 
-    The API serves these from GET /users/{id}/recommendations.
+    Made by the version this run's `production_model` decided (`released_version`). The API serves these from
+    GET /users/{id}/recommendations.
     """
     registry = artifacts.registry(MODEL_NAME)
-    version = registry.production()
+    version, source = released_version(context, registry)
     if version is None:
         raise dg.Failure(description="batch_recommendations: the registry has no production model yet")
+    context.log.info(f"model {version}: {source}")
     model = ServingModel(registry.load(version))
     sample = next(
         recommendation_chunks(
