@@ -21,7 +21,12 @@ from gamerec_assets.recsys import ItemCF, build_matrix
 from gamerec_assets.scale import read_merged
 from gamerec_assets.settings import StorageSettings
 from tests.conftest import CeleryWorker, CeleryWorkers
-from tests.gamerec_assets.scale.test_scale_location import assert_same_csr, block_metadata, synthetic_logs
+from tests.gamerec_assets.scale.test_scale_location import (
+    assert_same_csr,
+    block_metadata,
+    fit_job_from_module,
+    synthetic_logs,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 # dagster-celery's executor registers its task again for every step it submits; the first registration is used.
@@ -80,10 +85,6 @@ def assert_equals_single_fit(env: dict[str, str], logs: Any) -> None:
     assert_same_csr(merged, single)
 
 
-def fit_job() -> dg.ReconstructableJob:
-    return dg.build_reconstructable_job("gamerec_assets.scale.location", "fit_job")
-
-
 def step_starts(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     return [
         str(e.dagster_event.step_key)
@@ -98,7 +99,7 @@ def test_the_block_steps_of_one_run_spread_over_two_workers(
     logs = seed_tables(cluster_env)
     workers = celery_workers.start(cluster_env, 2)
     with dg.DagsterInstance.from_config(cluster_env["DAGSTER_HOME"]) as instance:
-        result = dg.execute_job(fit_job(), instance, run_config=fit_config(blocks=4, hold_s=1.0))
+        result = dg.execute_job(fit_job_from_module(), instance, run_config=fit_config(blocks=4, hold_s=1.0))
         assert result.success
         blocks = block_metadata(instance, result.run_id)
         assert len(blocks) == 4
@@ -138,7 +139,7 @@ def test_killing_a_worker_in_the_middle_of_a_block_still_ends_in_the_right_matri
 
     def orchestrate() -> None:
         with dg.DagsterInstance.from_config(cluster_env["DAGSTER_HOME"]) as instance:
-            result = dg.execute_job(fit_job(), instance, run_config=fit_config(blocks=3, hold_s=3.0))
+            result = dg.execute_job(fit_job_from_module(), instance, run_config=fit_config(blocks=3, hold_s=3.0))
             outcome.update(success=result.success, run_id=result.run_id)
 
     # The watcher's instance first: it creates the instance's tables, which two instances must not do at once.

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 import scipy.sparse as sp
+from dagster._core.definitions.reconstruct import ReconstructableJob
 
 from gamerec_assets.recsys import ItemCF, build_matrix
 from gamerec_assets.scale import FIT_JOB, block_keys, build_scale_definitions, csr_arrays, read_merged
@@ -57,6 +58,17 @@ def block_metadata(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict[
     return found
 
 
+def fit_job_from_module() -> ReconstructableJob:
+    """The fit job as a run launcher or a worker rebuilds it, for this process's current environment.
+
+    Dagster keeps the last job built from a pointer within a process; the job depends on the environment (executor),
+    which tests change between runs, so the cache is cleared first. A real process has one environment.
+    """
+    ReconstructableJob.get_repository_definition.cache_clear()  # type: ignore[attr-defined]
+    ReconstructableJob.get_definition.cache_clear()  # type: ignore[attr-defined]
+    return dg.build_reconstructable_job("gamerec_assets.scale.location", "fit_job")
+
+
 def merged_asset(defs: dg.Definitions) -> dg.AssetsDefinition:
     return next(
         a
@@ -99,7 +111,7 @@ def test_the_block_steps_merge_to_the_single_fit(scale_env: dict[str, str], simi
 def test_the_block_steps_run_in_parallel_processes_with_the_multiprocess_executor(scale_env: dict[str, str]) -> None:
     logs, _ = write_logs(scale_env, seed=9)
     # One run, rebuilt from the module in each step process (build_reconstructable_job), as a run launcher would.
-    job = dg.build_reconstructable_job("gamerec_assets.scale.location", "fit_job")
+    job = fit_job_from_module()
     dagster_home = Path(scale_env["GAMEREC_HOME"]) / "dagster"
     dagster_home.mkdir()
     with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
@@ -169,3 +181,32 @@ def test_both_locations_share_the_chosen_backends(gamerec_home: Path) -> None:
     assert isinstance(scale["artifacts"], S3ArtifactsResource) and scale["artifacts"] == main["artifacts"]
     assert scale["tables"] == main["tables"]
     assert scale["scale_io_manager"].artifacts == main["artifacts"]
+
+
+def test_the_celery_executor_and_its_workers_share_one_configuration(
+    gamerec_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Acks late on both sides; without GAMEREC_CELERY_BROKER the run (and a worker) stop with an error naming it."""
+    from gamerec_assets.scale import CELERY_APP_CONFIG, celery_config, scale_executor
+
+    monkeypatch.setenv("GAMEREC_CELERY_BROKER", "pyamqp://guest:guest@127.0.0.1:5672//")  # for the module's `app`
+    from gamerec_assets.scale.worker import worker_app
+
+    assert scale_executor("celery").name == "celery"
+    app = worker_app(celery_config("pyamqp://guest:guest@127.0.0.1:5672//"))
+    assert app.conf.broker_url == "pyamqp://guest:guest@127.0.0.1:5672//"
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost and CELERY_APP_CONFIG["task_acks_late"]
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert {"execute_plan", "execute_job", "resume_job"} <= set(app.tasks)
+
+    monkeypatch.delenv("GAMEREC_CELERY_BROKER", raising=False)
+    with pytest.raises(Exception, match="GAMEREC_CELERY_BROKER"):
+        worker_app()
+    monkeypatch.setenv("GAMEREC_HOME", str(gamerec_home))
+    monkeypatch.setenv("GAMEREC_SCALE_EXECUTOR", "celery")
+    job = fit_job_from_module()
+    with (
+        dg.instance_for_test() as instance,
+        pytest.raises(Exception, match="GAMEREC_CELERY_BROKER"),
+    ):
+        dg.execute_job(job, instance)
