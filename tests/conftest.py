@@ -435,6 +435,11 @@ class CeleryWorkers:
         return workers
 
     def stop_all(self) -> None:
+        import signal
+
+        for worker in self.started:  # every warm shutdown at once, then whatever is left is killed
+            if worker.process.poll() is None:
+                os.killpg(worker.process.pid, signal.SIGTERM)
         for worker in self.started:
             worker.stop()
 

@@ -183,6 +183,7 @@ def test_both_locations_share_the_chosen_backends(gamerec_home: Path) -> None:
     assert scale["scale_io_manager"].artifacts == main["artifacts"]
 
 
+@pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
 def test_the_celery_executor_and_its_workers_share_one_configuration(
     gamerec_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
