@@ -1,8 +1,9 @@
-# One image for the three processes: the Dagster webserver, the Dagster daemon and the API.
+# One image for every process: the Dagster webserver, the Dagster daemon, the API and the scale location's workers.
 #   docker build -t gamerec .
 #   docker run -p 3000:3000 gamerec webserver      # Dagster UI
 #   docker run gamerec daemon                        # schedules and sensors
 #   docker run -p 8000:8000 gamerec api              # Litestar service
+#   docker run -e GAMEREC_CELERY_BROKER=pyamqp://guest:guest@rabbitmq:5672// gamerec worker -c 2   # one per machine
 # Configure with the environment variables of the README's Configuration table (all parsed by
 # gamerec_assets/settings.py: GAMEREC_MYSQL_URL, GAMEREC_S3_BUCKET, AWS_ENDPOINT_URL, DAGSTER_MYSQL_*, ...);
 # without them the container uses the embedded default under /data.

@@ -60,3 +60,11 @@ run: materialize serve
 
 clean:
 	rm -rf $(GAMEREC_HOME)
+
+# One Celery worker of the scale location, in the foreground, with this environment's settings (the same on every
+# machine: GAMEREC_MYSQL_URL, GAMEREC_S3_BUCKET, AWS_ENDPOINT_URL, DAGSTER_MYSQL_*, GAMEREC_THREADS...).
+# GAMEREC_CELERY_BROKER defaults to the local RabbitMQ; celery worker options in WORKER_ARGS, e.g. WORKER_ARGS='-c 2'.
+.PHONY: worker
+worker: install dagster-home
+	PATH="$(CURDIR)/$(BIN):$$PATH" GAMEREC_CELERY_BROKER="$${GAMEREC_CELERY_BROKER:-pyamqp://guest:guest@127.0.0.1:5672//}" \
+	  $(BIN)/python -m gamerec_assets.scale.worker $(WORKER_ARGS)

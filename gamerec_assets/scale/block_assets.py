@@ -1,7 +1,16 @@
-"""The three assets of the scale location: normalised inputs, one item block per partition, the merge."""
+"""The two assets of the scale location: the normalised inputs, and the similarity fit as one run of block steps.
+
+`item_similarity_merged` is a graph-backed asset, so that one materialization is one run with one step per item
+block: `plan_blocks` fans out (a dynamic output per block), every `fit_block[NNN]` step computes its rows on its own
+(under the celery executor: on whichever worker takes the task), and `merge_blocks` stacks them. A step executor
+therefore has independent steps to spread, which a partition-per-run backfill never gives it.
+"""
 
 import hashlib
+import os
+import socket
 import time
+from collections.abc import Iterator
 from typing import Literal
 
 import dagster as dg
@@ -16,11 +25,11 @@ from gamerec_assets.recsys.itemcf import (
 )
 from gamerec_assets.recsys.matrix import build_matrix, catalogue
 from gamerec_assets.resources.storage import TablesResource
-from gamerec_assets.scale.block_io import Arrays, arrays_csr, csr_arrays
+from gamerec_assets.scale.block_io import IO_MANAGER_KEY, Arrays, arrays_csr, csr_arrays
 
 
-def partition_keys(n_blocks: int) -> list[str]:
-    """Block numbers zero-padded ("000", "001", ...) so that the keys sort in block order."""
+def block_keys(n_blocks: int) -> list[str]:
+    """Block numbers zero-padded ("000", "001", ...): the mapping keys of the block steps, sorting in block order."""
     return [f"{b:03d}" for b in range(n_blocks)]
 
 
@@ -33,18 +42,32 @@ def inputs_fingerprint(prepared: PreparedItems, neighbors: int) -> str:
     return digest.hexdigest()[:16]
 
 
+def where_am_i() -> dict[str, str | int]:
+    """The host, process and working directory a step runs in: step metadata that shows where the work went."""
+    return {"worker_host": socket.gethostname(), "worker_pid": os.getpid(), "worker_dir": os.getcwd()}
+
+
 class ItemCFInputsConfig(dg.Config):
     similarity: Literal["cosine", "jaccard"] = "cosine"
     neighbors: int = 100
 
 
+class FitBlockConfig(dg.Config):
+    # Seconds a block step waits before its work, for tests that must stop a worker in the middle of a block;
+    # always 0 in production.
+    hold_s: float = 0.0
+
+
 def make_assets(n_blocks: int) -> list[dg.AssetsDefinition]:
-    """The three assets, with `n_blocks` item blocks (the static partitions of `item_similarity_blocks`)."""
+    """The two assets; `n_blocks` (GAMEREC_SCALE_BLOCKS) is the default of `plan_blocks`' `blocks` run config."""
+
+    class PlanBlocksConfig(dg.Config):
+        blocks: int = n_blocks
 
     @dg.asset(
         group_name="scale",
         kinds={"scipy"},
-        io_manager_key="scale_io_manager",
+        io_manager_key=IO_MANAGER_KEY,
         deps=[dg.AssetKey("user_logs"), dg.AssetKey("game_features")],
     )
     def item_cf_inputs(config: ItemCFInputsConfig, tables: TablesResource) -> dg.Output[Arrays]:
@@ -70,47 +93,63 @@ def make_assets(n_blocks: int) -> list[dg.AssetsDefinition]:
                 "similarity": config.similarity,
                 "neighbors": config.neighbors,
                 "fingerprint": str(arrays["fingerprint"]),
+                **where_am_i(),
             },
         )
 
-    @dg.asset(
-        group_name="scale",
-        kinds={"numba"},
-        io_manager_key="scale_io_manager",
-        partitions_def=dg.StaticPartitionsDefinition(partition_keys(n_blocks)),
-    )
-    def item_similarity_blocks(context: dg.AssetExecutionContext, item_cf_inputs: Arrays) -> dg.Output[Arrays]:
-        """The top-K neighbours of one range of items (rows of X_blockᵀ X), as a CSR block."""
-        keys = context.assets_def.partitions_def.get_partition_keys()  # type: ignore[union-attr]
-        index = keys.index(context.partition_key)
-        prepared = PreparedItems.from_arrays(item_cf_inputs)
-        start, stop = item_blocks(prepared.n_items, len(keys))[index]
-        neighbors = int(item_cf_inputs["neighbors"])
-        started = time.perf_counter()
-        block = item_similarity_block(prepared, start, stop, neighbors)
-        seconds = time.perf_counter() - started
-        return dg.Output(
-            {
-                **csr_arrays(block),
+    @dg.op(out=dg.DynamicOut(io_manager_key=IO_MANAGER_KEY))
+    def plan_blocks(config: PlanBlocksConfig, item_cf_inputs: Arrays) -> Iterator[dg.DynamicOutput[Arrays]]:
+        """One dynamic output per item range: each becomes its own `fit_block` step, free to run anywhere."""
+        if config.blocks < 1:
+            raise dg.Failure(description=f"blocks must be >= 1, got {config.blocks}")
+        n_items = int(item_cf_inputs["shape"][1])
+        for key, (start, stop) in zip(block_keys(config.blocks), item_blocks(n_items, config.blocks), strict=True):
+            spec = {
                 "start": np.asarray(start, np.int64),
                 "stop": np.asarray(stop, np.int64),
-                "blocks": np.asarray(len(keys), np.int64),
-                "fingerprint": item_cf_inputs["fingerprint"],
+                "blocks": np.asarray(config.blocks, np.int64),
+            }
+            yield dg.DynamicOutput(spec, mapping_key=key)
+
+    @dg.op(out=dg.Out(io_manager_key=IO_MANAGER_KEY))
+    def fit_block(
+        context: dg.OpExecutionContext, config: FitBlockConfig, item_cf_inputs: Arrays, spec: Arrays
+    ) -> dg.Output[Arrays]:
+        """The top-K neighbours of one range of items (rows of X_blockᵀ X), as a CSR block.
+
+        The step's metadata names the host, pid and directory it ran in, so a run shows which worker did which block.
+        """
+        start, stop = int(spec["start"]), int(spec["stop"])
+        here = where_am_i()
+        context.log.info(
+            f"block [{start}, {stop}) on {here['worker_host']} pid {here['worker_pid']} in {here['worker_dir']}"
+        )
+        if config.hold_s > 0:
+            time.sleep(config.hold_s)
+        prepared = PreparedItems.from_arrays(item_cf_inputs)
+        started = time.perf_counter()
+        block = item_similarity_block(prepared, start, stop, int(item_cf_inputs["neighbors"]))
+        seconds = time.perf_counter() - started
+        return dg.Output(
+            {**csr_arrays(block), **spec, "fingerprint": item_cf_inputs["fingerprint"]},
+            metadata={
+                "items": f"[{start}, {stop})",
+                "neighbour_pairs": int(block.nnz),
+                "seconds": round(seconds, 3),
+                **here,
             },
-            metadata={"items": f"[{start}, {stop})", "neighbour_pairs": int(block.nnz), "seconds": round(seconds, 3)},
         )
 
-    @dg.asset(group_name="scale", kinds={"scipy"}, io_manager_key="scale_io_manager")
-    def item_similarity_merged(item_similarity_blocks: dict[str, Arrays], item_cf_inputs: Arrays) -> dg.Output[Arrays]:
+    @dg.op(out=dg.Out(io_manager_key=IO_MANAGER_KEY))
+    def merge_blocks(blocks: list[Arrays], item_cf_inputs: Arrays) -> dg.Output[Arrays]:
         """Every block stacked in item order: the items × items matrix a single `ItemCF.fit` would produce."""
         fingerprint = str(item_cf_inputs["fingerprint"])
-        parts = [item_similarity_blocks[key] for key in sorted(item_similarity_blocks)]
-        stale = sorted(k for k, b in item_similarity_blocks.items() if str(b["fingerprint"]) != fingerprint)
-        if stale:
-            raise dg.Failure(description=f"blocks {stale} were computed from other inputs: rematerialize them")
+        parts = sorted(blocks, key=lambda b: int(b["start"]))
+        if any(str(b["fingerprint"]) != fingerprint for b in parts):
+            raise dg.Failure(description="some blocks were computed from other inputs")
         counts = {int(b["blocks"]) for b in parts}
         if counts != {len(parts)}:
-            raise dg.Failure(description=f"blocks come from block counts {sorted(counts)}, expected {len(parts)}")
+            raise dg.Failure(description=f"blocks come from block counts {sorted(counts)}, got {len(parts)} blocks")
         ranges = [(int(b["start"]), int(b["stop"])) for b in parts]
         n_items = int(item_cf_inputs["shape"][1])
         if ranges != item_blocks(n_items, len(parts)):
@@ -122,7 +161,13 @@ def make_assets(n_blocks: int) -> list[dg.AssetsDefinition]:
                 "item_ids": item_cf_inputs["item_ids"],
                 "fingerprint": item_cf_inputs["fingerprint"],
             },
-            metadata={"items": n_items, "blocks": len(parts), "neighbour_pairs": int(merged.nnz)},
+            metadata={"items": n_items, "blocks": len(parts), "neighbour_pairs": int(merged.nnz), **where_am_i()},
         )
 
-    return [item_cf_inputs, item_similarity_blocks, item_similarity_merged]
+    @dg.graph_asset(group_name="scale", kinds={"numba"})
+    def item_similarity_merged(item_cf_inputs: Arrays) -> Arrays:
+        """The item-item matrix of a single `ItemCF.fit`, computed as one run of parallel item-block steps."""
+        fitted = plan_blocks(item_cf_inputs).map(lambda spec: fit_block(item_cf_inputs, spec))
+        return merge_blocks(fitted.collect(), item_cf_inputs)
+
+    return [item_cf_inputs, item_similarity_merged]

@@ -1,5 +1,9 @@
-"""The scale location's objects in the artifact store: dicts of numpy arrays as `scale/<asset>/<partition>.npz`.
+"""The scale location's objects in the artifact store: dicts of numpy arrays, as `.npz` objects.
 
+Assets go to `scale/<asset>/all.npz` (replaced by each materialization); the outputs of the fit's inner steps
+(block specs and blocks) to `scale/runs/<run id>/<step key>/<output>[/<mapping key>].npz`, where any worker of the
+run can read them: under a cluster executor each step may run on another machine, so nothing passes through memory
+or a local disk.
 numpy arrays only, loaded with `allow_pickle=False` (never a pickle); a CSR matrix is stored as its four arrays.
 """
 
@@ -14,6 +18,7 @@ from gamerec_assets.resources.storage import ArtifactsResource
 from gamerec_assets.store.artifact_store import ArtifactStore
 
 PREFIX = "scale"
+IO_MANAGER_KEY = "scale_io_manager"
 Arrays = dict[str, np.ndarray]
 
 
@@ -34,32 +39,39 @@ def arrays_csr(arrays: Mapping[str, np.ndarray], prefix: str = "") -> sp.csr_mat
     return m
 
 
-def object_key(asset_key: dg.AssetKey, partition: str | None) -> str:
+def object_key(asset_key: dg.AssetKey, partition: str | None = None) -> str:
     """`scale/<asset>/<partition>.npz` (`all` for an unpartitioned asset)."""
     return f"{PREFIX}/{'/'.join(asset_key.path)}/{partition or 'all'}.npz"
 
 
+def step_output_key(context: dg.OutputContext) -> str:
+    """`scale/runs/<run id>/<step key>/<output>[/<mapping key>].npz` for an output that is no asset.
+
+    A dynamic output's mapping key is part of the identifier: each block spec of `plan_blocks` is its own object.
+    """
+    return f"{PREFIX}/runs/{'/'.join(context.get_identifier())}.npz"
+
+
 class ScaleIOManager(dg.ConfigurableIOManager):
-    """dict-of-arrays outputs <-> `scale/<asset>/<partition>.npz` in the artifact store (atomic replace)."""
+    """dict-of-arrays outputs <-> `.npz` objects in the artifact store (atomic replace), for assets and inner steps."""
 
     artifacts: ArtifactsResource
 
     def handle_output(self, context: dg.OutputContext, obj: Arrays) -> None:
-        partition = context.asset_partition_key if context.has_asset_partitions else None
         buf = io.BytesIO()
         np.savez(buf, **obj)
-        key = object_key(context.asset_key, partition)
+        key = object_key(context.asset_key) if context.has_asset_key else step_output_key(context)
         store = self.artifacts.store()
         store.replace(key, buf.getvalue())
         context.add_output_metadata({"path": dg.MetadataValue.text(f"{store.describe()}/{key}")})
 
-    def _load(self, asset_key: dg.AssetKey, partition: str | None) -> Arrays:
-        return read_arrays(self.artifacts.store(), asset_key, partition)
-
-    def load_input(self, context: dg.InputContext) -> Arrays | dict[str, Arrays]:
-        if context.has_asset_partitions:  # an unpartitioned consumer of a partitioned asset: every partition
-            return {key: self._load(context.asset_key, key) for key in sorted(context.asset_partition_keys)}
-        return self._load(context.asset_key, None)
+    def load_input(self, context: dg.InputContext) -> Arrays:
+        if context.has_asset_key:
+            key = object_key(context.asset_key)
+        else:
+            assert context.upstream_output is not None, "an op input without an upstream output"
+            key = step_output_key(context.upstream_output)
+        return read_object(self.artifacts.store(), key)
 
 
 def merged_similarity(arrays: Mapping[str, np.ndarray]) -> sp.csr_matrix:
@@ -67,8 +79,11 @@ def merged_similarity(arrays: Mapping[str, np.ndarray]) -> sp.csr_matrix:
     return arrays_csr(arrays)
 
 
-def read_arrays(store: ArtifactStore, asset_key: dg.AssetKey, partition: str | None = None) -> Arrays:
-    """One stored object, read without Dagster's IO machinery (for callers outside a run)."""
-    data = store.get(object_key(asset_key, partition))
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+def read_object(store: ArtifactStore, key: str) -> Arrays:
+    with np.load(io.BytesIO(store.get(key)), allow_pickle=False) as npz:
         return {name: npz[name] for name in npz.files}
+
+
+def read_arrays(store: ArtifactStore, asset_key: dg.AssetKey, partition: str | None = None) -> Arrays:
+    """One stored asset, read without Dagster's IO machinery (for callers outside a run)."""
+    return read_object(store, object_key(asset_key, partition))

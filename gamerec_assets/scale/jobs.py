@@ -1,18 +1,20 @@
-"""The scale location's jobs: one per stage, so a backfill of the blocks job is the distributed fit."""
+"""The scale location's job: the whole fit (inputs, every item block, the merge) as one run."""
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-BLOCKS_JOB = "item_similarity_blocks_job"
+FIT_JOB = "item_similarity_fit_job"
+# Runs of the fit carry this tag, so a run coordinator can bound them (`tag_concurrency_limits`), e.g. to one at a
+# time on a Dask cluster, whose task keys are `job.step` and collide between concurrent runs of the same job.
+FIT_TAG = {"gamerec/scale": "fit"}
 
 
 def make_jobs() -> list[UnresolvedAssetJobDefinition]:
     return [
         dg.define_asset_job(
-            BLOCKS_JOB,
-            selection=["item_similarity_blocks"],
-            description="One item block per run: a backfill of this job over all partitions is the distributed fit.",
+            FIT_JOB,
+            selection=["item_cf_inputs", "item_similarity_merged"],
+            tags=FIT_TAG,
+            description="The item-item fit in one run: inputs, one step per item block (in parallel), the merge.",
         ),
-        dg.define_asset_job("item_similarity_merge_job", selection=["item_similarity_merged"]),
-        dg.define_asset_job("item_cf_inputs_job", selection=["item_cf_inputs"]),
     ]

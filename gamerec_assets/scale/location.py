@@ -13,9 +13,9 @@ import scipy.sparse as sp
 
 from gamerec_assets.resources.from_settings import artifacts_resource, build_resources
 from gamerec_assets.scale.block_assets import make_assets
-from gamerec_assets.scale.block_io import ScaleIOManager, merged_similarity, read_arrays
+from gamerec_assets.scale.block_io import IO_MANAGER_KEY, ScaleIOManager, merged_similarity, read_arrays
 from gamerec_assets.scale.executors import scale_executor
-from gamerec_assets.scale.jobs import BLOCKS_JOB, make_jobs
+from gamerec_assets.scale.jobs import FIT_JOB, make_jobs
 from gamerec_assets.settings import Settings
 
 
@@ -25,7 +25,7 @@ def scale_resources(settings: Settings) -> dict[str, Any]:
     return {
         "tables": shared["tables"],
         "artifacts": shared["artifacts"],
-        "scale_io_manager": ScaleIOManager(artifacts=shared["artifacts"]),
+        IO_MANAGER_KEY: ScaleIOManager(artifacts=shared["artifacts"]),
     }
 
 
@@ -41,9 +41,10 @@ def build_scale_definitions(env: Mapping[str, str] | None = None) -> dg.Definiti
     )
 
 
-def blocks_job() -> dg.JobDefinition:
-    """The blocks job of this environment's definitions (a reconstructable entry point for out-of-process runs)."""
-    return build_scale_definitions().resolve_job_def(BLOCKS_JOB)
+def fit_job() -> dg.JobDefinition:
+    """The fit job of this environment's definitions: the reconstructable entry point a worker rebuilds the run from
+    (`dg.build_reconstructable_job("gamerec_assets.scale.location", "fit_job")`)."""
+    return build_scale_definitions().resolve_job_def(FIT_JOB)
 
 
 def read_merged(env: Mapping[str, str] | None = None) -> tuple[np.ndarray, sp.csr_matrix]:

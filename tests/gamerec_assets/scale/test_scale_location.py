@@ -1,5 +1,6 @@
 """The distributed fit (gamerec_assets.scale): every block partition, then the merge, equals one ItemCF.fit exactly."""
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -7,9 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 import scipy.sparse as sp
+from dagster._core.definitions.reconstruct import ReconstructableJob
 
 from gamerec_assets.recsys import ItemCF, build_matrix
-from gamerec_assets.scale import build_scale_definitions, partition_keys, read_merged
+from gamerec_assets.scale import FIT_JOB, block_keys, build_scale_definitions, csr_arrays, read_merged
 from gamerec_assets.settings import StorageSettings
 
 BLOCKS = 3
@@ -45,23 +47,58 @@ def scale_env(gamerec_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     return env
 
 
-@pytest.mark.parametrize("similarity", ["cosine", "jaccard"])
-def test_blocks_merge_to_the_single_fit(scale_env: dict[str, str], similarity: str) -> None:
-    logs, features = synthetic_logs()
-    tables = StorageSettings.from_env(scale_env).table_store()
+def block_metadata(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict[str, object]]:
+    """The output metadata of every `fit_block` step of a run, by step key."""
+    found: dict[str, dict[str, object]] = {}
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_OUTPUT):
+        event = entry.dagster_event
+        if event is not None and "fit_block[" in (event.step_key or ""):
+            metadata = event.step_output_data.metadata
+            found[str(event.step_key)] = {name: value.value for name, value in metadata.items()}
+    return found
+
+
+def fit_job_from_module() -> ReconstructableJob:
+    """The fit job as a run launcher or a worker rebuilds it, for this process's current environment.
+
+    Dagster keeps the last job built from a pointer within a process; the job depends on the environment (executor),
+    which tests change between runs, so the cache is cleared first. A real process has one environment.
+    """
+    ReconstructableJob.get_repository_definition.cache_clear()  # type: ignore[attr-defined]
+    ReconstructableJob.get_definition.cache_clear()  # type: ignore[attr-defined]
+    return dg.build_reconstructable_job("gamerec_assets.scale.location", "fit_job")
+
+
+def merged_asset(defs: dg.Definitions) -> dg.AssetsDefinition:
+    return next(
+        a
+        for a in defs.assets or []
+        if isinstance(a, dg.AssetsDefinition) and a.key == dg.AssetKey("item_similarity_merged")
+    )
+
+
+def write_logs(env: dict[str, str], seed: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
+    logs, features = synthetic_logs(seed=seed)
+    tables = StorageSettings.from_env(env).table_store()
     tables.write("user_logs", logs)
     tables.write("game_features", features)
-    defs = build_scale_definitions(scale_env)
-    assets = list(defs.assets or [])
-    resources = defs.resources or {}
-    run_config = {"ops": {"item_cf_inputs": {"config": {"similarity": similarity, "neighbors": 12}}}}
+    return logs, features
 
-    assert dg.materialize(assets, selection=["item_cf_inputs"], resources=resources, run_config=run_config).success
-    keys = partition_keys(BLOCKS)
-    for key in keys:  # what a backfill does: one run per partition
-        result = dg.materialize(assets, selection=["item_similarity_blocks"], resources=resources, partition_key=key)
-        assert result.success
-    assert dg.materialize(assets, selection=["item_similarity_merged"], resources=resources).success
+
+@pytest.mark.parametrize(("similarity", "blocks"), [("cosine", BLOCKS), ("jaccard", 1)])
+def test_the_block_steps_merge_to_the_single_fit(scale_env: dict[str, str], similarity: str, blocks: int) -> None:
+    logs, features = write_logs(scale_env)
+    defs = build_scale_definitions(scale_env)
+    run_config = {
+        "ops": {
+            "item_cf_inputs": {"config": {"similarity": similarity, "neighbors": 12}},
+            "item_similarity_merged": {"ops": {"plan_blocks": {"config": {"blocks": blocks}}}},
+        }
+    }
+    result = defs.resolve_job_def(FIT_JOB).execute_in_process(run_config=run_config)
+    assert result.success
+    block_steps = {e.step_key for e in result.get_step_success_events() if ".fit_block[" in (e.step_key or "")}
+    assert block_steps == {f"item_similarity_merged.fit_block[{key}]" for key in block_keys(blocks)}
 
     item_ids, merged = read_merged(scale_env)
     expected_ids = np.union1d(features["game_id"].to_numpy(), logs["game_id"].to_numpy())
@@ -71,53 +108,42 @@ def test_blocks_merge_to_the_single_fit(scale_env: dict[str, str], similarity: s
     assert_same_csr(merged, single)
 
 
-def test_a_block_runs_out_of_process_with_the_multiprocess_executor(scale_env: dict[str, str]) -> None:
-    logs, features = synthetic_logs(seed=9)
-    tables = StorageSettings.from_env(scale_env).table_store()
-    tables.write("user_logs", logs)
-    tables.write("game_features", features)
-    defs = build_scale_definitions(scale_env)
-    assets, resources = list(defs.assets or []), defs.resources or {}
-    assert dg.materialize(assets, selection=["item_cf_inputs"], resources=resources).success
-    keys = partition_keys(BLOCKS)
-    for key in keys[:-1]:
-        assert dg.materialize(assets, selection=["item_similarity_blocks"], resources=resources, partition_key=key)
-
-    # The last block in a separate process, as a run launcher would start it: the job is rebuilt from the module
-    # (build_reconstructable_job) and the step runs under the location's multiprocess executor.
-    job = dg.build_reconstructable_job("gamerec_assets.scale", "blocks_job")
+def test_the_block_steps_run_in_parallel_processes_with_the_multiprocess_executor(scale_env: dict[str, str]) -> None:
+    logs, _ = write_logs(scale_env, seed=9)
+    # One run, rebuilt from the module in each step process (build_reconstructable_job), as a run launcher would.
+    job = fit_job_from_module()
     dagster_home = Path(scale_env["GAMEREC_HOME"]) / "dagster"
     dagster_home.mkdir()
     with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
-        result = dg.execute_job(job, instance, tags={"dagster/partition": keys[-1]})
+        result = dg.execute_job(job, instance)
         assert result.success
-        events = instance.all_logs(result.run_id)
-        started = [e for e in events if e.dagster_event and e.dagster_event.event_type_value == "STEP_WORKER_STARTED"]
-        assert started, "the step did not run in a worker process"
-        materialized = result.get_asset_materialization_events()
-        assert [e.partition for e in materialized] == [keys[-1]]
+        pids = {key: meta["worker_pid"] for key, meta in block_metadata(instance, result.run_id).items()}
+        assert len(pids) == BLOCKS
+        assert os.getpid() not in set(pids.values())  # every block ran in a step process, not in this one
 
-    assert dg.materialize(assets, selection=["item_similarity_merged"], resources=resources).success
     item_ids, merged = read_merged(scale_env)
     single = ItemCF("cosine", neighbors=100).fit(build_matrix(logs, item_ids).matrix).similarity
     assert_same_csr(merged, single)
 
 
 def test_merge_refuses_blocks_of_other_inputs(scale_env: dict[str, str]) -> None:
+    """Blocks that do not tile the items, or come from other inputs, never make a merged matrix."""
     defs = build_scale_definitions(scale_env)
-    assets, resources = list(defs.assets or []), defs.resources or {}
-    tables = StorageSettings.from_env(scale_env).table_store()
-    for seed in (1, 2):
-        logs, features = synthetic_logs(seed=seed)
-        tables.write("user_logs", logs)
-        tables.write("game_features", features)
-        assert dg.materialize(assets, selection=["item_cf_inputs"], resources=resources).success
-        keys = partition_keys(BLOCKS) if seed == 1 else partition_keys(BLOCKS)[:1]
-        for key in keys:
-            assert dg.materialize(assets, selection=["item_similarity_blocks"], resources=resources, partition_key=key)
-    # blocks 001 and 002 still come from the first logs
-    result = dg.materialize(assets, selection=["item_similarity_merged"], resources=resources, raise_on_error=False)
-    assert not result.success
+    merge_op = merged_asset(defs).node_def.node_dict["merge_blocks"].definition  # type: ignore[union-attr]
+    inputs = {"shape": np.asarray([10, 4]), "fingerprint": np.asarray("a"), "item_ids": np.arange(4)}
+    block = {
+        **csr_arrays(sp.csr_matrix((4, 4))),
+        "start": np.asarray(0),
+        "stop": np.asarray(4),
+        "blocks": np.asarray(1),
+    }
+    assert (
+        merge_op(blocks=[{**block, "fingerprint": np.asarray("a")}], item_cf_inputs=inputs).value["item_ids"].size == 4
+    )
+    with pytest.raises(dg.Failure, match="other inputs"):
+        merge_op(blocks=[{**block, "fingerprint": np.asarray("b")}], item_cf_inputs=inputs)
+    with pytest.raises(dg.Failure, match="do not tile"):
+        merge_op(blocks=[{**block, "stop": np.asarray(3), "fingerprint": np.asarray("a")}], item_cf_inputs=inputs)
 
 
 def test_executor_and_block_count_come_from_the_environment() -> None:
@@ -135,8 +161,8 @@ def test_executor_and_block_count_come_from_the_environment() -> None:
     with pytest.raises(ValueError, match="GAMEREC_SCALE_BLOCKS"):
         build_scale_definitions({"GAMEREC_SCALE_BLOCKS": "0"})
     defs = build_scale_definitions({"GAMEREC_SCALE_BLOCKS": "5"})
-    job = defs.resolve_job_def("item_similarity_blocks_job")
-    assert job.partitions_def is not None and job.partitions_def.get_partition_keys() == partition_keys(5)
+    plan_blocks = merged_asset(defs).node_def.node_dict["plan_blocks"].definition  # type: ignore[union-attr]
+    assert plan_blocks.config_schema.config_type.fields["blocks"].default_value == 5  # the run config's default
 
 
 def test_both_locations_share_the_chosen_backends(gamerec_home: Path) -> None:
@@ -155,3 +181,33 @@ def test_both_locations_share_the_chosen_backends(gamerec_home: Path) -> None:
     assert isinstance(scale["artifacts"], S3ArtifactsResource) and scale["artifacts"] == main["artifacts"]
     assert scale["tables"] == main["tables"]
     assert scale["scale_io_manager"].artifacts == main["artifacts"]
+
+
+@pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
+def test_the_celery_executor_and_its_workers_share_one_configuration(
+    gamerec_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Acks late on both sides; without GAMEREC_CELERY_BROKER the run (and a worker) stop with an error naming it."""
+    from gamerec_assets.scale import CELERY_APP_CONFIG, celery_config, scale_executor
+
+    monkeypatch.setenv("GAMEREC_CELERY_BROKER", "pyamqp://guest:guest@127.0.0.1:5672//")  # for the module's `app`
+    from gamerec_assets.scale.worker import worker_app
+
+    assert scale_executor("celery").name == "celery"
+    app = worker_app(celery_config("pyamqp://guest:guest@127.0.0.1:5672//"))
+    assert app.conf.broker_url == "pyamqp://guest:guest@127.0.0.1:5672//"
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost and CELERY_APP_CONFIG["task_acks_late"]
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert {"execute_plan", "execute_job", "resume_job"} <= set(app.tasks)
+
+    monkeypatch.delenv("GAMEREC_CELERY_BROKER", raising=False)
+    with pytest.raises(Exception, match="GAMEREC_CELERY_BROKER"):
+        worker_app()
+    monkeypatch.setenv("GAMEREC_HOME", str(gamerec_home))
+    monkeypatch.setenv("GAMEREC_SCALE_EXECUTOR", "celery")
+    job = fit_job_from_module()
+    with (
+        dg.instance_for_test() as instance,
+        pytest.raises(Exception, match="GAMEREC_CELERY_BROKER"),
+    ):
+        dg.execute_job(job, instance)
