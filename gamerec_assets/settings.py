@@ -244,18 +244,31 @@ class ThreadSettings:
 
 @dataclass(frozen=True)
 class ScaleSettings:
-    """The scale code location: item blocks (static partitions) and the executor that runs them."""
+    """The scale code location: how many item blocks a fit splits into, and the executor that runs its steps.
 
-    VARIABLES: ClassVar[tuple[str, ...]] = ("GAMEREC_SCALE_BLOCKS", "GAMEREC_SCALE_EXECUTOR")
+    GAMEREC_CELERY_BROKER (e.g. `pyamqp://guest:guest@127.0.0.1:5672//`) is kept only as "is it set", like the
+    RAWG key: a broker URL may carry a password, so Dagster's config system resolves it (`{"env": ...}`) when a run
+    or a worker starts, and never stores it in run config (`scale/executors.py`).
+    """
+
+    VARIABLES: ClassVar[tuple[str, ...]] = ("GAMEREC_SCALE_BLOCKS", "GAMEREC_SCALE_EXECUTOR", "GAMEREC_CELERY_BROKER")
 
     blocks: int = 8
     executor: str = "multiprocess"
+    celery_broker_set: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
+        executor = _choice(env, "GAMEREC_SCALE_EXECUTOR", "multiprocess", SCALE_EXECUTORS)
+        broker_set = _text(env, "GAMEREC_CELERY_BROKER") is not None
+        if executor == "celery" and not broker_set:
+            raise ValueError(
+                "GAMEREC_SCALE_EXECUTOR=celery needs GAMEREC_CELERY_BROKER (e.g. pyamqp://guest@host:5672//)"
+            )
         return cls(
             blocks=_int(env, "GAMEREC_SCALE_BLOCKS", 8, minimum=1),
-            executor=_choice(env, "GAMEREC_SCALE_EXECUTOR", "multiprocess", SCALE_EXECUTORS),
+            executor=executor,
+            celery_broker_set=broker_set,
         )
 
 

@@ -68,6 +68,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_THREADS": "3",
         "GAMEREC_SCALE_BLOCKS": "4",
         "GAMEREC_SCALE_EXECUTOR": "k8s",
+        "GAMEREC_CELERY_BROKER": "pyamqp://u:secret-broker-password@mq:5672//",
         "GAMEREC_CATALOG": "file:/data/games.parquet",
         "GAMEREC_INTERACTIONS": "FILE:/data/plays.csv",
         "GAMEREC_STEAM_PATH": "/data/steam-200k.csv.gz",
@@ -94,7 +95,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
     assert s.rawg == RawgSettings(True, "http://127.0.0.1:9/api", 0, tmp_path / "snap.json.gz")
     assert s.tracking == TrackingSettings("disabled", tmp_path.resolve())
     assert s.threads.threads == 3
-    assert s.scale == ScaleSettings(4, "k8s")
+    assert s.scale == ScaleSettings(4, "k8s", celery_broker_set=True)
     assert s.sources == SourceSettings("file:/data/games.parquet", "file:/data/plays.csv", "/data/steam-200k.csv.gz")
     assert s.instance.dagster_home == tmp_path / "dh"
     assert s.instance.mysql_config() == {
@@ -109,7 +110,13 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
     assert s.api == ApiSettings("0.0.0.0", 9000, 0.5, "secret-admin-token", 0, str(tmp_path / "metrics"))
     # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
     text = repr(s)
-    for secret in ("secret-rawg-key", "secret-wandb-key", "secret-db-password", "secret-admin-token"):
+    for secret in (
+        "secret-broker-password",
+        "secret-rawg-key",
+        "secret-wandb-key",
+        "secret-db-password",
+        "secret-admin-token",
+    ):
         assert secret not in text
 
 
