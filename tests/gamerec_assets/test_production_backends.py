@@ -49,13 +49,17 @@ def test_whole_graph_on_mariadb_s3_and_mysql_instance_storage(
     done = run([str(BIN / "dagster"), "asset", "materialize", "-m", "gamerec_assets.definitions", "--select", "*"], env)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    conn = pymysql.connect(host=mysql_server["host"], port=mysql_server["port"], user="root", password="")
-    with conn.cursor() as cur:
+    # autocommit: a failed assertion keeps this connection alive in the traceback, and an open read transaction
+    # would hold a metadata lock that blocks the fixture's DROP DATABASE forever
+    conn = pymysql.connect(
+        host=mysql_server["host"], port=mysql_server["port"], user="root", password="", autocommit=True
+    )
+    with conn, conn.cursor() as cur:
         cur.execute(f"SELECT run_id, status FROM `{mysql_server['db']}`.runs")
         runs = cur.fetchall()
         assert any(status == "SUCCESS" for _, status in runs)
         cur.execute(f"SELECT COUNT(DISTINCT user_id), COUNT(*) FROM `{mysql_db['db']}`.batch_recommendations")
-        assert cur.fetchone() == (100, 1000)
+        assert cur.fetchone() == (1000, 10_000)
         cur.execute(f"SHOW INDEX FROM `{mysql_db['db']}`.batch_recommendations WHERE Key_name = 'PRIMARY'")
         assert [row[4] for row in cur.fetchall()] == ["user_id", "rank"]
         cur.execute(
