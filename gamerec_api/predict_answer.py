@@ -13,9 +13,10 @@ from __future__ import annotations
 import msgspec
 
 from gamerec_api.schemas import PredictRequest, Source
-from gamerec_api.state import ServingState
+from gamerec_api.state import SHARDS, ServingState
 
 _encode = msgspec.json.encode
+_MASK = SHARDS - 1
 _SOURCE = {s: b',"source":"' + s.encode() + b'","items":[' for s in ("item_cf", "basket", "popular")}
 _SOURCE_CF = b',"source":"item_cf","because":['
 _SOURCE_POP = b'0.0,"source":"popular","because":[]},'
@@ -45,7 +46,7 @@ def predict_json(current: ServingState, req: PredictRequest) -> tuple[bytes, Sou
     BadUserId for an id that is no valid text. The user's row is one dict probe on the UTF-8 id.
     """
     text, user = user_key(req.user_id)
-    row = current.user_index.get(user, -1)
+    row = current.user_index[hash(user) & _MASK].get(user, -1)
     key = (row, req.k)
     if not req.liked_game_ids and (hit := current.answers.get(key)) is not None:
         return b'{"user_id":' + _encode(text) + hit[0], hit[1]  # type: ignore[return-value]

@@ -7,16 +7,19 @@ off the event loop and the holder swaps one reference, so a request that read `h
 model / cards / histories set for its whole life. The only thing that changes inside a state is its bounded cache
 of finished /predict answers, which belong to that state.
 
-Users are keyed by the string form of their id (an integer id is its decimal string). The lookup is a dict from
-the UTF-8 id to its history row, built at load in chunks of 20,000 (`dict.update` is one C call, and a long one
-would hold the GIL against the event loop): one hash probe per request, no Python loop, ~100 MB at 1,000,000
-users. Listing by prefix binary-searches the version's sorted id blob. The request path never touches polars,
+Users are keyed by the string form of their id (an integer id is its decimal string). The lookup is a hash
+index: 256 dicts from the UTF-8 id to its history row, the shard picked by the id's own (cached) hash. One dict of
+1,000,000 entries would be faster to fill, but each of its resizes is one C call that rehashes every entry with
+the GIL held (tens of ms against the event loop); shards of ~4,000 resize in microseconds. A request pays one
+`hash() & 255` and one probe (~0.1 µs; a binary search of a sorted fixed-width id array measured 2.5 µs).
+Listing by prefix binary-searches the version's sorted id blob. The request path never touches polars,
 pandas or the database: a user's history is a slice of an in-memory CSR and scoring is one compiled kernel call.
 """
 
 from __future__ import annotations
 
 import bisect
+import gc
 import logging
 import time
 from collections.abc import Mapping
@@ -32,7 +35,8 @@ from gamerec_assets.recsys.served_model import ServingModel
 from gamerec_assets.store.registry import InvalidVersion, ModelRegistry
 
 log = logging.getLogger("gamerec_api")
-CHUNK = 20_000  # items or users per step of a load loop: no single call holds the GIL for more than a few ms
+CHUNK = 20_000  # users per step of a load loop: no single call holds the GIL for more than a few ms
+SHARDS = 256  # dicts of the user index (a power of two: the shard is hash(key) & (SHARDS - 1))
 
 
 class NotReady(RuntimeError):
@@ -96,7 +100,7 @@ class ServingState:
     model: ServingModel  # scoring, neighbours and game id -> item index
     cards: tuple[GameCard, ...]  # per model item index, the version's own catalogue
     users: ServingData  # the version's user ids (sorted UTF-8 blob + offsets) and histories
-    user_index: dict[bytes, int]  # UTF-8 user id -> history row
+    user_index: tuple[dict[bytes, int], ...]  # SHARDS dicts: UTF-8 user id -> history row
     hist_indptr: np.ndarray  # int64
     hist_indices: np.ndarray  # int64 model item indices, sorted within each user (the kernel's input type)
     search_index: tuple[tuple[str, int], ...]  # (lower-case name, item index), most popular first
@@ -124,7 +128,7 @@ class ServingState:
 
     def user_row(self, key: bytes) -> int:
         """Row of the user (UTF-8 id) in the history CSR, -1 for users without history: one dict probe."""
-        return self.user_index.get(key, -1)
+        return self.user_index[hash(key) & (SHARDS - 1)].get(key, -1)
 
     def history(self, key: bytes) -> list[int]:
         """Sorted model item indices the user played (empty for unknown users)."""
@@ -173,14 +177,18 @@ class ServingState:
         return [self.cards[i] for _, _, i in hits[:limit]]
 
 
-def _user_index(users: ServingData) -> dict[bytes, int]:
-    """UTF-8 id -> row, built in chunks so no single `dict.update` holds the GIL for long."""
-    index: dict[bytes, int] = {}
+def _user_index(users: ServingData) -> tuple[dict[bytes, int], ...]:
+    """UTF-8 id -> row in SHARDS dicts, filled by a plain loop (bytecode: the interpreter hands the GIL to the event
+    loop every switch interval), with ids sliced from the blob CHUNK at a time."""
+    shards: tuple[dict[bytes, int], ...] = tuple({} for _ in range(SHARDS))
+    mask = SHARDS - 1
     n = users.n_users
     for lo in range(0, n, CHUNK):
-        hi = min(lo + CHUNK, n)
-        index.update(zip(users.user_keys(lo, hi), range(lo, hi), strict=True))
-    return index
+        row = lo
+        for key in users.user_keys(lo, min(lo + CHUNK, n)):
+            shards[hash(key) & mask][key] = row
+            row += 1
+    return shards
 
 
 def _widen(a: np.ndarray) -> np.ndarray:
@@ -240,7 +248,18 @@ def load_state(
         if version is None:
             raise NotReady(f"the registry has no production {registry.name} model yet (run the Dagster pipeline)")
         model = ServingModel(registry.load(version))
-    state = build_state(model, cache_size)
+    # No cyclic collection while the state's objects pile up: a full one walks every tracked object of the process
+    # with the GIL held (tens of ms at this size). Afterwards the process's objects go to the permanent generation,
+    # so later collections (triggered by the event loop's allocations) skip the states' hundreds of thousands of
+    # objects; they are still freed by reference counting when a swap drops a state.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        state = build_state(model, cache_size)
+    finally:
+        if enabled:
+            gc.enable()
+        gc.freeze()
     # warm-up: the first kernel call of a process loads its machine code (numba's on-disk cache; compiles on a new
     # machine), and numpy initialises lazily; a user's history, or the most popular game when there are no users.
     warm = state.history_items(0) if state.n_users else np.asarray(model.popular_list[:1], np.int64)

@@ -256,11 +256,15 @@ SERVING_DTYPES: dict[str, str] = {
     "hist_indices": "i",  # int32: model item indices, strictly increasing within each user
     "search_order": "i",  # int32: items with a real name, most popular first (the search box's order)
 }
-_CHUNK = 20_000  # items or users per step of a Python-level loop, so a loader thread never holds the GIL for long
+_CHUNK = 20_000  # users per step of a Python-level loop, so a loader thread never holds the GIL for long
+_CARD_CHUNK = 1_000  # cards per msgspec decode call (~5 ms of GIL at most)
 
 
-class GameCard(msgspec.Struct, frozen=True):
-    """One game as the page shows it; the API serves these structs as they are (`gamerec_api.schemas`)."""
+class GameCard(msgspec.Struct, frozen=True, gc=False):
+    """One game as the page shows it; the API serves these structs as they are (`gamerec_api.schemas`).
+
+    `gc=False`: a card never takes part in a reference cycle, and 50,000 cards the cyclic collector need not walk
+    are 50,000 fewer objects in every full collection of a serving process."""
 
     game_id: int
     name: str
@@ -354,9 +358,17 @@ def validate_serving(data: Mapping[str, np.ndarray], n_items: int, manifest: Map
             else:
                 if len(text) > MAX_USER_ID_CHARS * n_users:
                     problems.append(f"user ids: longer than {MAX_USER_ID_CHARS} characters")
+                if (blob == 0).any():
+                    problems.append("user ids: hold a NUL character")
                 ds = ServingData((), blob, offsets, indptr, indices, order)
+                width = int(lengths[0]) if n_users else 0
+            if not problems and n_users > 1 and int(lengths.min()) == int(lengths.max()):
+                fixed = blob.view(f"S{width}")  # ids of one length (Steam's, or padded): one vectorised comparison
+                if not (fixed[1:] > fixed[:-1]).all():
+                    problems.append("user ids: not strictly increasing by UTF-8 bytes (duplicates or unsorted)")
+            elif not problems:
                 previous = b""
-                for lo in range(0, n_users, _CHUNK):
+                for lo in range(0, n_users, _CHUNK):  # ids of many lengths: a Python walk, in chunks
                     keys = ds.user_keys(lo, min(lo + _CHUNK, n_users))
                     if (lo and not previous < keys[0]) or not all(map(bytes.__lt__, keys[:-1], keys[1:])):
                         problems.append("user ids: not strictly increasing by UTF-8 bytes (duplicates or unsorted)")
@@ -397,9 +409,9 @@ def decode_cards(raw: bytes, item_ids: np.ndarray) -> tuple[GameCard, ...]:
         raise ArtifactError(f"invalid serving data: {CARDS} holds {len(lines)} cards for {len(item_ids)} items")
     decoder = msgspec.json.Decoder(list[GameCard])
     cards: list[GameCard] = []
-    for lo in range(0, len(lines), _CHUNK):
+    for lo in range(0, len(lines), _CARD_CHUNK):
         try:
-            cards += decoder.decode(b"[" + b",".join(lines[lo : lo + _CHUNK]) + b"]")
+            cards += decoder.decode(b"[" + b",".join(lines[lo : lo + _CARD_CHUNK]) + b"]")
         except msgspec.ValidationError as exc:
             raise ArtifactError(f"invalid serving data: {CARDS}: {exc}") from exc
         except msgspec.DecodeError as exc:
