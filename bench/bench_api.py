@@ -378,15 +378,23 @@ def bench_swap(tmp: Path, rows: int, rate: float, duration: float) -> None:
     bodies = [msgspec.json.encode(b) for b in request_mix(state, 2000, seed=3)]
     print(f"swap: {n_rows:,} log rows, {state.n_users:,} users, {state.model.n_items} games; versions {v1} <-> {v2}")
     del state
+    gc.collect()
     windows: list[tuple[float, float]] = []
     with server(home, 1, admin_token=SWAP_TOKEN) as (base, _):
         auth = {"Authorization": f"Bearer {SWAP_TOKEN}"}
 
+        alias_key = f"{MODEL_NAME}/_aliases/production.json"
+
+        def move_alias(version: str) -> None:
+            """Point the alias at a version already validated at publish, with one object write: `promote` would
+            load and validate it here, and that would stall this load generator's own event loop."""
+            registry.store.replace(alias_key, msgspec.json.encode({"version": version, "previous": []}))
+
         def swapper(start: float) -> None:
             with httpx.Client(base_url=base, timeout=120) as c:
-                for at, move in ((duration / 3, lambda: registry.promote(v2)), (2 * duration / 3, registry.rollback)):
+                for at, version in ((duration / 3, v2), (2 * duration / 3, v1)):
                     time.sleep(max(0.0, start + at - time.perf_counter()))
-                    move()
+                    move_alias(version)
                     t = time.perf_counter()
                     r = c.post("/admin/reload", headers=auth)
                     windows.append((t - start, time.perf_counter() - start))
@@ -403,6 +411,8 @@ def bench_swap(tmp: Path, rows: int, rate: float, duration: float) -> None:
     for lo, hi in windows:
         during |= (sent >= lo) & (sent <= hi + 0.1)
 
+    before = sent < (windows[0][0] if windows else duration)
+
     def line(sel: np.ndarray) -> str:
         x = lat[sel]
         return (
@@ -410,8 +420,12 @@ def bench_swap(tmp: Path, rows: int, rate: float, duration: float) -> None:
             f"max {ms(float(np.nanmax(x)))}"
         )
 
-    print(f"swap under load at {rate:.0f} req/s for {duration:.0f}s, {len(windows)} reloads, non-200 {r['errors']}:")
+    print(
+        f"swap under load at {rate:.0f} req/s for {duration:.0f}s, {len(windows)} reloads "
+        f"({', '.join(f'{lo:.1f}-{hi:.1f} s' for lo, hi in windows)}), non-200 {r['errors']}:"
+    )
     print(f"    whole run     {line(np.ones(len(lat), bool))}")
+    print(f"    before swaps  {line(before)}")
     if during.any():
         print(f"    during swaps  {line(during)}")
 

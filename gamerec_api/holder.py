@@ -23,6 +23,16 @@ from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry
 from gamerec_assets.store.table_store import TableStore
 
 log = logging.getLogger("gamerec_api")
+RETIRE_AFTER_S = 10.0  # a swapped-out state lives this long (in-flight requests keep using it), then is freed
+
+
+def _dispose(holder: list[ServingState]) -> None:
+    """In a worker thread: empty the state's user index and answer cache in small steps, then drop it."""
+    state = holder.pop()
+    for shard in state.user_index:
+        shard.clear()
+    state.answers.clear()
+    del state
 
 
 class ModelHolder:
@@ -36,6 +46,7 @@ class ModelHolder:
         self._tables: TableStore | None = None
         self._lock: asyncio.Lock | None = None
         self._task: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
 
     # -- storage (created lazily in a worker thread: both may do network or disk IO) ---------------------------
 
@@ -57,6 +68,10 @@ class ModelHolder:
         self._task = asyncio.create_task(self._run(), name="gamerec-model-loader")
 
     async def stop(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -77,6 +92,17 @@ class ModelHolder:
             raise
         except Exception as exc:  # keep serving the old model; the next poll tries again
             log.warning("model reload failed: %s", exc)
+
+    # -- retiring the previous state ------------------------------------------------------------------------------
+
+    async def _retire(self, holder: list[ServingState]) -> None:
+        """Free a swapped-out state off the event loop, after requests that read it before the swap are done.
+
+        Dropping it here would free its million user keys in one go on the event loop (tens of ms with the GIL
+        held); a worker thread empties the index shard by shard (a few thousand keys each, so the GIL changes
+        hands in between) and drops the last reference itself."""
+        await asyncio.sleep(RETIRE_AFTER_S)
+        await anyio.to_thread.run_sync(_dispose, holder)
 
     # -- reload --------------------------------------------------------------------------------------------------
 
@@ -113,7 +139,12 @@ class ModelHolder:
                     self.detail = f"loading the production model failed: {type(exc).__name__}: {exc}"
                 telemetry.RELOADS.labels("error").inc()
                 raise
+            retired = [self.state] if self.state is not None else []
             self.state = new_state  # the swap: one reference assignment
+            if retired:
+                task = asyncio.create_task(self._retire(retired), name="gamerec-retire-state")
+                self._retiring.add(task)
+                task.add_done_callback(self._retiring.discard)
             self.detail = ""
             telemetry.RELOADS.labels("ok").inc()
             telemetry.model_swapped(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import gc
 import logging
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -235,7 +236,28 @@ def load_state(
     With `fallback` (a server that has nothing to serve yet) an unservable production version (also one without
     serving data) is skipped for the newest servable one of the alias's history, so a bad promote leaves a fresh
     server on the previous model instead of 503 or a crash.
+
+    Runs in a worker thread beside the event loop, so it keeps the GIL in short stretches: numpy (which releases it
+    in its loops), zlib and hashing (which release it too), Python loops in chunks, and while it runs a 1 ms switch
+    interval (Python hands the GIL to a waiting thread after 1 ms instead of 5; process-wide, restored after) and no
+    cyclic collection (a full one walks every tracked object with the GIL held). Afterwards the process's objects
+    go to the permanent generation, so later collections, triggered by the event loop's allocations, skip the
+    states' hundreds of thousands of objects; they are still freed by reference counting when a swap drops a state.
     """
+    enabled, interval = gc.isenabled(), sys.getswitchinterval()
+    gc.disable()
+    sys.setswitchinterval(min(interval, 0.001))
+    try:
+        state = _load(registry, version, cache_size, fallback)
+    finally:
+        sys.setswitchinterval(interval)
+        if enabled:
+            gc.enable()
+        gc.freeze()
+    return state
+
+
+def _load(registry: ModelRegistry, version: str | None, cache_size: int, fallback: bool) -> ServingState:
     if fallback:
         if version is None and registry.production() is None:
             raise NotReady(f"the registry has no production {registry.name} model yet (run the Dagster pipeline)")
@@ -248,18 +270,7 @@ def load_state(
         if version is None:
             raise NotReady(f"the registry has no production {registry.name} model yet (run the Dagster pipeline)")
         model = ServingModel(registry.load(version))
-    # No cyclic collection while the state's objects pile up: a full one walks every tracked object of the process
-    # with the GIL held (tens of ms at this size). Afterwards the process's objects go to the permanent generation,
-    # so later collections (triggered by the event loop's allocations) skip the states' hundreds of thousands of
-    # objects; they are still freed by reference counting when a swap drops a state.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        state = build_state(model, cache_size)
-    finally:
-        if enabled:
-            gc.enable()
-        gc.freeze()
+    state = build_state(model, cache_size)
     # warm-up: the first kernel call of a process loads its machine code (numba's on-disk cache; compiles on a new
     # machine), and numpy initialises lazily; a user's history, or the most popular game when there are no users.
     warm = state.history_items(0) if state.n_users else np.asarray(model.popular_list[:1], np.int64)

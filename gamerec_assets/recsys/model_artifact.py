@@ -351,21 +351,26 @@ def validate_serving(data: Mapping[str, np.ndarray], n_items: int, manifest: Map
         if n_users and (int(lengths.min()) < 1 or int(lengths.max()) > 4 * MAX_USER_ID_CHARS):
             problems.append(f"user ids: every id must hold 1..{4 * MAX_USER_ID_CHARS} UTF-8 bytes")
         else:
-            try:
-                text = blob.tobytes().decode()
-            except UnicodeDecodeError as exc:
-                problems.append(f"user_blob: not UTF-8 ({exc})")
-            else:
-                if len(text) > MAX_USER_ID_CHARS * n_users:
-                    problems.append(f"user ids: longer than {MAX_USER_ID_CHARS} characters")
-                if (blob == 0).any():
+            ds = ServingData((), blob, offsets, indptr, indices, order)
+            width = int(lengths[0]) if n_users else 0
+            bounds = [*offsets[:: _CHUNK * 5].tolist(), int(offsets[-1])]  # ~100,000 ids per step, at id boundaries
+            for lo, hi in itertools.pairwise(bounds):
+                chunk = blob[lo:hi].tobytes()
+                try:
+                    chunk.decode()
+                except UnicodeDecodeError as exc:
+                    problems.append(f"user_blob: not UTF-8 ({exc})")
+                    break
+                if b"\x00" in chunk:
                     problems.append("user ids: hold a NUL character")
-                ds = ServingData((), blob, offsets, indptr, indices, order)
-                width = int(lengths[0]) if n_users else 0
+                    break
             if not problems and n_users > 1 and int(lengths.min()) == int(lengths.max()):
-                fixed = blob.view(f"S{width}")  # ids of one length (Steam's, or padded): one vectorised comparison
-                if not (fixed[1:] > fixed[:-1]).all():
-                    problems.append("user ids: not strictly increasing by UTF-8 bytes (duplicates or unsorted)")
+                fixed = blob.view(f"S{width}")  # ids of one length (Steam's, or padded): vectorised comparisons
+                step = _CHUNK * 5
+                for lo in range(0, n_users - 1, step):  # in steps: numpy's string comparison keeps the GIL
+                    if not (fixed[lo + 1 : lo + 1 + step] > fixed[lo : lo + step]).all():
+                        problems.append("user ids: not strictly increasing by UTF-8 bytes (duplicates or unsorted)")
+                        break
             elif not problems:
                 previous = b""
                 for lo in range(0, n_users, _CHUNK):  # ids of many lengths: a Python walk, in chunks
@@ -404,14 +409,17 @@ def validate_serving(data: Mapping[str, np.ndarray], n_items: int, manifest: Map
 def decode_cards(raw: bytes, item_ids: np.ndarray) -> tuple[GameCard, ...]:
     """`cards.jsonl` (one card per model item, in item order) as structs; ArtifactError unless every line is a
     well-typed card of the item on that line. Decoded in chunks so a loader thread holds the GIL briefly."""
-    lines = raw.split(b"\n") if raw else []
-    if len(lines) != len(item_ids):
-        raise ArtifactError(f"invalid serving data: {CARDS} holds {len(lines)} cards for {len(item_ids)} items")
+    # line ends found by numpy (no 50,000-object split in one call); JSON strings never hold a raw newline
+    ends = [*np.flatnonzero(np.frombuffer(raw, np.uint8) == 10).tolist(), len(raw)] if raw else []
+    if len(ends) != len(item_ids):
+        raise ArtifactError(f"invalid serving data: {CARDS} holds {len(ends)} cards for {len(item_ids)} items")
     decoder = msgspec.json.Decoder(list[GameCard])
     cards: list[GameCard] = []
-    for lo in range(0, len(lines), _CARD_CHUNK):
+    starts = [0] + [e + 1 for e in ends[:-1]]
+    for lo in range(0, len(ends), _CARD_CHUNK):
+        part = raw[starts[lo] : ends[min(lo + _CARD_CHUNK, len(ends)) - 1]]
         try:
-            cards += decoder.decode(b"[" + b",".join(lines[lo : lo + _CARD_CHUNK]) + b"]")
+            cards += decoder.decode(b"[" + part.replace(b"\n", b",") + b"]")
         except msgspec.ValidationError as exc:
             raise ArtifactError(f"invalid serving data: {CARDS}: {exc}") from exc
         except msgspec.DecodeError as exc:
