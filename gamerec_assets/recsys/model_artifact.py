@@ -368,7 +368,8 @@ def validate_serving(data: Mapping[str, np.ndarray], n_items: int, manifest: Map
                 fixed = blob.view(f"S{width}")  # ids of one length (Steam's, or padded): vectorised comparisons
                 step = _CHUNK * 5
                 for lo in range(0, n_users - 1, step):  # in steps: numpy's string comparison keeps the GIL
-                    if not (fixed[lo + 1 : lo + 1 + step] > fixed[lo : lo + step]).all():
+                    hi = min(lo + step, n_users - 1)
+                    if not (fixed[lo + 1 : hi + 1] > fixed[lo:hi]).all():
                         problems.append("user ids: not strictly increasing by UTF-8 bytes (duplicates or unsorted)")
                         break
             elif not problems:

@@ -267,3 +267,23 @@ def test_serving_files_are_covered_by_the_manifest() -> None:
 def test_versions_without_serving_data_still_load() -> None:
     """Written before versions carried cards and histories: the batch asset and champion comparisons read them."""
     assert ModelArtifact.from_files(artifact().to_files()).serving is None
+
+
+@pytest.mark.parametrize("n", [2, 3, 100_001, 200_000])
+def test_ids_of_one_length_are_checked_in_steps(n: int) -> None:
+    """Equal-length ids (Steam's) take the vectorised path: sorted ones pass, a swap anywhere is caught."""
+    from gamerec_assets.recsys.model_artifact import validate_serving
+
+    ids = "".join(f"{76561197960265728 + i}" for i in range(n)).encode()
+    data = {
+        "user_blob": np.frombuffer(ids, np.uint8).copy(),
+        "user_offsets": np.arange(n + 1, dtype=np.int64) * 17,
+        "hist_indptr": np.zeros(n + 1, np.int64),
+        "hist_indices": np.zeros(0, np.int32),
+        "search_order": np.zeros(0, np.int32),
+    }
+    validate_serving(data, 1)
+    blob = data["user_blob"].reshape(n, 17)
+    blob[[n - 2, n - 1]] = blob[[n - 1, n - 2]]  # the last two ids swapped
+    with pytest.raises(ArtifactError, match="strictly increasing"):
+        validate_serving(data, 1)
