@@ -123,6 +123,10 @@ def measure(home: str) -> None:
     t = time.perf_counter()
     first = load_state(registry)
     start_s, start_rss = time.perf_counter() - t, rss_mb()
+    t = time.perf_counter()
+    quiet = load_state(registry)  # a reload with nobody waiting for the GIL
+    quiet_s = time.perf_counter() - t
+    del quiet
     _, idle = loop_lag_during(time.sleep, 3.0)  # the machine's own scheduling noise, nothing holding the GIL
     t = time.perf_counter()
     second, lags = loop_lag_during(load_state, registry)  # the reload runs in a worker thread, like the holder's
@@ -138,6 +142,7 @@ def measure(home: str) -> None:
                 "start_s": round(start_s, 2),
                 "start_peak_rss_mb": round(start_rss),
                 "reload_s": round(reload_s, 2),
+                "reload_quiet_s": round(quiet_s, 2),
                 "reload_peak_rss_mb": round(reload_rss),
                 "same": second.version == first.version,
                 "lag_p99_ms": round(float(np.percentile(lags, 99)) * 1000, 2),
@@ -163,7 +168,8 @@ def report(home: str) -> None:
     )
     print(f"  start  (load_state): {r['start_s']:.2f} s, peak RSS {r['start_peak_rss_mb']} MB")
     print(
-        f"  reload (second load_state, the first state alive): {r['reload_s']:.2f} s, "
+        f"  reload (second load_state, the first state alive): {r['reload_quiet_s']:.2f} s alone, "
+        f"{r['reload_s']:.2f} s beside a 1 ms event-loop ticker, "
         f"peak RSS {r['reload_peak_rss_mb']} MB   (targets: < 10 s, < 1,500 MB)"
     )
     print(
