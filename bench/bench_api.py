@@ -1,7 +1,9 @@
 """Benchmark of gamerec_api: prints figures, asserts nothing (timings belong here, not in unit tests).
 
 1. in-process /predict (the controller's function + JSON encoding, no HTTP): p50 / p99;
-2. over HTTP against `python -m gamerec_api` in a separate process on loopback, with 1 and 2 workers:
+2. (`--swap`) /predict latency (p50, p99, p99.9, max) at 1,000 req/s while the production model is swapped twice
+   (promote, rollback, each with POST /admin/reload), with versions trained on 1,000,000 log rows;
+3. over HTTP against `python -m gamerec_api` in a separate process on loopback, with 1 and 2 workers:
    /predict throughput relative to the same server's /healthz throughput (closed loop, as fast as possible), and
    /predict latency at a fixed offered load of 500 requests/s (open loop: latency is measured from the scheduled
    send time, so queueing counts).
@@ -69,9 +71,9 @@ def resolve_home(tmp: Path) -> tuple[Path, str]:
     if env_home:
         settings = StorageSettings.from_env({"GAMEREC_HOME": env_home})
         try:
-            tables = settings.table_store()
-            version = ModelRegistry(settings.artifact_store(), MODEL_NAME).production()
-            if version and tables.exists("game_features") and tables.exists("user_logs"):
+            registry = ModelRegistry(settings.artifact_store(), MODEL_NAME)
+            version = registry.production()
+            if version and registry.load(version).serving is not None:  # the version serves itself, no tables
                 return Path(env_home), f"GAMEREC_HOME={env_home} (production {version})"
         except Exception as exc:  # fall back to a seeded home
             print(f"note: GAMEREC_HOME={env_home} is not usable ({exc}); seeding a temporary home")
@@ -82,7 +84,7 @@ def resolve_home(tmp: Path) -> tuple[Path, str]:
 def request_mix(state: ServingState, n: int, seed: int = 0) -> list[dict]:
     """80% known users, 10% guests liking 3 games (basket), 10% unknown users (popular)."""
     rng = random.Random(seed)
-    users = state.user_ids.tolist()
+    users = state.user_ids(range(state.n_users))
     games = [c.game_id for c in state.cards]
     out = []
     for _ in range(n):
@@ -92,7 +94,7 @@ def request_mix(state: ServingState, n: int, seed: int = 0) -> list[dict]:
         elif x < 0.9:
             out.append({"user_id": 0, "k": 10, "liked_game_ids": rng.sample(games, 3)})
         else:
-            out.append({"user_id": 10**12 + rng.randrange(1000), "k": 10})
+            out.append({"user_id": f"guest-{rng.randrange(1000)}", "k": 10})
     return out
 
 
@@ -111,7 +113,7 @@ def bench_in_process(state: ServingState, n: int = 20_000) -> None:
         sources.append(source)
     print(
         f"in-process predict, computed (answer cache off): {n} requests, {state.model.n_items} games, "
-        f"{state.user_ids.size} users, {state.model.similarity.nnz} neighbour pairs: p50 {ms(pct(times, 50))}  "
+        f"{state.n_users} users, {state.model.similarity.nnz} neighbour pairs: p50 {ms(pct(times, 50))}  "
         f"p99 {ms(pct(times, 99))}  max {ms(times.max())}  (target p99 <= 1 ms)"
     )
     kinds = np.asarray(sources)
@@ -131,12 +133,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(home: Path, workers: int, cache: bool = True) -> Iterator[tuple[str, int]]:
+def server(home: Path, workers: int, cache: bool = True, admin_token: str | None = None) -> Iterator[tuple[str, int]]:
     port = free_port()
-    env = {**os.environ, "GAMEREC_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "GAMEREC_HOME": str(home), "PYTHONPATH": str(ROOT), "GAMEREC_RELOAD_INTERVAL": "0"}
     if not cache:
         env["GAMEREC_PREDICT_CACHE"] = "0"
     env.pop("GAMEREC_ADMIN_TOKEN", None)
+    if admin_token:
+        env["GAMEREC_ADMIN_TOKEN"] = admin_token
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -335,7 +339,95 @@ def fixed_rate(base: str, bodies: list[bytes], rate: float, duration: float, con
         lat, errors = asyncio.run(run())
     finally:
         gc.enable()
-    return {"n": n, "p50": pct(lat, 50), "p99": pct(lat, 99), "max": float(np.nanmax(lat)), "errors": errors}
+    return {
+        "n": n,
+        "p50": pct(lat, 50),
+        "p99": pct(lat, 99),
+        "max": float(np.nanmax(lat)),
+        "errors": errors,
+        "lat": lat,
+    }
+
+
+# -- a model swap under load ------------------------------------------------------------------------------------------
+
+SWAP_TOKEN = "bench-admin-token"
+
+
+def swap_home(tmp: Path, rows: int) -> tuple[Path, str, str, int]:
+    """A home whose production version was trained on ~`rows` simulated log rows, and a second version to swap to."""
+    from gamerec_assets.recsys.model_artifact import ModelArtifact
+
+    n_users = max(100, int(rows / 5.5))  # the simulation draws 1..10 games per user
+    seeded = seed_home(tmp / "swap-home", n_users=n_users, max_games=10, batch=False)
+    registry = ModelRegistry(seeded.settings.artifact_store(), MODEL_NAME)
+    a = registry.load(seeded.version)
+    other = registry.publish(ModelArtifact(a.item_ids, a.similarity, a.popularity, {"parameters": {}}, a.serving))
+    return tmp / "swap-home", seeded.version, other, seeded.logs.height
+
+
+def bench_swap(tmp: Path, rows: int, rate: float, duration: float) -> None:
+    """Open-loop /predict at `rate` req/s while the production alias moves twice (promote, then rollback) and the
+    server reloads each time (POST /admin/reload): the latency of requests sent during a reload shows whether
+    the load stalls the event loop. Prints p50 / p99 / p99.9 / max over the whole run and over the swap windows."""
+    import threading
+
+    home, v1, v2, n_rows = swap_home(tmp, rows)
+    registry = ModelRegistry(StorageSettings.from_env({"GAMEREC_HOME": str(home)}).artifact_store(), MODEL_NAME)
+    state = load_state(registry)
+    bodies = [msgspec.json.encode(b) for b in request_mix(state, 2000, seed=3)]
+    print(f"swap: {n_rows:,} log rows, {state.n_users:,} users, {state.model.n_items} games; versions {v1} <-> {v2}")
+    del state
+    gc.collect()
+    windows: list[tuple[float, float]] = []
+    with server(home, 1, admin_token=SWAP_TOKEN) as (base, _):
+        auth = {"Authorization": f"Bearer {SWAP_TOKEN}"}
+
+        alias_key = f"{MODEL_NAME}/_aliases/production.json"
+
+        def move_alias(version: str) -> None:
+            """Point the alias at a version already validated at publish, with one object write: `promote` would
+            load and validate it here, and that would stall this load generator's own event loop."""
+            registry.store.replace(alias_key, msgspec.json.encode({"version": version, "previous": []}))
+
+        def swapper(start: float) -> None:
+            with httpx.Client(base_url=base, timeout=120) as c:
+                for at, version in ((duration / 3, v2), (2 * duration / 3, v1)):
+                    time.sleep(max(0.0, start + at - time.perf_counter()))
+                    move_alias(version)
+                    t = time.perf_counter()
+                    r = c.post("/admin/reload", headers=auth)
+                    windows.append((t - start, time.perf_counter() - start))
+                    print(f"    reload -> {r.json().get('model_version')} in {windows[-1][1] - windows[-1][0]:.2f} s")
+
+        start = time.perf_counter() + 0.05  # fixed_rate's t0
+        thread = threading.Thread(target=swapper, args=(start,), daemon=True)
+        thread.start()
+        r = fixed_rate(base, bodies, rate, duration)
+        thread.join()
+    lat = r["lat"]
+    sent = np.arange(len(lat)) / rate
+    during = np.zeros(len(lat), bool)
+    for lo, hi in windows:
+        during |= (sent >= lo) & (sent <= hi + 0.1)
+
+    before = sent < (windows[0][0] if windows else duration)
+
+    def line(sel: np.ndarray) -> str:
+        x = lat[sel]
+        return (
+            f"{x.size} requests: p50 {ms(pct(x, 50))}  p99 {ms(pct(x, 99))}  p99.9 {ms(pct(x, 99.9))}  "
+            f"max {ms(float(np.nanmax(x)))}"
+        )
+
+    print(
+        f"swap under load at {rate:.0f} req/s for {duration:.0f}s, {len(windows)} reloads "
+        f"({', '.join(f'{lo:.1f}-{hi:.1f} s' for lo, hi in windows)}), non-200 {r['errors']}:"
+    )
+    print(f"    whole run     {line(np.ones(len(lat), bool))}")
+    print(f"    before swaps  {line(before)}")
+    if during.any():
+        print(f"    during swaps  {line(during)}")
 
 
 def main() -> None:
@@ -347,7 +439,18 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="offered load for the latency run (req/s)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--python-client", action="store_true", help="use the Python load generator even with wrk")
+    parser.add_argument("--swap", action="store_true", help="only the model-swap-under-load run")
+    parser.add_argument("--swap-rows", type=int, default=1_000_000, help="log rows of the swapped versions")
+    parser.add_argument("--swap-rate", type=float, default=1000.0, help="offered load during the swaps (req/s)")
+    parser.add_argument("--swap-duration", type=float, default=12.0, help="seconds of the swap run")
     args = parser.parse_args()
+    if args.swap:
+        tmp = Path(tempfile.mkdtemp(prefix="gamerec-bench-"))
+        try:
+            bench_swap(tmp, args.swap_rows, args.swap_rate, args.swap_duration)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
 
     tmp = Path(tempfile.mkdtemp(prefix="gamerec-bench-"))
     try:
@@ -355,14 +458,16 @@ def main() -> None:
         print(f"model: {what}")
         print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}")
         state = load_state(
-            ModelRegistry(StorageSettings.from_env({"GAMEREC_HOME": str(home)}).artifact_store(), MODEL_NAME),
-            StorageSettings.from_env({"GAMEREC_HOME": str(home)}).table_store(),
+            ModelRegistry(StorageSettings.from_env({"GAMEREC_HOME": str(home)}).artifact_store(), MODEL_NAME)
         )
         bench_in_process(state)
 
         bodies = [msgspec.json.encode(b) for b in request_mix(state, 2000, seed=1)]
         rng = random.Random(2)
-        known = [msgspec.json.encode({"user_id": u, "k": 10}) for u in rng.choices(state.user_ids.tolist(), k=1000)]
+        known = [
+            msgspec.json.encode({"user_id": u, "k": 10})
+            for u in rng.choices(state.user_ids(range(state.n_users)), k=1000)
+        ]
         use_wrk = shutil.which("wrk") is not None and not args.python_client
         print(
             f"HTTP load generator: {f'wrk -t{args.wrk_threads} -c32' if use_wrk else 'Python asyncio (16 connections)'}"

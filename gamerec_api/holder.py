@@ -1,7 +1,9 @@
 """Owns the served `ServingState`: first load, polling of the production alias, reloads and the atomic swap.
 
 Requests read `holder.state` once; a reload builds the next state in a worker thread and then assigns it in one
-statement, so no request ever waits for a load or sees half of one. A failed reload keeps the old model.
+statement, so no request ever waits for a load or sees half of one. A failed reload keeps the old model. The load
+is numpy on the version's own files plus Python loops in chunks of 20,000 (no polars, no table read), so the
+worker thread never holds the GIL for long against the event loop (bench/bench_api.py measures a swap under load).
 """
 
 from __future__ import annotations
@@ -21,6 +23,16 @@ from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry
 from gamerec_assets.store.table_store import TableStore
 
 log = logging.getLogger("gamerec_api")
+RETIRE_AFTER_S = 10.0  # a swapped-out state lives this long (in-flight requests keep using it), then is freed
+
+
+def _dispose(holder: list[ServingState]) -> None:
+    """In a worker thread: empty the state's user index and answer cache in small steps, then drop it."""
+    state = holder.pop()
+    for shard in state.user_index:
+        shard.clear()
+    state.answers.clear()
+    del state
 
 
 class ModelHolder:
@@ -34,6 +46,7 @@ class ModelHolder:
         self._tables: TableStore | None = None
         self._lock: asyncio.Lock | None = None
         self._task: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
 
     # -- storage (created lazily in a worker thread: both may do network or disk IO) ---------------------------
 
@@ -44,7 +57,7 @@ class ModelHolder:
         return self._registry, self._tables
 
     def tables(self) -> TableStore:
-        """The table store (for the batch endpoint, called from a worker thread)."""
+        """The table store, only for the batch endpoint's precomputed rows (called from a worker thread)."""
         return self._open()[1]
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
@@ -55,6 +68,10 @@ class ModelHolder:
         self._task = asyncio.create_task(self._run(), name="gamerec-model-loader")
 
     async def stop(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -76,19 +93,31 @@ class ModelHolder:
         except Exception as exc:  # keep serving the old model; the next poll tries again
             log.warning("model reload failed: %s", exc)
 
+    # -- retiring the previous state ------------------------------------------------------------------------------
+
+    async def _retire(self, holder: list[ServingState]) -> None:
+        """Free a swapped-out state off the event loop, after requests that read it before the swap are done.
+
+        Dropping it here would free its million user keys in one go on the event loop (tens of ms with the GIL
+        held); a worker thread empties the index shard by shard (a few thousand keys each, so the GIL changes
+        hands in between) and drops the last reference itself."""
+        await asyncio.sleep(RETIRE_AFTER_S)
+        await anyio.to_thread.run_sync(_dispose, holder)
+
     # -- reload --------------------------------------------------------------------------------------------------
 
     async def reload(self, force: bool = True) -> ReloadResult:
         """Load the production model (when it changed, or always with force) and swap it in.
 
-        Raises NotReady when there is no production model or its tables are missing, other errors when a load
-        fails; the served state is unchanged in both cases.
+        Reads the registry only: a version carries its own cards and histories. Raises NotReady when there is no
+        production model, other errors when a load fails (NoServingData for a version without serving data); the
+        served state is unchanged in both cases.
         """
         assert self._lock is not None, "ModelHolder.start() was not called"
         async with self._lock:
             previous = self.state.version if self.state else None
             try:
-                registry, tables = await anyio.to_thread.run_sync(self._open)
+                registry, _ = await anyio.to_thread.run_sync(self._open)
                 version = await anyio.to_thread.run_sync(registry.production)
                 if version is None:
                     raise NotReady(f"the registry has no production {MODEL_NAME} model yet (run the Dagster pipeline)")
@@ -98,7 +127,7 @@ class ModelHolder:
                 # nothing served yet: fall back along the alias history past an unservable version; a running
                 # server keeps its model instead (a failed load raises and the swap does not happen)
                 new_state = await anyio.to_thread.run_sync(
-                    load_state, registry, tables, version, self.cache_size, self.state is None
+                    load_state, registry, version, self.cache_size, self.state is None
                 )
             except NotReady as exc:
                 if self.state is None:
@@ -110,11 +139,16 @@ class ModelHolder:
                     self.detail = f"loading the production model failed: {type(exc).__name__}: {exc}"
                 telemetry.RELOADS.labels("error").inc()
                 raise
+            retired = [self.state] if self.state is not None else []
             self.state = new_state  # the swap: one reference assignment
+            if retired:
+                task = asyncio.create_task(self._retire(retired), name="gamerec-retire-state")
+                self._retiring.add(task)
+                task.add_done_callback(self._retiring.discard)
             self.detail = ""
             telemetry.RELOADS.labels("ok").inc()
             telemetry.model_swapped(
-                previous, new_state.version, new_state.model.n_items, new_state.user_ids.size, new_state.loaded_at
+                previous, new_state.version, new_state.model.n_items, new_state.n_users, new_state.loaded_at
             )
             log.info(
                 "serving model %s (was %s), loaded in %.2fs", new_state.version, previous, time.perf_counter() - started

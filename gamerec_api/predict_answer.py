@@ -13,8 +13,10 @@ from __future__ import annotations
 import msgspec
 
 from gamerec_api.schemas import PredictRequest, Source
-from gamerec_api.state import ServingState
+from gamerec_api.state import SHARDS, ServingState
 
+_encode = msgspec.json.encode
+_MASK = SHARDS - 1
 _SOURCE = {s: b',"source":"' + s.encode() + b'","items":[' for s in ("item_cf", "basket", "popular")}
 _SOURCE_CF = b',"source":"item_cf","because":['
 _SOURCE_POP = b'0.0,"source":"popular","because":[]},'
@@ -24,15 +26,30 @@ class UnknownGames(ValueError):
     """liked_game_ids holds games the served model does not know."""
 
 
+class BadUserId(ValueError):
+    """A user id that is no valid Unicode text (a lone surrogate): it cannot be a key nor be echoed as JSON."""
+
+
+def user_key(user_id: int | str) -> tuple[str, bytes]:
+    """(the id's string form, its UTF-8 key): an integer is the same user as its decimal string."""
+    text = user_id if type(user_id) is str else str(user_id)
+    try:
+        return text, text.encode()  # type: ignore[union-attr]
+    except UnicodeEncodeError as exc:
+        raise BadUserId("user_id is not valid Unicode text") from exc
+
+
 def predict_json(current: ServingState, req: PredictRequest) -> tuple[bytes, Source]:
     """Known user: item_cf over history ∪ liked; no history: basket over liked; nothing usable: popular.
 
-    Returns the JSON body of a `PredictResponse` and its source. Raises UnknownGames for unknown liked ids.
+    Returns the JSON body of a `PredictResponse` and its source. Raises UnknownGames for unknown liked ids,
+    BadUserId for an id that is no valid text. The user's row is one dict probe on the UTF-8 id.
     """
-    row = current.user_row(req.user_id)
+    text, user = user_key(req.user_id)
+    row = current.user_index[hash(user) & _MASK].get(user, -1)
     key = (row, req.k)
     if not req.liked_game_ids and (hit := current.answers.get(key)) is not None:
-        return b'{"user_id":' + str(req.user_id).encode() + hit[0], hit[1]  # type: ignore[return-value]
+        return b'{"user_id":' + _encode(text) + hit[0], hit[1]  # type: ignore[return-value]
     model = current.model
     history = current.history_items(row)
     source: Source = "item_cf" if history.size else "popular"
@@ -69,4 +86,4 @@ def predict_json(current: ServingState, req: PredictRequest) -> tuple[bytes, Sou
     rest = b"".join(out)
     if not req.liked_game_ids:
         current.remember(key, (rest, source))
-    return b'{"user_id":' + str(req.user_id).encode() + rest, source
+    return b'{"user_id":' + _encode(text) + rest, source

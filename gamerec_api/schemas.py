@@ -5,7 +5,13 @@
 - `basket`: item-CF over the liked games only, for a user without history (cold start);
 - `popular`: the most played games the user has not seen (no history and no liked games, or popularity fill
   after the item-CF neighbourhood ran out; such items have score 0.0 and no `because`);
-- `batch`: precomputed offline by the `batch_recommendations` asset (GET /users/{id}/recommendations).
+- `batch`: precomputed offline by the `batch_recommendations` asset (GET /users/{id}/recommendations), served only
+  when the table was made by the served model version;
+- `computed`: the same top-10 computed now from the served version, because the table holds another version's
+  answers for this user (or none, or the table store is down).
+
+User ids are strings (real logs name users by strings); a request may send an integer, which is the same user as
+its decimal string (`7` and `"7"`). Answers always carry the string form.
 """
 
 from __future__ import annotations
@@ -14,9 +20,21 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from gamerec_assets.recsys.model_artifact import GameCard as _CoreGameCard
+
 MAX_ID = 2**63 - 1  # ids are int64 in the tables and the model
 GameId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID, description="RAWG game id", examples=[3498])]
-UserId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID, description="user id (0 and unknown ids: a guest)", examples=[7])]
+MAX_USER_ID = 128  # characters of a user id
+UserIdText = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USER_ID)]
+UserIdNumber = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
+UserId = Annotated[
+    UserIdText | UserIdNumber,
+    msgspec.Meta(
+        description="user id: a string of 1..128 characters, or an integer (the same user as its decimal string); "
+        "unknown ids are guests",
+        examples=["7", 7],
+    ),
+]
 K = Annotated[int, msgspec.Meta(ge=1, le=100, description="how many games to return", examples=[10])]
 Source = Literal["item_cf", "basket", "popular"]
 ItemSource = Literal["item_cf", "popular"]
@@ -43,16 +61,9 @@ class GameRef(msgspec.Struct, frozen=True):
     name: str
 
 
-class GameCard(msgspec.Struct, frozen=True):
-    """What the page shows for one game; built once per game at load time and reused by every response."""
-
-    game_id: int
-    name: str
-    slug: str
-    genres: list[str]
-    rating: float
-    released: str | None
-    background_image: str
+# What the page shows for one game: the version's own cards (`cards.jsonl`), decoded once at load and reused by
+# every response. The core defines the struct, since it is also the stored format.
+GameCard = _CoreGameCard
 
 
 class PredictItem(msgspec.Struct):
@@ -67,7 +78,7 @@ class PredictItem(msgspec.Struct):
 
 
 class PredictResponse(msgspec.Struct):
-    user_id: int
+    user_id: str
     model_version: str
     source: Source
     items: list[PredictItem]
@@ -95,17 +106,26 @@ class SearchResponse(msgspec.Struct):
 
 
 class UserSummary(msgspec.Struct):
-    user_id: int
+    user_id: str
     games_played: int
 
 
 class UsersResponse(msgspec.Struct):
+    """`total`: users whose id starts with `prefix` (every user for an empty prefix), in the served version.
+    `interaction_source`: where its play logs came from (`simulated`, `steam`, ...; null when the version does not
+    record it); `simulated` says plainly whether the players are made up (null: unknown)."""
+
+    model_version: str
+    prefix: str
     total: int
     items: list[UserSummary]
+    interaction_source: str | None
+    simulated: bool | None
 
 
 class HistoryResponse(msgspec.Struct):
-    user_id: int
+    user_id: str
+    model_version: str
     items: list[GameCard]
 
 
@@ -121,10 +141,15 @@ class BatchItem(msgspec.Struct):
 
 
 class BatchResponse(msgspec.Struct):
-    user_id: int
+    """`model_version`: always the served version. `source`: `batch` (the table's rows, made by that version) or
+    `computed` (made now by that version, since the table's rows for this user are another version's, named in
+    `batch_model_version`, or missing)."""
+
+    user_id: str
     model_version: str
-    source: Literal["batch"]
+    source: Literal["batch", "computed"]
     items: list[BatchItem]
+    batch_model_version: str | None = None
 
 
 class Health(msgspec.Struct):

@@ -1,35 +1,51 @@
-"""Everything a request needs, loaded once: the model, the game cards, the user histories, JSON fragments.
+"""Everything a request needs, loaded once from one model version: the model, its cards, its histories, JSON.
 
-A reload builds a whole new `ServingState` off the event loop and the holder swaps one reference, so a request
-that read `holder.state` keeps a consistent model / metadata / history set for its whole life. The only thing
-that changes inside a state is its bounded cache of finished /predict answers, which belong to that state.
+A version carries its own catalogue cards and the histories it was trained on (`ModelArtifact.serving`), so a
+state is built from the registry alone: no table is read, and after a promote or a rollback every endpoint answers
+from that one version (`model_version` in the answers, and in /readyz). A reload builds a whole new `ServingState`
+off the event loop and the holder swaps one reference, so a request that read `holder.state` keeps a consistent
+model / cards / histories set for its whole life. The only thing that changes inside a state is its bounded cache
+of finished /predict answers, which belong to that state.
 
-The request path never touches polars, pandas or the database: a user's history is a slice of an in-memory CSR,
-and scoring is the model's (`ServingModel.recommend_history`: one compiled kernel call over the similarity rows
-of that history), so its cost does not grow with the catalogue. What lives here is the service's own: game cards,
-the search index, the users' histories, pre-encoded JSON and the answer cache.
+Users are keyed by the string form of their id (an integer id is its decimal string). The lookup is a hash
+index: 256 dicts from the UTF-8 id to its history row, the shard picked by the id's own (cached) hash. One dict of
+1,000,000 entries would be faster to fill, but each of its resizes is one C call that rehashes every entry with
+the GIL held (tens of ms against the event loop); shards of ~4,000 resize in microseconds. A request pays one
+`hash() & 255` and one probe (~0.1 µs; a binary search of a sorted fixed-width id array measured 2.5 µs).
+Listing by prefix binary-searches the version's sorted id blob. The request path never touches polars,
+pandas or the database: a user's history is a slice of an in-memory CSR and scoring is one compiled kernel call.
 """
 
 from __future__ import annotations
 
+import bisect
+import gc
 import logging
+import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import numpy as np
-import polars as pl
 
 from gamerec_api.schemas import GameCard
+from gamerec_assets.recsys.model_artifact import ServingData
 from gamerec_assets.recsys.served_model import ServingModel
-from gamerec_assets.store.registry import ModelRegistry
-from gamerec_assets.store.table_store import TableStore
+from gamerec_assets.store.registry import InvalidVersion, ModelRegistry
 
 log = logging.getLogger("gamerec_api")
+CHUNK = 20_000  # users per step of a load loop: no single call holds the GIL for more than a few ms
+SHARDS = 256  # dicts of the user index (a power of two: the shard is hash(key) & (SHARDS - 1))
 
 
 class NotReady(RuntimeError):
-    """There is nothing to serve yet (no production model, or its tables are missing)."""
+    """There is nothing to serve yet (no production model)."""
+
+
+class NoServingData(InvalidVersion):
+    """The version predates cards.jsonl / serving.npz: it cannot be served without mixing in the current tables."""
 
 
 @dataclass(frozen=True)
@@ -60,16 +76,37 @@ def build_fragments(cards: tuple[GameCard, ...], version: str) -> Fragments:
     return Fragments(tuple(heads), tuple(encode(c.game_id) for c in cards), tuple(refs), encode(version))
 
 
+def interaction_source(manifest: Mapping[str, Any]) -> str | None:
+    """Where the version's play logs came from (`simulated`, `steam`, ...), or None when the manifest does not say.
+
+    Read defensively: the training manifest records it as `source` (a name, or an object with the kind of the
+    interactions); older versions have nothing, and the page then says it cannot tell."""
+    for holder in (manifest, manifest.get("training_data") or {}):
+        value = holder.get("source") if isinstance(holder, Mapping) else None
+        if isinstance(value, Mapping):
+            for key in ("interactions", "user_logs", "kind", "source", "name", "type"):
+                inner = value.get(key)
+                if isinstance(inner, Mapping):
+                    inner = inner.get("source") or inner.get("kind")
+                if isinstance(inner, str) and inner:
+                    return inner[:100]
+        elif isinstance(value, str) and value:
+            return value[:100]
+    return None
+
+
 @dataclass(frozen=True, eq=False)
 class ServingState:
     version: str
     model: ServingModel  # scoring, neighbours and game id -> item index
-    cards: tuple[GameCard, ...]  # per model item index
-    user_ids: np.ndarray  # sorted int64
-    hist_indptr: np.ndarray
-    hist_indices: np.ndarray  # model item indices, sorted within each user
+    cards: tuple[GameCard, ...]  # per model item index, the version's own catalogue
+    users: ServingData  # the version's user ids (sorted UTF-8 blob + offsets) and histories
+    user_index: tuple[dict[bytes, int], ...]  # SHARDS dicts: UTF-8 user id -> history row
+    hist_indptr: np.ndarray  # int64
+    hist_indices: np.ndarray  # int64 model item indices, sorted within each user (the kernel's input type)
     search_index: tuple[tuple[str, int], ...]  # (lower-case name, item index), most popular first
     fragments: Fragments  # pre-encoded JSON per item for /predict
+    source: str | None = None  # where the version's play logs came from (`interaction_source`)
     cache_size: int = 0  # /predict answers kept per state (0: off); a swap starts an empty cache
     loaded_at: float = field(default_factory=time.time)
     # (user row or -1 for "no history", k) -> (JSON after the user id, source); bounded, first in first out
@@ -84,18 +121,19 @@ class ServingState:
             answers.pop(next(iter(answers)), None)
         answers[key] = value
 
-    # -- lookups -------------------------------------------------------------------------------------------------
+    # -- users ---------------------------------------------------------------------------------------------------
 
-    def user_row(self, user_id: int) -> int:
-        """Row of the user in the history CSR, -1 for users without history."""
-        ids = self.user_ids
-        pos = int(ids.searchsorted(user_id))
-        return pos if pos < ids.size and int(ids[pos]) == user_id else -1
+    @property
+    def n_users(self) -> int:
+        return self.users.n_users
 
-    def history(self, user_id: int, row: int | None = None) -> list[int]:
+    def user_row(self, key: bytes) -> int:
+        """Row of the user (UTF-8 id) in the history CSR, -1 for users without history: one dict probe."""
+        return self.user_index[hash(key) & (SHARDS - 1)].get(key, -1)
+
+    def history(self, key: bytes) -> list[int]:
         """Sorted model item indices the user played (empty for unknown users)."""
-        row = self.user_row(user_id) if row is None else row
-        return self.history_items(row).tolist()  # type: ignore[no-any-return]
+        return self.history_items(self.user_row(key)).tolist()  # type: ignore[no-any-return]
 
     def history_items(self, row: int) -> np.ndarray:
         """The user's sorted model item indices as an int64 view of the CSR (empty for row -1): no copy."""
@@ -103,6 +141,30 @@ class ServingState:
             return self.hist_indices[:0]
         lo, hi = self.hist_indptr[row : row + 2].tolist()
         return self.hist_indices[lo:hi]
+
+    def games_played(self, lo: int, hi: int) -> list[int]:
+        return (self.hist_indptr[lo + 1 : hi + 1] - self.hist_indptr[lo:hi]).tolist()  # type: ignore[no-any-return]
+
+    def user_rows_with_prefix(self, prefix: str) -> range:
+        """Rows of the users whose id starts with `prefix`, in id order: two binary searches over the sorted blob
+        (UTF-8 byte order is code point order, and no UTF-8 byte is 0xff, so prefix + 0xff bounds the range)."""
+        n = self.n_users
+        if not prefix:
+            return range(n)
+        p = prefix.encode()
+        key = self._key_at
+        lo = bisect.bisect_left(range(n), p, key=key)
+        hi = bisect.bisect_left(range(n), p + b"\xff", lo=lo, key=key)
+        return range(lo, hi)
+
+    def _key_at(self, row: int) -> bytes:
+        offsets = self.users.user_offsets
+        return self.users.user_blob[int(offsets[row]) : int(offsets[row + 1])].tobytes()  # type: ignore[no-any-return]
+
+    def user_ids(self, rows: range) -> list[str]:
+        if not len(rows):
+            return []
+        return [k.decode() for k in self.users.user_keys(rows.start, rows.stop)]
 
     # -- search --------------------------------------------------------------------------------------------------
 
@@ -116,93 +178,90 @@ class ServingState:
         return [self.cards[i] for _, _, i in hits[:limit]]
 
 
-def _card_frame(features: pl.DataFrame, item_ids: np.ndarray) -> pl.DataFrame:
-    """One metadata row per model item (left join; items without metadata get a placeholder name)."""
-    cols = features.select(
-        pl.col("game_id").cast(pl.Int64),
-        pl.col("name").fill_null(""),
-        pl.col("slug").fill_null(""),
-        pl.col("genres").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
-        pl.col("rating").cast(pl.Float64).fill_null(0.0),
-        pl.col("released").cast(pl.Utf8),
-        pl.col("background_image").fill_null(""),
-        pl.col("added").cast(pl.Float64).fill_null(0.0) if "added" in features.columns else pl.lit(0.0).alias("added"),
-    ).unique(subset="game_id", keep="first")
-    base = pl.DataFrame({"game_id": item_ids}, schema={"game_id": pl.Int64})
-    return base.join(cols.with_columns(pl.lit(True).alias("known")), on="game_id", how="left", maintain_order="left")
+def _user_index(users: ServingData) -> tuple[dict[bytes, int], ...]:
+    """UTF-8 id -> row in SHARDS dicts, filled by a plain loop (bytecode: the interpreter hands the GIL to the event
+    loop every switch interval), with ids sliced from the blob CHUNK at a time."""
+    shards: tuple[dict[bytes, int], ...] = tuple({} for _ in range(SHARDS))
+    mask = SHARDS - 1
+    n = users.n_users
+    for lo in range(0, n, CHUNK):
+        row = lo
+        for key in users.user_keys(lo, min(lo + CHUNK, n)):
+            shards[hash(key) & mask][key] = row
+            row += 1
+    return shards
 
 
-def build_state(
-    model: ServingModel, features: pl.DataFrame, user_logs: pl.DataFrame, cache_size: int = 0
-) -> ServingState:
-    """Precompute cards, the search index and the users × items history CSR (vectorised) for one model."""
-    frame = _card_frame(features, model.item_ids)
-    known = frame["known"].fill_null(False).to_numpy()
-    names = [
-        n if k else f"Game {g}"
-        for n, k, g in zip(frame["name"].to_list(), known, frame["game_id"].to_list(), strict=True)
-    ]
-    cards = tuple(
-        GameCard(
-            game_id=g,
-            name=n,
-            slug=s or "",
-            genres=list(gs or []),
-            rating=float(r or 0.0),
-            released=d,
-            background_image=b or "",
+def _widen(a: np.ndarray) -> np.ndarray:
+    """int64 copy in chunks (the kernel takes int64 histories; one 10 M-element cast is a long single call)."""
+    out = np.empty(len(a), np.int64)
+    step = 1 << 20
+    for lo in range(0, len(a), step):
+        out[lo : lo + step] = a[lo : lo + step]
+    return out
+
+
+def build_state(model: ServingModel, cache_size: int = 0) -> ServingState:
+    """The serving state of one version, from its own cards and histories (NoServingData when it has none)."""
+    users = model.artifact.serving
+    if users is None:
+        raise NoServingData(
+            f"model version {model.version} predates per-version serving data (cards.jsonl, serving.npz): serving it "
+            "would mix its similarity with the current tables' catalogue and histories; re-run the pipeline, or "
+            "promote a newer version"
         )
-        for g, n, s, gs, r, d, b in zip(
-            frame["game_id"].to_list(),
-            names,
-            frame["slug"].to_list(),
-            frame["genres"].to_list(),
-            frame["rating"].to_list(),
-            frame["released"].to_list(),
-            frame["background_image"].to_list(),
-            strict=True,
-        )
-    )
-    # search: only games with metadata, most popular first (model popularity, then RAWG "added")
-    added = frame["added"].fill_null(0.0).to_numpy()
-    order = np.lexsort((np.arange(model.n_items), -added, -model.popularity))
-    search_index = tuple((names[i].lower(), int(i)) for i in order if known[i])
-
-    logs = user_logs.select(pl.col("user_id").cast(pl.Int64), pl.col("game_id").cast(pl.Int64))
-    users = np.unique(logs["user_id"].to_numpy())
-    rows = np.searchsorted(users, logs["user_id"].to_numpy())
-    hist = model.history_matrix(rows, logs["game_id"].to_numpy(), len(users))
-    hist.sort_indices()
+    cards = users.cards
+    search_index = tuple((cards[i].name.lower(), i) for i in users.search_order.tolist())
     return ServingState(
         version=model.version,
         model=model,
         cards=cards,
-        user_ids=users.astype(np.int64),
-        hist_indptr=hist.indptr.astype(np.int64),
-        hist_indices=hist.indices.astype(np.int64),
+        users=users,
+        user_index=_user_index(users),
+        hist_indptr=np.asarray(users.hist_indptr, np.int64),
+        hist_indices=_widen(users.hist_indices),
         search_index=search_index,
         fragments=build_fragments(cards, model.version),
+        source=interaction_source(model.artifact.manifest),
         cache_size=cache_size,
     )
 
 
 def load_state(
-    registry: ModelRegistry,
-    tables: TableStore,
-    version: str | None = None,
-    cache_size: int = 0,
-    fallback: bool = False,
+    registry: ModelRegistry, version: str | None = None, cache_size: int = 0, fallback: bool = False
 ) -> ServingState:
-    """Load the production (or the given) model version and the tables, then warm up with one prediction.
+    """Load the production (or the given) model version, with its cards and histories, then warm up.
 
-    Every array is validated by the registry before a kernel sees it. With `fallback` (a server that has nothing to
-    serve yet) an unservable production version is skipped for the newest servable one of the alias's history,
-    so a bad promote leaves a fresh server on the previous model instead of 503 or a crash.
+    Reads the registry only (never a table). Every array is validated by the registry before a kernel sees it.
+    With `fallback` (a server that has nothing to serve yet) an unservable production version (also one without
+    serving data) is skipped for the newest servable one of the alias's history, so a bad promote leaves a fresh
+    server on the previous model instead of 503 or a crash.
+
+    Runs in a worker thread beside the event loop, so it keeps the GIL in short stretches: numpy (which releases it
+    in its loops), zlib and hashing (which release it too), Python loops in chunks, and while it runs a 1 ms switch
+    interval (Python hands the GIL to a waiting thread after 1 ms instead of 5; process-wide, restored after) and no
+    cyclic collection (a full one walks every tracked object with the GIL held). Afterwards the process's objects
+    go to the permanent generation, so later collections, triggered by the event loop's allocations, skip the
+    states' hundreds of thousands of objects; they are still freed by reference counting when a swap drops a state.
     """
+    enabled, interval = gc.isenabled(), sys.getswitchinterval()
+    gc.disable()
+    sys.setswitchinterval(min(interval, 0.001))
+    try:
+        state = _load(registry, version, cache_size, fallback)
+    finally:
+        sys.setswitchinterval(interval)
+        if enabled:
+            gc.enable()
+        gc.freeze()
+    return state
+
+
+def _load(registry: ModelRegistry, version: str | None, cache_size: int, fallback: bool) -> ServingState:
     if fallback:
         if version is None and registry.production() is None:
             raise NotReady(f"the registry has no production {registry.name} model yet (run the Dagster pipeline)")
-        artifact, skipped = registry.load_serving(version)
+        artifact, skipped = registry.load_serving(version, require_serving=True)
         for bad, why in skipped:
             log.error("not serving model %s: %s", bad, why)
         model = ServingModel(artifact)
@@ -211,12 +270,9 @@ def load_state(
         if version is None:
             raise NotReady(f"the registry has no production {registry.name} model yet (run the Dagster pipeline)")
         model = ServingModel(registry.load(version))
-    missing = [t for t in ("game_features", "user_logs") if not tables.exists(t)]
-    if missing:
-        raise NotReady(f"tables not materialised yet: {', '.join(missing)}")
-    state = build_state(model, tables.read("game_features"), tables.read("user_logs"), cache_size)
+    state = build_state(model, cache_size)
     # warm-up: the first kernel call of a process loads its machine code (numba's on-disk cache; compiles on a new
     # machine), and numpy initialises lazily; a user's history, or the most popular game when there are no users.
-    warm = state.history_items(0) if state.user_ids.size else np.asarray(model.popular_list[:1], np.int64)
+    warm = state.history_items(0) if state.n_users else np.asarray(model.popular_list[:1], np.int64)
     model.recommend_history(warm, 10)
     return state

@@ -10,7 +10,7 @@ from litestar.response.base import ASGIResponse
 from gamerec_api import telemetry
 from gamerec_api.controllers.common import BodyTooLarge, ModelLoading, serving
 from gamerec_api.controllers.strict_json import StrictJSONRequest, UnsupportedMediaType
-from gamerec_api.predict_answer import UnknownGames, predict_json
+from gamerec_api.predict_answer import BadUserId, UnknownGames, predict_json
 from gamerec_api.schemas import PredictRequest, PredictResponse
 
 _COUNTERS = {s: telemetry.PREDICTIONS.labels(s) for s in ("item_cf", "basket", "popular")}
@@ -42,7 +42,7 @@ class PredictController(Controller):
         µs of Python, cheaper than a hop to a thread."""
         try:
             body, source = predict_json(serving(request.app.state), data)
-        except UnknownGames as exc:
+        except (UnknownGames, BadUserId) as exc:
             raise ValidationException(detail=str(exc)) from exc
         _COUNTERS[source].inc()
         return ASGIResponse(body=body, media_type=MediaType.JSON)

@@ -62,14 +62,18 @@ function fill(container, nodes, emptyText) {
   container.replaceChildren(...(nodes.length ? nodes : [el("p", { class: "empty" }, emptyText)]));
 }
 
+// The chosen player's id (a string: ids are strings in the API), or "" for a new player.
+const player = () => $("user").value;
+
 async function recommend() {
-  const userId = Number($("user").value);
+  const userId = player();
   setStatus("Recommending…");
   try {
     const res = await api("/predict", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ user_id: userId, k: 12, liked_game_ids: [...liked.keys()] }),
+      // a new player is a guest: 0 is nobody's id in the served version unless a log names a user "0"
+      body: JSON.stringify({ user_id: userId || 0, k: 12, liked_game_ids: [...liked.keys()] }),
     });
     const names = new Map(res.because_games.map((g) => [g.game_id, g.name]));
     const label = { item_cf: "from your games", basket: "from the games you like", popular: "popular" };
@@ -85,15 +89,18 @@ async function recommend() {
 }
 
 async function batch() {
-  const userId = Number($("user").value);
+  const userId = player();
   if (!userId) { setStatus("Precomputed recommendations need a player with history.", true); return; }
   setStatus("Loading precomputed recommendations…");
   try {
-    const res = await api(`/users/${userId}/recommendations`);
-    $("source").textContent = "precomputed";
+    const res = await api(`/users/${encodeURIComponent(userId)}/recommendations`);
+    $("source").textContent = res.source === "batch" ? "precomputed" : "computed now";
     fill($("recs"), res.items.map((g) => card(g, g.source === "item_cf" ? "From your play history" : "Popular with players")),
       "No recommendations.");
-    setStatus(`${res.items.length} games precomputed by model ${res.model_version}.`);
+    $("model").textContent = `model ${res.model_version}`;
+    setStatus(res.source === "batch"
+      ? `${res.items.length} games precomputed by model ${res.model_version}.`
+      : `${res.items.length} games computed now by model ${res.model_version} (the precomputed table holds ${res.batch_model_version ? `model ${res.batch_model_version}` : "nothing"} for this player).`);
   } catch (err) {
     setStatus(`Could not load: ${err.message}`, true);
   }
@@ -146,22 +153,86 @@ async function search() {
   }
 }
 
+const gamesText = (n) => `${n} ${n === 1 ? "game" : "games"}`;
+
+function playerOption(u) {
+  return el("option", { value: u.user_id }, `Player ${u.user_id} (${gamesText(u.games_played)})`);
+}
+
+// Select a player (adding it to the list when it came from the id search) and show what they played.
+function choosePlayer(u) {
+  const select = $("user");
+  if (![...select.options].some((o) => o.value === u.user_id)) select.append(playerOption(u));
+  select.value = u.user_id;
+  showPlayed();
+}
+
+// The player's own games next to the recommendations, so "because you played" can be judged.
+async function showPlayed() {
+  const userId = player();
+  if (!userId) { $("played-section").hidden = true; return; }
+  try {
+    const res = await api(`/users/${encodeURIComponent(userId)}/history`);
+    $("played-who").textContent = `player ${userId}`;
+    fill($("played"), res.items.map((g) => card(g, "Played")), "No games.");
+    $("played-section").hidden = false;
+  } catch (err) {
+    $("played-section").hidden = true;
+    setStatus(`Could not load the player's games: ${err.message}`, true);
+  }
+}
+
+function describePlayers(res) {
+  if (res.simulated === true) {
+    return `These players are simulated: their play logs were generated from the catalogue (model ${res.model_version}), not recorded from real people.`;
+  }
+  if (res.simulated === false) {
+    return `These players come from real play logs (${res.interaction_source}), model ${res.model_version}.`;
+  }
+  return `Model ${res.model_version} does not record where its players come from (they may be simulated).`;
+}
+
+let playerSeq = 0;
+async function searchPlayers() {
+  const seq = ++playerSeq;
+  const text = $("player-search").value.trim();
+  if (!text) { $("player-results").replaceChildren(); return; }
+  try {
+    const res = await api(`/users?prefix=${encodeURIComponent(text)}&limit=10`);
+    if (seq !== playerSeq) return; // a newer search is on its way
+    const items = res.items.map((u) => {
+      const pick = el("button", { type: "button", class: "link", "data-testid": "player-result" },
+        `Player ${u.user_id} (${gamesText(u.games_played)})`);
+      pick.addEventListener("click", () => { choosePlayer(u); $("player-results").replaceChildren(); });
+      return el("li", {}, pick);
+    });
+    if (res.total > res.items.length) items.push(el("li", { class: "more" }, `… ${res.total - res.items.length} more: type more of the id`));
+    fill($("player-results"), items, "No player id starts with that.");
+  } catch (err) {
+    setStatus(`Player search failed: ${err.message}`, true);
+  }
+}
+
 async function loadUsers() {
   try {
     const res = await api("/users?limit=200");
-    for (const u of res.items) {
-      $("user").append(el("option", { value: u.user_id }, `Player ${u.user_id} (${u.games_played} ${u.games_played === 1 ? "game" : "games"})`));
-    }
+    for (const u of res.items) $("user").append(playerOption(u));
+    $("players-note").textContent = describePlayers(res);
+    $("players-note").classList.toggle("simulated", res.simulated === true);
+    $("model").textContent = `model ${res.model_version}`;
   } catch (err) {
     setStatus(`The service is not ready: ${err.message}`, true);
   }
 }
 
 let timer;
+let playerTimer;
 document.addEventListener("DOMContentLoaded", () => {
   $("recommend").addEventListener("click", recommend);
   $("batch").addEventListener("click", batch);
   $("close-similar").addEventListener("click", () => { $("similar-section").hidden = true; });
   $("search").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(search, 200); });
+  $("player-search").addEventListener("input", () => { clearTimeout(playerTimer); playerTimer = setTimeout(searchPlayers, 200); });
+  $("user").addEventListener("change", showPlayed);
   loadUsers();
 });

@@ -3,9 +3,18 @@
 Files of one version:
 - `similarity.npz`: item_ids (int64), popularity (float64, interactions per item in the training data) and the
   CSR neighbour matrix (data, indices, indptr, shape); loaded with `allow_pickle=False`.
+- `cards.jsonl`: what the API serves with the model, one catalogue card per model item in item order (name, slug,
+  genres, rating, released, background image; a game only the play log knows keeps the log's title);
+- `serving.npz`: the histories the model was trained on (users × items CSR, users keyed by the string form of
+  their id: a sorted UTF-8 blob + offsets) and the search box's order; `allow_pickle=False`;
 - `manifest.json`: format, version, created_at, parameters, training-data fingerprint, metrics, the sha256 and
   size of every other file, so a loader can tell a complete artifact from a partial or corrupted one, and the
-  array sizes (`arrays`: items, nnz).
+  array sizes (`arrays`: items, nnz; `serving`: users, interactions).
+
+`cards.jsonl` and `serving.npz` make a version a consistent whole: the API serves a version from its own files
+only, never from the current tables, so a rollback brings back that version's catalogue and histories too. They
+are optional in the format (versions written before them load, for the batch asset and champion comparisons),
+and the API refuses to serve a version without them (`ModelArtifact.serving is None`).
 
 A checksum only proves the bytes are the ones written, not that they make a model: the compiled kernels index
 with these arrays unchecked, so an out-of-range index is an out-of-bounds read. `validate_arrays` checks the
@@ -16,13 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import numpy as np
+import polars as pl
 import scipy.sparse as sp
 
 FORMAT = "gamerec.item_similarity/1"
@@ -128,6 +140,7 @@ class ModelArtifact:
     similarity: sp.csr_matrix
     popularity: np.ndarray
     manifest: dict[str, Any] = field(default_factory=dict)
+    serving: ServingData | None = None  # cards + histories; None in versions written before them
 
     @property
     def version(self) -> str | None:
@@ -145,6 +158,11 @@ class ModelArtifact:
             "shape": np.asarray(sim.shape, np.int64),
         }
 
+    def with_serving(self, user_logs: pl.DataFrame, game_features: pl.DataFrame) -> ModelArtifact:
+        """This artifact with the cards and histories of the tables it was fit on (`build_serving_data`)."""
+        self.serving = build_serving_data(user_logs, game_features, np.asarray(self.item_ids, np.int64))
+        return self
+
     def validate(self) -> None:
         """ArtifactError unless the arrays, as they would be written, form a servable model."""
         validate_arrays(self.arrays(), self.manifest)
@@ -155,16 +173,27 @@ class ModelArtifact:
         validate_arrays(arrays_in, self.manifest)
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays_in)  # type: ignore[arg-type]
-        arrays = buf.getvalue()
+        files = {ARRAYS: buf.getvalue()}
         manifest = {
             **self.manifest,
             "format": FORMAT,
-            "files": {ARRAYS: hashlib.sha256(arrays).hexdigest()},
-            "sizes": {ARRAYS: len(arrays)},
             "arrays": {"items": len(arrays_in["item_ids"]), "nnz": len(arrays_in["indices"])},
         }
+        if self.serving is not None:
+            serving = self.serving.arrays()
+            validate_serving(serving, len(arrays_in["item_ids"]))
+            ids = np.fromiter((c.game_id for c in self.serving.cards), np.int64, len(self.serving.cards))
+            if not np.array_equal(ids, arrays_in["item_ids"]):
+                raise ArtifactError("invalid serving data: the cards are not the model's items in item order")
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **serving)  # type: ignore[arg-type]
+            files[SERVING] = buf.getvalue()
+            files[CARDS] = self.serving.cards_jsonl()
+            manifest["serving"] = {"users": self.serving.n_users, "interactions": len(serving["hist_indices"])}
+        manifest["files"] = {name: hashlib.sha256(raw).hexdigest() for name, raw in files.items()}
+        manifest["sizes"] = {name: len(raw) for name, raw in files.items()}
         manifest.setdefault("created_at", datetime.now(UTC).isoformat(timespec="seconds"))
-        return {ARRAYS: arrays, MANIFEST: json.dumps(manifest, indent=2, sort_keys=True).encode()}
+        return {**files, MANIFEST: json.dumps(manifest, indent=2, sort_keys=True).encode()}
 
     @classmethod
     def from_files(cls, files: dict[str, bytes]) -> ModelArtifact:
@@ -189,4 +218,306 @@ class ModelArtifact:
         validate_arrays(arrays, manifest)  # before scipy or a kernel touches them
         shape = (int(arrays["shape"][0]), int(arrays["shape"][1]))
         similarity = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape)
-        return cls(arrays["item_ids"], similarity, arrays["popularity"], manifest)
+        return cls(arrays["item_ids"], similarity, arrays["popularity"], manifest, _serving(files, manifest, arrays))
+
+
+def _serving(
+    files: Mapping[str, bytes], manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+) -> ServingData | None:
+    """The version's cards and histories, checksum-verified and validated; None when the version has none."""
+    recorded = manifest.get("files") or {}
+    if CARDS not in recorded and SERVING not in recorded:
+        return None
+    for name in (CARDS, SERVING):
+        if name not in files:
+            raise ArtifactError(f"the manifest lists {name} but it is missing (half-written version)")
+        if hashlib.sha256(files[name]).hexdigest() != recorded.get(name):
+            raise ArtifactError(f"{name} does not match the sha256 in the manifest (partial or corrupted)")
+    try:
+        with np.load(io.BytesIO(files[SERVING]), allow_pickle=False) as npz:
+            data = {name: npz[name] for name in npz.files if name in SERVING_DTYPES}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"{SERVING} is not a readable npz archive: {exc}") from exc
+    item_ids = arrays["item_ids"]
+    validate_serving(data, len(item_ids), manifest)
+    cards = decode_cards(files[CARDS], item_ids)
+    return ServingData(cards, *(data[name] for name in SERVING_DTYPES))
+
+
+# -- what the API serves with the model: the catalogue cards and the user histories --------------------------------
+
+CARDS = "cards.jsonl"
+SERVING = "serving.npz"
+MAX_USER_ID_CHARS = 128  # the API's limit; an id is at most 4 UTF-8 bytes per character
+SERVING_DTYPES: dict[str, str] = {
+    "user_blob": "u",  # uint8: the users' ids, UTF-8, sorted by bytes, concatenated
+    "user_offsets": "i",  # int64, users + 1: id r is user_blob[user_offsets[r]:user_offsets[r + 1]]
+    "hist_indptr": "i",  # int64, users + 1: the users × items history CSR
+    "hist_indices": "i",  # int32: model item indices, strictly increasing within each user
+    "search_order": "i",  # int32: items with a real name, most popular first (the search box's order)
+}
+_CHUNK = 20_000  # users per step of a Python-level loop, so a loader thread never holds the GIL for long
+_CARD_CHUNK = 1_000  # cards per msgspec decode call (~5 ms of GIL at most)
+
+
+class GameCard(msgspec.Struct, frozen=True, gc=False):
+    """One game as the page shows it; the API serves these structs as they are (`gamerec_api.schemas`).
+
+    `gc=False`: a card never takes part in a reference cycle, and 50,000 cards the cyclic collector need not walk
+    are 50,000 fewer objects in every full collection of a serving process."""
+
+    game_id: int
+    name: str
+    slug: str
+    genres: list[str]
+    rating: float
+    released: str | None
+    background_image: str
+
+
+@dataclass(frozen=True, eq=False)
+class ServingData:
+    """What a version serves besides its similarity, so that no endpoint needs the current tables: one card per
+    model item (in item order) and the histories the model was trained on, keyed by the user id's string form.
+
+    Ids are strings because real logs name users by strings; an integer id is its decimal string. They are stored
+    as one sorted UTF-8 blob with offsets (compact, no pickle, no fixed width that one long id would blow up).
+    """
+
+    cards: tuple[GameCard, ...]
+    user_blob: np.ndarray
+    user_offsets: np.ndarray
+    hist_indptr: np.ndarray
+    hist_indices: np.ndarray
+    search_order: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_offsets) - 1
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "user_blob": np.asarray(self.user_blob, np.uint8),
+            "user_offsets": np.asarray(self.user_offsets, np.int64),
+            "hist_indptr": np.asarray(self.hist_indptr, np.int64),
+            "hist_indices": np.asarray(self.hist_indices, np.int32),
+            "search_order": np.asarray(self.search_order, np.int32),
+        }
+
+    def user_id(self, row: int) -> str:
+        lo, hi = self.user_offsets[row : row + 2].tolist()
+        return self.user_blob[lo:hi].tobytes().decode()
+
+    def user_keys(self, lo: int = 0, hi: int | None = None) -> list[bytes]:
+        """The UTF-8 ids of users lo..hi (one bytes copy, then slices)."""
+        hi = self.n_users if hi is None else hi
+        offsets = self.user_offsets[lo : hi + 1].tolist()
+        blob = self.user_blob[offsets[0] : offsets[-1]].tobytes()
+        base = offsets[0]
+        return [blob[a - base : b - base] for a, b in itertools.pairwise(offsets)]
+
+    def cards_jsonl(self) -> bytes:
+        encode = msgspec.json.encode
+        return b"\n".join([encode(c) for c in self.cards])
+
+
+def validate_serving(data: Mapping[str, np.ndarray], n_items: int, manifest: Mapping[str, Any] | None = None) -> None:
+    """Refuse histories the request path would index out of bounds or look up wrongly (ArtifactError).
+
+    Checks dtypes, offsets (start at 0, never decrease, end at the blob's length), ids of 1..512 bytes, valid
+    UTF-8, strictly increasing by bytes (ids are found by binary search and listed by prefix), the CSR structure
+    with indices in [0, items) and strictly increasing within a user, the search order (distinct items), and the
+    counts the manifest recorded. The id checks walk the ids in chunks, so a loader thread releases the GIL often.
+    """
+    problems: list[str] = []
+    missing = [name for name in SERVING_DTYPES if name not in data]
+    if missing:
+        raise ArtifactError(f"invalid serving data: missing arrays {missing}")
+    a = {name: np.asarray(data[name]) for name in SERVING_DTYPES}
+    for name, kind in SERVING_DTYPES.items():
+        ok = a[name].dtype.kind in ((kind,) if kind == "u" else ("i", "u"))
+        if a[name].ndim != 1 or not ok or (kind == "u" and a[name].itemsize != 1):
+            problems.append(
+                f"{name}: expected a 1-d {'uint8' if kind == 'u' else 'integer'} array, got {a[name].dtype}"
+            )
+    if problems:
+        raise ArtifactError("invalid serving data: " + "; ".join(problems))
+    blob, offsets, indptr, indices, order = (a[name] for name in SERVING_DTYPES)
+    n_users = len(offsets) - 1
+    if n_users < 0 or int(offsets[0]) != 0 or int(offsets[-1]) != len(blob):
+        problems.append("user_offsets: must start at 0 and end at the length of user_blob")
+    else:
+        lengths = np.diff(offsets)
+        if n_users and (int(lengths.min()) < 1 or int(lengths.max()) > 4 * MAX_USER_ID_CHARS):
+            problems.append(f"user ids: every id must hold 1..{4 * MAX_USER_ID_CHARS} UTF-8 bytes")
+        else:
+            ds = ServingData((), blob, offsets, indptr, indices, order)
+            width = int(lengths[0]) if n_users else 0
+            bounds = [*offsets[:: _CHUNK * 5].tolist(), int(offsets[-1])]  # ~100,000 ids per step, at id boundaries
+            for lo, hi in itertools.pairwise(bounds):
+                chunk = blob[lo:hi].tobytes()
+                try:
+                    chunk.decode()
+                except UnicodeDecodeError as exc:
+                    problems.append(f"user_blob: not UTF-8 ({exc})")
+                    break
+                if b"\x00" in chunk:
+                    problems.append("user ids: hold a NUL character")
+                    break
+            if not problems and n_users > 1 and int(lengths.min()) == int(lengths.max()):
+                fixed = blob.view(f"S{width}")  # ids of one length (Steam's, or padded): vectorised comparisons
+                step = _CHUNK * 5
+                for lo in range(0, n_users - 1, step):  # in steps: numpy's string comparison keeps the GIL
+                    hi = min(lo + step, n_users - 1)
+                    if not (fixed[lo + 1 : hi + 1] > fixed[lo:hi]).all():
+                        problems.append("user ids: not strictly increasing by UTF-8 bytes (duplicates or unsorted)")
+                        break
+            elif not problems:
+                previous = b""
+                for lo in range(0, n_users, _CHUNK):  # ids of many lengths: a Python walk, in chunks
+                    keys = ds.user_keys(lo, min(lo + _CHUNK, n_users))
+                    if (lo and not previous < keys[0]) or not all(map(bytes.__lt__, keys[:-1], keys[1:])):
+                        problems.append("user ids: not strictly increasing by UTF-8 bytes (duplicates or unsorted)")
+                        break
+                    previous = keys[-1]
+    nnz = len(indices)
+    if len(indptr) != n_users + 1:
+        problems.append(f"hist_indptr: {len(indptr)} entries, expected users + 1 = {n_users + 1}")
+    elif len(indptr) and (int(indptr[0]) != 0 or int(indptr[-1]) != nnz or (np.diff(indptr) < 0).any()):
+        problems.append("hist_indptr: must start at 0, never decrease and end at the number of interactions")
+    elif nnz:
+        if int(indices.min()) < 0 or int(indices.max()) >= n_items:
+            problems.append(f"hist_indices: entries out of range [0, {n_items})")
+        steps = np.diff(indices.astype(np.int64))
+        starts = indptr[1:-1]
+        within = np.ones(max(nnz - 1, 0), bool)
+        within[starts[(starts > 0) & (starts < nnz)] - 1] = False
+        if (steps[within] <= 0).any():
+            problems.append("hist_indices: not strictly increasing within a user")
+    if len(order):
+        if int(order.min()) < 0 or int(order.max()) >= n_items:
+            problems.append(f"search_order: entries out of range [0, {n_items})")
+        elif len(np.unique(order)) != len(order):
+            problems.append("search_order: repeats items")
+    recorded = dict((manifest or {}).get("serving") or {})
+    for key, actual in (("users", n_users), ("interactions", nnz)):
+        if key in recorded and recorded[key] != actual:
+            problems.append(f"manifest records {recorded[key]} {key}, the serving data holds {actual}")
+    if problems:
+        raise ArtifactError("invalid serving data: " + "; ".join(problems))
+
+
+def decode_cards(raw: bytes, item_ids: np.ndarray) -> tuple[GameCard, ...]:
+    """`cards.jsonl` (one card per model item, in item order) as structs; ArtifactError unless every line is a
+    well-typed card of the item on that line. Decoded in chunks so a loader thread holds the GIL briefly."""
+    # line ends found by numpy (no 50,000-object split in one call); JSON strings never hold a raw newline
+    ends = [*np.flatnonzero(np.frombuffer(raw, np.uint8) == 10).tolist(), len(raw)] if raw else []
+    if len(ends) != len(item_ids):
+        raise ArtifactError(f"invalid serving data: {CARDS} holds {len(ends)} cards for {len(item_ids)} items")
+    decoder = msgspec.json.Decoder(list[GameCard])
+    cards: list[GameCard] = []
+    starts = [0] + [e + 1 for e in ends[:-1]]
+    for lo in range(0, len(ends), _CARD_CHUNK):
+        part = raw[starts[lo] : ends[min(lo + _CARD_CHUNK, len(ends)) - 1]]
+        try:
+            cards += decoder.decode(b"[" + part.replace(b"\n", b",") + b"]")
+        except msgspec.ValidationError as exc:
+            raise ArtifactError(f"invalid serving data: {CARDS}: {exc}") from exc
+        except msgspec.DecodeError as exc:
+            raise ArtifactError(f"invalid serving data: {CARDS} is not JSON lines: {exc}") from exc
+    ids = np.fromiter((c.game_id for c in cards), np.int64, len(cards))
+    if not np.array_equal(ids, np.asarray(item_ids, np.int64)):
+        raise ArtifactError(f"invalid serving data: {CARDS} does not hold the model's items in item order")
+    return tuple(cards)
+
+
+def build_serving_data(user_logs: pl.DataFrame, game_features: pl.DataFrame, item_ids: np.ndarray) -> ServingData:
+    """Cards and histories for a model over `item_ids`, from the tables it was trained on (offline, once).
+
+    A game without catalogue metadata (a title only the play log knows) keeps the log's `title` when the log has
+    that column, otherwise a placeholder name, and stays out of the search box. User ids are cast to strings, so
+    integer and string `user_id` columns give the same histories; log rows outside `item_ids` are dropped.
+    """
+    item_ids = np.asarray(item_ids, np.int64)
+    n_items = len(item_ids)
+    logs = user_logs.select(pl.col("user_id").cast(pl.Utf8).alias("user"), pl.col("game_id").cast(pl.Int64))
+    cols = np.searchsorted(item_ids, logs["game_id"].to_numpy())
+    cols = np.clip(cols, 0, max(n_items - 1, 0))
+    keep = (item_ids[cols] == logs["game_id"].to_numpy()) if n_items else np.zeros(logs.height, bool)
+    users = sorted(set(logs["user"].filter(pl.Series(keep)).to_list()))  # str order is UTF-8 byte order
+    if any("\x00" in u or len(u) > MAX_USER_ID_CHARS or not u for u in users):
+        raise ValueError(f"user ids must be 1..{MAX_USER_ID_CHARS} characters without NUL")
+    rows_of = pl.DataFrame(
+        {"user": users, "row": np.arange(len(users), dtype=np.int64)}, schema_overrides={"user": pl.Utf8}
+    )
+    rows = logs.filter(pl.Series(keep)).join(rows_of, on="user", how="left", maintain_order="left")["row"].to_numpy()
+    hist = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols[keep])), shape=(len(users), n_items))
+    hist.sum_duplicates()
+    hist.sort_indices()
+    encoded = [u.encode() for u in users]
+    offsets = np.zeros(len(users) + 1, np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    blob = np.frombuffer(b"".join(encoded), np.uint8).copy()
+    cards, named, added = _cards(game_features, user_logs, item_ids)
+    popularity = np.bincount(hist.indices, minlength=n_items)
+    order = np.lexsort((np.arange(n_items), -added, -popularity))
+    order = order[named[order]].astype(np.int32)
+    return ServingData(cards, blob, offsets, hist.indptr.astype(np.int64), hist.indices.astype(np.int32), order)
+
+
+def _cards(
+    features: pl.DataFrame, user_logs: pl.DataFrame, item_ids: np.ndarray
+) -> tuple[tuple[GameCard, ...], np.ndarray, np.ndarray]:
+    """(card per item, whether it has a real name, RAWG `added` for the search order)."""
+    have = set(features.columns)
+
+    def col(name: str, dtype: pl.DataType, default: Any) -> pl.Expr:  # catalogues without a column still serve
+        return (pl.col(name).cast(dtype) if name in have else pl.lit(None, dtype)).fill_null(default).alias(name)
+
+    cols = features.select(
+        pl.col("game_id").cast(pl.Int64),
+        pl.col("name").cast(pl.Utf8) if "name" in have else pl.lit(None, pl.Utf8).alias("name"),
+        col("slug", pl.Utf8(), ""),
+        col("genres", pl.List(pl.Utf8), pl.lit([], dtype=pl.List(pl.Utf8))),
+        col("rating", pl.Float64(), 0.0),
+        pl.col("released").cast(pl.Utf8) if "released" in have else pl.lit(None, pl.Utf8).alias("released"),
+        col("background_image", pl.Utf8(), ""),
+        col("added", pl.Float64(), 0.0),
+    ).unique(subset="game_id", keep="first")
+    frame = pl.DataFrame({"game_id": item_ids}, schema={"game_id": pl.Int64}).join(
+        cols, on="game_id", how="left", maintain_order="left"
+    )
+    if "title" in user_logs.columns:
+        titles = (
+            user_logs.select(pl.col("game_id").cast(pl.Int64), pl.col("title").cast(pl.Utf8))
+            .drop_nulls()
+            .filter(pl.col("title").str.strip_chars() != "")
+            .unique(subset="game_id", keep="first", maintain_order=True)
+        )
+        frame = frame.join(titles, on="game_id", how="left", maintain_order="left")
+        missing = pl.col("name").is_null() | (pl.col("name") == "")
+        frame = frame.with_columns(pl.when(missing).then(pl.col("title")).otherwise(pl.col("name")).alias("name"))
+    named = frame["name"].is_not_null().to_numpy() & (frame["name"].fill_null("") != "").to_numpy()
+    cards = tuple(
+        GameCard(
+            game_id=g,
+            name=n if ok else f"Game {g}",
+            slug=s or "",
+            genres=list(gs or []),
+            rating=float(r or 0.0),
+            released=d,
+            background_image=b or "",
+        )
+        for g, n, ok, s, gs, r, d, b in zip(
+            frame["game_id"].to_list(),
+            frame["name"].to_list(),
+            named.tolist(),
+            frame["slug"].to_list(),
+            frame["genres"].to_list(),
+            frame["rating"].to_list(),
+            frame["released"].to_list(),
+            frame["background_image"].to_list(),
+            strict=True,
+        )
+    )
+    return cards, named, frame["added"].fill_null(0.0).to_numpy()

@@ -105,7 +105,8 @@ def fit_artifact(
         "weights": "signed" if similarity.nnz and similarity.data.min() < 0 else "similarity",
         "training_data": training_data(full.matrix),
     }
-    return ModelArtifact(item_ids, similarity, item_popularity(full.matrix), manifest), fit_seconds
+    artifact = ModelArtifact(item_ids, similarity, item_popularity(full.matrix), manifest)
+    return artifact.with_serving(user_logs, game_features), fit_seconds  # what the API serves with it
 
 
 def train(

@@ -2,6 +2,8 @@
 
 Layout (`<name>` is the asset, `item_similarity`):
     <name>/<version>/similarity.npz     write-once
+    <name>/<version>/cards.jsonl        write-once: the catalogue cards the version serves (newer versions)
+    <name>/<version>/serving.npz        write-once: the histories the version was trained on (newer versions)
     <name>/<version>/manifest.json      written last: a version without it is incomplete and never listed
     <name>/_aliases/production.json     {"version", "previous": [...], "updated_at", "reason"}
 
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gamerec_assets.recsys.model_artifact import ARRAYS, MANIFEST, ArtifactError, ModelArtifact
+from gamerec_assets.recsys.model_artifact import ARRAYS, CARDS, MANIFEST, SERVING, ArtifactError, ModelArtifact
 from gamerec_assets.store.artifact_store import ArtifactNotFound, ArtifactStore
 
 MODEL_NAME = "item_similarity"  # the registry of the served model, named after the asset that publishes it
@@ -96,8 +98,10 @@ class ModelRegistry:
             files = artifact.to_files()
         except ArtifactError as exc:
             raise InvalidVersion(f"refusing to publish {self.name} {version}: {exc}") from exc
-        self.store.put(self._key(version, ARRAYS), files[ARRAYS])
-        self.store.put(self._key(version, MANIFEST), files[MANIFEST])
+        for name, raw in files.items():
+            if name != MANIFEST:
+                self.store.put(self._key(version, name), raw)
+        self.store.put(self._key(version, MANIFEST), files[MANIFEST])  # last: the version is complete
         return version
 
     def _manifest_bytes(self, version: str) -> bytes:
@@ -121,28 +125,38 @@ class ModelRegistry:
         manifest = self.manifest(version)
         if manifest.get("version") not in (None, version):
             raise InvalidVersion(f"model version {version}: its manifest names version {manifest['version']!r}")
+        files = {MANIFEST: json.dumps(manifest).encode()}
+        for name in self._files(manifest):
+            try:
+                files[name] = self.store.get(self._key(version, name))
+            except ArtifactNotFound as exc:
+                raise InvalidVersion(f"model version {version}: {name} is missing (half-written version)") from exc
         try:
-            arrays = self.store.get(self._key(version, ARRAYS))
-        except ArtifactNotFound as exc:
-            raise InvalidVersion(f"model version {version}: {ARRAYS} is missing (half-written version)") from exc
-        try:
-            return ModelArtifact.from_files({MANIFEST: json.dumps(manifest).encode(), ARRAYS: arrays})
+            return ModelArtifact.from_files(files)
         except ArtifactError as exc:
             raise InvalidVersion(f"model version {version}: {exc}") from exc
 
+    @staticmethod
+    def _files(manifest: dict[str, Any]) -> list[str]:
+        """The files of a version besides its manifest: the arrays, and the serving data when it has some."""
+        listed = manifest.get("files")
+        listed = listed if isinstance(listed, dict) else {}
+        return [ARRAYS, *(name for name in (CARDS, SERVING) if name in listed)]
+
     def _inspect(self, version: str) -> tuple[dict[str, Any], str | None]:
-        """(manifest, problem): a cheap completeness check for listings, the arrays' bytes are not read."""
+        """(manifest, problem): a cheap completeness check for listings, the files' bytes are not read."""
         try:
             manifest = self.manifest(version)
         except RegistryError as exc:
             return {}, str(exc)
-        try:
-            size = self.store.size(self._key(version, ARRAYS))
-        except ArtifactNotFound:
-            return manifest, f"{ARRAYS} is missing (half-written version)"
-        recorded = (manifest.get("sizes") or {}).get(ARRAYS)
-        if recorded is not None and recorded != size:
-            return manifest, f"{ARRAYS} holds {size} bytes, the manifest records {recorded} (truncated)"
+        for name in self._files(manifest):
+            try:
+                size = self.store.size(self._key(version, name))
+            except ArtifactNotFound:
+                return manifest, f"{name} is missing (half-written version)"
+            recorded = (manifest.get("sizes") or {}).get(name)
+            if recorded is not None and recorded != size:
+                return manifest, f"{name} holds {size} bytes, the manifest records {recorded} (truncated)"
         return manifest, None
 
     def problem(self, version: str) -> str | None:
@@ -256,11 +270,14 @@ class ModelRegistry:
         self.store.update(self._alias_key(), change)
         return dict(result)
 
-    def load_serving(self, version: str | None = None) -> tuple[ModelArtifact, list[tuple[str, str]]]:
+    def load_serving(
+        self, version: str | None = None, require_serving: bool = False
+    ) -> tuple[ModelArtifact, list[tuple[str, str]]]:
         """The model a fresh server should serve, and the versions skipped on the way as (version, reason).
 
         Tries `version` (default: production), then the alias's history, most recently served first, and returns
-        the first that loads and validates. Only unservable versions are skipped; a storage failure (S3 down)
+        the first that loads and validates (with `require_serving`, and carries its cards and histories: the API
+        serves nothing else). Only unservable versions are skipped; a storage failure (S3 down)
         propagates rather than silently serving an older model. RegistryError when nothing is servable.
         """
         state = self.alias()
@@ -270,7 +287,13 @@ class ModelRegistry:
         skipped: list[tuple[str, str]] = []
         for candidate in candidates:
             try:
-                return self.load(candidate), skipped
+                artifact = self.load(candidate)
+                if require_serving and artifact.serving is None:
+                    raise InvalidVersion(
+                        f"model version {candidate} has no serving data (cards.jsonl, serving.npz): written before "
+                        "versions carried their catalogue and histories"
+                    )
+                return artifact, skipped
             except RegistryError as exc:  # InvalidVersion, a deleted or never-completed version, a bad name
                 skipped.append((candidate, str(exc)))
         reasons = "; ".join(f"{v}: {why}" for v, why in skipped) or "no versions"

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from gamerec_assets.recsys.model_artifact import ARRAYS, MANIFEST
+from gamerec_assets.recsys.model_artifact import ARRAYS, CARDS, MANIFEST, SERVING
 from gamerec_assets.store.registry import new_version
 from tests.gamerec_api.support import ADMIN_TOKEN, Home, free_port, wait_ready
 
@@ -45,6 +45,8 @@ def plant_malformed_production(home: Home) -> tuple[str, str]:
     manifest["version"] = bad
     manifest["files"][ARRAYS] = hashlib.sha256(buf.getvalue()).hexdigest()
     store.put(f"{registry.name}/{bad}/{ARRAYS}", buf.getvalue())
+    for name in (CARDS, SERVING):  # the version's own cards and histories, intact: only the similarity is bad
+        store.put(f"{registry.name}/{bad}/{name}", store.get(f"{registry.name}/{good}/{name}"))
     store.put(f"{registry.name}/{bad}/{MANIFEST}", json.dumps(manifest).encode())
     alias = {**(registry.alias() or {}), "version": bad, "previous": [good], "reason": "planted by a test"}
     store.replace(f"{registry.name}/_aliases/production.json", json.dumps(alias).encode())

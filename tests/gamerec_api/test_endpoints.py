@@ -55,16 +55,36 @@ def test_single_game_card(client: TestClient) -> None:
 
 
 def test_users_and_history(client: TestClient, home: Home) -> None:
-    logs = home.seeded.logs
+    """Ids are strings, listed in UTF-8 byte order ("10" before "7"), from the served version's own histories."""
+    logs = home.seeded.logs.with_columns(pl.col("user_id").cast(pl.Utf8))
     body = client.get("/users", params={"limit": 5, "offset": 2}).json()
-    users = np.unique(logs["user_id"].to_numpy())
-    assert body["total"] == len(users)
-    assert [u["user_id"] for u in body["items"]] == users[2:7].tolist()
+    users = sorted(set(logs["user_id"].to_list()))
+    assert body["total"] == len(users) and body["model_version"] == home.seeded.version
+    assert [u["user_id"] for u in body["items"]] == users[2:7]
     for u in body["items"]:
         assert u["games_played"] == logs.filter(pl.col("user_id") == u["user_id"]).height
     history = client.get("/users/4/history").json()
-    assert {g["game_id"] for g in history["items"]} == set(logs.filter(pl.col("user_id") == 4)["game_id"])
+    assert history["user_id"] == "4" and history["model_version"] == home.seeded.version
+    assert {g["game_id"] for g in history["items"]} == set(logs.filter(pl.col("user_id") == "4")["game_id"])
     assert client.get("/users/123456/history").status_code == 404
+    assert client.get("/users/abc/history").status_code == 404
+
+
+def test_users_by_prefix_and_where_they_come_from(client: TestClient, home: Home) -> None:
+    """Any player can be found by id prefix (two binary searches), and the listing says where players come from."""
+    users = sorted({str(u) for u in home.seeded.logs["user_id"].to_list()})
+    body = client.get("/users", params={"prefix": "1", "limit": 1000}).json()
+    assert [u["user_id"] for u in body["items"]] == [u for u in users if u.startswith("1")]
+    assert body["total"] == len(body["items"]) and body["prefix"] == "1"
+    assert client.get("/users", params={"prefix": "19", "limit": 2, "offset": 1}).json()["items"] == [
+        {"user_id": u, "games_played": home.seeded.logs.filter(pl.col("user_id") == int(u)).height}
+        for u in [u for u in users if u.startswith("19")][1:3]
+    ]
+    assert client.get("/users", params={"prefix": "zzz"}).json() | {"items": []} == {
+        **client.get("/users", params={"prefix": "zzz"}).json(),
+        "total": 0,
+    }
+    assert body["simulated"] in (True, None)  # the demo home simulates; the manifest may not record it yet
 
 
 def test_batch_recommendations_come_from_the_table(client: TestClient, home: Home) -> None:
@@ -78,9 +98,10 @@ def test_batch_recommendations_come_from_the_table(client: TestClient, home: Hom
 
 
 def test_batch_recommendations_for_an_unknown_user_is_a_404(client: TestClient) -> None:
-    r = client.get("/users/999999/recommendations")
-    assert r.status_code == 404
-    assert "unknown user 999999" in r.json()["detail"]
+    for user in ("999999", "not-a-user", "é"):
+        r = client.get(f"/users/{user}/recommendations")
+        assert r.status_code == 404
+        assert f"unknown user {user}" in r.json()["detail"]
 
 
 def test_health_and_readiness(client: TestClient, home: Home) -> None:
@@ -124,8 +145,10 @@ def test_metrics_expose_requests_latency_model_and_sources(client: TestClient, h
 
 BAD_PREDICT = [
     ({"k": 3}, "user_id"),  # missing field
-    ({"user_id": "seven"}, "Expected `int`, got `str`"),
-    ({"user_id": 1.5}, "Expected `int`"),
+    ({"user_id": ""}, "length >= 1"),
+    ({"user_id": "x" * 129}, "length <= 128"),
+    ({"user_id": 1.5}, "Expected `int | str`, got `float`"),
+    ({"user_id": True}, "Expected `int | str`, got `bool`"),
     ({"user_id": 1, "k": 0}, ">= 1"),
     ({"user_id": 1, "k": 101}, "<= 100"),
     ({"user_id": -1}, ">= 0"),
@@ -162,7 +185,7 @@ def test_bad_query_and_path_parameters(client: TestClient) -> None:
         ("/games/abc/similar", None),  # no route matches a non-integer id
         (f"/games/{2**64}/similar", "<= 9223372036854775807"),
         ("/games?limit=1000", "<= 100"),
-        ("/users/-5/recommendations", ">= 0"),
+        (f"/users/{'x' * 129}/recommendations", "<= 128"),
     ]
     for path, message in cases:
         r = client.get(path)

@@ -145,3 +145,58 @@ def test_admin_token_comes_from_the_environment(home: Home) -> None:
     with TestClient(app) as c:
         wait_ready(c)
         assert c.post("/admin/reload", headers={"Authorization": "Bearer from-env"}).status_code == 200
+
+
+def test_promote_and_rollback_serve_one_whole_version(fresh_home: Home) -> None:
+    """After a promote or a rollback every endpoint answers from that one version: its users, histories and
+    cards (never the current tables), `model_version` everywhere, and batch rows only when that version made them."""
+    v1 = fresh_home.seeded.version
+    logs2 = simulate_user_logs(fresh_home.seeded.features, SimulationParams(n_users=300, seed=7))
+    registry = fresh_home.registry()
+    v2 = registry.publish(fit_artifact(fresh_home.seeded.features, logs2))
+    app = create_app(fresh_home.settings, reload_interval=0, admin_token=ADMIN_TOKEN, env={})
+    with TestClient(app) as c:
+        wait_ready(c)
+        registry.promote(v2)
+        assert c.post("/admin/reload", headers=AUTH).json()["model_version"] == v2
+        assert c.get("/readyz").json()["model_version"] == v2
+        users = c.get("/users", params={"limit": 1000}).json()
+        assert users["model_version"] == v2 and users["total"] == 300
+        history = c.get("/users/250/history").json()
+        assert history["model_version"] == v2
+        assert {g["game_id"] for g in history["items"]} == set(logs2.filter(logs2["user_id"] == 250)["game_id"])
+        p = c.post("/predict", json={"user_id": "250", "k": 5}).json()
+        assert p["model_version"] == v2 and p["source"] == "item_cf" and p["user_id"] == "250"
+        assert c.post("/predict", json={"user_id": 250, "k": 5}).json() == p  # an integer is its decimal string
+        batch = c.get("/users/9/recommendations").json()  # the table holds v1's rows: computed by v2 instead
+        assert (batch["source"], batch["model_version"], batch["batch_model_version"]) == ("computed", v2, v1)
+        expected = fresh_home.registry().load(v2)
+        assert all(i["game_id"] in set(expected.item_ids.tolist()) for i in batch["items"])
+
+        registry.rollback()
+        assert c.post("/admin/reload", headers=AUTH).json()["model_version"] == v1
+        assert c.get("/readyz").json()["model_version"] == v1
+        assert c.get("/users").json()["total"] == 200
+        assert c.get("/users/250/history").status_code == 404
+        p = c.post("/predict", json={"user_id": 250, "k": 5}).json()
+        assert p["model_version"] == v1 and p["source"] == "popular"
+        batch = c.get("/users/9/recommendations").json()
+        assert (batch["source"], batch["model_version"]) == ("batch", v1)
+
+
+def test_a_version_without_serving_data_is_refused_with_a_reason(fresh_home: Home) -> None:
+    """Old versions (similarity only) are not served: mixing them with today's tables is what broke rollbacks."""
+    from gamerec_assets.recsys.model_artifact import ModelArtifact
+
+    registry = fresh_home.registry()
+    current = registry.load(registry.production())  # type: ignore[arg-type]
+    old = registry.publish(ModelArtifact(current.item_ids, current.similarity, current.popularity, {}))
+    app = create_app(fresh_home.settings, reload_interval=0, admin_token=ADMIN_TOKEN, env={})
+    with TestClient(app) as c:
+        wait_ready(c)
+        registry.promote(old)
+        r = c.post("/admin/reload", headers=AUTH)
+        assert r.status_code == 503 and "predates per-version serving data" in r.json()["detail"]
+        assert c.get("/readyz").json()["model_version"] == fresh_home.seeded.version  # keeps its model
+    with TestClient(create_app(fresh_home.settings, reload_interval=0, env={})) as fresh:  # skips it at start
+        assert wait_ready(fresh)["model_version"] == fresh_home.seeded.version

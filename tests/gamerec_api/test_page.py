@@ -71,8 +71,14 @@ def new_page(browser, base_url: str, **context_args):  # type: ignore[no-untyped
 
 def test_recommend_for_a_user_then_similar_games(browser, base_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     page, errors = new_page(browser, base_url, viewport={"width": 1280, "height": 900})
-    page.wait_for_function("document.querySelectorAll('#user option').length > 1")
+    # locator waits, not wait_for_function: a string predicate that needs polling is an eval, which the CSP blocks
+    page.locator("#user option").nth(1).wait_for(state="attached")
+    assert "simulated" in page.locator("[data-testid=players-note]").inner_text()
     page.select_option("#user", "7")
+    played = page.locator("[data-testid=played] [data-testid=card]")
+    played.first.wait_for()
+    played_names = set(played.locator("h3").all_inner_texts())
+    assert played_names and "player 7" in page.locator("#played-title").inner_text()
     page.click("[data-testid=recommend]")
     cards = page.locator("[data-testid=recs] [data-testid=card]")
     cards.first.wait_for()
@@ -81,7 +87,10 @@ def test_recommend_for_a_user_then_similar_games(browser, base_url: str, tmp_pat
     first = cards.first
     assert first.locator("h3").inner_text()
     assert first.locator(".meta").inner_text()  # genres · rating
-    assert "Because you played" in page.locator("[data-testid=recs] .reason").first.inner_text()
+    reason = page.locator("[data-testid=recs] .reason").first.inner_text()
+    assert reason.startswith("Because you played")
+    assert any(name in reason for name in played_names), (reason, played_names)  # the reasons are the player's games
+    assert not played_names & set(cards.locator("h3").all_inner_texts())
     # covers are offline: every <img> removes itself on error and the gradient + initials placeholder remains
     page.wait_for_function("document.querySelectorAll('#recs .cover img').length === 0")
     assert first.locator(".cover .initials").inner_text().strip()
@@ -121,4 +130,22 @@ def test_search_tick_liked_games_on_a_phone(browser, base_url: str, tmp_path: Pa
     box = cards.first.bounding_box()
     assert box is not None and box["width"] <= 375
     page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    assert errors == []
+
+
+def test_find_any_player_by_id_prefix(browser, base_url: str, home: Home) -> None:  # type: ignore[no-untyped-def]
+    """Players past the first 200 of the list are found through the API's prefix search and can be chosen."""
+    page, errors = new_page(browser, base_url, viewport={"width": 1280, "height": 900})
+    page.locator("#user option").nth(1).wait_for(state="attached")
+    users = sorted({str(u) for u in home.seeded.logs["user_id"].to_list()})
+    target = users[-1]
+    page.fill("[data-testid=player-search]", target)
+    result = page.locator("[data-testid=player-result]", has_text=f"Player {target} ")
+    result.first.wait_for()
+    result.first.click()
+    assert page.locator("#user").input_value() == target
+    page.locator("[data-testid=played] [data-testid=card]").first.wait_for()
+    page.click("[data-testid=batch]")
+    page.locator("[data-testid=recs] [data-testid=card]").first.wait_for()
+    assert page.locator("[data-testid=source]").inner_text() in ("precomputed", "computed now")
     assert errors == []

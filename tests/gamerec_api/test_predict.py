@@ -17,7 +17,7 @@ from tests.gamerec_api.support import Home, wait_ready
 @pytest.fixture(scope="module")
 def state(home: Home) -> ServingState:
     registry = home.registry()
-    return load_state(registry, home.settings.table_store())
+    return load_state(registry)
 
 
 def played(home: Home, user_id: int) -> set[int]:
@@ -68,12 +68,13 @@ def test_agrees_with_the_batch_model_for_every_user(state: ServingState, home: H
     """The request-path scorer (ServingModel.recommend_history) ranks exactly as ServingModel.recommend (the batch
     path that writes batch_recommendations) does, popularity fill included."""
     model = state.model
-    users = state.user_ids
+    users = state.user_ids(range(state.n_users))
     logs = home.seeded.logs
-    rows = np.searchsorted(users, logs["user_id"].to_numpy())
+    assert users == sorted(str(u) for u in set(logs["user_id"].to_list()))
+    rows = np.asarray([state.user_row(str(u).encode()) for u in logs["user_id"].to_list()])
     batch = model.recommend(model.history_matrix(rows, logs["game_id"].to_numpy(), len(users)), 30)
-    for row, user in enumerate(users.tolist()):
-        rec = model.recommend_history(state.history(user), 30)
+    for row, user in enumerate(users):
+        rec = model.recommend_history(state.history(user.encode()), 30)
         np.testing.assert_array_equal(model.item_ids[rec.idx], batch.game_ids[row], err_msg=f"user {user}")
         assert rec.because[rec.n_cf :] == [[]] * (len(rec.idx) - rec.n_cf)
         np.testing.assert_allclose(rec.scores, batch.scores[row], rtol=1e-5)
@@ -132,7 +133,7 @@ def test_body_decodes_strictly_to_the_response_struct(client: TestClient) -> Non
     for body in ({"user_id": 3}, {"user_id": 0}, {"user_id": 0, "liked_game_ids": [3328]}, {"user_id": 1, "k": 100}):
         r = client.post("/predict", json=body)
         decoded = msgspec.json.decode(r.content, type=PredictResponse, strict=True)
-        assert decoded.user_id == body["user_id"] and r.headers["content-type"] == "application/json"
+        assert decoded.user_id == str(body["user_id"]) and r.headers["content-type"] == "application/json"
 
 
 def test_cached_answers_equal_computed_ones(home: Home, client: TestClient) -> None:
