@@ -259,16 +259,10 @@ class ScaleSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
-        executor = _choice(env, "GAMEREC_SCALE_EXECUTOR", "multiprocess", SCALE_EXECUTORS)
-        broker_set = _text(env, "GAMEREC_CELERY_BROKER") is not None
-        if executor == "celery" and not broker_set:
-            raise ValueError(
-                "GAMEREC_SCALE_EXECUTOR=celery needs GAMEREC_CELERY_BROKER (e.g. pyamqp://guest@host:5672//)"
-            )
         return cls(
             blocks=_int(env, "GAMEREC_SCALE_BLOCKS", 8, minimum=1),
-            executor=executor,
-            celery_broker_set=broker_set,
+            executor=_choice(env, "GAMEREC_SCALE_EXECUTOR", "multiprocess", SCALE_EXECUTORS),
+            celery_broker_set=_text(env, "GAMEREC_CELERY_BROKER") is not None,
         )
 
 

@@ -67,7 +67,6 @@ def test_whole_graph_on_mariadb_s3_and_mysql_instance_storage(
             (mysql_db["db"], "game_features"),
         )
         assert cur.fetchone()[0].startswith("utf8mb4")
-    conn.close()
 
     s3 = boto3.client("s3", endpoint_url=s3_bucket["endpoint"])
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket["bucket"])["Contents"]]
