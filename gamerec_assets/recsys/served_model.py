@@ -200,12 +200,14 @@ class ServingModel:
     def neighbours(self, item: int, N: int) -> tuple[np.ndarray, np.ndarray]:
         """The N nearest neighbours of one item (indices, scores), from its CSR row; may be fewer than N.
 
-        Same order as `similar` (score desc, index asc) without its padding or id mapping.
+        Same order as `similar` (score desc, index asc) without its padding or id mapping. Only positive weights:
+        a signed model's (EASE) negative weight says "played instead of", not "similar", and is never shown.
         """
         indptr, indices, data = self.sim_arrays
         lo, hi = indptr[item], indptr[item + 1]
-        cols = indices[lo:hi]
-        vals = data[lo:hi]
+        keep = data[lo:hi] > 0
+        cols = indices[lo:hi][keep]
+        vals = data[lo:hi][keep]
         order = np.lexsort((cols, -vals))[:N]
         return cols[order].astype(np.int64), vals[order]
 

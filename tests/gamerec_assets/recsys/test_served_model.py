@@ -63,3 +63,17 @@ def test_request_path_answers_as_the_batch_path() -> None:
         np.testing.assert_array_equal(vals, scores[item][real])
         assert served.item_index(int(served.item_ids[item])) == item
     assert served.item_index(-5) == -1
+
+
+def test_neighbours_shown_to_people_are_only_positive() -> None:
+    """A signed (EASE) model keeps negative weights for ranking, but "similar to X" never lists them."""
+    import scipy.sparse as sp
+
+    weights = sp.csr_matrix(
+        np.array([[0, 0.8, -0.5, 0.2], [0.8, 0, 0.1, -0.9], [-0.5, 0.1, 0, 0.3], [0.2, -0.9, 0.3, 0]])
+    )
+    served = ServingModel(ModelArtifact(np.arange(4) + 10, weights, np.ones(4), {"version": "v"}))
+    cols, vals = served.neighbours(0, 10)
+    assert cols.tolist() == [1, 3] and (vals > 0).all()
+    cols, vals = served.neighbours(1, 10)
+    assert cols.tolist() == [0, 2] and np.allclose(vals, [0.8, 0.1])
