@@ -258,17 +258,15 @@ def load_state(
 
 
 def _load(registry: ModelRegistry, version: str | None, cache_size: int, fallback: bool) -> ServingState:
+    version = version or registry.production()
+    if version is None:
+        raise NotReady(f"the registry has no production {registry.name} model yet (run the Dagster pipeline)")
     if fallback:
-        if version is None and registry.production() is None:
-            raise NotReady(f"the registry has no production {registry.name} model yet (run the Dagster pipeline)")
         artifact, skipped = registry.load_serving(version, require_serving=True)
         for bad, why in skipped:
             log.error("not serving model %s: %s", bad, why)
         model = ServingModel(artifact)
     else:
-        version = version or registry.production()
-        if version is None:
-            raise NotReady(f"the registry has no production {registry.name} model yet (run the Dagster pipeline)")
         model = ServingModel(registry.load(version))
     state = build_state(model, cache_size)
     # warm-up: the first kernel call of a process loads its machine code (numba's on-disk cache; compiles on a new
