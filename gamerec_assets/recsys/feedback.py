@@ -1,0 +1,125 @@
+"""Players' feedback as typed events: the types, their checks, and what they weigh.
+
+One vocabulary for the whole loop: `POST /events` checks events with `check_event`, the store keeps them as
+`Event`s, the API's realtime overlay applies `POSITIVE` and `NEGATIVE` types, and `user_logs` turns them into
+weights with `EVENT_WEIGHTS` (configurable per run). Timestamps are integer microseconds since the Unix epoch (UTC)
+everywhere below the HTTP layer: one exact, portable type on SQLite and MariaDB alike.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+EVENT_TYPES = ("impression", "click", "play", "purchase", "like", "dislike")
+POSITIVE = frozenset({"play", "purchase", "like"})  # the game joins the user's history at once
+NEGATIVE = frozenset({"dislike"})  # the game is never shown to that user again
+# Training weight per type (play: 1 + log1p(hours) when a value is given, the steam-200k weight). Impressions and
+# clicks weigh nothing by default: they measure the recommendations (online evaluation), they are not taste.
+EVENT_WEIGHTS = {"impression": 0.0, "click": 0.0, "play": 1.0, "purchase": 1.0, "like": 2.0, "dislike": 0.0}
+MAX_FUTURE_S = 300.0  # a client clock may run ahead by this much; later timestamps are refused
+MAX_ID = 128  # characters of event_id, user_id and request_id: the tables' VARCHAR(128) keys
+MAX_GAME_ID = 2**63 - 1
+MAX_VALUE = 1e9
+
+
+class EventRejected(ValueError):
+    """One event that cannot be stored; the message says why (the request's other events go on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    event_id: str
+    user_id: str
+    game_id: int
+    type: str
+    value: float | None
+    timestamp_us: int  # when it happened (the client's time, else the server's receive time)
+    received_us: int  # when the server received it
+    request_id: str | None = None  # the /predict answer it reacts to, for online evaluation
+
+
+def now_us() -> int:
+    return int(datetime.now(UTC).timestamp() * 1_000_000)
+
+
+def parse_timestamp(text: str, received_us: int) -> int:
+    """RFC 3339 (`2026-12-01T12:00:00Z`, `...+02:00`, fractions allowed) to microseconds; refused when it has no
+    time zone, is malformed, or lies more than MAX_FUTURE_S after the receive time."""
+    raw = text.strip()
+    if "T" not in raw.upper() or len(raw) > 40:
+        raise EventRejected(f"timestamp {text[:40]!r} is not RFC 3339 (e.g. 2026-12-01T12:00:00Z)")
+    try:
+        when = datetime.fromisoformat(raw[:-1] + "+00:00" if raw[-1:] in "zZ" else raw)
+    except ValueError:
+        raise EventRejected(f"timestamp {text[:40]!r} is not RFC 3339 (e.g. 2026-12-01T12:00:00Z)") from None
+    if when.tzinfo is None:
+        raise EventRejected(f"timestamp {text[:40]!r} has no time zone offset (add Z or +HH:MM)")
+    us = round(when.timestamp() * 1_000_000)
+    if us > received_us + MAX_FUTURE_S * 1_000_000:
+        raise EventRejected(f"timestamp {raw} is in the future (more than {MAX_FUTURE_S:g} s after the server's time)")
+    if us < 0:
+        raise EventRejected(f"timestamp {raw} is before 1970")
+    return us
+
+
+def _text_id(value: object, name: str, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise EventRejected(f"{name} is missing")
+        return None
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str):
+        raise EventRejected(f"{name} must be text or an integer")
+    if not text or len(text) > MAX_ID:
+        raise EventRejected(f"{name} must have 1..{MAX_ID} characters")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise EventRejected(f"{name} is not valid Unicode text") from None
+    return text
+
+
+def check_event(
+    *,
+    user_id: object,
+    game_id: int,
+    type: str,
+    value: float | None,
+    timestamp: str | None,
+    event_id: object = None,
+    request_id: object = None,
+    received_us: int,
+) -> Event:
+    """One posted event as stored, or EventRejected naming the problem. Without an `event_id` the server gives it
+    a fresh one (such an event can never be a duplicate: a client that retries must send its own ids)."""
+    if type not in EVENT_TYPES:
+        raise EventRejected(f"unknown event type {type!r}; known: {', '.join(EVENT_TYPES)}")
+    user = _text_id(user_id, "user_id", True)
+    if isinstance(game_id, bool) or not isinstance(game_id, int) or not 0 < game_id <= MAX_GAME_ID:
+        raise EventRejected("game_id must be a positive integer")
+    if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and abs(value) <= MAX_VALUE):
+        raise EventRejected(f"value must be a finite number of at most {MAX_VALUE:g} in size")
+    ts = parse_timestamp(timestamp, received_us) if timestamp is not None else received_us
+    eid = _text_id(event_id, "event_id", False) or uuid.uuid4().hex
+    rid = _text_id(request_id, "request_id", False)
+    return Event(eid, user, game_id, type, None if value is None else float(value), ts, received_us, rid)  # type: ignore[arg-type]
+
+
+def iso(us: int) -> str:
+    """Microseconds to RFC 3339 UTC, for metadata and answers."""
+    return datetime.fromtimestamp(us / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def events_until_seq(manifest: Mapping[str, Any]) -> int:
+    """The newest `interaction_events` seq a model version was trained on: its manifest's
+    `data.events.until_seq` (0 for versions trained without events, or before events existed). The realtime
+    overlay keeps only newer events; the retraining sensor counts the events after it."""
+    data = manifest.get("data")
+    events = data.get("events") if isinstance(data, Mapping) else None
+    seq = events.get("until_seq") if isinstance(events, Mapping) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0 else 0

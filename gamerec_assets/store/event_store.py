@@ -1,0 +1,201 @@
+"""The append-only `interaction_events` table, beside the published tables in the same database.
+
+Not a published table (those are replaced whole, atomically): events only ever get added, one transaction per
+append, committed before `POST /events` answers. Each row gets a `seq` (auto-increment) that orders the log:
+readers remember the last `seq` they saw (the API's realtime overlay tails the table; a model records up to which
+`seq` it was trained), so no reader needs timestamps to agree across machines.
+
+Duplicates: `event_id` is unique. An append inserts with INSERT IGNORE (SQLite: INSERT OR IGNORE) and compares the
+number of rows inserted with the number sent; only when they differ does it look up which ids this append wrote
+(its own `batch` token), so a retry of a stored event is reported as a duplicate, also under concurrent appends.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from gamerec_assets.recsys.feedback import Event
+from gamerec_assets.store.table_store import TableStore
+
+EVENTS_TABLE = "interaction_events"
+COLUMNS = ("seq", "event_id", "user_id", "game_id", "type", "value", "timestamp_us", "received_us", "request_id")
+FRAME_SCHEMA = {
+    "seq": pl.Int64,
+    "event_id": pl.Utf8,
+    "user_id": pl.Utf8,
+    "game_id": pl.Int64,
+    "type": pl.Utf8,
+    "value": pl.Float64,
+    "timestamp_us": pl.Int64,
+    "received_us": pl.Int64,
+    "request_id": pl.Utf8,
+}
+_INSERTED = ("event_id", "user_id", "game_id", "type", "value", "timestamp_us", "received_us", "request_id", "batch")
+
+
+def _key(length: int = 128) -> sa.types.TypeEngine[Any]:
+    """Text keys compare byte for byte on MariaDB too ("Alice" and "alice" are two users, as in the tables)."""
+    return sa.String(length).with_variant(mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql")
+
+
+def _table(meta: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        EVENTS_TABLE,
+        meta,
+        # SQLite only auto-increments an INTEGER PRIMARY KEY
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("event_id", _key(), nullable=False, unique=True),
+        sa.Column("user_id", _key(), nullable=False),
+        sa.Column("game_id", sa.BigInteger(), nullable=False),
+        sa.Column("type", sa.String(16), nullable=False),
+        sa.Column("value", sa.Float().with_variant(mysql.DOUBLE(), "mysql"), nullable=True),
+        sa.Column("timestamp_us", sa.BigInteger(), nullable=False),
+        sa.Column("received_us", sa.BigInteger(), nullable=False),
+        sa.Column("request_id", _key(), nullable=True),
+        sa.Column("batch", sa.String(16), nullable=False),
+        mysql_charset="utf8mb4",
+        mysql_engine="InnoDB",
+        sqlite_autoincrement=True,  # a seq is never reused, even after the newest rows are deleted
+    )
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    accepted: list[bool]  # per event sent: stored now (True) or a duplicate of a stored event_id (False)
+    last_seq: int  # the table's newest seq after the append
+
+    @property
+    def n_accepted(self) -> int:
+        return sum(self.accepted)
+
+
+class EventStore:
+    """`interaction_events` in the database of `tables` (same engine, timeouts and error messages)."""
+
+    def __init__(self, tables: TableStore) -> None:
+        self.tables = tables
+        self.engine = tables.engine
+        self._meta = sa.MetaData()
+        self.table = _table(self._meta)
+        self._ready = False
+        self._ph = "%s" if tables.dialect == "mysql" else "?"
+
+    def describe(self) -> str:
+        return f"{EVENTS_TABLE} in {self.tables.describe()}"
+
+    def ensure(self) -> None:
+        """Create the table when it is missing (idempotent, safe under concurrent callers)."""
+        if self._ready:
+            return
+        with self.tables._errors(f"creating {EVENTS_TABLE} in"):
+            try:
+                self._meta.create_all(self.engine, checkfirst=True)
+            except sa.exc.OperationalError as exc:  # another process created it between the check and the CREATE
+                if not sa.inspect(self.engine).has_table(EVENTS_TABLE):
+                    raise exc
+        self._ready = True
+
+    def exists(self) -> bool:
+        return self._ready or self.tables.exists(EVENTS_TABLE)
+
+    # -- writing -------------------------------------------------------------------------------------------------
+
+    def append(self, events: Sequence[Event]) -> AppendResult:
+        """Store `events` in one transaction, committed when this returns; a stored `event_id` (also one repeated
+        within `events`) is a duplicate and changes nothing. All or nothing on failure (TableStoreError)."""
+        self.ensure()
+        accepted = [False] * len(events)
+        first: dict[str, int] = {}
+        for i, e in enumerate(events):
+            first.setdefault(e.event_id, i)
+        token = secrets.token_hex(8)
+        rows = [
+            (e.event_id, e.user_id, e.game_id, e.type, e.value, e.timestamp_us, e.received_us, e.request_id, token)
+            for i, e in enumerate(events)
+            if first[e.event_id] == i
+        ]
+        verb = "INSERT IGNORE" if self.tables.dialect == "mysql" else "INSERT OR IGNORE"
+        sql = f"{verb} INTO {EVENTS_TABLE} ({', '.join(_INSERTED)}) VALUES ({', '.join([self._ph] * len(_INSERTED))})"
+        with self.tables._errors(f"storing {len(rows)} events in {EVENTS_TABLE} of"), self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            cursor = raw.cursor()  # type: ignore[union-attr]
+            try:
+                inserted = 0
+                if rows:
+                    cursor.executemany(sql, rows)
+                    inserted = cursor.rowcount
+                if inserted == len(rows):
+                    stored = set(first)
+                else:  # some ids were stored before: which ones did this append write?
+                    ids = [r[0] for r in rows]
+                    stored = set()
+                    for lo in range(0, len(ids), 500):
+                        part = ids[lo : lo + 500]
+                        cursor.execute(
+                            f"SELECT event_id FROM {EVENTS_TABLE} WHERE batch = {self._ph} AND event_id IN "
+                            f"({', '.join([self._ph] * len(part))})",
+                            (token, *part),
+                        )
+                        stored.update(r[0] for r in cursor.fetchall())
+                cursor.execute(f"SELECT MAX(seq) FROM {EVENTS_TABLE}")
+                last = cursor.fetchone()[0] or 0
+                raw.commit()  # type: ignore[union-attr]
+            except BaseException:
+                conn.invalidate()  # raw-cursor work: do not hand a connection in an unknown state back to the pool
+                raise
+            finally:
+                cursor.close()
+        for eid, i in first.items():
+            accepted[i] = eid in stored
+        return AppendResult(accepted, int(last))
+
+    # -- reading -------------------------------------------------------------------------------------------------
+
+    def last_seq(self) -> int:
+        """The newest seq (0 when there are no events, or no table yet)."""
+        if not self.exists():
+            return 0
+        with self.tables._errors(f"reading {EVENTS_TABLE} from"), self.engine.connect() as conn:
+            return int(conn.exec_driver_sql(f"SELECT MAX(seq) FROM {EVENTS_TABLE}").scalar() or 0)
+
+    def count_after(self, seq: int) -> int:
+        """Events with a seq above `seq`: what arrived since a reader (or a model) last looked."""
+        if not self.exists():
+            return 0
+        with self.tables._errors(f"counting {EVENTS_TABLE} in"), self.engine.connect() as conn:
+            query = f"SELECT COUNT(*) FROM {EVENTS_TABLE} WHERE seq > {self._ph}"
+            return int(conn.exec_driver_sql(query, (int(seq),)).scalar() or 0)
+
+    def read(self, after_seq: int = 0, until_seq: int | None = None, limit: int | None = None) -> pl.DataFrame:
+        """Events with after_seq < seq <= until_seq, in seq order, as a frame of FRAME_SCHEMA (empty when there is
+        no table). The realtime overlay tails with `limit`; `user_logs` reads everything up to a seq."""
+        if not self.exists():
+            return pl.DataFrame(schema=FRAME_SCHEMA)
+        query = f"SELECT {', '.join(COLUMNS)} FROM {EVENTS_TABLE} WHERE seq > {self._ph}"
+        params: list[int] = [int(after_seq)]
+        if until_seq is not None:
+            query += f" AND seq <= {self._ph}"
+            params.append(int(until_seq))
+        query += " ORDER BY seq"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        with self.tables._errors(f"reading {EVENTS_TABLE} from"), self.engine.connect() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(query, tuple(params))
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        if not rows:
+            return pl.DataFrame(schema=FRAME_SCHEMA)
+        columns = list(zip(*rows, strict=True))
+        return pl.DataFrame(
+            {name: pl.Series(name, col, dtype=FRAME_SCHEMA[name]) for name, col in zip(COLUMNS, columns, strict=True)}
+        )
