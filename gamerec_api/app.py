@@ -23,6 +23,8 @@ from gamerec_api.admin_access import AdminStatusController
 from gamerec_api.api_docs import docs_plugins
 from gamerec_api.controllers import (
     AdminController,
+    EventsController,
+    EventSink,
     GamesController,
     HealthController,
     PredictController,
@@ -33,7 +35,7 @@ from gamerec_api.http_guards import STATIC_EXCEPTION_HANDLERS, harden
 from gamerec_assets.settings import Settings, StorageSettings
 
 STATIC = Path(__file__).parent / "static"
-MAX_BODY = 64 * 1024
+MAX_BODY = 64 * 1024  # every route but POST /events (controllers/events.py MAX_EVENTS_BODY)
 
 
 def _validation_error(request: Request, exc: ValidationException) -> Response:
@@ -98,6 +100,7 @@ def create_app(
             path="/static", directories=[STATIC], include_in_schema=False, exception_handlers=STATIC_EXCEPTION_HANDLERS
         ),
         PredictController,
+        EventsController,
         GamesController,
         UsersController,
         HealthController,
@@ -120,11 +123,10 @@ def create_app(
         render_plugins=docs_plugins(),
         components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
     )
+    holder = ModelHolder(settings, reload_interval, predict_cache)
     built = Litestar(
         route_handlers=handlers,
-        state=State(
-            {"holder": ModelHolder(settings, reload_interval, predict_cache), "admin_token": admin_token or ""}
-        ),
+        state=State({"holder": holder, "events": EventSink(holder), "admin_token": admin_token or ""}),
         lifespan=[_lifespan],
         middleware=[prometheus.middleware],
         openapi_config=openapi,

@@ -178,3 +178,79 @@ class ReloadResult(msgspec.Struct):
     changed: bool
     previous_version: str | None
     model_version: str | None
+
+
+# -- POST /events (players' feedback) ----------------------------------------------------------------------------
+
+MAX_EVENTS = 1000  # events per POST /events request
+EventType = Literal["impression", "click", "play", "purchase", "like", "dislike"]  # recsys.feedback.EVENT_TYPES
+EventResultKind = Literal["accepted", "duplicate", "rejected"]
+
+
+class EventIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One event as posted. The schema checks the types (strictly: `"game_id": "3"` is a 400 for the request);
+    values are checked per event by `recsys.feedback.check_event`, so one bad event (a too-long id, a malformed or
+    far-future timestamp, game id 0) is `rejected` with its reason while the others are stored."""
+
+    user_id: Annotated[
+        str | int,
+        msgspec.Meta(description="a string of 1..128 characters, or an integer (the user of its decimal string)"),
+    ]
+    game_id: Annotated[int, msgspec.Meta(description="RAWG game id (positive); unknown games are stored too")]
+    type: Annotated[
+        EventType,
+        msgspec.Meta(
+            description="impression, click (measure the recommendations), play, purchase, like (join the user's "
+            "history), dislike (never show that game to the user again)"
+        ),
+    ]
+    value: Annotated[
+        float | None, msgspec.Meta(description="optional amount, e.g. hours played for `play` (|value| <= 1e9)")
+    ] = None
+    timestamp: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="RFC 3339 with a time zone, e.g. 2026-12-01T12:00:00Z; default the server's receive time; "
+            "more than 300 s in the future is rejected",
+            examples=["2026-12-01T12:00:00Z"],
+        ),
+    ] = None
+    event_id: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="the client's id for this event (1..128 characters): a retry with the same id is a "
+            "`duplicate`, never counted twice. Without one the server assigns a fresh id"
+        ),
+    ] = None
+    request_id: Annotated[
+        str | None, msgspec.Meta(description="the recommendation answer this event reacts to (1..128 characters)")
+    ] = None
+
+
+class EventsRequest(msgspec.Struct, forbid_unknown_fields=True):
+    events: Annotated[list[EventIn], msgspec.Meta(min_length=1, max_length=MAX_EVENTS)]
+
+
+class EventResult(msgspec.Struct):
+    """Per posted event, in request order. `event_id`: the stored id (the server's when none was sent; for a
+    rejected event the id sent, when it was a usable one). `unknown_game`: the served model does not know the
+    game (it is stored anyway); null when no model is loaded yet (unknowable) and for rejected events."""
+
+    result: EventResultKind
+    event_id: str | None
+    reason: str | None = None
+    unknown_game: bool | None = None
+
+
+class EventsResponse(msgspec.Struct):
+    """`last_seq`: the newest seq of `interaction_events` after this request's append (0 when nothing is stored
+    yet); every accepted event has a seq <= last_seq. `model_version`: the served model the unknown-game check
+    used (null: none loaded yet, so `unknown_game` is null)."""
+
+    accepted: int
+    duplicate: int
+    rejected: int
+    unknown_game: int
+    last_seq: int
+    model_version: str | None
+    results: list[EventResult]
