@@ -47,14 +47,26 @@ function cover(game) {
   return box;
 }
 
-function card(game, reason) {
+// A card: the game (a click shows similar games) and, for recommendations, a "Played it" button. `feedback`
+// (recommendation cards only) carries the answer the card came from, for the events it posts.
+function card(game, reason, feedback) {
   const meta = [(game.genres || []).slice(0, 3).join(", "), game.rating ? `★ ${game.rating.toFixed(2)}` : ""]
     .filter(Boolean).join(" · ");
-  const node = el("button", { type: "button", class: "card", dataset: { gameId: game.game_id }, "data-testid": "card" },
+  const open = el("button", { type: "button", class: "open", title: "Show similar games" },
     cover(game),
     el("div", { class: "body" }, el("h3", {}, game.name), el("span", { class: "meta" }, meta),
       reason ? el("span", { class: "reason" }, reason) : ""));
-  node.addEventListener("click", () => showSimilar(game));
+  open.addEventListener("click", () => {
+    if (feedback) postEvents([feedbackEvent(feedback, game, "click")]).catch(() => {}); // a measurement: best effort
+    showSimilar(game);
+  });
+  const node = el("div", { class: "card", dataset: { gameId: game.game_id }, "data-testid": "card" }, open);
+  if (feedback) {
+    const played = el("button", { type: "button", class: "played-it secondary small", "data-testid": "played-it" },
+      "Played it");
+    played.addEventListener("click", () => playedIt(feedback, game, played));
+    node.append(played);
+  }
   return node;
 }
 
@@ -65,22 +77,70 @@ function fill(container, nodes, emptyText) {
 // The chosen player's id (a string: ids are strings in the API), or "" for a new player.
 const player = () => $("user").value;
 
+// -- feedback events (POST /events) ------------------------------------------------------------------------------
+
+function randomHex(bytes) {
+  // crypto.getRandomValues also works outside secure contexts (crypto.randomUUID does not)
+  return [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// A new player is a guest with an id of this page's own, so the games they play build a history of their own
+// (unknown ids are guests to /predict until their first events arrive).
+const guestId = `guest-${randomHex(8)}`;
+const playerOrGuest = () => player() || guestId;
+
+// Every event gets its id here, so a retry (the network dropped the answer) is a duplicate, never counted twice.
+function feedbackEvent(feedback, game, type) {
+  const event = { event_id: randomHex(16), user_id: feedback.userId, game_id: game.game_id, type };
+  if (feedback.requestId) event.request_id = feedback.requestId;
+  return event;
+}
+
+async function postEvents(events) {
+  return api("/events", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ events }),
+    keepalive: true, // a click that navigates away still gets its event out
+  });
+}
+
+const REFRESH_AFTER_MS = 1500; // the served histories take up the event within 2 s
+
+async function playedIt(feedback, game, button) {
+  button.disabled = true;
+  try {
+    const res = await postEvents([feedbackEvent(feedback, game, "play")]);
+    const result = res.results[0];
+    if (result.result === "rejected") throw new Error(result.reason);
+    button.textContent = "Played ✓";
+    button.dataset.result = result.result;
+    setStatus(`Noted: ${feedback.who} played ${game.name}. Updating the recommendations…`);
+    setTimeout(() => { feedback.refresh(); if (player()) showPlayed(); }, REFRESH_AFTER_MS);
+  } catch (err) {
+    button.disabled = false;
+    setStatus(`Could not record the play: ${err.message}`, true);
+  }
+}
+
 async function recommend() {
   const userId = player();
+  const asked = playerOrGuest();
   setStatus("Recommending…");
   try {
     const res = await api("/predict", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      // a new player is a guest: 0 is nobody's id in the served version unless a log names a user "0"
-      body: JSON.stringify({ user_id: userId || 0, k: 12, liked_game_ids: [...liked.keys()] }),
+      // a new player is this page's guest id: nobody's id in the served version
+      body: JSON.stringify({ user_id: asked, k: 12, liked_game_ids: [...liked.keys()] }),
     });
+    const feedback = { userId: asked, requestId: res.request_id, who: userId ? `player ${userId}` : "you", refresh: recommend };
     const names = new Map(res.because_games.map((g) => [g.game_id, g.name]));
     const label = { item_cf: "from your games", basket: "from the games you like", popular: "popular" };
     $("source").textContent = label[res.source] || res.source;
     fill($("recs"), res.items.map((g) => card(g, g.because.length
-      ? `Because you ${userId && res.source === "item_cf" ? "played" : "like"} ${g.because.map((id) => names.get(id)).join(", ")}`
-      : "Popular with players")), "No recommendations.");
+      ? `Because you ${res.source === "item_cf" ? "played" : "like"} ${g.because.map((id) => names.get(id)).join(", ")}`
+      : "Popular with players", feedback)), "No recommendations.");
     $("model").textContent = `model ${res.model_version}`;
     setStatus(`${res.items.length} games (${res.source}).`);
   } catch (err) {
@@ -95,7 +155,9 @@ async function batch() {
   try {
     const res = await api(`/users/${encodeURIComponent(userId)}/recommendations`);
     $("source").textContent = res.source === "batch" ? "precomputed" : "computed now";
-    fill($("recs"), res.items.map((g) => card(g, g.source === "item_cf" ? "From your play history" : "Popular with players")),
+    const feedback = { userId, who: `player ${userId}`, refresh: batch };
+    fill($("recs"), res.items.map((g) => card(g, g.source === "item_cf" ? "From your play history" : "Popular with players",
+      feedback)),
       "No recommendations.");
     $("model").textContent = `model ${res.model_version}`;
     setStatus(res.source === "batch"

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from gamerec_api.app import create_app
+from gamerec_assets.settings import StorageSettings
+from gamerec_assets.store.event_store import EventStore
 from tests.gamerec_api.support import Home, serve
 
 CHROMIUM = os.environ.get("GAMEREC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -38,9 +40,21 @@ def _unavailable(why: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def base_url(home: Home) -> Iterator[str]:
-    with serve(create_app(home.settings, reload_interval=0, env={})) as base:
+def page_home(home: Home, tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """A private copy: the page posts events, which must not reach other tests' users."""
+    path = tmp_path_factory.mktemp("page_home") / "home"
+    shutil.copytree(home.path, path)
+    return Home(path, StorageSettings.from_env({"GAMEREC_HOME": str(path)}), home.seeded)
+
+
+@pytest.fixture(scope="module")
+def base_url(page_home: Home) -> Iterator[str]:
+    with serve(create_app(page_home.settings, reload_interval=0, env={})) as base:
         yield base
+
+
+def _events_post(response) -> bool:  # type: ignore[no-untyped-def]
+    return response.url.endswith("/events") and response.request.method == "POST"
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +111,12 @@ def test_recommend_for_a_user_then_similar_games(browser, base_url: str, tmp_pat
     page.screenshot(path=str(tmp_path / "recommendations.png"), full_page=True)
 
     name = first.locator("h3").inner_text()
-    first.click()
+    clicked_id = int(first.get_attribute("data-game-id") or 0)
+    with page.expect_response(_events_post) as click_event:  # a click on a recommendation is an event too
+        first.locator(".open").click()
+    assert click_event.value.status == 202
+    event = click_event.value.request.post_data_json["events"][0]
+    assert (event["type"], event["user_id"], event["game_id"]) == ("click", "7", clicked_id)
     similar = page.locator("[data-testid=similar] [data-testid=card]")
     similar.first.wait_for()
     assert similar.count() >= 1
@@ -106,6 +125,33 @@ def test_recommend_for_a_user_then_similar_games(browser, base_url: str, tmp_pat
     assert "Data from RAWG (https://rawg.io)" in page.locator("footer").inner_text()
     page.screenshot(path=str(tmp_path / "similar.png"), full_page=True)
     assert (tmp_path / "similar.png").stat().st_size > 0
+    assert errors == []
+
+
+def test_played_it_posts_a_play_event_and_refreshes(browser, base_url: str, page_home: Home) -> None:  # type: ignore[no-untyped-def]
+    """The feedback loop from the page: "Played it" posts a `play` event (accepted, stored), then the page asks
+    for new recommendations (whether they change is the realtime overlay's test)."""
+    page, errors = new_page(browser, base_url, viewport={"width": 1280, "height": 900})
+    page.locator("#user option").nth(1).wait_for(state="attached")
+    page.select_option("#user", "7")
+    page.click("[data-testid=recommend]")
+    card = page.locator("[data-testid=recs] [data-testid=card]").first
+    card.wait_for()
+    game_id = int(card.get_attribute("data-game-id") or 0)
+    with page.expect_response(_events_post) as posted:
+        card.locator("[data-testid=played-it]").click()
+    assert posted.value.status == 202
+    answer = posted.value.json()
+    assert answer["accepted"] == 1 and answer["results"][0]["result"] == "accepted", answer
+    event = posted.value.request.post_data_json["events"][0]
+    assert (event["type"], event["user_id"], event["game_id"]) == ("play", "7", game_id)
+    assert "player 7 played" in page.locator("[data-testid=status]").inner_text()
+    with page.expect_response(lambda r: r.url.endswith("/predict"), timeout=5000) as refreshed:
+        pass  # the page asks again ~1.5 s later
+    assert refreshed.value.status == 200
+    stored = EventStore(page_home.settings.table_store()).read()
+    row = stored.filter(stored["event_id"] == answer["results"][0]["event_id"])
+    assert row.select("user_id", "game_id", "type").rows() == [("7", game_id, "play")]
     assert errors == []
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -12,6 +14,7 @@ from litestar.testing import TestClient
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from gamerec_api.app import create_app
+from gamerec_assets.settings import StorageSettings
 from tests.gamerec_api.support import ADMIN_TOKEN, Home, wait_ready
 
 
@@ -40,9 +43,13 @@ schemathesis.experimental.OPEN_API_3_1.enable()
 
 
 @pytest.fixture(scope="module")
-def schema_app(home: Home) -> Litestar:
-    """With the admin endpoint on, so its 401s are checked too; loaded once before schemathesis calls it."""
-    app = create_app(home.settings, reload_interval=0, admin_token=ADMIN_TOKEN, env={})
+def schema_app(home: Home, tmp_path_factory: pytest.TempPathFactory) -> Litestar:
+    """With the admin endpoint on, so its 401s are checked too; loaded once before schemathesis calls it. On a
+    private copy of the home: schemathesis posts random events, which must not reach other tests' users."""
+    path = tmp_path_factory.mktemp("schema_home") / "home"
+    shutil.copytree(home.path, path)
+    settings = StorageSettings.from_env({"GAMEREC_HOME": str(path)})
+    app = create_app(settings, reload_interval=0, admin_token=ADMIN_TOKEN, env={})
     with TestClient(app) as c:  # the first lifespan loads the model; later ones (one per call) keep it
         wait_ready(c)
     return app
@@ -84,6 +91,12 @@ def test_schema_documents_every_endpoint(schema_app: Litestar) -> None:
         "/healthz",
         "/readyz",
         "/admin/reload",
+        "/events",
     } <= set(paths)
     predict = paths["/predict"]["post"]
     assert {"200", "400", "413", "503"} <= set(predict["responses"])
+    events = paths["/events"]["post"]
+    assert {"202", "400", "413", "415", "503"} <= set(events["responses"])
+    assert events["summary"] and "interaction_events" in events["description"]
+    results = events["responses"]["202"]["content"]["application/json"]["schema"]
+    assert results["$ref"].endswith("/EventsResponse")
