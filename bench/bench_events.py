@@ -1,6 +1,7 @@
 """Benchmark of event ingestion: prints figures, asserts nothing (timings belong here, not in unit tests).
 
-1. store level: `EventStore.append` into MariaDB, batches of 500, sustained (events/s over `--events`);
+1. store level: `EventStore.append` into MariaDB, batches of 500, sustained (events/s over `--events`), by one
+   appender and by two at once (`--store-threads`);
 2. HTTP: `POST /events` with batches of 500 against `python -m gamerec_api` (1 and 2 workers) in a separate
    process, tables in the same MariaDB: events/s with `--clients` keep-alive clients posting as fast as they can
    (request bodies are encoded before the clock starts, so the client does little per request);
@@ -80,17 +81,28 @@ def events(n: int, tag: str) -> list[Event]:
     ]
 
 
-def store_level(url: str, n: int) -> None:
+def store_level(url: str, n: int, threads: int) -> None:
+    """`threads` appenders at once, each with its own connection (as concurrent requests are served)."""
     store = EventStore(TableStore(url))
     store.ensure()
     store.append(events(BATCH, "warm"))
-    batches = [events(BATCH, f"s{b}") for b in range(n // BATCH)]
+    tag = secrets.token_hex(3)
+    batches = [events(BATCH, f"s{tag}-{b}") for b in range(n // BATCH)]
+
+    def work(part: list[list[Event]]) -> None:
+        for batch in part:
+            store.append(batch)
+
+    pool = [threading.Thread(target=work, args=(batches[t::threads],)) for t in range(threads)]
     started = time.perf_counter()
-    for batch in batches:
-        store.append(batch)
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
     took = time.perf_counter() - started
-    print(f"store level: {len(batches) * BATCH:,} events in batches of {BATCH}: {took:.2f} s, "
-          f"{len(batches) * BATCH / took:,.0f} events/s ({took / len(batches) * 1000:.1f} ms per append)")  # fmt: skip
+    total, per_append = len(batches) * BATCH, took / len(batches) * threads * 1000
+    print(f"store level, {threads} appender(s): {total:,} events in batches of {BATCH}: {took:.2f} s, "
+          f"{total / took:,.0f} events/s ({per_append:.1f} ms per append)")  # fmt: skip
     store.engine.dispose()
 
 
@@ -197,6 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="mysql+pymysql://root@127.0.0.1:3306/", help="MariaDB server (no database)")
     parser.add_argument("--events", type=int, default=100_000, help="store-level events")
+    parser.add_argument("--store-threads", type=int, nargs="+", default=[1, 2], help="concurrent appenders")
     parser.add_argument("--http-events", type=int, default=50_000, help="events per HTTP throughput run")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--single", type=int, default=3000, help="sequential single-event requests")
@@ -204,7 +217,8 @@ def main() -> None:
     args = parser.parse_args()
     with ThrowawayDatabase(args.url) as db, tempfile.TemporaryDirectory(prefix="gamerec-bench-events-") as tmp:
         print(f"MariaDB database {db.name} (dropped at the end); {os.cpu_count()} CPUs")
-        store_level(db.url, args.events)
+        for threads in args.store_threads:
+            store_level(db.url, args.events, threads)
         home = Path(tmp) / "home"
         seed_home(home, n_users=100)
         for workers in args.workers:

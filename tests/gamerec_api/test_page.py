@@ -39,17 +39,17 @@ def _unavailable(why: str) -> None:
     pytest.skip(why)
 
 
+SERVED: dict[str, StorageSettings] = {}  # base URL -> the storage its server writes events to
+
+
 @pytest.fixture(scope="module")
-def page_home(home: Home, tmp_path_factory: pytest.TempPathFactory) -> Home:
-    """A private copy: the page posts events, which must not reach other tests' users."""
+def base_url(home: Home, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """On a private copy of the home: the page posts events, which must not reach other tests' users."""
     path = tmp_path_factory.mktemp("page_home") / "home"
     shutil.copytree(home.path, path)
-    return Home(path, StorageSettings.from_env({"GAMEREC_HOME": str(path)}), home.seeded)
-
-
-@pytest.fixture(scope="module")
-def base_url(page_home: Home) -> Iterator[str]:
-    with serve(create_app(page_home.settings, reload_interval=0, env={})) as base:
+    settings = StorageSettings.from_env({"GAMEREC_HOME": str(path)})
+    with serve(create_app(settings, reload_interval=0, env={})) as base:
+        SERVED[base] = settings
         yield base
 
 
@@ -128,7 +128,7 @@ def test_recommend_for_a_user_then_similar_games(browser, base_url: str, tmp_pat
     assert errors == []
 
 
-def test_played_it_posts_a_play_event_and_refreshes(browser, base_url: str, page_home: Home) -> None:  # type: ignore[no-untyped-def]
+def test_played_it_posts_a_play_event_and_refreshes(browser, base_url: str) -> None:  # type: ignore[no-untyped-def]
     """The feedback loop from the page: "Played it" posts a `play` event (accepted, stored), then the page asks
     for new recommendations (whether they change is the realtime overlay's test)."""
     page, errors = new_page(browser, base_url, viewport={"width": 1280, "height": 900})
@@ -149,7 +149,7 @@ def test_played_it_posts_a_play_event_and_refreshes(browser, base_url: str, page
     with page.expect_response(lambda r: r.url.endswith("/predict"), timeout=5000) as refreshed:
         pass  # the page asks again ~1.5 s later
     assert refreshed.value.status == 200
-    stored = EventStore(page_home.settings.table_store()).read()
+    stored = EventStore(SERVED[base_url].table_store()).read()
     row = stored.filter(stored["event_id"] == answer["results"][0]["event_id"])
     assert row.select("user_id", "game_id", "type").rows() == [("7", game_id, "play")]
     assert errors == []
