@@ -16,11 +16,12 @@ immutable `UserOverlay` (one assignment), so a request never sees a half-applied
 published value, so the answer cache can key an overlay user's answer by it.
 
 Bounded memory: at most `max_users` users (default 200,000, the most recently active: least recently active first
-out) and `max_games` games per user (default 500, oldest event first out), both evictions counted in
-`gamerec_overlay_evictions_total`; and only events newer than the served model: on a model swap `align` drops what
-the new model covers (and after a rollback to an older model, starts over from that model's seq). About 100 bytes
-per (user, game) entry plus ~400 per user: 200,000 users with 5 events each is ~180 MB per worker; the caps bound
-the worst case, and a retrain (sensor `retrain_on_new_events`) empties the overlay of what it learnt.
+out), `max_games` games per user (default 500, oldest event first out) and `max_entries` (user, game) pairs in all
+(default 1,000,000, least recently active users first out), evictions counted in `gamerec_overlay_evictions_total`;
+and only events newer than the served model: on a model swap `align` drops what the new model covers (and after a
+rollback to an older model, starts over from that model's seq). Measured (tracemalloc): ~650 bytes per user plus
+~110 per (user, game) pair, so the caps hold a worker's overlay under ~250 MB (200,000 users, 1,000,000 pairs), and
+a retrain (sensor `retrain_on_new_events`) empties it of what the new model learnt.
 
 Semantics that follow from the bound: what the overlay forgets (an evicted user or game, or events a new model
 covers) is what the served model says; a dislike therefore lasts until a model trained on it is served (retraining
@@ -43,6 +44,7 @@ from gamerec_assets.store.event_store import EventStore
 log = logging.getLogger("gamerec_api")
 MAX_USERS = 200_000  # users kept (least recently active evicted first)
 MAX_GAMES = 500  # games kept per user (oldest event evicted first)
+MAX_ENTRIES = 1_000_000  # (user, game) pairs kept in all (least recently active users evicted first)
 BATCH = 5_000  # events per read of the table; a full batch is followed by the next read at once (catching up)
 
 EVENTS = Counter("gamerec_overlay_events", "Events the realtime overlay applied, by type", ["type"])
@@ -64,10 +66,16 @@ class UserOverlay:
 class RealtimeOverlay:
     """The per-worker overlay. `users` is read by requests; `poll` and `align` run in worker threads."""
 
-    def __init__(self, max_users: int = MAX_USERS, max_games: int = MAX_GAMES, batch: int = BATCH) -> None:
+    def __init__(
+        self, max_users: int = MAX_USERS, max_games: int = MAX_GAMES, max_entries: int = MAX_ENTRIES, batch: int = BATCH
+    ) -> None:
+        if not 0 < max_games <= max_entries:
+            raise ValueError(f"need 0 < max_games <= max_entries, got {max_games} and {max_entries}")
         self.max_users = max_users
         self.max_games = max_games
+        self.max_entries = max_entries
         self.batch = batch
+        self._entries = 0  # (user, game) pairs in _games
         self.users: dict[bytes, UserOverlay] = {}
         # per user, least recently active first: game id -> seq of the latest event (> 0 positive, < 0 dislike),
         # oldest first; only the tail thread (under the lock) touches it
@@ -83,7 +91,7 @@ class RealtimeOverlay:
 
     def entries(self) -> int:
         """(user, game) pairs held: what the memory bound counts."""
-        return sum(len(d) for d in self._games.values())
+        return self._entries
 
     # -- the model -------------------------------------------------------------------------------------------------
 
@@ -94,6 +102,7 @@ class RealtimeOverlay:
             if self.floor is not None and until_seq < self.floor:
                 self._games.clear()
                 self.users.clear()
+                self._entries = 0
                 self.last_seq = until_seq
                 self._epoch += 1
             else:
@@ -103,6 +112,7 @@ class RealtimeOverlay:
                     if old:
                         for g in old:
                             del games[g]
+                        self._entries -= len(old)
                         touched.append(key)
                 for key in touched:
                     if not self._games[key]:
@@ -154,16 +164,18 @@ class RealtimeOverlay:
                 if games is None:
                     games = {}
                 games_of[key] = games
-                games.pop(game, None)
+                if games.pop(game, None) is None:
+                    self._entries += 1
                 games[game] = seq if positive else -seq
                 if len(games) > self.max_games:
                     del games[next(iter(games))]
+                    self._entries -= 1
                     evicted_games += 1
                 touched.add(key)
                 counts[kind] = counts.get(kind, 0) + 1
-                if len(games_of) > self.max_users:
-                    gone = next(iter(games_of))
-                    del games_of[gone]
+                while len(games_of) > self.max_users or self._entries > self.max_entries:
+                    gone = next(iter(games_of))  # never this event's user: it was just moved last
+                    self._entries -= len(games_of.pop(gone))
                     self.users.pop(gone, None)
                     evicted_users += 1
             self._publish(touched)

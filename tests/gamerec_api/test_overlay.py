@@ -183,3 +183,12 @@ def test_an_unreachable_database_is_retried_while_the_server_keeps_answering(
             time.sleep(0.02)
         r = c.post("/predict", json={"user_id": 7})
         assert r.status_code == 200 and r.json()["source"] == "item_cf"
+
+
+def test_the_total_cap_evicts_whole_least_recent_users() -> None:
+    overlay = aligned(max_entries=4, max_games=3)
+    overlay.apply(frame((1, "a", 1, "play"), (2, "a", 2, "play"), (3, "b", 1, "play"), (4, "b", 2, "play")))
+    overlay.apply(frame((5, "b", 3, "play")))
+    assert set(overlay.users) == {b"b"} and overlay.entries() == 3
+    overlay.align(4)
+    assert overlay.users[b"b"].added == (3,) and overlay.entries() == 1
