@@ -192,3 +192,20 @@ def test_the_total_cap_evicts_whole_least_recent_users() -> None:
     assert set(overlay.users) == {b"b"} and overlay.entries() == 3
     overlay.align(4)
     assert overlay.users[b"b"].added == (3,) and overlay.entries() == 1
+
+
+def test_the_history_endpoint_lists_realtime_games_and_leaves_disliked_ones_out(home: Home) -> None:
+    app = create_app(home.settings, reload_interval=0, env={})
+    with TestClient(app) as c:
+        wait_ready(c)
+        overlay: RealtimeOverlay = app.state.holder.overlay
+        user = "7"
+        trained = [g["game_id"] for g in c.get(f"/users/{user}/history").json()["items"]]
+        fresh = ids(msgspec.convert(c.post("/predict", json={"user_id": user}).json(), PredictResponse))
+        overlay.apply(frame((10**9, user, fresh[0], "play"), (10**9 + 1, user, trained[0], "dislike")))
+        body = c.get(f"/users/{user}/history").json()
+        assert [g["game_id"] for g in body["items"]] == [*trained[1:], fresh[0]]
+        assert body["realtime_game_ids"] == [fresh[0]]
+        assert c.get("/users/nobody-yet/history").status_code == 404
+        overlay.apply(frame((10**9 + 2, "nobody-yet", fresh[1], "like")))
+        assert c.get("/users/nobody-yet/history").json()["realtime_game_ids"] == [fresh[1]]
