@@ -137,7 +137,8 @@ class ModelHolder:
                 await asyncio.sleep(self.events_poll)
                 continue
             try:
-                n = await anyio.to_thread.run_sync(self._read_events)
+                # abandoned on cancel: stopping never waits for a read stuck on a frozen database
+                n = await anyio.to_thread.run_sync(self._read_events, abandon_on_cancel=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database is unreachable or failing: keep serving, try again later
