@@ -18,9 +18,10 @@ from gamerec_api.predict_answer import predict_json
 from gamerec_api.schemas import PredictRequest, PredictResponse
 from gamerec_api.state import ServingState, load_state
 from gamerec_assets.recsys.feedback import check_event, now_us
+from gamerec_assets.recsys.model_artifact import ModelArtifact
 from gamerec_assets.store.event_store import FRAME_SCHEMA, EventStore
 from gamerec_assets.store.table_store import TableStore
-from tests.gamerec_api.support import Home, wait_ready
+from tests.gamerec_api.support import ADMIN_TOKEN, Home, wait_ready
 
 
 def frame(*rows: tuple[int, str, int, str]) -> pl.DataFrame:
@@ -209,3 +210,35 @@ def test_the_history_endpoint_lists_realtime_games_and_leaves_disliked_ones_out(
         assert c.get("/users/nobody-yet/history").status_code == 404
         overlay.apply(frame((10**9 + 2, "nobody-yet", fresh[1], "like")))
         assert c.get("/users/nobody-yet/history").json()["realtime_game_ids"] == [fresh[1]]
+
+
+def test_serving_a_model_trained_on_the_events_empties_the_overlay(
+    fresh_home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GAMEREC_EVENTS_POLL", "0.02")
+    store = EventStore(fresh_home.settings.table_store())
+    received = now_us()
+    games = fresh_home.seeded.logs["game_id"].to_list()[:3]
+    result = store.append(
+        [
+            check_event(user_id="newcomer", game_id=g, type="play", value=None, timestamp=None, received_us=received)
+            for g in games
+        ]
+    )
+    app = create_app(fresh_home.settings, reload_interval=0, admin_token=ADMIN_TOKEN, env={})
+    with TestClient(app) as c:
+        wait_ready(c)
+        overlay: RealtimeOverlay = app.state.holder.overlay
+        deadline = time.monotonic() + 10
+        while b"newcomer" not in overlay.users:  # the first read takes every event newer than the served model
+            assert time.monotonic() < deadline, "the overlay did not read the stored events"
+            time.sleep(0.02)
+        assert c.post("/predict", json={"user_id": "newcomer"}).json()["source"] == "item_cf"
+        registry = fresh_home.registry()
+        a = registry.load(fresh_home.seeded.version)
+        manifest = {"parameters": {}, "data": {"events": {"until_seq": result.last_seq, "count": 3, "until": None}}}
+        newer = registry.publish(ModelArtifact(a.item_ids, a.similarity, a.popularity, manifest, a.serving))
+        registry.promote(newer, reason="trained on the events")
+        r = c.post("/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert r.status_code == 200 and r.json()["model_version"] == newer
+        assert not overlay.users and overlay.floor == result.last_seq, "the new model covers every event"
