@@ -31,7 +31,6 @@ weighs a dislike 0, so it does not enter that model's history) or until it is ev
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 from dataclasses import dataclass
 
@@ -41,7 +40,6 @@ from prometheus_client import Counter, Gauge
 from gamerec_assets.recsys.feedback import NEGATIVE, POSITIVE
 from gamerec_assets.store.event_store import EventStore
 
-log = logging.getLogger("gamerec_api")
 MAX_USERS = 200_000  # users kept (least recently active evicted first)
 MAX_GAMES = 500  # games kept per user (oldest event evicted first)
 MAX_ENTRIES = 1_000_000  # (user, game) pairs kept in all (least recently active users evicted first)
