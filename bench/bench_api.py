@@ -8,6 +8,11 @@
    /predict latency at a fixed offered load of 500 requests/s (open loop: latency is measured from the scheduled
    send time, so queueing counts).
 
+With `--overlay-users N` (default 10,000) the temporary home's `interaction_events` gets 3 plays for each of N new
+users before the servers start, so every worker's realtime overlay holds N users: "known users" traffic then
+measures the hot path of users outside the overlay beside a full one, and "overlay users" traffic the users in it
+(history = trained ∪ realtime plays, answers cached per overlay generation). The in-process run reports both too.
+
 Throughput on a small shared VM drifts by +-20 % within seconds, so the closed loop alternates short windows of
 /healthz and /predict (`--rounds` pairs of `--window` s) and reports the median and quartiles of the per-pair
 ratios, next to the server's CPU time per request (utime + stime of the server's processes, read from /proc).
@@ -48,10 +53,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gamerec_api.demo import seed_home  # noqa: E402
+from gamerec_api.overlay import RealtimeOverlay  # noqa: E402
 from gamerec_api.predict_answer import predict_json  # noqa: E402
 from gamerec_api.schemas import PredictRequest  # noqa: E402
 from gamerec_api.state import ServingState, load_state  # noqa: E402
+from gamerec_assets.recsys.feedback import check_event, events_until_seq, now_us  # noqa: E402
 from gamerec_assets.settings import StorageSettings  # noqa: E402
+from gamerec_assets.store.event_store import EventStore  # noqa: E402
 from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry  # noqa: E402
 
 
@@ -94,28 +102,72 @@ def request_mix(state: ServingState, n: int, seed: int = 0) -> list[dict]:
         elif x < 0.9:
             out.append({"user_id": 0, "k": 10, "liked_game_ids": rng.sample(games, 3)})
         else:
-            out.append({"user_id": f"guest-{rng.randrange(1000)}", "k": 10})
+            out.append({"user_id": f"guest-{rng.randrange(1000)}", "k": 10})  # never in the overlay (rt-*)
     return out
 
 
-def bench_in_process(state: ServingState, n: int = 20_000) -> None:
+def seed_overlay(home: Path, state: ServingState, n_users: int, plays: int = 3, seed: int = 4) -> list[str]:
+    """Append `plays` plays of random games for each of `n_users` new users to the home's interaction_events
+    (only ever a temporary home: a benchmark never writes events into a real one). Returns their ids."""
+    store = EventStore(StorageSettings.from_env({"GAMEREC_HOME": str(home)}).table_store())
+    rng = np.random.default_rng(seed)
+    games = np.asarray([c.game_id for c in state.cards])
+    users = [f"rt-{i}" for i in range(n_users)]
+    received = now_us()
+    events = [
+        check_event(user_id=u, game_id=int(g), type="play", value=None, timestamp=None, received_us=received)
+        for u in users
+        for g in rng.choice(games, plays, replace=False)
+    ]
+    for lo in range(0, len(events), 500):
+        store.append(events[lo : lo + 500])
+    return users
+
+
+def load_overlay(home: Path, state: ServingState) -> RealtimeOverlay:
+    """What a worker's tail builds: every event after the served model's seq."""
+    overlay = RealtimeOverlay()
+    overlay.align(events_until_seq(state.model.artifact.manifest))
+    store = EventStore(StorageSettings.from_env({"GAMEREC_HOME": str(home)}).table_store())
+    while overlay.poll(store):
+        pass
+    return overlay
+
+
+def bench_in_process(
+    state: ServingState, n: int = 20_000, overlay: RealtimeOverlay | None = None, overlay_users: list[str] | None = None
+) -> None:
     """Without the answer cache (the state is loaded with cache_size=0): every request is computed."""
     reqs = [msgspec.convert(b, PredictRequest) for b in request_mix(state, n)]
+    users = overlay.users if overlay is not None else None
     for r in reqs[:500]:
-        predict_json(state, r)
+        predict_json(state, r, users)
     times = np.empty(n)
     sources = []
     clock = time.perf_counter
     for i, r in enumerate(reqs):
         t = clock()
-        _, source = predict_json(state, r)
+        _, source = predict_json(state, r, users)
         times[i] = clock() - t
         sources.append(source)
+    beside = f", beside an overlay of {len(overlay):,} users" if overlay is not None else ""
     print(
         f"in-process predict, computed (answer cache off): {n} requests, {state.model.n_items} games, "
-        f"{state.n_users} users, {state.model.similarity.nnz} neighbour pairs: p50 {ms(pct(times, 50))}  "
+        f"{state.n_users} users, {state.model.similarity.nnz} neighbour pairs{beside}: p50 {ms(pct(times, 50))}  "
         f"p99 {ms(pct(times, 99))}  max {ms(times.max())}  (target p99 <= 1 ms)"
     )
+    if overlay is not None and overlay_users:
+        rng = random.Random(5)
+        picks = [msgspec.convert({"user_id": rng.choice(overlay_users), "k": 10}, PredictRequest) for _ in range(n)]
+        t_over = np.empty(n)
+        for i, r in enumerate(picks):
+            t = clock()
+            predict_json(state, r, users)
+            t_over[i] = clock() - t
+        print(
+            f"    overlay users (3 realtime plays, new to the model) {n:6d} requests: p50 {ms(pct(t_over, 50))}  "
+            f"p99 {ms(pct(t_over, 99))}"
+        )
     kinds = np.asarray(sources)
     for kind in ("item_cf", "basket", "popular"):
         sel = times[kinds == kind]
@@ -179,6 +231,20 @@ def server(home: Path, workers: int, cache: bool = True, admin_token: str | None
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def wait_overlay(base: str, n: int, timeout: float = 60.0) -> None:
+    """Until the workers' overlays hold n users (gamerec_overlay_users, the workers' maximum), plus a second for
+    the other workers' tails."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=base, timeout=5) as c:
+        while time.monotonic() < deadline:
+            m = re.search(r"^gamerec_overlay_users(?:\{[^}]*\})? ([\d.e+]+)$", c.get("/metrics").text, re.M)
+            if m and float(m.group(1)) >= n:
+                time.sleep(1.0)
+                return
+            time.sleep(0.1)
+    raise RuntimeError(f"the servers' overlays did not reach {n} users")
 
 
 # -- closed-loop throughput ----------------------------------------------------------------------------------------
@@ -443,6 +509,9 @@ def main() -> None:
     parser.add_argument("--swap-rows", type=int, default=1_000_000, help="log rows of the swapped versions")
     parser.add_argument("--swap-rate", type=float, default=1000.0, help="offered load during the swaps (req/s)")
     parser.add_argument("--swap-duration", type=float, default=12.0, help="seconds of the swap run")
+    parser.add_argument(
+        "--overlay-users", type=int, default=10_000, help="new users with realtime plays in each worker's overlay"
+    )
     args = parser.parse_args()
     if args.swap:
         tmp = Path(tempfile.mkdtemp(prefix="gamerec-bench-"))
@@ -460,7 +529,15 @@ def main() -> None:
         state = load_state(
             ModelRegistry(StorageSettings.from_env({"GAMEREC_HOME": str(home)}).artifact_store(), MODEL_NAME)
         )
-        bench_in_process(state)
+        overlay_users: list[str] = []
+        overlay = None
+        if args.overlay_users and home.is_relative_to(tmp):
+            overlay_users = seed_overlay(home, state, args.overlay_users)
+            overlay = load_overlay(home, state)
+            print(f"realtime overlay: {len(overlay):,} new users with 3 plays each in interaction_events")
+        elif args.overlay_users:
+            print("note: no realtime overlay (events are only written into a temporary home, not GAMEREC_HOME)")
+        bench_in_process(state, overlay=overlay, overlay_users=overlay_users)
 
         bodies = [msgspec.json.encode(b) for b in request_mix(state, 2000, seed=1)]
         rng = random.Random(2)
@@ -468,6 +545,14 @@ def main() -> None:
             msgspec.json.encode({"user_id": u, "k": 10})
             for u in rng.choices(state.user_ids(range(state.n_users)), k=1000)
         ]
+        traffic_kinds = [("known users", known), ("mixed traffic", bodies)]
+        if overlay_users:
+            traffic_kinds.append(
+                (
+                    "overlay users",
+                    [msgspec.json.encode({"user_id": u, "k": 10}) for u in rng.choices(overlay_users, k=1000)],
+                )
+            )
         use_wrk = shutil.which("wrk") is not None and not args.python_client
         print(
             f"HTTP load generator: {f'wrk -t{args.wrk_threads} -c32' if use_wrk else 'Python asyncio (16 connections)'}"
@@ -487,7 +572,9 @@ def main() -> None:
             for cache in (True, False):
                 label = f"[workers={workers}, answer cache {'on' if cache else 'off'}]"
                 with server(home, workers, cache) as (base, pid):
-                    for traffic, reqs in (("known users", known), ("mixed traffic", bodies)):
+                    if overlay_users:
+                        wait_overlay(base, len(overlay_users))
+                    for traffic, reqs in traffic_kinds:
                         rounds = []
                         for _ in range(args.rounds):
                             health = closed_loop(base, pid, "/healthz", [])

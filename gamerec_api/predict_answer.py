@@ -1,7 +1,9 @@
 """The /predict answer as a plain function of (state, request): the controller and the benchmark share it.
 
 Answers without liked games depend only on (user, k) for a given state, so the state keeps a bounded number of
-them (`cache_size`, env GAMEREC_PREDICT_CACHE); a model swap brings a new state and so an empty cache.
+them (`cache_size`, env GAMEREC_PREDICT_CACHE); a model swap brings a new state and so an empty cache. A user with
+realtime events (`overlay.UserOverlay`) is keyed by (row, k, gen) instead: `gen` changes with each of the user's
+events, so a cached answer is never served after the user's history changed.
 
 The response is assembled from JSON fragments precomputed per game at load time (`state.Fragments`): per request
 only the scores, the `because` ids and the list structure are formatted. The bytes decode to `PredictResponse`
@@ -10,10 +12,15 @@ only the scores, the `because` ids and the list structure are formatted. The byt
 
 from __future__ import annotations
 
-import msgspec
+from collections.abc import Mapping
 
+import msgspec
+import numpy as np
+
+from gamerec_api.overlay import UserOverlay
 from gamerec_api.schemas import PredictRequest, Source
 from gamerec_api.state import SHARDS, ServingState
+from gamerec_assets.recsys.served_model import Recommended
 
 _encode = msgspec.json.encode
 _MASK = SHARDS - 1
@@ -39,19 +46,50 @@ def user_key(user_id: int | str) -> tuple[str, bytes]:
         raise BadUserId("user_id is not valid Unicode text") from exc
 
 
-def predict_json(current: ServingState, req: PredictRequest) -> tuple[bytes, Source]:
+def _merged(current: ServingState, trained: np.ndarray, extra: UserOverlay) -> tuple[np.ndarray, list[int]]:
+    """(trained ∪ added) − disliked as sorted model item indices, and the disliked ones the model knows."""
+    pos = current.model.item_pos.get
+    excluded = [i for i in [pos(g, -1) for g in extra.excluded] if i >= 0]
+    history = set(trained.tolist())
+    history.update([i for i in [pos(g, -1) for g in extra.added] if i >= 0])
+    history.difference_update(excluded)
+    return np.asarray(sorted(history), np.int64), excluded
+
+
+def _without(rec: Recommended, excluded: list[int], k: int) -> Recommended:
+    """The first k items of `rec` that are not excluded (asked for k + len(excluded), so k remain)."""
+    drop = set(excluded)
+    keep = [j for j, i in enumerate(rec.idx) if i not in drop][:k]
+    return Recommended(
+        [rec.idx[j] for j in keep],
+        [rec.scores[j] for j in keep],
+        sum(j < rec.n_cf for j in keep),
+        [rec.because[j] for j in keep],
+    )
+
+
+def predict_json(
+    current: ServingState, req: PredictRequest, overlay: Mapping[bytes, UserOverlay] | None = None
+) -> tuple[bytes, Source]:
     """Known user: item_cf over history ∪ liked; no history: basket over liked; nothing usable: popular.
 
+    `overlay`: the realtime overlay's users (`RealtimeOverlay.users`); a user in it is scored from the model's
+    history ∪ the realtime-added games − the disliked ones, and the disliked ones are never returned.
     Returns the JSON body of a `PredictResponse` and its source. Raises UnknownGames for unknown liked ids,
-    BadUserId for an id that is no valid text. The user's row is one dict probe on the UTF-8 id.
+    BadUserId for an id that is no valid text. The user's row is one dict probe on the UTF-8 id, the overlay one
+    more.
     """
     text, user = user_key(req.user_id)
     row = current.user_index[hash(user) & _MASK].get(user, -1)
-    key = (row, req.k)
+    extra = overlay.get(user) if overlay else None
+    key: tuple[int, ...] = (row, req.k) if extra is None else (row, req.k, extra.gen)
     if not req.liked_game_ids and (hit := current.answers.get(key)) is not None:
         return b'{"user_id":' + _encode(text) + hit[0], hit[1]  # type: ignore[return-value]
     model = current.model
     history = current.history_items(row)
+    excluded: list[int] = []
+    if extra is not None:
+        history, excluded = _merged(current, history, extra)
     source: Source = "item_cf" if history.size else "popular"
     if req.liked_game_ids:
         pos = model.item_pos.get
@@ -62,10 +100,13 @@ def predict_json(current: ServingState, req: PredictRequest) -> tuple[bytes, Sou
                 f"unknown game ids in liked_game_ids: {unknown[:20]} (model {current.version} does not know them; "
                 "find ids with GET /games?search=...)"
             )
-        history = sorted(set(history.tolist()).union(liked))
+        history = sorted(set(history.tolist()).union(liked))  # type: ignore[assignment]
         if source == "popular":
             source = "basket"
-    rec = model.recommend_history(history, req.k)
+    if excluded:
+        rec = _without(model.recommend_history(history, req.k + len(excluded)), excluded, req.k)
+    else:
+        rec = model.recommend_history(history, req.k)
     n_cf = rec.n_cf
     if n_cf == 0:
         source = "popular"

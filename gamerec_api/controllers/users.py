@@ -14,6 +14,7 @@ import re
 from typing import Annotated
 
 import anyio.to_thread
+import msgspec
 import polars as pl
 from litestar import Controller, get
 from litestar.datastructures import State
@@ -40,6 +41,13 @@ BATCH_TABLE = "batch_recommendations"
 BATCH_K = 10
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 _INTEGER_TYPES = (pl.Int64, pl.Int32, pl.Int16, pl.Int8, pl.UInt64, pl.UInt32, pl.UInt16, pl.UInt8)
+
+
+class UserHistoryResponse(HistoryResponse):
+    """The history the answers are scored from: the served version's, minus disliked games, plus the games played
+    since (realtime events), listed after the version's games and named in `realtime_game_ids`."""
+
+    realtime_game_ids: list[int] = msgspec.field(default_factory=list)
 
 
 def _key(user_id: str) -> bytes:
@@ -86,12 +94,31 @@ class UsersController(Controller):
         )
 
     @get("/{user_id:str}/history", summary="Games a user played (in the served version)", raises=ERRORS_READ)
-    async def history(self, state: State, user_id: UserPath) -> HistoryResponse:
+    async def history(self, state: State, user_id: UserPath) -> UserHistoryResponse:
+        """Realtime games the served version does not know have no card and are left out."""
         current = serving(state)
-        played = current.history(_key(user_id))
+        key = _key(user_id)
+        played = current.history(key)
+        realtime: list[int] = []
+        extra = holder_of(state).overlay.users.get(key)
+        if extra is not None:
+            pos = current.model.item_pos.get
+            disliked = {pos(g, -1) for g in extra.excluded}
+            trained = set(played)
+            played = [i for i in played if i not in disliked]
+            for g in extra.added:
+                i = pos(g, -1)
+                if i >= 0 and i not in trained:
+                    played.append(i)
+                    realtime.append(g)
         if not played:
             raise NotFoundException(detail=f"user {user_id} has no play history in model {current.version}")
-        return HistoryResponse(user_id=user_id, model_version=current.version, items=[current.cards[i] for i in played])
+        return UserHistoryResponse(
+            user_id=user_id,
+            model_version=current.version,
+            items=[current.cards[i] for i in played],
+            realtime_game_ids=realtime,
+        )
 
     @get(
         "/{user_id:str}/recommendations",

@@ -84,6 +84,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_ADMIN_TOKEN": "secret-admin-token",
         "GAMEREC_PREDICT_CACHE": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "GAMEREC_EVENTS_POLL": "0.25",
     }
     assert set(env) == set(VARIABLES)  # this test covers every variable settings.py reads
     s = Settings.from_env(env)
@@ -107,7 +108,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
             "db_name": "runs",
         }
     }
-    assert s.api == ApiSettings("0.0.0.0", 9000, 0.5, "secret-admin-token", 0, str(tmp_path / "metrics"))
+    assert s.api == ApiSettings("0.0.0.0", 9000, 0.5, "secret-admin-token", 0, str(tmp_path / "metrics"), 0.25)
     # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
     text = repr(s)
     for secret in (
@@ -174,6 +175,7 @@ def test_thread_setting_reaches_the_kernels() -> None:
         ("GAMEREC_RELOAD_INTERVAL", "-1", "GAMEREC_RELOAD_INTERVAL must be a number >= 0"),
         ("GAMEREC_RELOAD_INTERVAL", "nan", "GAMEREC_RELOAD_INTERVAL must be a number >= 0"),
         ("GAMEREC_PREDICT_CACHE", "-5", "GAMEREC_PREDICT_CACHE must be an integer >= 0"),
+        ("GAMEREC_EVENTS_POLL", "-0.5", "GAMEREC_EVENTS_POLL must be a number >= 0"),
         ("GAMEREC_CATALOG", "kaggle", "GAMEREC_CATALOG must be 'rawg' or 'file:<path>'"),
         ("GAMEREC_CATALOG", "file:", "GAMEREC_CATALOG must be 'rawg' or 'file:<path>': 'file' needs a path"),
         ("GAMEREC_CATALOG", "simulated", "GAMEREC_CATALOG must be 'rawg' or 'file:<path>'"),
