@@ -69,13 +69,15 @@ def create_app(
     admin_token: str | None = None,
     env: Mapping[str, str] | None = None,
     predict_cache: int | None = None,
+    events_poll: float | None = None,
 ) -> Litestar:
     """Build the app. Unset arguments come from `Settings.from_env(env)` (env None: this process's environment).
 
     - settings: the storage section (GAMEREC_HOME, GAMEREC_MYSQL_URL, GAMEREC_S3_BUCKET, ...);
     - reload_interval: seconds between polls of the production alias, GAMEREC_RELOAD_INTERVAL (30; 0 = off);
     - admin_token: GAMEREC_ADMIN_TOKEN; without one, POST /admin/reload is not registered (404);
-    - predict_cache: /predict answers (without liked games) kept per model, GAMEREC_PREDICT_CACHE (10000; 0 = off).
+    - predict_cache: /predict answers (without liked games) kept per model, GAMEREC_PREDICT_CACHE (10000; 0 = off);
+    - events_poll: seconds between reads of new events by the realtime overlay, GAMEREC_EVENTS_POLL (0.5; 0 = off).
 
     The kernels' thread count (GAMEREC_THREADS) is applied here, once per worker.
     """
@@ -88,6 +90,8 @@ def create_app(
     admin_token = admin_token if admin_token is not None else api.admin_token
     if predict_cache is None:
         predict_cache = api.predict_cache
+    if events_poll is None:
+        events_poll = api.events_poll
     index_html = (STATIC / "index.html").read_bytes()
 
     @get("/", include_in_schema=False, media_type=MediaType.HTML)
@@ -123,7 +127,7 @@ def create_app(
         render_plugins=docs_plugins(),
         components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
     )
-    holder = ModelHolder(settings, reload_interval, predict_cache)
+    holder = ModelHolder(settings, reload_interval, predict_cache, events_poll=events_poll)
     built = Litestar(
         route_handlers=handlers,
         state=State({"holder": holder, "events": EventSink(holder), "admin_token": admin_token or ""}),

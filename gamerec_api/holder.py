@@ -125,6 +125,8 @@ class ModelHolder:
         """In a worker thread: one read of the events after the overlay's last seq, applied (the rows read)."""
         if self._events is None:
             self._events = EventStore(self._open()[1])
+        if self.overlay.needs_standing():
+            self.overlay.load_standing(self._events)
         return self.overlay.poll(self._events)
 
     async def _tail(self) -> None:

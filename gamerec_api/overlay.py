@@ -24,8 +24,11 @@ rollback to an older model, starts over from that model's seq). Measured (tracem
 a retrain (sensor `retrain_on_new_events`) empties it of what the new model learnt.
 
 Semantics that follow from the bound: what the overlay forgets (an evicted user or game, or events a new model
-covers) is what the served model says; a dislike therefore lasts until a model trained on it is served (retraining
-weighs a dislike 0, so it does not enter that model's history) or until it is evicted.
+covers) is what the served model says, with one exception: a dislike. Retraining drops a pair whose latest word is
+a dislike from the model's data, so the new model could recommend that game again; the overlay therefore also
+keeps the *standing dislikes* up to the served model's seq (`EventStore.standing_dislikes`, read once per model in
+the tail thread; at most `max_standing` pairs, the newest kept), excluded like newer dislikes until a later play,
+purchase or like of the same game.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from gamerec_assets.store.event_store import EventStore
 MAX_USERS = 200_000  # users kept (least recently active evicted first)
 MAX_GAMES = 500  # games kept per user (oldest event evicted first)
 MAX_ENTRIES = 1_000_000  # (user, game) pairs kept in all (least recently active users evicted first)
+MAX_STANDING = 1_000_000  # standing dislikes kept (user, game pairs up to the model's seq; the newest kept)
 BATCH = 5_000  # events per read of the table; a full batch is followed by the next read at once (catching up)
 
 EVENTS = Counter("gamerec_overlay_events", "Events the realtime overlay applied, by type", ["type"])
@@ -65,7 +69,12 @@ class RealtimeOverlay:
     """The per-worker overlay. `users` is read by requests; `poll` and `align` run in worker threads."""
 
     def __init__(
-        self, max_users: int = MAX_USERS, max_games: int = MAX_GAMES, max_entries: int = MAX_ENTRIES, batch: int = BATCH
+        self,
+        max_users: int = MAX_USERS,
+        max_games: int = MAX_GAMES,
+        max_entries: int = MAX_ENTRIES,
+        batch: int = BATCH,
+        max_standing: int = MAX_STANDING,
     ) -> None:
         if not 0 < max_games <= max_entries:
             raise ValueError(f"need 0 < max_games <= max_entries, got {max_games} and {max_entries}")
@@ -79,6 +88,10 @@ class RealtimeOverlay:
         # oldest first; only the tail thread (under the lock) touches it
         self._games: dict[bytes, dict[int, int]] = {}
         self.floor: int | None = None  # the served model's events_until_seq (None: no model yet, nothing to read)
+        self.max_standing = max_standing
+        # dislikes up to the floor still standing (no later positive event), per user; for `standing_floor`
+        self._standing: dict[bytes, frozenset[int]] = {}
+        self.standing_floor: int | None = None
         self.last_seq = 0  # newest seq read
         self._epoch = 0  # bumped by a reset: a read started before it is discarded
         self._gen = itertools.count(1)
@@ -120,6 +133,28 @@ class RealtimeOverlay:
             self.floor = until_seq
             USERS.set(len(self.users))
             SEQ.set(self.last_seq)
+
+    def needs_standing(self) -> bool:
+        """The standing dislikes were not read yet for the served model's seq."""
+        return self.floor is not None and self.standing_floor != self.floor
+
+    def load_standing(self, store: EventStore) -> None:
+        """Read the standing dislikes up to the floor (in the tail thread, outside the lock) and publish them."""
+        floor = self.floor
+        if floor is None:
+            return
+        frame = store.standing_dislikes(floor).tail(self.max_standing)
+        standing: dict[bytes, set[int]] = {}
+        for user, game in zip(frame["user_id"].to_list(), frame["game_id"].to_list(), strict=True):
+            standing.setdefault(user.encode(), set()).add(game)
+        with self._lock:
+            if self.floor != floor:  # another model came in meanwhile: its own read follows
+                return
+            touched = set(self._standing) | set(standing)
+            self._standing = {k: frozenset(v) for k, v in standing.items()}
+            self.standing_floor = floor
+            self._publish(touched)
+            USERS.set(len(self.users))
 
     # -- events ----------------------------------------------------------------------------------------------------
 
@@ -175,6 +210,8 @@ class RealtimeOverlay:
                     gone = next(iter(games_of))  # never this event's user: it was just moved last
                     self._entries -= len(games_of.pop(gone))
                     self.users.pop(gone, None)
+                    if gone in self._standing:
+                        touched.add(gone)  # republished with its standing dislikes only
                     evicted_users += 1
             self._publish(touched)
             self.last_seq = max(self.last_seq, int(frame["seq"][-1]))
@@ -190,12 +227,13 @@ class RealtimeOverlay:
     def _publish(self, keys: set[bytes] | list[bytes]) -> None:
         """One new immutable value per changed user (or none when nothing is left): one assignment each."""
         for key in keys:
-            games = self._games.get(key)
-            if not games:
+            games = self._games.get(key) or {}
+            standing = self._standing.get(key, frozenset())
+            if not games and not standing:
                 self.users.pop(key, None)
                 continue
             self.users[key] = UserOverlay(
                 tuple(g for g, s in games.items() if s > 0),
-                frozenset(g for g, s in games.items() if s < 0),
+                frozenset(g for g, s in games.items() if s < 0) | (standing - games.keys()),
                 next(self._gen),
             )

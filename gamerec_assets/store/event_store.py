@@ -21,7 +21,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from gamerec_assets.recsys.feedback import Event
+from gamerec_assets.recsys.feedback import NEGATIVE, POSITIVE, Event
 from gamerec_assets.store.table_store import TableStore
 
 EVENTS_TABLE = "interaction_events"
@@ -198,4 +198,46 @@ class EventStore:
         columns = list(zip(*rows, strict=True))
         return pl.DataFrame(
             {name: pl.Series(name, col, dtype=FRAME_SCHEMA[name]) for name, col in zip(COLUMNS, columns, strict=True)}
+        )
+
+    def standing_dislikes(self, until_seq: int, chunk: int = 500) -> pl.DataFrame:
+        """(user_id, game_id, seq) of the pairs whose latest play/purchase/like/dislike up to `until_seq` is a
+        dislike: what a model trained up to that seq has dropped from the user's history, and must still never
+        show that user. Two filtered scans (dislikes are few), the second only for the users who disliked; no
+        index beyond the primary key is needed, so appends stay as cheap as they are."""
+        schema = {"user_id": pl.Utf8, "game_id": pl.Int64, "seq": pl.Int64}
+        if until_seq <= 0 or not self.exists():
+            return pl.DataFrame(schema=schema)
+        neg = ", ".join(f"'{t}'" for t in sorted(NEGATIVE))
+        pos = ", ".join(f"'{t}'" for t in sorted(POSITIVE))
+        with self.tables._errors(f"reading dislikes from {EVENTS_TABLE} of"), self.engine.connect() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(
+                    f"SELECT user_id, game_id, MAX(seq) FROM {EVENTS_TABLE} WHERE seq <= {self._ph} AND type IN "
+                    f"({neg}) GROUP BY user_id, game_id",
+                    (int(until_seq),),
+                )
+                disliked = cursor.fetchall()
+                users = sorted({r[0] for r in disliked})
+                liked: list[tuple[Any, ...]] = []
+                for lo in range(0, len(users), chunk):
+                    part = users[lo : lo + chunk]
+                    cursor.execute(
+                        f"SELECT user_id, game_id, MAX(seq) FROM {EVENTS_TABLE} WHERE seq <= {self._ph} AND type IN "
+                        f"({pos}) AND user_id IN ({', '.join([self._ph] * len(part))}) GROUP BY user_id, game_id",
+                        (int(until_seq), *part),
+                    )
+                    liked.extend(cursor.fetchall())
+            finally:
+                cursor.close()
+        frame = pl.DataFrame(disliked, schema=schema, orient="row")
+        later = pl.DataFrame(
+            liked, schema={"user_id": pl.Utf8, "game_id": pl.Int64, "positive": pl.Int64}, orient="row"
+        )
+        return (
+            frame.join(later, on=["user_id", "game_id"], how="left")
+            .filter(pl.col("positive").is_null() | (pl.col("positive") < pl.col("seq")))
+            .select(list(schema))
+            .sort("seq")
         )

@@ -172,8 +172,11 @@ def test_a_known_users_answers_change_and_a_disliked_trained_game_stops_counting
 def test_an_unreachable_database_is_retried_while_the_server_keeps_answering(
     home: Home, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("GAMEREC_EVENTS_POLL", "0.02")
-    env = {"GAMEREC_HOME": str(home.path), "GAMEREC_MYSQL_URL": "mysql+pymysql://root@127.0.0.1:1/nothing"}
+    env = {
+        "GAMEREC_HOME": str(home.path),
+        "GAMEREC_MYSQL_URL": "mysql+pymysql://root@127.0.0.1:1/nothing",
+        "GAMEREC_EVENTS_POLL": "0.02",
+    }
     app = create_app(reload_interval=0, env=env)
     errors = REGISTRY.get_sample_value("gamerec_overlay_tail_errors_total") or 0.0
     with TestClient(app) as c:
@@ -215,7 +218,6 @@ def test_the_history_endpoint_lists_realtime_games_and_leaves_disliked_ones_out(
 def test_serving_a_model_trained_on_the_events_empties_the_overlay(
     fresh_home: Home, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("GAMEREC_EVENTS_POLL", "0.02")
     store = EventStore(fresh_home.settings.table_store())
     received = now_us()
     games = fresh_home.seeded.logs["game_id"].to_list()[:3]
@@ -225,7 +227,7 @@ def test_serving_a_model_trained_on_the_events_empties_the_overlay(
             for g in games
         ]
     )
-    app = create_app(fresh_home.settings, reload_interval=0, admin_token=ADMIN_TOKEN, env={})
+    app = create_app(fresh_home.settings, reload_interval=0, admin_token=ADMIN_TOKEN, env={}, events_poll=0.02)
     with TestClient(app) as c:
         wait_ready(c)
         overlay: RealtimeOverlay = app.state.holder.overlay
@@ -242,3 +244,30 @@ def test_serving_a_model_trained_on_the_events_empties_the_overlay(
         r = c.post("/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         assert r.status_code == 200 and r.json()["model_version"] == newer
         assert not overlay.users and overlay.floor == result.last_seq, "the new model covers every event"
+
+
+def test_a_standing_dislike_outlives_the_model_trained_on_it(tmp_path: Path) -> None:
+    """A retrain drops a pair whose latest word is a dislike, so the new model may recommend the game again:
+    the overlay keeps that dislike up to the model's seq, until a later play of the game."""
+    store = EventStore(TableStore(f"sqlite:///{tmp_path / 'gamerec.db'}"))
+    received = now_us()
+    store.append(
+        [
+            check_event(user_id=u, game_id=g, type=t, value=None, timestamp=None, received_us=received)
+            for u, g, t in [("ann", 10, "play"), ("ann", 10, "dislike"), ("ann", 11, "dislike"), ("ann", 11, "like")]
+        ]
+    )
+    overlay = RealtimeOverlay()
+    overlay.align(4)  # a model trained on all four events
+    assert overlay.needs_standing()
+    overlay.load_standing(store)
+    assert not overlay.needs_standing()
+    assert overlay.users[b"ann"].excluded == {10} and overlay.users[b"ann"].added == ()
+    store.append(
+        [check_event(user_id="ann", game_id=10, type="play", value=None, timestamp=None, received_us=received)]
+    )
+    overlay.poll(store)
+    assert overlay.users[b"ann"].excluded == frozenset() and overlay.users[b"ann"].added == (10,)
+    overlay.align(5)  # the next model was trained on that play too: nothing stands any more
+    overlay.load_standing(store)
+    assert b"ann" not in overlay.users

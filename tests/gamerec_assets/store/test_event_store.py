@@ -79,3 +79,21 @@ def test_an_unreachable_database_names_the_cause() -> None:
     store = EventStore(TableStore("mysql+pymysql://root@127.0.0.1:1/nothing", connect_timeout=2))
     with pytest.raises(TableStoreError, match=f"{EVENTS_TABLE}.*cannot connect"):
         store.append([event("x")])
+
+
+def test_standing_dislikes_are_the_pairs_whose_latest_word_is_a_dislike(events: EventStore) -> None:
+    events.append(
+        [
+            event("1", "a", 1, "play"),
+            event("2", "a", 1, "dislike"),  # standing: the dislike is the latest
+            event("3", "a", 2, "dislike"),
+            event("4", "a", 2, "like"),  # not standing: liked again after
+            event("5", "b", 1, "dislike"),  # standing for b
+            event("6", "b", 3, "click"),  # neither
+            event("7", "c", 4, "dislike"),  # after the seq asked for
+        ]
+    )
+    standing = events.standing_dislikes(until_seq=6)
+    assert standing.rows() == [("a", 1, 2), ("b", 1, 5)]
+    assert events.standing_dislikes(until_seq=7)["user_id"].to_list() == ["a", "b", "c"]
+    assert events.standing_dislikes(until_seq=0).height == 0
