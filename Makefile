@@ -13,7 +13,7 @@ export GAMEREC_HOME ?= $(CURDIR)/.gamerec
 export DAGSTER_HOME ?= $(GAMEREC_HOME)/dagster_home
 export WANDB_MODE   ?= offline
 
-.PHONY: run test install install-dev browser lint materialize serve dagster-home clean
+.PHONY: run test install install-dev browser lint materialize materialize-stale serve dagster-home clean
 
 $(STAMP_RUN): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,13 +50,18 @@ dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
+# Every asset, fresh or not (what the daily schedule does).
 materialize: install dagster-home
 	$(BIN)/dagster asset materialize -m gamerec_assets.definitions --select '*'
+
+# Only what Dagster calls missing or stale, and what is downstream of it; prints what it skips and why.
+materialize-stale: install dagster-home
+	@$(BIN)/python -m gamerec_assets.materialize_stale
 
 serve: install dagster-home
 	@bash scripts/serve.sh
 
-run: materialize serve
+run: materialize-stale serve
 
 clean:
 	rm -rf $(GAMEREC_HOME)

@@ -395,6 +395,7 @@ class ApiSettings:
         "GAMEREC_ADMIN_TOKEN",
         "GAMEREC_PREDICT_CACHE",
         "PROMETHEUS_MULTIPROC_DIR",
+        "DAGSTER_PORT",
     )
 
     host: str = "127.0.0.1"
@@ -403,6 +404,7 @@ class ApiSettings:
     admin_token: str | None = field(default=None, repr=False)  # None: POST /admin/reload is not registered
     predict_cache: int = 10_000  # /predict answers kept per model and worker; 0: off
     metrics_dir: str | None = None  # prometheus_client's multiprocess directory (several workers)
+    dagster_port: int = 3000  # the Dagster UI beside the API under `make run` (scripts/serve.sh reads the same)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
@@ -413,6 +415,7 @@ class ApiSettings:
             admin_token=_text(env, "GAMEREC_ADMIN_TOKEN"),
             predict_cache=_int(env, "GAMEREC_PREDICT_CACHE", 10_000, minimum=0),
             metrics_dir=_text(env, "PROMETHEUS_MULTIPROC_DIR"),
+            dagster_port=_int(env, "DAGSTER_PORT", 3000, minimum=1, maximum=65535),
         )
 
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Serve the API (127.0.0.1:8000) next to the Dagster UI and daemon (127.0.0.1:3000); Ctrl-C stops both.
+# GAMEREC_API_HOST, GAMEREC_API_PORT and DAGSTER_PORT move them: their defaults here are settings.py's (ApiSettings)
+# and the README's Configuration table (tests/test_readme_tables.py checks that the three agree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin

@@ -84,6 +84,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_ADMIN_TOKEN": "secret-admin-token",
         "GAMEREC_PREDICT_CACHE": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "DAGSTER_PORT": "3001",
     }
     assert set(env) == set(VARIABLES)  # this test covers every variable settings.py reads
     s = Settings.from_env(env)
@@ -107,7 +108,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
             "db_name": "runs",
         }
     }
-    assert s.api == ApiSettings("0.0.0.0", 9000, 0.5, "secret-admin-token", 0, str(tmp_path / "metrics"))
+    assert s.api == ApiSettings("0.0.0.0", 9000, 0.5, "secret-admin-token", 0, str(tmp_path / "metrics"), 3001)
     # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
     text = repr(s)
     for secret in (
