@@ -55,8 +55,9 @@ materialize: install dagster-home
 	$(BIN)/dagster asset materialize -m gamerec_assets.definitions --select '*'
 
 # Only what Dagster calls missing or stale, and what is downstream of it; prints what it skips and why.
+# ARGS=--dry-run: the plan only; ARGS='-- -c file.yaml': run config for the run it starts.
 materialize-stale: install dagster-home
-	@$(BIN)/python -m gamerec_assets.materialize_stale
+	@$(BIN)/python -m gamerec_assets.materialize_stale $(ARGS)
 
 serve: install dagster-home
 	@bash scripts/serve.sh
