@@ -12,6 +12,9 @@ STAMP_DEV := $(VENV)/.installed-dev-$(HASH)
 export GAMEREC_HOME ?= $(CURDIR)/.gamerec
 export DAGSTER_HOME ?= $(GAMEREC_HOME)/dagster_home
 export WANDB_MODE   ?= offline
+# Dagster 1.13 calls `dagster asset materialize` and `dagster dev` superseded by `dg` (another package) at every call;
+# they are the documented commands of this release, so the notice is noise here.
+export PYTHONWARNINGS ?= ignore:Function `asset_materialize_command` is superseded,ignore:Function `dev_command` is superseded
 
 .PHONY: run test install install-dev browser lint materialize materialize-stale serve dagster-home clean
 

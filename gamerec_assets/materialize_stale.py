@@ -17,6 +17,7 @@ code of an asset without a `code_version` leaves it fresh; use `make materialize
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -109,4 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Nothing is left to clean up (the instance is closed, the run was another process): skip the interpreter's
+    # teardown of dagster, numba and polars, which costs one to two seconds of `make run`'s start.
+    os._exit(status)
