@@ -396,6 +396,7 @@ class ApiSettings:
         "GAMEREC_PREDICT_CACHE",
         "PROMETHEUS_MULTIPROC_DIR",
         "GAMEREC_EVENTS_POLL",
+        "DAGSTER_PORT",
     )
 
     host: str = "127.0.0.1"
@@ -405,6 +406,7 @@ class ApiSettings:
     predict_cache: int = 10_000  # /predict answers kept per model and worker; 0: off
     metrics_dir: str | None = None  # prometheus_client's multiprocess directory (several workers)
     events_poll: float = 0.5  # seconds between reads of interaction_events by each worker's realtime overlay; 0: off
+    dagster_port: int = 3000  # the Dagster UI beside the API under `make run` (scripts/serve.sh reads the same)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
@@ -416,6 +418,7 @@ class ApiSettings:
             predict_cache=_int(env, "GAMEREC_PREDICT_CACHE", 10_000, minimum=0),
             metrics_dir=_text(env, "PROMETHEUS_MULTIPROC_DIR"),
             events_poll=_float(env, "GAMEREC_EVENTS_POLL", 0.5, minimum=0.0),
+            dagster_port=_int(env, "DAGSTER_PORT", 3000, minimum=1, maximum=65535),
         )
 
 

@@ -85,6 +85,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_PREDICT_CACHE": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "GAMEREC_EVENTS_POLL": "0.25",
+        "DAGSTER_PORT": "3001",
     }
     assert set(env) == set(VARIABLES)  # this test covers every variable settings.py reads
     s = Settings.from_env(env)
@@ -108,7 +109,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
             "db_name": "runs",
         }
     }
-    assert s.api == ApiSettings("0.0.0.0", 9000, 0.5, "secret-admin-token", 0, str(tmp_path / "metrics"), 0.25)
+    assert s.api == ApiSettings("0.0.0.0", 9000, 0.5, "secret-admin-token", 0, str(tmp_path / "metrics"), 0.25, 3001)
     # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
     text = repr(s)
     for secret in (
