@@ -527,8 +527,11 @@ class Hybrid(SimilarityModel):
     def cf_part(self, x: sp.csr_matrix) -> sp.csr_matrix:
         """The CF model fit on x, its `cf_neighbors` largest weights per row, scaled to a typical peak of 1: the
         same for every β and content weight, so a search can fit it once per split (`fit_with`)."""
-        cf_model = build_model(self.cf).fit(x)
-        cf = servable_similarity(cf_model.similarity, self.cf_neighbors).astype(np.float64)
+        return self.cf_part_of(build_model(self.cf).fit(x).similarity)
+
+    def cf_part_of(self, cf_similarity: sp.csr_matrix) -> sp.csr_matrix:
+        """`cf_part` from the CF model's learned matrix (one a search fitted already)."""
+        cf = servable_similarity(cf_similarity, self.cf_neighbors).astype(np.float64)
         cf.data /= _typical_peak(cf)
         return cf
 

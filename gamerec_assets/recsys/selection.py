@@ -277,6 +277,7 @@ class _Search:
         self.on_trial = on_trial
         self.exhausted = False
         self.cf_parts: dict[tuple[Any, ...], sp.csr_matrix] = {}  # a Hybrid's CF part per (cf params, split)
+        self.best_fit: tuple[float, tuple[Any, ...], Any] | None = None  # the best CF fit on split 0, for a Hybrid
 
     def split(self, i: int) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
         if i not in self.splits:
@@ -292,6 +293,10 @@ class _Search:
         kind = params["model"]
         if kind in self.eval_cost:
             return self.eval_cost[kind]
+        if kind == "Hybrid" and params["cf"]["model"] in self.eval_cost:  # its CF fit (unless kept), the blend
+            cf = params["cf"]["model"]
+            kept = self.best_fit is not None and self.best_fit[1] == _key(params["cf"])
+            return 1.3 * (self.eval_cost[cf] - (self.fit_cost[cf] if kept else 0.0)) + 0.5
         if kind == "EASE":
             return _ease_seconds(int((np.diff(sp.csc_matrix(self.x).indptr) > 0).sum())) * 1.3
         return max(self.eval_cost.values(), default=0.0)
@@ -318,12 +323,8 @@ class _Search:
         train, held, users = self.split(split)
         started = time.perf_counter()
         model = build_model(params, self.content)
-        if isinstance(model, Hybrid):  # its CF part is the same for every β and content weight: fit it once
-            part_key = (*_key(model.cf), model.cf_neighbors, split)
-            if part_key not in self.cf_parts:
-                self.cf_parts = {k: v for k, v in self.cf_parts.items() if k[-1] != split}  # one per split
-                self.cf_parts[part_key] = model.cf_part(train)
-            model.fit_with(train, self.cf_parts[part_key])
+        if isinstance(model, Hybrid):
+            model.fit_with(train, self._cf_part(model, train, split))
         else:
             model.fit(train)
         fitted = time.perf_counter()
@@ -331,8 +332,11 @@ class _Search:
         ndcg = ranking_metrics(ids, held[users], K)["ndcg"]
         done = time.perf_counter()
         kind = params["model"]
-        # a cached CF part makes a Hybrid's fit look cheap; its refit is not: keep the largest seen
-        self.fit_cost[kind] = max(fitted - started, self.fit_cost.get(kind, 0.0) if kind == "Hybrid" else 0.0)
+        self.fit_cost[kind] = fitted - started
+        if isinstance(model, Hybrid):  # a reused CF part makes its fit look cheap; its refit is not
+            self.fit_cost[kind] += self.fit_cost.get(model.cf["model"], 0.0)
+        elif split == 0 and self.content is not None and kind != "Popularity" and self._beats_kept(ndcg):
+            self.best_fit = (float(ndcg), key, model)
         self.eval_cost[kind] = done - started
         if trial is None:
             trial = Trial(kind, dict(params), stage=stage)
@@ -341,6 +345,22 @@ class _Search:
         if self.on_trial is not None:
             self.on_trial(trial, split)
         return float(ndcg)
+
+    def _beats_kept(self, ndcg: float) -> bool:
+        return self.best_fit is None or ndcg > self.best_fit[0]
+
+    def _cf_part(self, model: Hybrid, train: sp.csr_matrix, split: int) -> sp.csr_matrix:
+        """A Hybrid's CF part on `split`: the same for every β and content weight, so computed once, from the
+        best CF fit of the tuning stage when it is that configuration."""
+        part_key = (*_key(model.cf), model.cf_neighbors, split)
+        if part_key not in self.cf_parts:
+            self.cf_parts = {k: v for k, v in self.cf_parts.items() if k[-1] != split}  # one per split
+            kept = self.best_fit
+            if split == 0 and kept is not None and kept[1] == _key(model.cf):
+                self.cf_parts[part_key] = model.cf_part_of(kept[2].similarity)
+            else:
+                self.cf_parts[part_key] = model.cf_part(train)
+        return self.cf_parts[part_key]
 
     def best(self, families: Sequence[str] | None = None) -> Trial | None:
         """The leading trial: most splits first, then highest mean, then the earliest."""
@@ -405,7 +425,7 @@ def select_model_with_report(
     on_trial: TrialCallback | None = None,
     refit: bool = True,
     content: ItemContent | None = None,
-    hybrid_share: float = 0.1,
+    hybrid_share: float = 0.2,
 ) -> SelectionResult:
     """Tune every family on inner splits of `user_items` only and refit the best on all of it (see module doc).
 
@@ -428,10 +448,18 @@ def select_model_with_report(
         raise ValueError(f"unknown families {sorted(unknown)}; known: {list(FAMILIES)}")
     if content is not None and content.n_items != x.shape[1]:
         raise ValueError(f"content describes {content.n_items} items, user_items has {x.shape[1]} columns")
-    search = _Search(
-        x, n_splits, holdout_fraction, min_user_items, max_eval_users, seed, started + time_budget_s, on_trial, content
-    )
     hybrid = "Hybrid" in families and content is not None
+    search = _Search(
+        x,
+        n_splits,
+        holdout_fraction,
+        min_user_items,
+        max_eval_users,
+        seed,
+        started + time_budget_s,
+        on_trial,
+        content if hybrid else None,
+    )
     grids = _grids(x, ease_max_items)
     screened: dict[str, float] = {}
     for params in default_candidates(x, families, ease_max_items):
@@ -452,6 +480,7 @@ def select_model_with_report(
             _hill_climb(search, base, HYBRID_GRID, start, started + (tune_share + hybrid_share) * time_budget_s)
             if search.best(["Hybrid"]) is not None:
                 screened["Hybrid"] = search.best(["Hybrid"]).ndcg
+        search.best_fit = None  # the kept CF fit was for the Hybrid's tuning only
         contenders = sorted((search.best([f]) for f in screened), key=lambda t: -t.ndcg if t else 0.0)[:confirm_top]
         # split by split, leader first; stop at the first unaffordable one so split counts follow the ranking
         confirm = [(split, t.params) for split in range(1, n_splits) for t in contenders if t is not None]
