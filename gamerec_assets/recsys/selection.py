@@ -43,11 +43,6 @@ K = 10
 METRIC = f"ndcg@{K}"
 FAMILIES = ("Popularity", "EASE", "RP3beta", "TFIDF", "AsymmetricCosine", "ItemCF", "BM25", "Hybrid")
 CF_FAMILIES = tuple(f for f in FAMILIES if f not in ("Popularity", "Hybrid"))  # what a Hybrid can blend
-# the Hybrid's axes: β (n / (n + β) on the CF part) and the content weight; defaults in `DEFAULTS`
-HYBRID_GRID: dict[str, list[Any]] = {
-    "beta": [0.0, 1.0, 3.0, 10.0, 30.0, 100.0],
-    "content_weight": [0.01, 0.03, 0.1, 0.3, 1.0],
-}
 FIXED_PARAMS = ("model", "max_items")  # not tuned: left out where trials are shown
 
 
@@ -186,6 +181,18 @@ def _grids(user_items: sp.csr_matrix, ease_max_items: int) -> dict[str, tuple[di
     if active <= ease_max_items:
         grids["EASE"] = ({"model": "EASE", "max_items": ease_max_items}, {"l2": ease_l2})
     return grids
+
+
+def hybrid_grid(user_items: sp.csr_matrix) -> dict[str, list[Any]]:
+    """The Hybrid's axes: β (the CF part weighs n / (n + β)) relative to the mean item popularity, from 0 (content
+    only for games without plays) to twice the mean (default: half of it, where a game of mean popularity is
+    2/3 CF), and the content weight (a content neighbour against a collaborative one)."""
+    pop = np.diff(sp.csc_matrix(user_items).indptr)
+    mean_pop = max(float(pop.sum()) / max(int((pop > 0).sum()), 1), 1.0)
+    return {
+        "beta": [0.0] + [round(mean_pop * 2.0**k, 3) for k in range(-3, 2)],
+        "content_weight": [0.01, 0.03, 0.1, 0.3, 1.0],
+    }
 
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -475,9 +482,10 @@ def select_model_with_report(
                 _hill_climb(search, base, axes, start, started + tune_share * time_budget_s)
         best_cf = search.best([f for f in screened if f in CF_FAMILIES])
         if hybrid and best_cf is not None:
-            start = {a: i for a, (_, i) in _start("Hybrid", HYBRID_GRID).items()}
+            axes = hybrid_grid(x)
+            start = {a: i for a, (_, i) in _start("Hybrid", axes).items()}
             base = {"model": "Hybrid", "cf": dict(best_cf.params)}
-            _hill_climb(search, base, HYBRID_GRID, start, started + (tune_share + hybrid_share) * time_budget_s)
+            _hill_climb(search, base, axes, start, started + (tune_share + hybrid_share) * time_budget_s)
             if search.best(["Hybrid"]) is not None:
                 screened["Hybrid"] = search.best(["Hybrid"]).ndcg
         search.best_fit = None  # the kept CF fit was for the Hybrid's tuning only
