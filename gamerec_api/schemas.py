@@ -92,12 +92,14 @@ class SimilarItem(msgspec.Struct):
     genres: list[str]
     rating: float
     background_image: str
+    new: bool = False  # nobody has played it yet: the model placed it by its attributes (genres, tags, name)
 
 
 class SimilarResponse(msgspec.Struct):
     game: GameCard
     model_version: str
     items: list[SimilarItem]
+    new_game: bool = False  # the game has no plays in the model's data: its neighbours come from its attributes
 
 
 class SearchResponse(msgspec.Struct):

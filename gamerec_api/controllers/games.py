@@ -38,10 +38,12 @@ class GamesController(Controller):
     async def similar(
         self, state: State, game_id: GamePath, k: Annotated[int, Parameter(ge=1, le=100)] = 10
     ) -> SimilarResponse:
-        """May return fewer than k games: only neighbours the model stored (no popularity fill)."""
+        """May return fewer than k games: only neighbours the model stored (no popularity fill). A game nobody has
+        played (`new_game`) has neighbours when the served model is a content + collaborative hybrid."""
         current = serving(state)
         idx = game_index(current, game_id)
         cols, vals = current.model.neighbours(idx, k)
+        plays = current.model.popularity  # 0: nobody has played it in the model's data (a new game)
         cards = current.cards
         scores = np.round(vals.astype(np.float64), 6).tolist()
         items = [
@@ -52,7 +54,10 @@ class GamesController(Controller):
                 genres=c.genres,
                 rating=c.rating,
                 background_image=c.background_image,
+                new=bool(plays[j] <= 0),
             )
-            for c, s in zip((cards[j] for j in cols.tolist()), scores, strict=True)
+            for j, c, s in zip(cols.tolist(), (cards[j] for j in cols.tolist()), scores, strict=True)
         ]
-        return SimilarResponse(game=cards[idx], model_version=current.version, items=items)
+        return SimilarResponse(
+            game=cards[idx], model_version=current.version, items=items, new_game=bool(plays[idx] <= 0)
+        )

@@ -173,7 +173,10 @@ async function showSimilar(game) {
   $("similar-name").textContent = game.name;
   try {
     const res = await api(`/games/${game.game_id}/similar?k=8`);
-    fill($("similar"), res.items.map((g) => card(g, `${Math.round(g.score * 100)}% similar`)),
+    // a game nobody has played yet is placed by its attributes (the hybrid model): say so instead of a percentage
+    $("similar-name").textContent = res.new_game ? `${game.name} (new: no plays yet)` : game.name;
+    fill($("similar"), res.items.map((g) => card(g, res.new_game || g.new
+      ? `${g.new ? "New · " : ""}similar by genres, tags and name` : `${Math.round(g.score * 100)}% similar`)),
       "The model knows no similar games for this one.");
     $("similar-section").scrollIntoView({ behavior: "smooth", block: "start" });
   } catch (err) {

@@ -19,8 +19,10 @@ from gamerec_assets.recsys.evaluation import (
     GATE_METRIC,
     KS,
     POPULARITY,
+    ColdStart,
     Holdout,
     champion_score,
+    cold_start_candidates,
     report_candidates,
     source_change,
 )
@@ -190,6 +192,11 @@ def evaluation_report(
     ) as wb:
         wb.log({"evaluation": wandb_table(wide)})
         wb.summary.update({f"test_{m}": results["published"].flat()[m] for m in ("ndcg@10", "recall@10", "map@10")})
+        # item cold start: a separate protocol (its own split), so its figures sit beside the table, not in it
+        cold = ColdStart.of(user_logs, game_features, item_content=holdout.item_content)
+        cold_result = cold.compare(cold_start_candidates(item_similarity.manifest))
+        wb.log({"item_cold_start": wandb_table(cold_result.frame())})
+        wb.summary.update({f"cold_start_{m}": v for m, v in cold_result.metrics["published"].items()})
         wandb_id = wb.id
     return dg.Output(
         report,
@@ -201,6 +208,10 @@ def evaluation_report(
             "models": len(results),
             "metrics": markdown_table(wide, 12),
             "plot": png_markdown(fig, "test NDCG by model"),
+            "item_cold_start": markdown_table(cold_result.frame(), 12),
+            "item_cold_start_protocol": dg.MetadataValue.json(cold_result.protocol()),
+            "cold_start_ndcg@20": cold_result.metrics["published"]["ndcg@20"],
+            "cold_start_ndcg@20_random": cold_result.metrics["random"]["ndcg@20"],
             "wandb_run_id": wandb_id,
         },
     )

@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
+from gamerec_assets.recsys.content import ItemContent
 from gamerec_assets.recsys.matrix import Interactions, build_matrix, catalogue, user_order
 from gamerec_assets.recsys.metrics import catalogue_coverage, ranking_metrics
-from gamerec_assets.recsys.models import build_model
+from gamerec_assets.recsys.models import build_model, dense_topn
 from gamerec_assets.recsys.recommender import Recommender
 from gamerec_assets.recsys.selection import METRIC, K, Trial
 from gamerec_assets.recsys.split import SplitParams, split_interactions
@@ -38,17 +40,26 @@ class HoldoutResult:
 class Holdout:
     """One split of the logs over one catalogue; fold matrices are built once however many models are scored."""
 
-    def __init__(self, split: pl.DataFrame, item_ids: np.ndarray, params: SplitParams | None = None) -> None:
+    def __init__(
+        self,
+        split: pl.DataFrame,
+        item_ids: np.ndarray,
+        params: SplitParams | None = None,
+        item_content: ItemContent | None = None,
+    ) -> None:
         self.split = split
         self.item_ids = item_ids
         self.params = params
+        self.item_content = item_content  # the catalogue's attributes over item_ids, for a Hybrid
         self.users = user_order(split["user_id"])
         self._folds: dict[str, tuple[Interactions, Interactions]] = {}
 
     @classmethod
     def of(cls, user_logs: pl.DataFrame, game_features: pl.DataFrame, params: SplitParams | None = None) -> Holdout:
         params = params or SplitParams()
-        return cls(split_interactions(user_logs, params), catalogue(game_features, user_logs), params)
+        item_ids = catalogue(game_features, user_logs)
+        content = ItemContent.of(game_features, user_logs, item_ids)
+        return cls(split_interactions(user_logs, params), item_ids, params, content)
 
     @classmethod
     def of_manifest(cls, user_logs: pl.DataFrame, game_features: pl.DataFrame, manifest: Mapping[str, Any]) -> Holdout:
@@ -76,7 +87,7 @@ class Holdout:
 
     def score(self, params: Mapping[str, Any], target: str = "validation", ks: Sequence[int] = KS) -> HoldoutResult:
         """The model `params` describe (as served, when they name `serving_neighbors`), scored on `target`."""
-        return self.evaluate(build_model(dict(params)), target, ks)
+        return self.evaluate(build_model(dict(params), self.item_content), target, ks)
 
 
 def evaluate_holdout(
@@ -146,3 +157,170 @@ def report_candidates(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         if params != published:
             candidates[family] = params
     return candidates
+
+
+# -- item cold start ---------------------------------------------------------------------------------------------
+# A new game has no plays: hold out every interaction of a random share of the played items, fit on the rest
+# (the held-out games stay in the catalogue, with their attributes), and see whether the users who played them
+# get them ranked. Two rankings per user: among the held-out games only (can the model order new games by the
+# user's taste?) and among every unseen game (do new games reach the user's list at all?). A zero score is "no
+# evidence" and is never ranked, so popularity, which has no plays to go on, places no new game.
+
+COLD_K = 20
+COLD_FRACTION = 0.1
+COLD_SEED = 42
+
+
+@dataclass(frozen=True)
+class ColdStartSplit:
+    """The fit matrix (held-out items' columns emptied), the held-out interactions, which columns, which users."""
+
+    history: sp.csr_matrix
+    truth: sp.csr_matrix
+    cold: np.ndarray  # column indices of the held-out items, ascending
+    users: np.ndarray  # rows with a held-out interaction and something left to go on
+
+    @classmethod
+    def of(cls, user_items: sp.csr_matrix, fraction: float = COLD_FRACTION, seed: int = COLD_SEED) -> ColdStartSplit:
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+        x = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
+        x.sum_duplicates()
+        played = np.flatnonzero(np.diff(sp.csc_matrix(x).indptr) > 0)
+        if len(played) < 2:
+            raise ValueError(f"item cold start needs at least 2 played items, got {len(played)}")
+        n_cold = min(max(1, round(fraction * len(played))), len(played) - 1)
+        cold = np.sort(np.random.default_rng(seed).choice(played, n_cold, replace=False))
+        held = np.isin(x.indices, cold)
+        history, truth = x.copy(), x.copy()
+        history.data[held] = 0
+        truth.data[~held] = 0
+        history.eliminate_zeros()
+        truth.eliminate_zeros()
+        users = np.flatnonzero((np.diff(truth.indptr) > 0) & (np.diff(history.indptr) > 0))
+        return cls(history, truth, cold, users)
+
+
+def _scores_on(model: Recommender, history: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
+    """Dense users × cols scores of a fitted model: Σ history · similarity for item-item models, plays for
+    popularity."""
+    similarity = getattr(model, "similarity", None)
+    if similarity is not None:
+        product = history @ sp.csr_matrix(similarity)[:, cols]
+        return np.asarray(product.toarray(), dtype=np.float64)
+    counts = getattr(model, "counts", None)
+    if counts is None:
+        raise TypeError(f"{model.name} exposes neither an item-item matrix nor item counts")
+    return np.broadcast_to(np.asarray(counts, np.float64)[cols], (history.shape[0], len(cols))).copy()
+
+
+def _rank_cold(scores: np.ndarray, cold: np.ndarray, k: int) -> np.ndarray:
+    ranked = np.where(scores > 0, scores, -np.inf)
+    ids, _ = dense_topn(ranked, k)
+    return np.where(ids >= 0, cold[np.maximum(ids, 0)], -1)
+
+
+def cold_start_metrics(
+    ids_new: np.ndarray, ids_all: np.ndarray, truth: sp.csr_matrix, k: int = COLD_K
+) -> dict[str, float]:
+    """Recall and NDCG at k of the two rankings (`_new`: among the held-out games, `_all`: among every game)."""
+    new, every = ranking_metrics(ids_new, truth, k), ranking_metrics(ids_all, truth, k)
+    return {
+        f"recall@{k}": new["recall"],
+        f"ndcg@{k}": new["ndcg"],
+        f"recall@{k}_all": every["recall"],
+        f"ndcg@{k}_all": every["ndcg"],
+    }
+
+
+@dataclass(frozen=True)
+class ColdStartResult:
+    """Per model: the cold-start figures; and the size of the experiment."""
+
+    metrics: dict[str, dict[str, float]]
+    items: int
+    users: int
+    fraction: float
+    seed: int
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame([{"model": name, **row} for name, row in self.metrics.items()])
+
+    def protocol(self) -> dict[str, Any]:
+        return {"held_out_items": self.items, "users": self.users, "fraction": self.fraction, "seed": self.seed}
+
+
+class ColdStart:
+    """The item cold-start protocol over one catalogue's logs (see the block comment above)."""
+
+    def __init__(
+        self,
+        user_items: sp.csr_matrix,
+        item_content: ItemContent | None = None,
+        fraction: float = COLD_FRACTION,
+        seed: int = COLD_SEED,
+    ) -> None:
+        self.split = ColdStartSplit.of(user_items, fraction, seed)
+        self.item_content = item_content
+        self.fraction, self.seed = fraction, seed
+
+    @classmethod
+    def of(
+        cls,
+        user_logs: pl.DataFrame,
+        game_features: pl.DataFrame,
+        fraction: float = COLD_FRACTION,
+        seed: int = COLD_SEED,
+        item_content: ItemContent | None = None,
+    ) -> ColdStart:
+        item_ids = catalogue(game_features, user_logs)
+        if item_content is None or not np.array_equal(item_content.item_ids, item_ids):
+            item_content = ItemContent.of(game_features, user_logs, item_ids)
+        return cls(build_matrix(user_logs, item_ids).matrix, item_content, fraction, seed)
+
+    def evaluate(self, model: Recommender, k: int = COLD_K) -> dict[str, float]:
+        """Fit the unfitted `model` on the warm items and score its rankings of the held-out ones."""
+        s = self.split
+        model.fit(s.history)
+        history, truth = s.history[s.users], s.truth[s.users]
+        ids_new = _rank_cold(_scores_on(model, history, s.cold), s.cold, k)
+        ids_all, _ = model.recommend(history, N=k)
+        return cold_start_metrics(ids_new, ids_all, truth, k)
+
+    def score(self, params: Mapping[str, Any], k: int = COLD_K) -> dict[str, float]:
+        return self.evaluate(build_model(dict(params), self.item_content), k)
+
+    def random(self, k: int = COLD_K) -> dict[str, float]:
+        """Uniformly random unseen games (seeded): the floor every figure is read against."""
+        s = self.split
+        history, truth = s.history[s.users], s.truth[s.users]
+        rng = np.random.default_rng(self.seed)
+        ids_new = _rank_cold(rng.random((len(s.users), len(s.cold))) + 1e-9, s.cold, k)
+        n_items, step = history.shape[1], 1024
+        blocks = []
+        for start in range(0, len(s.users), step):  # row blocks: users × catalogue random scores, bounded memory
+            rows = history[start : start + step]
+            scores = rng.random((rows.shape[0], n_items)) + 1e-9
+            scores[np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), rows.indices] = 0
+            blocks.append(_rank_cold(scores, np.arange(n_items), k))
+        ids_all = np.concatenate(blocks) if blocks else np.full((0, k), -1, np.int64)
+        return cold_start_metrics(ids_new, ids_all, truth, k)
+
+    def compare(self, candidates: Mapping[str, Mapping[str, Any]], k: int = COLD_K) -> ColdStartResult:
+        """Every candidate's figures, then popularity's and random's under the same split."""
+        metrics = {name: self.score(params, k) for name, params in candidates.items()}
+        metrics["popularity"] = self.score(POPULARITY, k)
+        metrics["random"] = self.random(k)
+        return ColdStartResult(metrics, len(self.split.cold), len(self.split.users), self.fraction, self.seed)
+
+
+def content_only(serving_neighbors: int | None = None) -> dict[str, Any]:
+    """A Hybrid that is all content (β so large that no item's plays count): what attributes alone achieve."""
+    params: dict[str, Any] = {"model": "Hybrid", "cf": {"model": "ItemCF"}, "beta": 1e12, "content_weight": 1.0}
+    return params | ({"serving_neighbors": serving_neighbors} if serving_neighbors else {})
+
+
+def cold_start_candidates(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """What the report runs the cold-start protocol for: the published params and content alone."""
+    published = dict(manifest["parameters"])
+    return {"published": published, "content": content_only(published.get("serving_neighbors"))}

@@ -11,6 +11,9 @@ item), scores users with `score = user_items @ similarity` and so is served by t
 - `RP3beta`: three-step random walk user → item → user → item with transition probabilities raised to α and the
   target divided by popularity^β (Paudel et al. 2016; the form of Dacrema et al. 2019).
 - `EASE`: closed-form linear item-item autoencoder (Steck 2019); dense, so only below a catalogue size.
+- `Hybrid`: any of the above blended per item pair with the catalogue's content similarity (`content.py`), the
+  collaborative part weighted n / (n + β) by how much behaviour the less-played item of the pair has, so a game
+  nobody has played yet still has neighbours and can be recommended.
 
 `neighbors` is the number of other items each row keeps, except for `TFIDF`/`BM25`, whose `neighbors` counts the
 item itself as implicit's `K` does (so the recommendations equal implicit's).
@@ -30,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
+from gamerec_assets.recsys.content import ItemContent
 from gamerec_assets.recsys.itemcf import ItemCF, Popularity, recommend_from_similarity
 from gamerec_assets.recsys.recommender import Recommender
 from gamerec_assets.recsys.topk import rank_within_rows, sparse_topk
@@ -464,6 +468,101 @@ class ServableModel(Recommender):
         return positive_neighbours(learned, item_ids, N)
 
 
+def _typical_peak(w: sp.csr_matrix) -> float:
+    """The mean of the rows' largest |weight| (rows with any): what 'a strong neighbour' weighs in this matrix."""
+    if not w.nnz:
+        return 1.0
+    counts = np.diff(w.indptr)
+    peaks = np.maximum.reduceat(np.abs(w.data), w.indptr[:-1][counts > 0])
+    return float(peaks.mean()) or 1.0
+
+
+def pair_weights(counts: np.ndarray, beta: float) -> np.ndarray:
+    """n / (n + β) per item: the share of the collaborative part (β = 0: all of it once an item has a play)."""
+    n = np.asarray(counts, np.float64)
+    return (n > 0).astype(np.float64) if beta == 0 else n / (n + beta)
+
+
+class Hybrid(SimilarityModel):
+    """Collaborative and content similarity blended per pair: S = w·CF + (1 - w)·c·content, w = min(w_i, w_j).
+
+    w_i = n_i / (n_i + β) for an item with n_i users in the training matrix, so a pair is as collaborative as its
+    less-played item: a pair of well-known games is (almost) the CF model alone, a game without plays is placed
+    by its attributes only. Both parts are first scaled so that a typical row's strongest weight is 1;
+    `content_weight` (c) then says how a content neighbour compares with a collaborative one, which sets how
+    readily new games enter lists that CF already fills. The CF part keeps each row's `cf_neighbors` largest
+    weights by magnitude (a dense EASE included).
+
+    The content similarity is not a hyperparameter but data (`ItemContent`, over the same items as the matrix's
+    columns), passed by `build_model(params, content=...)`; without it the model is its CF part alone.
+    """
+
+    name = "Hybrid"
+
+    def __init__(
+        self,
+        cf: dict[str, Any] | None = None,
+        beta: float = 10.0,
+        content_weight: float = 0.1,
+        cf_neighbors: int = 300,
+        content: ItemContent | None = None,
+    ) -> None:
+        super().__init__()
+        self.cf = dict(cf) if cf is not None else {"model": "RP3beta"}
+        if self.cf.get("model") in ("Hybrid", "Popularity") or "serving_neighbors" in self.cf:
+            raise ValueError(f"Hybrid needs an item-item CF model as its cf part, got {self.cf}")
+        if beta < 0 or content_weight < 0 or cf_neighbors < 1:
+            raise ValueError(f"need beta >= 0, content_weight >= 0, cf_neighbors >= 1; got {beta}, {content_weight}")
+        self.beta, self.content_weight, self.cf_neighbors = float(beta), float(content_weight), int(cf_neighbors)
+        self.content = content
+
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {
+            "cf": dict(self.cf),
+            "beta": self.beta,
+            "content_weight": self.content_weight,
+            "cf_neighbors": self.cf_neighbors,
+        }
+
+    def cf_part(self, x: sp.csr_matrix) -> sp.csr_matrix:
+        """The CF model fit on x, its `cf_neighbors` largest weights per row, scaled to a typical peak of 1: the
+        same for every β and content weight, so a search can fit it once per split (`fit_with`)."""
+        return self.cf_part_of(build_model(self.cf).fit(x).similarity)
+
+    def cf_part_of(self, cf_similarity: sp.csr_matrix) -> sp.csr_matrix:
+        """`cf_part` from the CF model's learned matrix (one a search fitted already)."""
+        cf = servable_similarity(cf_similarity, self.cf_neighbors).astype(np.float64)
+        cf.data /= _typical_peak(cf)
+        return cf
+
+    def fit_with(self, user_items: sp.spmatrix, cf_part: sp.csr_matrix) -> Self:
+        """`fit` with the CF part already computed on the same matrix (`cf_part(user_items)`)."""
+        self.similarity = self._blend(_as_float_csr(user_items), cf_part)
+        return self
+
+    def _learn(self, x: sp.csr_matrix) -> sp.csr_matrix:
+        return self._blend(x, self.cf_part(x))
+
+    def _blend(self, x: sp.csr_matrix, cf: sp.csr_matrix) -> sp.csr_matrix:
+        n_items = x.shape[1]
+        if self.content is not None and self.content.n_items != n_items:
+            raise ValueError(f"content describes {self.content.n_items} items, user_items has {n_items} columns")
+        if cf.shape != (n_items, n_items):
+            raise ValueError(f"the CF part is {cf.shape}, user_items has {n_items} columns")
+        if self.content is None or self.content_weight == 0:
+            return sp.csr_matrix(cf, dtype=np.float32)
+        content = sp.csr_matrix(self.content.similarity, dtype=np.float64, copy=True)
+        content.data *= self.content_weight / _typical_peak(content)
+        w = pair_weights(np.diff(sp.csc_matrix(x).indptr), self.beta)
+        a, b = cf.tocoo(), content.tocoo()
+        a.data = a.data * np.minimum(w[a.row], w[a.col])
+        b.data *= 1.0 - np.minimum(w[b.row], w[b.col])
+        blend = (a.tocsr() + b.tocsr()).tocsr()
+        blend.eliminate_zeros()
+        blend.sort_indices()
+        return sp.csr_matrix(blend, dtype=np.float32)
+
+
 MODELS: dict[str, type[Recommender]] = {
     "ItemCF": ItemCF,
     "Popularity": Popularity,
@@ -472,14 +571,16 @@ MODELS: dict[str, type[Recommender]] = {
     "BM25": BM25,
     "RP3beta": RP3beta,
     "EASE": EASE,
+    "Hybrid": Hybrid,
 }
 
 
-def build_model(params: dict[str, Any]) -> Recommender:
+def build_model(params: dict[str, Any], content: ItemContent | None = None) -> Recommender:
     """An unfitted model from its `params` (the inverse of `model.params`), as served when they name
-    `serving_neighbors`: the one factory for manifests, run config and selection."""
+    `serving_neighbors`: the one factory for manifests, run config and selection. `content` is the catalogue's
+    attributes over the matrix's items, for the models that read them (`Hybrid`); the others ignore it."""
     if "serving_neighbors" in params:
-        inner = build_model({k: v for k, v in params.items() if k != "serving_neighbors"})
+        inner = build_model({k: v for k, v in params.items() if k != "serving_neighbors"}, content)
         if not isinstance(inner, SimilarityModel | ItemCF):
             raise ValueError(f"{inner.name} learns no item-item matrix to serve (serving_neighbors needs one)")
         return ServableModel(inner, int(params["serving_neighbors"]))
@@ -487,4 +588,6 @@ def build_model(params: dict[str, Any]) -> Recommender:
     if kind not in MODELS:
         raise ValueError(f"unknown model {kind!r}; known: {sorted(MODELS)}")
     kwargs = {k: v for k, v in params.items() if k != "model"}
+    if kind == "Hybrid":
+        kwargs["content"] = content
     return MODELS[kind](**kwargs)

@@ -9,6 +9,9 @@ estimated from the last one of its family, plus the refit of the current leader 
 1. screen: each family's default on the first inner split;
 2. tune: coordinate hill-climbing over each family's grid (one step = one grid neighbour per axis), best screened
    family first; families far behind the leader are not tuned; at most `tune_share` of the budget;
+   then, when the catalogue's content is given, the `Hybrid` of the best CF configuration and the content
+   similarity is tuned the same way (its β and content weight) in a share of its own (its CF part fit once per
+   split);
 3. confirm: the best configuration of the leading families on further resampled inner splits; the highest mean
    NDCG@10 over the splits wins (ties: fewer splits lose, then the earlier trial wins);
 4. refit the winner on the whole matrix.
@@ -31,13 +34,15 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from gamerec_assets.recsys.content import ItemContent
 from gamerec_assets.recsys.metrics import ranking_metrics
-from gamerec_assets.recsys.models import EASE_MAX_ITEMS, build_model
+from gamerec_assets.recsys.models import EASE_MAX_ITEMS, Hybrid, build_model
 from gamerec_assets.recsys.topk import rank_within_rows
 
 K = 10
 METRIC = f"ndcg@{K}"
-FAMILIES = ("Popularity", "EASE", "RP3beta", "TFIDF", "AsymmetricCosine", "ItemCF", "BM25")
+FAMILIES = ("Popularity", "EASE", "RP3beta", "TFIDF", "AsymmetricCosine", "ItemCF", "BM25", "Hybrid")
+CF_FAMILIES = tuple(f for f in FAMILIES if f not in ("Popularity", "Hybrid"))  # what a Hybrid can blend
 FIXED_PARAMS = ("model", "max_items")  # not tuned: left out where trials are shown
 
 
@@ -178,6 +183,18 @@ def _grids(user_items: sp.csr_matrix, ease_max_items: int) -> dict[str, tuple[di
     return grids
 
 
+def hybrid_grid(user_items: sp.csr_matrix) -> dict[str, list[Any]]:
+    """The Hybrid's axes: β (the CF part weighs n / (n + β)) relative to the mean item popularity, from 0 (content
+    only for games without plays) to twice the mean (default: half of it, where a game of mean popularity is
+    2/3 CF), and the content weight (a content neighbour against a collaborative one)."""
+    pop = np.diff(sp.csc_matrix(user_items).indptr)
+    mean_pop = max(float(pop.sum()) / max(int((pop > 0).sum()), 1), 1.0)
+    return {
+        "beta": [0.0] + [round(mean_pop * 2.0**k, 3) for k in range(-3, 2)],
+        "content_weight": [0.01, 0.03, 0.1, 0.3, 1.0],
+    }
+
+
 DEFAULTS: dict[str, dict[str, Any]] = {
     "EASE": {"l2": 4},  # grid index of 2 × mean item popularity
     "RP3beta": {"beta": 3, "alpha": 2, "neighbors": 1},
@@ -185,6 +202,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "AsymmetricCosine": {"alpha": 2, "shrink": 2, "neighbors": 1},
     "ItemCF": {"neighbors": 2},
     "BM25": {"b": 2, "neighbors": 1},
+    "Hybrid": {"beta": 3, "content_weight": 2},
 }
 
 
@@ -250,8 +268,10 @@ class _Search:
         seed: int,
         deadline: float,
         on_trial: TrialCallback | None,
+        content: ItemContent | None = None,
     ) -> None:
         self.x = user_items
+        self.content = content
         seeds = np.random.SeedSequence(seed).spawn(n_splits + 1)
         self.eval_rng = np.random.default_rng(seeds[-1])
         self.split_seeds = seeds[:-1]
@@ -263,6 +283,8 @@ class _Search:
         self.deadline = deadline
         self.on_trial = on_trial
         self.exhausted = False
+        self.cf_parts: dict[tuple[Any, ...], sp.csr_matrix] = {}  # a Hybrid's CF part per (cf params, split)
+        self.best_fit: tuple[float, tuple[Any, ...], Any] | None = None  # the best CF fit on split 0, for a Hybrid
 
     def split(self, i: int) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
         if i not in self.splits:
@@ -278,6 +300,10 @@ class _Search:
         kind = params["model"]
         if kind in self.eval_cost:
             return self.eval_cost[kind]
+        if kind == "Hybrid" and params["cf"]["model"] in self.eval_cost:  # its CF fit (unless kept), the blend
+            cf = params["cf"]["model"]
+            kept = self.best_fit is not None and self.best_fit[1] == _key(params["cf"])
+            return 1.3 * (self.eval_cost[cf] - (self.fit_cost[cf] if kept else 0.0)) + 0.5
         if kind == "EASE":
             return _ease_seconds(int((np.diff(sp.csc_matrix(self.x).indptr) > 0).sum())) * 1.3
         return max(self.eval_cost.values(), default=0.0)
@@ -303,13 +329,21 @@ class _Search:
             return None
         train, held, users = self.split(split)
         started = time.perf_counter()
-        model = build_model(params).fit(train)
+        model = build_model(params, self.content)
+        if isinstance(model, Hybrid):
+            model.fit_with(train, self._cf_part(model, train, split))
+        else:
+            model.fit(train)
         fitted = time.perf_counter()
         ids, _ = model.recommend(train[users], N=K)
         ndcg = ranking_metrics(ids, held[users], K)["ndcg"]
         done = time.perf_counter()
         kind = params["model"]
         self.fit_cost[kind] = fitted - started
+        if isinstance(model, Hybrid):  # a reused CF part makes its fit look cheap; its refit is not
+            self.fit_cost[kind] += self.fit_cost.get(model.cf["model"], 0.0)
+        elif split == 0 and self.content is not None and kind != "Popularity" and self._beats_kept(ndcg):
+            self.best_fit = (float(ndcg), key, model)
         self.eval_cost[kind] = done - started
         if trial is None:
             trial = Trial(kind, dict(params), stage=stage)
@@ -318,6 +352,22 @@ class _Search:
         if self.on_trial is not None:
             self.on_trial(trial, split)
         return float(ndcg)
+
+    def _beats_kept(self, ndcg: float) -> bool:
+        return self.best_fit is None or ndcg > self.best_fit[0]
+
+    def _cf_part(self, model: Hybrid, train: sp.csr_matrix, split: int) -> sp.csr_matrix:
+        """A Hybrid's CF part on `split`: the same for every β and content weight, so computed once, from the
+        best CF fit of the tuning stage when it is that configuration."""
+        part_key = (*_key(model.cf), model.cf_neighbors, split)
+        if part_key not in self.cf_parts:
+            self.cf_parts = {k: v for k, v in self.cf_parts.items() if k[-1] != split}  # one per split
+            kept = self.best_fit
+            if split == 0 and kept is not None and kept[1] == _key(model.cf):
+                self.cf_parts[part_key] = model.cf_part_of(kept[2].similarity)
+            else:
+                self.cf_parts[part_key] = model.cf_part(train)
+        return self.cf_parts[part_key]
 
     def best(self, families: Sequence[str] | None = None) -> Trial | None:
         """The leading trial: most splits first, then highest mean, then the earliest."""
@@ -381,6 +431,8 @@ def select_model_with_report(
     seed: int = 0,
     on_trial: TrialCallback | None = None,
     refit: bool = True,
+    content: ItemContent | None = None,
+    hybrid_share: float = 0.2,
 ) -> SelectionResult:
     """Tune every family on inner splits of `user_items` only and refit the best on all of it (see module doc).
 
@@ -389,6 +441,9 @@ def select_model_with_report(
     `tune_within`: a family is tuned only when its screened NDCG@10 is at least this fraction of the leader's;
     tuning stops once `tune_share` of the budget is spent, leaving the rest to confirmation and the refit.
     `on_trial` receives the trial and the inner split after each evaluation (e.g. to log it to W&B).
+    `content` (the catalogue's attributes over `user_items`' columns) enables the `Hybrid` family: it is tuned on
+    top of the best CF configuration for `hybrid_share` of the budget after the CF families' tuning (which keeps
+    its own share, so the CF leader is what it would be without content), then confirmed like any other.
     """
     started = time.perf_counter()
     x = sp.csr_matrix(user_items)
@@ -398,8 +453,19 @@ def select_model_with_report(
     unknown = set(families) - set(FAMILIES)
     if unknown:
         raise ValueError(f"unknown families {sorted(unknown)}; known: {list(FAMILIES)}")
+    if content is not None and content.n_items != x.shape[1]:
+        raise ValueError(f"content describes {content.n_items} items, user_items has {x.shape[1]} columns")
+    hybrid = "Hybrid" in families and content is not None
     search = _Search(
-        x, n_splits, holdout_fraction, min_user_items, max_eval_users, seed, started + time_budget_s, on_trial
+        x,
+        n_splits,
+        holdout_fraction,
+        min_user_items,
+        max_eval_users,
+        seed,
+        started + time_budget_s,
+        on_trial,
+        content if hybrid else None,
     )
     grids = _grids(x, ease_max_items)
     screened: dict[str, float] = {}
@@ -414,6 +480,15 @@ def select_model_with_report(
             if axes and screened[family] >= tune_within * leader:
                 start = {a: i for a, (_, i) in _start(family, axes).items()}
                 _hill_climb(search, base, axes, start, started + tune_share * time_budget_s)
+        best_cf = search.best([f for f in screened if f in CF_FAMILIES])
+        if hybrid and best_cf is not None:
+            axes = hybrid_grid(x)
+            start = {a: i for a, (_, i) in _start("Hybrid", axes).items()}
+            base = {"model": "Hybrid", "cf": dict(best_cf.params)}
+            _hill_climb(search, base, axes, start, started + (tune_share + hybrid_share) * time_budget_s)
+            if search.best(["Hybrid"]) is not None:
+                screened["Hybrid"] = search.best(["Hybrid"]).ndcg
+        search.best_fit = None  # the kept CF fit was for the Hybrid's tuning only
         contenders = sorted((search.best([f]) for f in screened), key=lambda t: -t.ndcg if t else 0.0)[:confirm_top]
         # split by split, leader first; stop at the first unaffordable one so split counts follow the ranking
         confirm = [(split, t.params) for split in range(1, n_splits) for t in contenders if t is not None]
@@ -423,7 +498,7 @@ def select_model_with_report(
     winner = search.best()
     best_params = dict(winner.params) if winner is not None else {"model": "Popularity"}
     refit_started = time.perf_counter()
-    model = build_model(best_params).fit(x) if refit else None
+    model = build_model(best_params, content).fit(x) if refit else None
     done = time.perf_counter()
     trials = [replace(t, seconds=round(t.seconds, 3)) for t in search.trials.values()]
     return SelectionResult(

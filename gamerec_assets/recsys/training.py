@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from gamerec_assets.recsys.content import ItemContent
 from gamerec_assets.recsys.evaluation import GATE_METRIC, POPULARITY, Holdout, HoldoutResult
 from gamerec_assets.recsys.matrix import build_matrix, catalogue, item_popularity
 from gamerec_assets.recsys.model_artifact import ModelArtifact, fingerprint
@@ -90,14 +91,22 @@ def training_data(user_items: sp.csr_matrix) -> dict[str, Any]:
 
 
 def fit_artifact(
-    user_logs: pl.DataFrame, game_features: pl.DataFrame, params: Mapping[str, Any]
+    user_logs: pl.DataFrame,
+    game_features: pl.DataFrame,
+    params: Mapping[str, Any],
+    content: ItemContent | None = None,
 ) -> tuple[ModelArtifact, float]:
     """The model `params` describe, fit on every interaction over the catalogue (what the API serves), with the
-    seconds the fit took. The manifest holds what describes the matrix alone; `train` adds how it was chosen."""
+    seconds the fit took. The manifest holds what describes the matrix alone; `train` adds how it was chosen.
+
+    Every catalogue game is an item, played or not; a `Hybrid` gives the unplayed ones content neighbours.
+    `content` (over the same catalogue) saves recomputing the content similarity a holdout already has."""
     item_ids = catalogue(game_features, user_logs)
     full = build_matrix(user_logs, item_ids)
+    if content is None or not np.array_equal(content.item_ids, item_ids):
+        content = ItemContent.of(game_features, user_logs, item_ids)
     started = time.perf_counter()
-    model = build_model(dict(params)).fit(full.matrix)
+    model = build_model(dict(params), content).fit(full.matrix)
     fit_seconds = time.perf_counter() - started
     similarity = model.similarity
     manifest = {
@@ -132,13 +141,14 @@ def train(
             time_budget_s=params.time_budget_s,
             families=ITEM_FAMILIES,
             on_trial=on_trial,
+            content=holdout.item_content,
             refit=False,  # the chosen params are fit below, as served, on train and then on everything
         )
         chosen = dict(selection.best)
     model_params = {**chosen, "serving_neighbors": params.serving_neighbors}
     validation = holdout.score(model_params)
     baseline = holdout.score(POPULARITY)
-    artifact, fit_seconds = fit_artifact(user_logs, game_features, model_params)
+    artifact, fit_seconds = fit_artifact(user_logs, game_features, model_params, holdout.item_content)
     artifact.manifest |= {
         "split": asdict(split),
         "metrics": {"validation": validation.flat(), "validation_popularity": baseline.flat()},

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from gamerec_assets.recsys import build_matrix, build_model, evaluate_holdout
+from gamerec_assets.recsys.content import ItemContent
 from gamerec_assets.recsys.evaluation import POPULARITY, Holdout, champion_score, report_candidates
 from gamerec_assets.recsys.matrix import catalogue, item_popularity
 from gamerec_assets.recsys.selection import Trial
@@ -65,7 +66,8 @@ def test_the_artifact_is_the_params_fit_on_every_interaction(selected) -> None:
     result, _ = selected
     item_ids = catalogue(games(), logs())
     full = build_matrix(logs(), item_ids)
-    expected = build_model(result.params).fit(full.matrix).similarity
+    content = ItemContent.of(games(), logs(), item_ids)  # a Hybrid blends in the catalogue's attributes
+    expected = build_model(result.params, content).fit(full.matrix).similarity
     artifact = result.artifact
     np.testing.assert_array_equal(artifact.item_ids, item_ids)
     assert 999 in artifact.item_ids and len(artifact.item_ids) == 61  # the catalogue plus what was played
