@@ -116,3 +116,23 @@ def test_no_events_leave_the_base_as_it_was() -> None:
     assert (report.added, report.changed, report.removed) == (0, 0, 0)
     assert merged.drop("timestamp_us").equals(base.sort("user_id", "game_id"))
     assert merged["timestamp_us"].null_count() == 2
+
+
+def test_the_manifest_records_the_events_and_new_events_are_no_change_of_source() -> None:
+    from gamerec_assets.recsys.evaluation import source_change
+    from gamerec_assets.recsys.feedback import events_until_seq
+    from gamerec_assets.recsys.provenance import provenance
+
+    features = pl.DataFrame({"game_id": [1, 2]})
+    logs = pl.DataFrame({"user_id": ["a"], "game_id": [1], "weight": [1.0], "source": ["simulated"]})
+    old = {"data": provenance(logs, features)}
+    assert old["data"]["events"] == {"until_seq": 0, "count": 0, "until": None} and events_until_seq(old) == 0
+    with_events = logs.with_columns(
+        pl.lit(41, pl.Int64).alias("events_seq"),
+        pl.lit(12, pl.Int64).alias("events_count"),
+        pl.lit(1_796_000_000_000_000, pl.Int64).alias("events_until_us"),
+    )
+    new = {"data": provenance(with_events, features)}
+    assert new["data"]["events"] == {"until_seq": 41, "count": 12, "until": "2026-11-30T00:53:20Z"}
+    assert events_until_seq(new) == 41
+    assert new["data"]["interactions"] == "simulated" and source_change(old, new) is None
