@@ -84,6 +84,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_ADMIN_TOKEN": "secret-admin-token",
         "GAMEREC_PREDICT_CACHE": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "GAMEREC_RETRAIN_EVENTS": "250",
     }
     assert set(env) == set(VARIABLES)  # this test covers every variable settings.py reads
     s = Settings.from_env(env)
@@ -108,6 +109,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         }
     }
     assert s.api == ApiSettings("0.0.0.0", 9000, 0.5, "secret-admin-token", 0, str(tmp_path / "metrics"))
+    assert s.retrain.min_events == 250
     # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
     text = repr(s)
     for secret in (
