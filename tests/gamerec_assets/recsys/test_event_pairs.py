@@ -5,7 +5,15 @@ import math
 import polars as pl
 import pytest
 
-from gamerec_assets.recsys.feedback import EVENT_WEIGHTS, check_event_weights, event_pairs, merge_event_pairs
+from gamerec_assets.recsys.evaluation import source_change
+from gamerec_assets.recsys.feedback import (
+    EVENT_WEIGHTS,
+    check_event_weights,
+    event_pairs,
+    events_until_seq,
+    merge_event_pairs,
+)
+from gamerec_assets.recsys.provenance import provenance
 from gamerec_assets.store.event_store import FRAME_SCHEMA
 
 
@@ -119,10 +127,6 @@ def test_no_events_leave_the_base_as_it_was() -> None:
 
 
 def test_the_manifest_records_the_events_and_new_events_are_no_change_of_source() -> None:
-    from gamerec_assets.recsys.evaluation import source_change
-    from gamerec_assets.recsys.feedback import events_until_seq
-    from gamerec_assets.recsys.provenance import provenance
-
     features = pl.DataFrame({"game_id": [1, 2]})
     logs = pl.DataFrame({"user_id": ["a"], "game_id": [1], "weight": [1.0], "source": ["simulated"]})
     old = {"data": provenance(logs, features)}
