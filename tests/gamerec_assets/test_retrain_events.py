@@ -61,7 +61,8 @@ def test_events_reach_the_next_model_through_the_sensor(gamerec_home: Path) -> N
         assert stored.n_accepted == len(events) == 123
 
         resources = {key: defs.resources[key] for key in ("tables", "artifacts")}
-        tick = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:  # closes its resources
+            tick = sensor(context)
         (request,) = tick.run_requests
         second = refresh(defs, instance, request.run_config)
         assert second.success
@@ -92,5 +93,6 @@ def test_events_reach_the_next_model_through_the_sensor(gamerec_home: Path) -> N
         assert 0 <= report["temporal_ndcg@10"].value <= 1
 
         # the production model (if promoted) or the request already made: no second refresh for the same events
-        again = sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=tick.cursor))
+        with dg.build_sensor_context(instance=instance, resources=resources, cursor=tick.cursor) as context:
+            again = sensor(context)
         assert not again.run_requests and "0 new events" in again.skip_reason.skip_message

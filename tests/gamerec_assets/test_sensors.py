@@ -43,8 +43,9 @@ def append(tables: TablesResource, n: int, start: int = 0) -> int:
 
 def tick(instance: dg.DagsterInstance, resources: dict[str, object], cursor: str | None = None) -> dg.SensorResult:
     sensor = build_retrain_sensor(N)
-    context = dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor)
-    return sensor(context)
+    # a `with` block closes the resources it built (else their context lingers into later tests)
+    with dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
+        return sensor(context)
 
 
 def promote_model_trained_until(artifacts: LocalArtifactsResource, seq: int) -> str:
