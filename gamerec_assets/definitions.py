@@ -1,4 +1,5 @@
-"""The main code location: assets, checks, the refresh job and schedule, and the resources `Settings` selects.
+"""The main code location: assets, checks, the refresh job, its schedule and its events sensor, and the resources
+`Settings` selects.
 
 Backends are chosen in `gamerec_assets.resources.from_settings.build_resources` (shared with the scale location)
 from `gamerec_assets.settings`; this module only assembles.
@@ -14,6 +15,7 @@ import dagster as dg
 from gamerec_assets.assets import features, ingestion, interactions, modeling, serving
 from gamerec_assets.resources.from_settings import build_resources
 from gamerec_assets.schedules import daily_refresh, refresh_all
+from gamerec_assets.sensors import build_retrain_sensor
 from gamerec_assets.settings import Settings
 
 # Steps run in parallel processes forked from a server that has already imported the project: without the
@@ -36,6 +38,7 @@ def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[refresh_all],
         schedules=[daily_refresh],
+        sensors=[build_retrain_sensor(settings.retrain.min_events)],
         resources=build_resources(settings),
         executor=EXECUTOR,
     )

@@ -422,6 +422,20 @@ class ApiSettings:
         )
 
 
+@dataclass(frozen=True)
+class RetrainSettings:
+    """Retraining on players' events: the sensor `retrain_on_new_events` requests a refresh when at least
+    GAMEREC_RETRAIN_EVENTS events arrived since the production model's data (besides the daily schedule)."""
+
+    VARIABLES: ClassVar[tuple[str, ...]] = ("GAMEREC_RETRAIN_EVENTS",)
+
+    min_events: int = 1_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        return cls(min_events=_int(env, "GAMEREC_RETRAIN_EVENTS", 1_000, minimum=1))
+
+
 SECTIONS = (
     StorageSettings,
     RawgSettings,
@@ -431,6 +445,7 @@ SECTIONS = (
     SourceSettings,
     InstanceSettings,
     ApiSettings,
+    RetrainSettings,
 )
 # Every variable this module reads, in section order (the README's Configuration table lists the same set).
 VARIABLES: tuple[str, ...] = tuple(dict.fromkeys(name for section in SECTIONS for name in section.VARIABLES))
@@ -448,6 +463,7 @@ class Settings:
     sources: SourceSettings
     instance: InstanceSettings
     api: ApiSettings
+    retrain: RetrainSettings = RetrainSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -462,6 +478,7 @@ class Settings:
             sources=SourceSettings.from_env(env),
             instance=InstanceSettings.from_env(env),
             api=ApiSettings.from_env(env),
+            retrain=RetrainSettings.from_env(env),
         )
 
 

@@ -1,9 +1,20 @@
-"""Stage 3: who played what. Simulated from the catalogue (default), real Steam logs, or an interaction file.
+"""Stage 3: who played what. Simulated from the catalogue (default), real Steam logs, or an interaction file, plus
+every event players sent (`POST /events` -> the `interaction_events` table).
 
-The source is the deployment's (GAMEREC_INTERACTIONS, through the `sources` resource); a run's config may
+The base source is the deployment's (GAMEREC_INTERACTIONS, through the `sources` resource); a run's config may
 override it, and the metadata says which one was used and where the choice came from.
+
+Events on top of the base log (`recsys.feedback.event_pairs` / `merge_event_pairs`): per (user, game) the largest
+weight of its event types (`UserLogsConfig.event_weights`, default `feedback.EVENT_WEIGHTS`; play weighs
+`1 + log1p(total hours)` times the play weight), merged with the base log by the larger weight per pair; a dislike
+newer than the pair's latest positive event (play, purchase, like) removes the pair, from the base log too; pairs
+whose events weigh 0 (impressions, clicks by default) add nothing. Events for games the catalogue does not know
+are kept (a site adds games before the catalogue refresh) and counted. The `interaction_events` source asset is
+observed at the start of every refresh (its data version is the newest seq), so the UI shows `user_logs` stale
+when events arrived since.
 """
 
+import warnings
 from collections.abc import Iterator
 from typing import Literal
 
@@ -12,13 +23,16 @@ import polars as pl
 
 from gamerec_assets.assets.metadata import figure, markdown_table, png_markdown
 from gamerec_assets.recsys.catalogue_file import DataFileError
+from gamerec_assets.recsys.feedback import EVENT_WEIGHTS, check_event_weights, event_pairs, iso, merge_event_pairs
 from gamerec_assets.recsys.interaction_file import LOG_SCHEMA, read_interactions
 from gamerec_assets.recsys.linking import STEAM_ONLY_BASE, link_titles
 from gamerec_assets.recsys.provenance import logs_version
 from gamerec_assets.recsys.simulate import SimulationParams, simulate_user_logs
 from gamerec_assets.recsys.steam import implicit_weight, read_steam_log
 from gamerec_assets.resources.sources import InteractionSources, catalog_label
+from gamerec_assets.resources.storage import TablesResource, event_summary
 from gamerec_assets.settings import parse_interactions, source_path
+from gamerec_assets.store.event_store import FRAME_SCHEMA
 
 HISTORY_CHECK = "user_logs_history_lengths"
 
@@ -37,6 +51,10 @@ class UserLogsConfig(dg.Config):
     noise_scale: float = 0.1  # original only
     taste_strength: float = 25.0  # taste only: how strongly a user's taste steers the draw
     seed: int = 42
+    # Stored events on top of the base source: `events: false` trains on the base source alone.
+    events: bool = True
+    # Training weight per event type (`recsys.feedback.EVENT_WEIGHTS` for the types not named here)
+    event_weights: dict[str, float] = dict(EVENT_WEIGHTS)  # noqa: RUF012 (pydantic copies defaults per instance)
 
 
 def resolve_source(config: UserLogsConfig, sources: InteractionSources) -> tuple[str, str]:
@@ -137,9 +155,78 @@ def simulated_user_logs(config: UserLogsConfig, game_features: pl.DataFrame) -> 
     return logs.with_columns(pl.col("user_id").cast(pl.Utf8), pl.lit(None, pl.Utf8).alias("title")).cast(LOG_SCHEMA)
 
 
+def events_metadata(summary: dict[str, object]) -> dict[str, object]:
+    newest = summary["newest_us"]
+    return {
+        "events": summary["count"],
+        "events_by_type": dg.MetadataValue.json(summary["by_type"]),
+        "events_until_seq": summary["until_seq"],
+        "events_newest": iso(newest) if isinstance(newest, int) else "none",
+    }
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)  # observable source assets are beta in Dagster 1.13
+
+    @dg.observable_source_asset(
+        name="interaction_events",
+        group_name="interactions",
+        description="Players' events (`POST /events`), append-only in the table database; observed at the start "
+        "of a refresh: its data version is the newest seq, so `user_logs` shows stale when events arrived since.",
+    )
+    def interaction_events(tables: TablesResource) -> dg.ObserveResult:
+        summary = event_summary(tables.events())
+        return dg.ObserveResult(
+            data_version=dg.DataVersion(str(summary["until_seq"])),
+            metadata={**events_metadata(summary), "table": tables.events().describe()},
+        )
+
+
+def with_events(
+    context: dg.AssetExecutionContext,
+    config: UserLogsConfig,
+    logs: pl.DataFrame,
+    game_features: pl.DataFrame,
+    tables: TablesResource,
+) -> tuple[pl.DataFrame, dict[str, object]]:
+    """The base log with every stored event up to the newest seq merged in (the module's rule), the constant
+    event columns added, and the metadata saying what the events did."""
+    store = tables.events()
+    until = store.last_seq() if config.events else 0
+    events = store.read(until_seq=until) if until else pl.DataFrame(schema=FRAME_SCHEMA)
+    try:
+        weights = check_event_weights(config.event_weights)
+    except ValueError as exc:
+        raise dg.Failure(description=f"user_logs: {exc}") from exc
+    merged, report = merge_event_pairs(logs, event_pairs(events, weights))
+    by_type = dict(sorted(events.group_by("type").len().iter_rows()))
+    newest = int(events["timestamp_us"].max()) if events.height else None  # type: ignore[arg-type]
+    merged = merged.with_columns(
+        pl.lit(until, pl.Int64).alias("events_seq"),
+        pl.lit(events.height, pl.Int64).alias("events_count"),
+        pl.lit(newest, pl.Int64).alias("events_until_us"),
+    )
+    unknown = events.join(game_features.select("game_id"), on="game_id", how="anti")
+    if events.height:
+        context.log.info(
+            f"user_logs: {events.height:,} events up to seq {until} {by_type}: {report.added} pairs added, "
+            f"{report.changed} changed, {report.removed} removed"
+        )
+    summary = {"count": events.height, "by_type": by_type, "until_seq": until, "newest_us": newest}
+    return merged, {
+        **events_metadata(summary),
+        **report.metadata(),
+        "unknown_game_events": unknown.height,
+        "unknown_event_games": unknown["game_id"].n_unique(),
+        "event_weights": dg.MetadataValue.json(weights),
+        "events_included": config.events,
+    }
+
+
 @dg.asset(
     group_name="interactions",
     kinds={"polars", "table"},
+    deps=[interaction_events],
     io_manager_key="table_io_manager",
     metadata={"primary_key": ["user_id", "game_id"]},
     check_specs=[
@@ -155,9 +242,12 @@ def user_logs(
     config: UserLogsConfig,
     game_features: pl.DataFrame,
     sources: InteractionSources,
+    tables: TablesResource,
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
     """user_id (text), game_id, weight, title: one row per game a user has. Simulated (default), the steam-200k
-    log, or an interaction file, as GAMEREC_INTERACTIONS (or this run's `source`) says.
+    log, or an interaction file, as GAMEREC_INTERACTIONS (or this run's `source`) says, with every stored event
+    merged in (the module's rule). `timestamp_us`: the pair's newest weighted event (null: base source only);
+    `events_seq`, `events_count`, `events_until_us`: which events the table includes (the same on every row).
 
     Simulated users (`recsys.simulate`) draw 1..max_games games near their taste. Steam weights:
     1 + log1p(hours played) (a purchase without play weighs 1). Titles are linked to RAWG games by normalised title;
@@ -178,6 +268,9 @@ def user_logs(
         logs = simulated_user_logs(config, game_features)
         max_games = config.max_games
         extra = {"simulation": config.simulation, "max_games": config.max_games, "seed": config.seed}
+    base = logs
+    logs, events_meta = with_events(context, config, logs, game_features, tables)
+    extra |= events_meta
     catalog = upstream_catalog(context, sources)
     # provenance rides with the rows, so training records both sources in the model manifest
     logs = logs.with_columns(pl.lit(catalog, pl.Utf8).alias("catalog"), pl.lit(spec, pl.Utf8).alias("source"))
@@ -210,19 +303,27 @@ def user_logs(
             "most_played": markdown_table(top),
         },
     )
-    yield history_lengths_check(logs, game_features, max_games, allow_unknown=spec.startswith("file:"))
+    yield history_lengths_check(logs, game_features, max_games, allow_unknown=spec.startswith("file:"), base=base)
 
 
 def history_lengths_check(
-    user_logs: pl.DataFrame, game_features: pl.DataFrame, max_games: int | None, allow_unknown: bool = False
+    user_logs: pl.DataFrame,
+    game_features: pl.DataFrame,
+    max_games: int | None,
+    allow_unknown: bool = False,
+    base: pl.DataFrame | None = None,
 ) -> dg.AssetCheckResult:
     """No duplicate (user, game) pairs, at most `max_games` per user (None: no limit), every linked game known
-    (an interaction file's games missing from the catalogue are allowed: they are counted in the metadata)."""
+    (an interaction file's games missing from the catalogue are allowed: they are counted in the metadata).
+    `base`: the base source's log before events were merged: `max_games` and unknown games are checked on it
+    (players' events may add games to a history, and name games the catalogue does not have yet)."""
     per_user = user_logs.group_by("user_id").agg(pl.len().alias("n"), pl.col("game_id").n_unique().alias("distinct"))
     duplicates = int((per_user["n"] != per_user["distinct"]).sum())
-    too_many = int((per_user["n"] > max_games).sum()) if max_games is not None else 0
+    source = user_logs if base is None else base
+    per_source_user = source.group_by("user_id").len("n")
+    too_many = int((per_source_user["n"] > max_games).sum()) if max_games is not None else 0
     unknown = (
-        user_logs.filter(pl.col("game_id") < STEAM_ONLY_BASE)
+        source.filter(pl.col("game_id") < STEAM_ONLY_BASE)
         .join(game_features.select("game_id"), on="game_id", how="anti")
         .height
     )

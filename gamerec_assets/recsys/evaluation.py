@@ -20,7 +20,7 @@ from gamerec_assets.recsys.metrics import catalogue_coverage, ranking_metrics
 from gamerec_assets.recsys.models import build_model, dense_topn
 from gamerec_assets.recsys.recommender import Recommender
 from gamerec_assets.recsys.selection import METRIC, K, Trial
-from gamerec_assets.recsys.split import SplitParams, split_interactions
+from gamerec_assets.recsys.split import SplitParams, TemporalParams, TemporalSplit, split_interactions, temporal_split
 
 KS = (5, 10, 20)
 GATE_K, GATE_METRIC = K, METRIC  # what selection maximises is what the gate and the champion comparison look at
@@ -324,3 +324,14 @@ def cold_start_candidates(manifest: Mapping[str, Any]) -> dict[str, dict[str, An
     """What the report runs the cold-start protocol for: the published params and content alone."""
     published = dict(manifest["parameters"])
     return {"published": published, "content": content_only(published.get("serving_neighbors"))}
+
+
+def temporal_holdout(
+    user_logs: pl.DataFrame, game_features: pl.DataFrame, params: TemporalParams | None = None
+) -> tuple[Holdout | None, TemporalSplit]:
+    """The temporal protocol of `split.py` as a Holdout (score its "test" target: fit on everything before the
+    cut-off), or None with the reason in the split's info when the logs have too few timed interactions."""
+    split = temporal_split(user_logs, params or TemporalParams())
+    if split.frame is None:
+        return None, split
+    return Holdout(split.frame, catalogue(game_features, user_logs)), split

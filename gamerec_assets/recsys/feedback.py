@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import polars as pl
+
 EVENT_TYPES = ("impression", "click", "play", "purchase", "like", "dislike")
 POSITIVE = frozenset({"play", "purchase", "like"})  # the game joins the user's history at once
 NEGATIVE = frozenset({"dislike"})  # the game is never shown to that user again
@@ -123,3 +125,113 @@ def events_until_seq(manifest: Mapping[str, Any]) -> int:
     events = data.get("events") if isinstance(data, Mapping) else None
     seq = events.get("until_seq") if isinstance(events, Mapping) else None
     return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0 else 0
+
+
+# -- retraining on events: stored events -> per-pair weights -> merged into the base log ------------------------
+
+EVENT_PAIR_SCHEMA = {
+    "user_id": pl.Utf8,
+    "game_id": pl.Int64,
+    "weight": pl.Float64,
+    "timestamp_us": pl.Int64,
+    "removed": pl.Boolean,
+}
+
+
+def check_event_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    """EVENT_WEIGHTS with `weights` on top; unknown types and negative or non-finite weights are refused."""
+    unknown = sorted(set(weights) - set(EVENT_TYPES))
+    if unknown:
+        raise ValueError(f"event_weights: unknown event types {unknown}; known: {', '.join(EVENT_TYPES)}")
+    bad = {t: w for t, w in weights.items() if not (math.isfinite(w) and w >= 0)}
+    if bad:
+        raise ValueError(f"event_weights must be finite and >= 0, got {bad}")
+    return {**EVENT_WEIGHTS, **{t: float(w) for t, w in weights.items()}}
+
+
+def event_pairs(events: pl.DataFrame, weights: Mapping[str, float] = EVENT_WEIGHTS) -> pl.DataFrame:
+    """Stored events (the event store's frame) to one row per (user_id, game_id): EVENT_PAIR_SCHEMA.
+
+    - `weight`: the largest weight of the pair's event types; play weighs `weights["play"] * (1 + log1p(total
+      hours))`, its values summed (no value: 0 hours), the interaction file's rule.
+    - `timestamp_us`: the newest time of the events that gave the pair weight (null when none did).
+    - `removed`: the newest dislike is newer (by timestamp, then seq) than the pair's newest positive event, or the
+      pair has a dislike and no positive event: the pair leaves the training log, the base log's pair too.
+    """
+    table = check_event_weights(weights)
+    if events.height == 0:
+        return pl.DataFrame(schema=EVENT_PAIR_SCHEMA)
+    order = events.sort("timestamp_us", "seq").with_row_index("_at")
+    fixed = pl.col("type").replace_strict(table, return_dtype=pl.Float64)
+    is_play = pl.col("type") == "play"
+    hours = pl.when(is_play).then(pl.col("value").fill_null(0.0).clip(lower_bound=0.0)).otherwise(0.0)
+    pairs = (
+        order.with_columns(
+            pl.when(is_play).then(0.0).otherwise(fixed).alias("_fixed"),
+            pl.when(fixed > 0).then(pl.col("timestamp_us")).alias("_weighted_at"),
+        )
+        .group_by("user_id", "game_id")
+        .agg(
+            pl.col("_fixed").max(),
+            hours.sum().alias("_hours"),
+            is_play.any().alias("_played"),
+            pl.col("_weighted_at").max().alias("timestamp_us"),
+            pl.col("_at").filter(pl.col("type").is_in(list(POSITIVE))).max().alias("_positive"),
+            pl.col("_at").filter(pl.col("type").is_in(list(NEGATIVE))).max().alias("_negative"),
+        )
+        .with_columns(
+            pl.max_horizontal(
+                "_fixed",
+                pl.when("_played").then(table["play"] * (1.0 + pl.col("_hours").log1p())).otherwise(0.0),
+            ).alias("weight"),
+            (
+                pl.col("_negative").is_not_null()
+                & (pl.col("_positive").is_null() | (pl.col("_negative") > pl.col("_positive")))
+            ).alias("removed"),
+        )
+    )
+    return pairs.select(list(EVENT_PAIR_SCHEMA)).cast(EVENT_PAIR_SCHEMA).sort("user_id", "game_id")  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class MergeReport:
+    added: int  # pairs the base log did not have
+    changed: int  # base pairs whose weight the events raised
+    removed: int  # base pairs a newer dislike removed
+
+    def metadata(self) -> dict[str, int]:
+        return {
+            "event_pairs_added": self.added,
+            "event_pairs_changed": self.changed,
+            "event_pairs_removed": self.removed,
+        }
+
+
+def merge_event_pairs(base: pl.DataFrame, pairs: pl.DataFrame) -> tuple[pl.DataFrame, MergeReport]:
+    """The base log (user_id, game_id, weight, ...) with the event pairs merged in: a pair's weight is the larger of
+    the two, removed pairs leave, event pairs of weight 0 add nothing (an impression never erases a play). The
+    base columns are kept (null for pairs only the events have) and `timestamp_us` is added (null for base-only
+    pairs). Rows come back sorted by user_id, game_id."""
+    keys = ["user_id", "game_id"]
+    base = base.with_columns(pl.col("user_id").cast(pl.Utf8), pl.col("game_id").cast(pl.Int64))
+    if "timestamp_us" in base.columns:
+        base = base.drop("timestamp_us")
+    ev = pairs.select(*keys, pl.col("weight").alias("_ev_weight"), "timestamp_us", "removed")
+    joined = base.with_columns(pl.lit(True).alias("_in_base")).join(ev, on=keys, how="full", coalesce=True)
+    in_base = pl.col("_in_base").fill_null(False)
+    removed = pl.col("removed").fill_null(False)
+    weighted = pl.col("_ev_weight").fill_null(0.0) > 0
+    keep = ~removed & (in_base | weighted)
+    stats = joined.select(
+        (~in_base & ~removed & weighted).sum().alias("added"),
+        (in_base & ~removed & (pl.col("_ev_weight").fill_null(0.0) > pl.col("weight"))).sum().alias("changed"),
+        (in_base & removed).sum().alias("removed"),
+    ).row(0)
+    merged = (
+        joined.filter(keep)
+        .with_columns(pl.max_horizontal(pl.col("weight"), pl.col("_ev_weight")).alias("weight"))
+        .drop("_in_base", "_ev_weight", "removed")
+        .select(*base.columns, "timestamp_us")
+        .sort(keys)
+    )
+    return merged, MergeReport(*(int(v) for v in stats))

@@ -3,6 +3,11 @@
 Every asset's metadata and the model manifest carry a `data` block of this shape, so two runs can tell whether
 they read the same source (the champion / challenger comparison refuses to cross a change of source) and the same
 rows (the fingerprint).
+
+`user_logs` also records which stored events it includes (constant columns `events_seq`, `events_count`,
+`events_until_us`), and the manifest's `data.events` = {"until_seq", "count", "until"} says up to which
+`interaction_events` seq a model was trained (`feedback.events_until_seq` reads it back). Events never change the
+`interactions` source label: a retrain on new events compares with the champion like any other retrain.
 """
 
 from __future__ import annotations
@@ -12,6 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
+
+from gamerec_assets.recsys.feedback import iso
+
+EVENT_COLUMNS = ("events_seq", "events_count", "events_until_us")  # constant per table: what user_logs included
 
 
 def fingerprint(frame: pl.DataFrame, key: Sequence[str] | None = None) -> str:
@@ -58,4 +67,23 @@ def provenance(user_logs: pl.DataFrame, game_features: pl.DataFrame) -> dict[str
         "interactions": first("source"),
         "catalog_version": catalogue_version(game_features),
         "interactions_version": logs_version(user_logs),
+        "events": events_included(user_logs),
+    }
+
+
+def events_included(user_logs: pl.DataFrame) -> dict[str, Any]:
+    """{"until_seq", "count", "until"}: the newest event seq the logs include (0: none), how many events, and the
+    newest event's time (RFC 3339, None without events), from the logs' event columns (absent: no events)."""
+
+    def first(col: str) -> int | None:
+        if col not in user_logs.columns or not user_logs.height:
+            return None
+        value = user_logs[col][0]
+        return None if value is None else int(value)
+
+    until_us = first("events_until_us")
+    return {
+        "until_seq": first("events_seq") or 0,
+        "count": first("events_count") or 0,
+        "until": iso(until_us) if until_us is not None else None,
     }

@@ -75,6 +75,7 @@ class TrainingResult:
         data = self.artifact.manifest.get("data")
         if data:
             out |= {"catalog": data["catalog"], "source": data["interactions"], "data_version": data}
+            out["events_until_seq"] = int((data.get("events") or {}).get("until_seq", 0))
         if self.selection is not None:
             out["selection_seconds"] = self.artifact.manifest["selection"]["elapsed_s"]
         return out

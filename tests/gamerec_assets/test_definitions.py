@@ -19,12 +19,13 @@ def test_definitions_load_with_lineage(gamerec_home) -> None:
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == ASSETS
+    assert keys == ASSETS | {"interaction_events"}  # observed (players' events), not materialized
     parents = {
         k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()
     }
     assert parents["game_features"] == {"raw_games"}
-    assert parents["user_logs"] == {"game_features"}
+    assert parents["user_logs"] == {"game_features", "interaction_events"}
+    assert graph.get(dg.AssetKey("interaction_events")).is_observable
     assert parents["item_similarity"] == {"user_logs", "game_features"}
     assert parents["production_model"] == {"item_similarity", "evaluation_report", "user_logs", "game_features"}
     assert "production_model" in parents["batch_recommendations"]
@@ -33,6 +34,9 @@ def test_definitions_load_with_lineage(gamerec_home) -> None:
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.execution_timezone == "UTC"
+    sensor = defs.resolve_sensor_def("retrain_on_new_events")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING and sensor.job_name == "refresh_all"
+    assert sensor.minimum_interval_seconds == 30
 
 
 def test_backends_are_chosen_by_environment(gamerec_home) -> None:

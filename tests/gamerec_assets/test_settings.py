@@ -86,6 +86,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "GAMEREC_EVENTS_POLL": "0.25",
         "DAGSTER_PORT": "3001",
+        "GAMEREC_RETRAIN_EVENTS": "250",
     }
     assert set(env) == set(VARIABLES)  # this test covers every variable settings.py reads
     s = Settings.from_env(env)
@@ -110,6 +111,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         }
     }
     assert s.api == ApiSettings("0.0.0.0", 9000, 0.5, "secret-admin-token", 0, str(tmp_path / "metrics"), 0.25, 3001)
+    assert s.retrain.min_events == 250
     # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
     text = repr(s)
     for secret in (

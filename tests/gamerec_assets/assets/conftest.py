@@ -15,7 +15,7 @@ from gamerec_assets.assets.interactions import UserLogsConfig, user_logs
 from gamerec_assets.io_managers import RawPages
 from gamerec_assets.resources.rawg import SnapshotRawgClient
 from gamerec_assets.resources.sources import InteractionSources
-from gamerec_assets.resources.storage import LocalArtifactsResource
+from gamerec_assets.resources.storage import LocalArtifactsResource, TablesResource
 from gamerec_assets.resources.tracking import ExperimentTracker
 
 
@@ -31,9 +31,15 @@ def features(pages: RawPages) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def logs(features: pl.DataFrame) -> pl.DataFrame:
+def no_events(tmp_path_factory: pytest.TempPathFactory) -> TablesResource:
+    """A table database without an `interaction_events` table: user_logs is its base source alone."""
+    return TablesResource(url=f"sqlite:///{tmp_path_factory.mktemp('tables') / 'gamerec.db'}")
+
+
+@pytest.fixture(scope="module")
+def logs(features: pl.DataFrame, no_events: TablesResource) -> pl.DataFrame:
     output, _check = user_logs(
-        dg.build_asset_context(), UserLogsConfig(n_users=80, seed=3), features, InteractionSources()
+        dg.build_asset_context(), UserLogsConfig(n_users=80, seed=3), features, InteractionSources(), no_events
     )
     return output.value
 

@@ -9,11 +9,12 @@ import pytest
 
 from gamerec_assets.assets.interactions import UserLogsConfig, history_lengths_check, user_logs
 from gamerec_assets.resources.sources import InteractionSources
+from gamerec_assets.resources.storage import TablesResource
 
 
-def test_user_logs_yields_the_table_and_its_history_check(features: pl.DataFrame) -> None:
+def test_user_logs_yields_the_table_and_its_history_check(features: pl.DataFrame, no_events: TablesResource) -> None:
     config = UserLogsConfig(n_users=40, max_games=4, seed=9)
-    output, check = user_logs(dg.build_asset_context(), config, features, InteractionSources())
+    output, check = user_logs(dg.build_asset_context(), config, features, InteractionSources(), no_events)
     logs = output.value
     assert logs["user_id"].n_unique() == 40
     assert logs.group_by("user_id").len()["len"].max() <= 4
@@ -32,16 +33,22 @@ def test_history_check_fails_on_too_long_duplicate_or_unknown_histories(features
     assert not history_lengths_check(unknown, features, 5).passed
 
 
-def test_user_logs_steam_source_needs_a_path(features: pl.DataFrame) -> None:
+def test_user_logs_steam_source_needs_a_path(features: pl.DataFrame, no_events: TablesResource) -> None:
     with pytest.raises(dg.Failure, match="steam_path"):
-        list(user_logs(dg.build_asset_context(), UserLogsConfig(source="steam"), features, InteractionSources()))
+        list(
+            user_logs(
+                dg.build_asset_context(), UserLogsConfig(source="steam"), features, InteractionSources(), no_events
+            )
+        )
 
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
-def test_user_ids_are_text_and_the_source_is_recorded(features: pl.DataFrame) -> None:
-    output, _ = user_logs(dg.build_asset_context(), UserLogsConfig(n_users=5), features, InteractionSources())
+def test_user_ids_are_text_and_the_source_is_recorded(features: pl.DataFrame, no_events: TablesResource) -> None:
+    output, _ = user_logs(
+        dg.build_asset_context(), UserLogsConfig(n_users=5), features, InteractionSources(), no_events
+    )
     logs = output.value
     assert logs.schema["user_id"] == pl.Utf8 and sorted(logs["user_id"].unique().to_list(), key=int)[0] == "1"
     assert logs["title"].null_count() == logs.height  # every simulated game is in the catalogue
@@ -51,9 +58,11 @@ def test_user_ids_are_text_and_the_source_is_recorded(features: pl.DataFrame) ->
     assert meta["data_version"].value["users"] == 5 and len(meta["data_version"].value["fingerprint"]) == 16
 
 
-def test_interaction_file_from_settings_keeps_and_counts_unknown_games(features: pl.DataFrame) -> None:
+def test_interaction_file_from_settings_keeps_and_counts_unknown_games(
+    features: pl.DataFrame, no_events: TablesResource
+) -> None:
     sources = InteractionSources(interactions=f"file:{EXAMPLES / 'interactions.csv'}")
-    output, check = user_logs(dg.build_asset_context(), UserLogsConfig(), features, sources)
+    output, check = user_logs(dg.build_asset_context(), UserLogsConfig(), features, sources, no_events)
     logs = output.value
     # most of the example's game ids are not RAWG's: they are kept as items without metadata, and counted
     missing = logs.join(features.select("game_id"), on="game_id", how="anti")
@@ -65,11 +74,13 @@ def test_interaction_file_from_settings_keeps_and_counts_unknown_games(features:
     assert check.passed and check.metadata["unknown_games"].value == missing.height
 
 
-def test_run_config_overrides_the_source_visibly(features: pl.DataFrame, tmp_path: Path) -> None:
+def test_run_config_overrides_the_source_visibly(
+    features: pl.DataFrame, no_events: TablesResource, tmp_path: Path
+) -> None:
     path = tmp_path / "plays.csv"
     path.write_text("user_id,game_id\nalice,3498\nalice,3328\nbob,3498\n")
     sources = InteractionSources(interactions="simulated")
-    output, _ = user_logs(dg.build_asset_context(), UserLogsConfig(source=f"file:{path}"), features, sources)
+    output, _ = user_logs(dg.build_asset_context(), UserLogsConfig(source=f"file:{path}"), features, sources, no_events)
     assert output.metadata["source"].value == f"file:{path}" and output.metadata["source_from"].value == "run config"
     assert output.value["user_id"].to_list() == ["alice", "alice", "bob"]
 
@@ -81,17 +92,25 @@ def test_run_config_overrides_the_source_visibly(features: pl.DataFrame, tmp_pat
         ("file:", "'file' needs a path"),
     ],
 )
-def test_bad_run_config_sources_fail(features: pl.DataFrame, source: str, message: str) -> None:
+def test_bad_run_config_sources_fail(
+    features: pl.DataFrame, no_events: TablesResource, source: str, message: str
+) -> None:
     with pytest.raises(dg.Failure, match=re.escape(message)):
-        list(user_logs(dg.build_asset_context(), UserLogsConfig(source=source), features, InteractionSources()))
+        list(
+            user_logs(
+                dg.build_asset_context(), UserLogsConfig(source=source), features, InteractionSources(), no_events
+            )
+        )
 
 
-def test_bad_interaction_file_fails_with_file_row_and_problem(features: pl.DataFrame, tmp_path: Path) -> None:
+def test_bad_interaction_file_fails_with_file_row_and_problem(
+    features: pl.DataFrame, no_events: TablesResource, tmp_path: Path
+) -> None:
     path = tmp_path / "plays.csv"
     path.write_text("user_id,game_id,timestamp\nalice,3498,2024-01-01\nbob,3498,last tuesday\n")
     sources = InteractionSources(interactions=f"file:{path}")
     with pytest.raises(dg.Failure) as err:
-        list(user_logs(dg.build_asset_context(), UserLogsConfig(), features, sources))
+        list(user_logs(dg.build_asset_context(), UserLogsConfig(), features, sources, no_events))
     assert err.value.description == (
         f"user_logs: {path}: row 2 (line 3): timestamp 'last tuesday' is not an ISO 8601 date-time or Unix seconds"
     )

@@ -83,7 +83,8 @@ def test_manifest_keeps_its_stored_shape(selected) -> None:
     assert manifest["parameters"] == result.params
     assert manifest["split"] == {"test_fraction": 0.2, "validation_fraction": 0.2, "min_history": 3, "seed": 42}
     assert set(manifest["training_data"]) == {"fingerprint", "users", "items", "interactions"}
-    assert set(manifest["data"]) == {"catalog", "interactions", "catalog_version", "interactions_version"}
+    assert set(manifest["data"]) == {"catalog", "interactions", "catalog_version", "interactions_version", "events"}
+    assert manifest["data"]["events"] == {"until_seq": 0, "count": 0, "until": None}  # logs without events
     assert set(manifest["data"]["interactions_version"]) == {"fingerprint", "rows", "users", "games"}
     assert manifest["training_data"]["interactions"] == logs().height
     assert manifest["metrics"] == {

@@ -1,0 +1,115 @@
+"""`retrain_on_new_events`: a refresh of the graph once enough players' events arrived, besides the daily schedule.
+
+Every ~30 s the sensor counts the events after the production model's data (`feedback.events_until_seq` of its
+manifest; no production model: every event) and requests a `refresh_all` run once there are at least
+GAMEREC_RETRAIN_EVENTS (1,000). It never requests one while a refresh_all run is queued or running; the run key is
+the newest seq, so the same events never trigger twice; and it counts from the newest seq it already requested a
+refresh for when that is newer than production's (a refresh whose model was not promoted does not retrigger on
+every later event). Each tick that sees new events also records an observation of `interaction_events` (data
+version = newest seq), so the UI shows `user_logs` stale between refreshes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from gamerec_assets.assets.interactions import events_metadata
+from gamerec_assets.recsys.feedback import events_until_seq
+from gamerec_assets.resources.storage import ArtifactsResource, TablesResource, event_summary
+from gamerec_assets.schedules import refresh_all, refresh_run_config
+from gamerec_assets.settings import RetrainSettings
+from gamerec_assets.store.registry import MODEL_NAME
+
+SENSOR_NAME = "retrain_on_new_events"
+EVENTS_KEY = dg.AssetKey("interaction_events")
+DATA_VERSION_TAG = "dagster/data_version"
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def _cursor(text: str | None) -> dict[str, int]:
+    try:
+        raw = json.loads(text) if text else {}
+    except ValueError:
+        raw = {}
+    return {k: int(raw.get(k, 0)) for k in ("observed", "requested")}
+
+
+def build_retrain_sensor(min_events: int = RetrainSettings.min_events) -> dg.SensorDefinition:
+    """The sensor, requesting a refresh at `min_events` new events (GAMEREC_RETRAIN_EVENTS)."""
+
+    @dg.sensor(
+        name=SENSOR_NAME,
+        job=refresh_all,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Refresh the graph once {min_events:,} players' events arrived since the production model's "
+        "data (never while a refresh runs).",
+    )
+    def retrain_on_new_events(
+        context: dg.SensorEvaluationContext, tables: TablesResource, artifacts: ArtifactsResource
+    ) -> dg.SensorResult:
+        cursor = _cursor(context.cursor)
+        registry = artifacts.registry(MODEL_NAME)
+        production = registry.production()
+        trained = events_until_seq(registry.manifest(production)) if production is not None else 0
+        since = max(trained, cursor["requested"])
+        store = tables.events()
+        last = store.last_seq()
+        new = event_summary(store, after_seq=since)
+        observations = []
+        if last != cursor["observed"]:
+            meta = events_metadata({**new, "until_seq": last})
+            observations.append(
+                dg.AssetObservation(
+                    asset_key=EVENTS_KEY,
+                    metadata={
+                        "events_until_seq": last,
+                        "new_events": meta.pop("events"),
+                        "new_events_by_type": meta.pop("events_by_type"),
+                        "events_newest": meta["events_newest"],
+                        "counted_after_seq": since,
+                    },
+                    tags={DATA_VERSION_TAG: str(last)},
+                )
+            )
+            cursor["observed"] = last
+        model = f"production {production} (trained on events up to seq {trained})" if production else "no model yet"
+
+        def skip(reason: str) -> dg.SensorResult:
+            return dg.SensorResult(skip_reason=reason, cursor=json.dumps(cursor), asset_events=observations)
+
+        if new["count"] < min_events:
+            return skip(f"{new['count']:,} new events after seq {since} ({model}); a refresh at {min_events:,}")
+        running = context.instance.get_runs(
+            filters=dg.RunsFilter(job_name=refresh_all.name, statuses=IN_PROGRESS), limit=1
+        )
+        if running:
+            run = running[0]
+            return skip(
+                f"{new['count']:,} new events, but refresh_all run {run.run_id} is {run.status.value.lower()}: "
+                "not starting a second refresh"
+            )
+        until = new["until_seq"]
+        cursor["requested"] = until
+        request = dg.RunRequest(
+            run_key=f"events-until-{until}",
+            run_config=refresh_run_config(datetime.now(UTC).strftime("%Y-%m-%d")),
+            tags={
+                "gamerec/trigger": SENSOR_NAME,
+                "gamerec/events_after": str(since),
+                "gamerec/events_until": str(until),
+            },
+        )
+        context.log.info(f"requesting refresh_all: {new['count']:,} new events after seq {since} ({model})")
+        return dg.SensorResult(run_requests=[request], cursor=json.dumps(cursor), asset_events=observations)
+
+    return retrain_on_new_events

@@ -1,0 +1,103 @@
+"""The sensor `retrain_on_new_events` against a real (ephemeral) Dagster instance, a real SQLite table database with
+appended events and a real local registry: below N it skips saying why, at N it requests one refresh_all run, never
+twice for the same events, and never while a refresh is in progress."""
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.utils import make_new_run_id
+
+from gamerec_assets.recsys import ItemCF, ModelArtifact
+from gamerec_assets.recsys.feedback import check_event
+from gamerec_assets.resources.storage import LocalArtifactsResource, TablesResource
+from gamerec_assets.sensors import build_retrain_sensor
+from gamerec_assets.store.registry import MODEL_NAME
+
+N = 5
+
+
+@pytest.fixture
+def resources(tmp_path: Path) -> dict[str, object]:
+    return {
+        "tables": TablesResource(url=f"sqlite:///{tmp_path / 'gamerec.db'}"),
+        "artifacts": LocalArtifactsResource(root=str(tmp_path / "artifacts")),
+    }
+
+
+@pytest.fixture
+def instance() -> dg.DagsterInstance:
+    return dg.DagsterInstance.ephemeral()
+
+
+def append(tables: TablesResource, n: int, start: int = 0) -> int:
+    events = [
+        check_event(user_id=f"u{i}", game_id=1 + i % 3, type="play", value=None, timestamp=None, received_us=10**15 + i)
+        for i in range(start, start + n)
+    ]
+    return tables.events().append(events).last_seq
+
+
+def tick(instance: dg.DagsterInstance, resources: dict[str, object], cursor: str | None = None) -> dg.SensorResult:
+    sensor = build_retrain_sensor(N)
+    # a `with` block closes the resources it built (else their context lingers into later tests)
+    with dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
+        return sensor(context)
+
+
+def promote_model_trained_until(artifacts: LocalArtifactsResource, seq: int) -> str:
+    fitted = ItemCF("cosine", 5).fit(sp.random(20, 6, density=0.4, random_state=0, format="csr"))
+    manifest = {"parameters": fitted.params, "data": {"events": {"until_seq": seq, "count": seq, "until": None}}}
+    registry = artifacts.registry(MODEL_NAME)
+    version = registry.publish(ModelArtifact(np.arange(6), fitted.similarity, np.ones(6), manifest))
+    registry.promote(version)
+    return version
+
+
+def test_below_n_it_skips_and_at_n_it_requests_one_refresh(instance, resources) -> None:
+    first = tick(instance, resources)
+    assert not first.run_requests and "0 new events after seq 0 (no model yet)" in first.skip_reason.skip_message
+    assert not first.asset_events  # nothing observed yet: no events table
+
+    append(resources["tables"], N - 1)
+    below = tick(instance, resources, first.cursor)
+    assert not below.run_requests and f"{N - 1} new events after seq 0" in below.skip_reason.skip_message
+    assert f"a refresh at {N}" in below.skip_reason.skip_message
+    observed = below.asset_events[0]
+    assert observed.asset_key == dg.AssetKey("interaction_events") and observed.tags["dagster/data_version"] == "4"
+    assert observed.metadata["new_events"].value == N - 1
+
+    last = append(resources["tables"], 1, start=N - 1)
+    at_n = tick(instance, resources, below.cursor)
+    (request,) = at_n.run_requests
+    assert request.job_name in (None, "refresh_all") and request.run_key == f"events-until-{last}"
+    assert request.run_config["ops"]["raw_games"]["config"]["crawl_date"]  # the schedule's run config
+    assert request.tags["gamerec/events_until"] == str(last)
+
+    # the same events never request twice, even if the refresh's model was not promoted
+    again = tick(instance, resources, at_n.cursor)
+    assert not again.run_requests and f"0 new events after seq {last}" in again.skip_reason.skip_message
+
+
+def test_counts_from_the_production_models_events(instance, resources) -> None:
+    last = append(resources["tables"], N + 2)
+    version = promote_model_trained_until(resources["artifacts"], last - 2)
+    result = tick(instance, resources)
+    assert not result.run_requests
+    assert f"2 new events after seq {last - 2} (production {version}" in result.skip_reason.skip_message
+    append(resources["tables"], N, start=100)
+    assert len(tick(instance, resources, result.cursor).run_requests) == 1
+
+
+def test_no_second_refresh_while_one_runs(instance, resources) -> None:
+    append(resources["tables"], N)
+    run = DagsterRun(job_name="refresh_all", run_id=make_new_run_id(), status=dg.DagsterRunStatus.STARTED)
+    instance.add_run(run)
+    busy = tick(instance, resources)
+    assert not busy.run_requests
+    assert f"refresh_all run {run.run_id} is started: not starting a second refresh" in busy.skip_reason.skip_message
+    instance.report_run_failed(run)  # the refresh ended: the next tick requests one
+    assert len(tick(instance, resources, busy.cursor).run_requests) == 1
