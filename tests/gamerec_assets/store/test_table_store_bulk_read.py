@@ -18,7 +18,7 @@ def every_dtype(n: int = 300) -> pl.DataFrame:
             "weight": [i / 3 for i in range(n)],
             "weight32": pl.Series([i / 4 for i in range(n)], dtype=pl.Float32),
             "rank": pl.Series([i % 10 for i in range(n)], dtype=pl.Int32),
-            "title": [None if i % 3 == 0 else f"Gâme {i} ゲーム, \"quoted\"\n" for i in range(n)],
+            "title": [None if i % 3 == 0 else f'Gâme {i} ゲーム, "quoted"\n' for i in range(n)],
             "released": [None if i % 5 == 0 else date(2000 + i % 25, 1 + i % 12, 1 + i % 28) for i in range(n)],
             "tba": [None if i % 7 == 0 else i % 2 == 0 for i in range(n)],
             "genres": [["RPG", "Action", "ゲーム"][: i % 4] for i in range(n)],
