@@ -1,14 +1,15 @@
 """The whole graph at a million users: a synthetic Steam-like log through the default path and the Celery path.
 
-Usage: .venv/bin/python bench/bench_million.py [--users 1000000] [--games 50000] [--mean-history 10]
+Usage: .venv/bin/python bench/bench_million.py [--users 1000000] [--games 50000] [--mean-history 12.5]
        [--paths default,celery] [--workdir DIR] [--blocks 8] [--shards 8]
        (--scale 0.1 multiplies --users, for a quicker look)
 
-Data (seeded, vectorised numpy): `--users` users with lognormal history lengths (mean `--mean-history`, sigma 1),
+Data (seeded, vectorised numpy): `--users` users with lognormal history lengths (sigma 1, mean `--mean-history`
+draws, about 10 per user once repeated (user, game) draws collapse: about 10 M interactions at a million users),
 games drawn from a Zipf(0.9) popularity over `--games` games, 70 % of each history from the user's taste (one of
-1000 groups of games, Zipf within), so that item-CF beats popularity (the graph's blocking quality gate) as on a real
-log; a (user, game) pair kept once, 80 % `play` events
-with lognormal hours and 20 % `purchase`; user ids are Steam-like 17-digit text. Written as an interaction file
+1000 groups of games, Zipf within), so that item-CF beats popularity (the graph's blocking quality gate) as on a
+real log; 80 % `play` events with lognormal hours and 20 % `purchase`; user ids are Steam-like 17-digit text.
+Written as an interaction file
 (Parquet, `GAMEREC_INTERACTIONS=file:`) and a catalogue file of the games (`GAMEREC_CATALOG=file:`).
 
 Paths, each in a process of its own (its own peak RSS):
@@ -439,7 +440,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--games", type=int, default=50_000)
-    parser.add_argument("--mean-history", type=float, default=10.0)
+    parser.add_argument("--mean-history", type=float, default=12.5)
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies --users")
     parser.add_argument("--paths", default="default,celery")
     parser.add_argument("--blocks", type=int, default=8)
