@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - a declared dependency
 
 SCHEMA_TABLE = "gamerec_tables"
 INSERT_ROWS = 20_000
+READ_BATCH_ROWS = 200_000  # rows per fetch on the DBAPI cursor path
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 300.0  # one statement's answer: a LOAD DATA of a large chunk, the swap's RENAME under load
 WRITE_TIMEOUT_S = 300.0  # one send: a chunk's CSV streamed to the server
@@ -128,6 +129,11 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
             out.append(orig)
         e = e.__cause__ or e.__context__
     return out
+
+
+def _batches(cursor: Any, size: int = READ_BATCH_ROWS) -> Iterator[list[Any]]:
+    while rows := cursor.fetchmany(size):
+        yield rows
 
 
 def _in_key_order(frame: pl.DataFrame, keys: list[str]) -> bool:
@@ -517,14 +523,15 @@ class TableStore:
                 cursor = raw.cursor()
                 try:
                     cursor.execute(str(compiled), params)
-                    rows = cursor.fetchall()
+                    # batch by batch into columns: a million-row table never exists as a million Python tuples
+                    frames = [pl.DataFrame(rows, schema=raw_schema, orient="row") for rows in _batches(cursor)]
                 finally:
                     cursor.close()
                 raw.rollback()  # end the read's transaction on the raw connection (SQLAlchemy did not start it)
             except BaseException:
                 conn.invalidate()  # a failed raw cursor may have left the connection dead: never back to the pool
                 raise
-        return pl.DataFrame(rows, schema=raw_schema, orient="row")
+        return pl.concat(frames) if frames else pl.DataFrame(schema=raw_schema)
 
     def _read_arrow(self, query: sa.Select[Any], raw_schema: dict[str, pl.DataType]) -> pl.DataFrame:
         """A whole table from MySQL/MariaDB through connectorx into Arrow, then to the raw dtypes.
