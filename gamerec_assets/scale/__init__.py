@@ -13,6 +13,11 @@ order, so the merged matrix equals a single `ItemCF.fit` on the same data exactl
   stacks them. One materialization is one run, and the executor spreads its block steps: processes on one machine
   (multiprocess), Celery workers on many (GAMEREC_SCALE_EXECUTOR=celery, `python -m gamerec_assets.scale.worker`).
 
+`batch_recommendations_sharded_job` (`batch_shards`) scores `batch_recommendations` by user shard: `plan_shards`
+fans out one `score_shard[NNN]` step per shard (GAMEREC_SCALE_BLOCKS by default, `shards` in run config), and
+`publish_batch` publishes every shard's rows as the main location's table in one atomic swap, equal to the main
+asset's table exactly.
+
 The job `item_similarity_fit_job` materializes both. Objects go through `ScaleIOManager` to the artifact store the
 main location uses (a folder under GAMEREC_HOME, or S3 with GAMEREC_S3_BUCKET, which is what separate machines
 need), numpy arrays only (never a pickle). The merge checks that the blocks tile the items and come from the same
@@ -24,11 +29,13 @@ executor is a choice of this location only.
 Threads: each step uses GAMEREC_THREADS threads (default all cores), applied when the location loads. With several
 block steps at once on one machine (multiprocess, or a worker with `-c` > 1), set GAMEREC_THREADS to cores / steps.
 
-Modules: `block_io` (the IO manager and the npz layout), `block_assets` (the assets and the block ops), `jobs`,
+Modules: `block_io` (the IO manager and the npz layout), `block_assets` (the assets and the block ops),
+`batch_shards` (the sharded scoring job), `jobs`,
 `executors` (and the shared Celery configuration), `worker` (the Celery worker), `location` (the Definitions, `defs`,
 and the entry points below, re-exported here).
 """
 
+from gamerec_assets.scale.batch_shards import ScoreShardConfig, make_score_job, user_shards
 from gamerec_assets.scale.block_assets import (
     FitBlockConfig,
     ItemCFInputsConfig,
@@ -38,17 +45,19 @@ from gamerec_assets.scale.block_assets import (
 )
 from gamerec_assets.scale.block_io import ScaleIOManager, arrays_csr, csr_arrays, merged_similarity
 from gamerec_assets.scale.executors import CELERY_APP_CONFIG, EXECUTORS, MULTIPROCESS, celery_config, scale_executor
-from gamerec_assets.scale.jobs import FIT_JOB, make_jobs
-from gamerec_assets.scale.location import build_scale_definitions, defs, fit_job, read_merged
+from gamerec_assets.scale.jobs import FIT_JOB, SCORE_JOB, make_jobs
+from gamerec_assets.scale.location import build_scale_definitions, defs, fit_job, read_merged, score_job
 
 __all__ = [
     "CELERY_APP_CONFIG",
     "EXECUTORS",
     "FIT_JOB",
     "MULTIPROCESS",
+    "SCORE_JOB",
     "FitBlockConfig",
     "ItemCFInputsConfig",
     "ScaleIOManager",
+    "ScoreShardConfig",
     "arrays_csr",
     "block_keys",
     "build_scale_definitions",
@@ -59,7 +68,10 @@ __all__ = [
     "inputs_fingerprint",
     "make_assets",
     "make_jobs",
+    "make_score_job",
     "merged_similarity",
     "read_merged",
     "scale_executor",
+    "score_job",
+    "user_shards",
 ]

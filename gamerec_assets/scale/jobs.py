@@ -1,4 +1,5 @@
-"""The scale location's job: the whole fit (inputs, every item block, the merge) as one run."""
+"""The scale location's jobs: the whole fit (inputs, every item block, the merge) as one run, and the sharded
+scoring of `batch_recommendations` (`batch_shards`) as another."""
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -7,6 +8,8 @@ FIT_JOB = "item_similarity_fit_job"
 # Runs of the fit carry this tag, so a run coordinator can bound them (`tag_concurrency_limits`), e.g. to one at a
 # time on a Dask cluster, whose task keys are `job.step` and collide between concurrent runs of the same job.
 FIT_TAG = {"gamerec/scale": "fit"}
+SCORE_JOB = "batch_recommendations_sharded_job"
+SCORE_TAG = {"gamerec/scale": "score"}
 
 
 def make_jobs() -> list[UnresolvedAssetJobDefinition]:

@@ -12,10 +12,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from gamerec_assets.resources.from_settings import artifacts_resource, build_resources
+from gamerec_assets.scale.batch_shards import make_score_job
 from gamerec_assets.scale.block_assets import make_assets
 from gamerec_assets.scale.block_io import IO_MANAGER_KEY, ScaleIOManager, merged_similarity, read_arrays
 from gamerec_assets.scale.executors import scale_executor
-from gamerec_assets.scale.jobs import FIT_JOB, make_jobs
+from gamerec_assets.scale.jobs import FIT_JOB, SCORE_JOB, SCORE_TAG, make_jobs
 from gamerec_assets.settings import Settings
 
 
@@ -35,7 +36,7 @@ def build_scale_definitions(env: Mapping[str, str] | None = None) -> dg.Definiti
     settings.threads.apply()
     return dg.Definitions(
         assets=make_assets(settings.scale.blocks),
-        jobs=make_jobs(),
+        jobs=[*make_jobs(), make_score_job(settings.scale.blocks, SCORE_JOB, SCORE_TAG)],
         resources=scale_resources(settings),
         executor=scale_executor(settings.scale.executor),
     )
@@ -45,6 +46,11 @@ def fit_job() -> dg.JobDefinition:
     """The fit job of this environment's definitions: the reconstructable entry point a worker rebuilds the run from
     (`dg.build_reconstructable_job("gamerec_assets.scale.location", "fit_job")`)."""
     return build_scale_definitions().resolve_job_def(FIT_JOB)
+
+
+def score_job() -> dg.JobDefinition:
+    """The sharded `batch_recommendations` job of this environment's definitions, rebuilt the same way."""
+    return build_scale_definitions().resolve_job_def(SCORE_JOB)
 
 
 def read_merged(env: Mapping[str, str] | None = None) -> tuple[np.ndarray, sp.csr_matrix]:

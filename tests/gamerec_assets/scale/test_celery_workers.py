@@ -25,6 +25,8 @@ from tests.gamerec_assets.scale.test_scale_location import (
     assert_same_csr,
     block_metadata,
     fit_job_from_module,
+    job_from_module,
+    step_output_metadata,
     synthetic_logs,
 )
 
@@ -161,3 +163,27 @@ def test_killing_a_worker_in_the_middle_of_a_block_still_ends_in_the_right_matri
         assert blocks[restarted[0]]["worker_dir"] == str(survivor.directory)  # ...and finished by the other worker
         assert all(starts.count(key) == 1 for key in set(starts) - set(restarted))
     assert_equals_single_fit(cluster_env, logs)
+
+
+def test_the_user_shards_of_one_scoring_run_spread_over_two_workers(
+    cluster_env: dict[str, str], celery_workers: CeleryWorkers
+) -> None:
+    """batch_recommendations scored shard by shard on two workers equals the single-process table exactly."""
+    from tests.gamerec_assets.scale.test_batch_shards import (
+        assert_published_like_the_main_asset,
+        score_config,
+        seed_model,
+    )
+
+    logs, features = synthetic_logs(users=2000, games=90, seed=12)
+    model = seed_model(cluster_env, logs, features)
+    workers = celery_workers.start(cluster_env, 2)
+    with dg.DagsterInstance.from_config(cluster_env["DAGSTER_HOME"]) as instance:
+        job = job_from_module("score_job")
+        result = dg.execute_job(job, instance, run_config=score_config(shards=4, k=5, hold_s=1.0))
+        assert result.success
+        shards = step_output_metadata(instance, result.run_id, "score_shard[")
+        assert len(shards) == 4
+        assert all(meta["worker_pid"] != os.getpid() for meta in shards.values())
+        assert {meta["worker_dir"] for meta in shards.values()} == {str(w.directory) for w in workers}
+    assert_published_like_the_main_asset(cluster_env, model, logs)

@@ -49,24 +49,33 @@ def scale_env(gamerec_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
 
 def block_metadata(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict[str, object]]:
     """The output metadata of every `fit_block` step of a run, by step key."""
+    return step_output_metadata(instance, run_id, "fit_block[")
+
+
+def step_output_metadata(instance: dg.DagsterInstance, run_id: str, marker: str) -> dict[str, dict[str, object]]:
+    """The output metadata of every step of a run whose key contains `marker`, by step key."""
     found: dict[str, dict[str, object]] = {}
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_OUTPUT):
         event = entry.dagster_event
-        if event is not None and "fit_block[" in (event.step_key or ""):
+        if event is not None and marker in (event.step_key or ""):
             metadata = event.step_output_data.metadata
             found[str(event.step_key)] = {name: value.value for name, value in metadata.items()}
     return found
 
 
 def fit_job_from_module() -> ReconstructableJob:
-    """The fit job as a run launcher or a worker rebuilds it, for this process's current environment.
+    return job_from_module("fit_job")
+
+
+def job_from_module(entry_point: str) -> ReconstructableJob:
+    """A job of the scale location as a run launcher or a worker rebuilds it, for this process's current environment.
 
     Dagster keeps the last job built from a pointer within a process; the job depends on the environment (executor),
     which tests change between runs, so the cache is cleared first. A real process has one environment.
     """
     ReconstructableJob.get_repository_definition.cache_clear()  # type: ignore[attr-defined]
     ReconstructableJob.get_definition.cache_clear()  # type: ignore[attr-defined]
-    return dg.build_reconstructable_job("gamerec_assets.scale.location", "fit_job")
+    return dg.build_reconstructable_job("gamerec_assets.scale.location", entry_point)
 
 
 def merged_asset(defs: dg.Definitions) -> dg.AssetsDefinition:
