@@ -2,12 +2,11 @@
 
 from datetime import date
 
+import connectorx  # noqa: F401  # a dependency of the project: the bulk path must be there to be tested
 import polars as pl
 import pytest
 
 from gamerec_assets.store import TableStore
-
-connectorx = pytest.importorskip("connectorx")
 
 
 def every_dtype(n: int = 300) -> pl.DataFrame:
