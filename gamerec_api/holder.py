@@ -80,7 +80,7 @@ class ModelHolder:
         return self._registry, self._tables
 
     def tables(self) -> TableStore:
-        """The table store, only for the batch endpoint's precomputed rows (called from a worker thread)."""
+        """The table store: the batch endpoint's precomputed rows and POST /events (called from worker threads)."""
         return self._open()[1]
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
