@@ -202,42 +202,38 @@ class EventStore:
 
     def standing_dislikes(self, until_seq: int, chunk: int = 500) -> pl.DataFrame:
         """(user_id, game_id, seq) of the pairs whose latest play/purchase/like/dislike up to `until_seq` is a
-        dislike: what a model trained up to that seq has dropped from the user's history, and must still never
-        show that user. Two filtered scans (dislikes are few), the second only for the users who disliked; no
-        index beyond the primary key is needed, so appends stay as cheap as they are."""
+        dislike: what a model trained up to that seq has dropped from the user's history (`feedback.event_pairs`,
+        whose order this keeps: by timestamp, then seq), and must still never show that user. Two filtered scans
+        (dislikes are few), the second only for the users who disliked; no index beyond the primary key is needed,
+        so appends stay as cheap as they are."""
         schema = {"user_id": pl.Utf8, "game_id": pl.Int64, "seq": pl.Int64}
         if until_seq <= 0 or not self.exists():
             return pl.DataFrame(schema=schema)
         neg = ", ".join(f"'{t}'" for t in sorted(NEGATIVE))
         pos = ", ".join(f"'{t}'" for t in sorted(POSITIVE))
+        columns = f"SELECT user_id, game_id, timestamp_us, seq FROM {EVENTS_TABLE} WHERE seq <= {self._ph}"
         with self.tables._errors(f"reading dislikes from {EVENTS_TABLE} of"), self.engine.connect() as conn:
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
-                cursor.execute(
-                    f"SELECT user_id, game_id, MAX(seq) FROM {EVENTS_TABLE} WHERE seq <= {self._ph} AND type IN "
-                    f"({neg}) GROUP BY user_id, game_id",
-                    (int(until_seq),),
-                )
+                cursor.execute(f"{columns} AND type IN ({neg})", (int(until_seq),))
                 disliked = cursor.fetchall()
                 users = sorted({r[0] for r in disliked})
                 liked: list[tuple[Any, ...]] = []
                 for lo in range(0, len(users), chunk):
                     part = users[lo : lo + chunk]
                     cursor.execute(
-                        f"SELECT user_id, game_id, MAX(seq) FROM {EVENTS_TABLE} WHERE seq <= {self._ph} AND type IN "
-                        f"({pos}) AND user_id IN ({', '.join([self._ph] * len(part))}) GROUP BY user_id, game_id",
+                        f"{columns} AND type IN ({pos}) AND user_id IN ({', '.join([self._ph] * len(part))})",
                         (int(until_seq), *part),
                     )
                     liked.extend(cursor.fetchall())
             finally:
                 cursor.close()
-        frame = pl.DataFrame(disliked, schema=schema, orient="row")
-        later = pl.DataFrame(
-            liked, schema={"user_id": pl.Utf8, "game_id": pl.Int64, "positive": pl.Int64}, orient="row"
+        rows = {"user_id": pl.Utf8, "game_id": pl.Int64, "timestamp_us": pl.Int64, "seq": pl.Int64}
+        events = pl.concat(
+            [
+                pl.DataFrame(disliked, schema=rows, orient="row").with_columns(pl.lit(True).alias("dislike")),
+                pl.DataFrame(liked, schema=rows, orient="row").with_columns(pl.lit(False).alias("dislike")),
+            ]
         )
-        return (
-            frame.join(later, on=["user_id", "game_id"], how="left")
-            .filter(pl.col("positive").is_null() | (pl.col("positive") < pl.col("seq")))
-            .select(list(schema))
-            .sort("seq")
-        )
+        latest = events.sort("timestamp_us", "seq").group_by("user_id", "game_id").last()
+        return latest.filter(pl.col("dislike")).select(list(schema)).sort("seq")

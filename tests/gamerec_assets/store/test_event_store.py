@@ -97,3 +97,17 @@ def test_standing_dislikes_are_the_pairs_whose_latest_word_is_a_dislike(events: 
     assert standing.rows() == [("a", 1, 2), ("b", 1, 5)]
     assert events.standing_dislikes(until_seq=7)["user_id"].to_list() == ["a", "b", "c"]
     assert events.standing_dislikes(until_seq=0).height == 0
+
+
+def test_standing_dislikes_follow_event_time_like_retraining(events: EventStore) -> None:
+    """A play stored after a dislike but timestamped before it does not lift the dislike (retraining orders a
+    pair's events by their timestamps too)."""
+    received = now_us()
+
+    def at(eid: str, type: str, timestamp: str) -> Event:
+        return check_event(
+            event_id=eid, user_id="a", game_id=1, type=type, value=None, timestamp=timestamp, received_us=received
+        )
+
+    events.append([at("d", "dislike", "2026-01-02T00:00:00Z"), at("p", "play", "2026-01-01T00:00:00Z")])
+    assert events.standing_dislikes(until_seq=2).rows() == [("a", 1, 1)]
