@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 
 import anyio.to_thread
@@ -66,6 +67,7 @@ class ModelHolder:
         self._registry: ModelRegistry | None = None
         self._tables: TableStore | None = None
         self._events: EventStore | None = None
+        self._events_lock = threading.Lock()
         self._lock: asyncio.Lock | None = None
         self._task: asyncio.Task[None] | None = None
         self._tail_task: asyncio.Task[None] | None = None
@@ -80,8 +82,17 @@ class ModelHolder:
         return self._registry, self._tables
 
     def tables(self) -> TableStore:
-        """The table store: the batch endpoint's precomputed rows and POST /events (called from worker threads)."""
+        """The table store, for the batch endpoint's precomputed rows (called from a worker thread)."""
         return self._open()[1]
+
+    def events(self) -> EventStore:
+        """The one `interaction_events` store of this worker, on the table store: POST /events appends to it and
+        the overlay's tail reads it (both from worker threads)."""
+        if self._events is None:
+            with self._events_lock:
+                if self._events is None:
+                    self._events = EventStore(self._open()[1])
+        return self._events
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -123,11 +134,10 @@ class ModelHolder:
 
     def _read_events(self) -> int:
         """In a worker thread: one read of the events after the overlay's last seq, applied (the rows read)."""
-        if self._events is None:
-            self._events = EventStore(self._open()[1])
+        events = self.events()
         if self.overlay.needs_standing():
-            self.overlay.load_standing(self._events)
-        return self.overlay.poll(self._events)
+            self.overlay.load_standing(events)
+        return self.overlay.poll(events)
 
     async def _tail(self) -> None:
         """Read new events every `events_poll` s (at once while a read fills a whole batch: catching up); on

@@ -18,7 +18,7 @@ import dagster as dg
 
 from gamerec_assets.assets.interactions import events_metadata
 from gamerec_assets.recsys.feedback import events_until_seq
-from gamerec_assets.resources.storage import ArtifactsResource, TablesResource, event_summary
+from gamerec_assets.resources.storage import ArtifactsResource, TablesResource
 from gamerec_assets.schedules import refresh_all, refresh_run_config
 from gamerec_assets.settings import RetrainSettings
 from gamerec_assets.store.registry import MODEL_NAME
@@ -64,7 +64,7 @@ def build_retrain_sensor(min_events: int = RetrainSettings.min_events) -> dg.Sen
         since = max(trained, cursor["requested"])
         store = tables.events()
         last = store.last_seq()
-        new = event_summary(store, after_seq=since)
+        new = store.summary(after_seq=since)
         observations = []
         if last != cursor["observed"]:
             meta = events_metadata({**new, "until_seq": last})

@@ -17,7 +17,6 @@ server cannot tell: events are still stored, with `unknown_game: null`, and are 
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter
 from typing import Any
 
@@ -50,20 +49,14 @@ class StoreDown(RuntimeError):
 
 
 class EventSink:
-    """The app's `EventStore`, on the holder's table store (same database and timeouts), created on first use in
-    a worker thread (opening the store may do IO). One per app, kept in `app.state.events`."""
+    """Checks and appends posted events to the holder's `EventStore` (the one the overlay tails), created on first
+    use in a worker thread (opening the store may do IO). One per app, kept in `app.state.events`."""
 
     def __init__(self, holder: ModelHolder) -> None:
         self.holder = holder
-        self._store: EventStore | None = None
-        self._lock = threading.Lock()
 
     def store(self) -> EventStore:
-        if self._store is None:
-            with self._lock:
-                if self._store is None:
-                    self._store = EventStore(self.holder.tables())
-        return self._store
+        return self.holder.events()
 
     def ingest(self, sent: list[EventIn], received_us: int) -> tuple[list[Event | str], AppendResult]:
         """Check every event (an Event, or the reason it is rejected) and append the valid ones, committed."""

@@ -30,7 +30,7 @@ from gamerec_assets.recsys.provenance import logs_version
 from gamerec_assets.recsys.simulate import SimulationParams, simulate_user_logs
 from gamerec_assets.recsys.steam import implicit_weight, read_steam_log
 from gamerec_assets.resources.sources import InteractionSources, catalog_label
-from gamerec_assets.resources.storage import TablesResource, event_summary
+from gamerec_assets.resources.storage import TablesResource
 from gamerec_assets.settings import parse_interactions, source_path
 from gamerec_assets.store.event_store import FRAME_SCHEMA
 
@@ -175,10 +175,11 @@ with warnings.catch_warnings():
         "of a refresh: its data version is the newest seq, so `user_logs` shows stale when events arrived since.",
     )
     def interaction_events(tables: TablesResource) -> dg.ObserveResult:
-        summary = event_summary(tables.events())
+        events = tables.events()
+        summary = events.summary()
         return dg.ObserveResult(
             data_version=dg.DataVersion(str(summary["until_seq"])),
-            metadata={**events_metadata(summary), "table": tables.events().describe()},
+            metadata={**events_metadata(summary), "table": events.describe()},
         )
 
 

@@ -20,7 +20,7 @@ from gamerec_assets.store import (
     TableStore,
 )
 from gamerec_assets.store.artifact_store import s3_client_config
-from gamerec_assets.store.event_store import EVENTS_TABLE, EventStore
+from gamerec_assets.store.event_store import EventStore
 
 
 class ArtifactsResource(dg.ConfigurableResource, ABC):
@@ -93,26 +93,3 @@ class TablesResource(dg.ConfigurableResource):
     def events(self) -> EventStore:
         """The append-only `interaction_events` table in the same database (`POST /events` writes it)."""
         return EventStore(self.store())
-
-
-def event_summary(events: EventStore, after_seq: int = 0, until_seq: int | None = None) -> dict[str, Any]:
-    """{"count", "by_type", "until_seq", "newest_us"} of the events after_seq < seq <= until_seq (None: all), one
-    GROUP BY over a range of the primary key: what the `interaction_events` observation and the retraining sensor
-    show without reading the rows."""
-    out: dict[str, Any] = {"count": 0, "by_type": {}, "until_seq": 0, "newest_us": None}
-    if not events.exists():
-        return out
-    ph = "%s" if events.tables.dialect == "mysql" else "?"
-    where, params = f" WHERE seq > {ph}", [int(after_seq)]
-    if until_seq is not None:
-        where += f" AND seq <= {ph}"
-        params.append(int(until_seq))
-    query = f"SELECT type, COUNT(*), MAX(seq), MAX(timestamp_us) FROM {EVENTS_TABLE}{where} GROUP BY type"
-    with events.tables._errors(f"summarising {EVENTS_TABLE} in"), events.engine.connect() as conn:
-        rows = conn.exec_driver_sql(query, tuple(params)).fetchall()
-    for type_, n, seq, newest in sorted(rows):
-        out["by_type"][str(type_)] = int(n)
-        out["count"] += int(n)
-        out["until_seq"] = max(out["until_seq"], int(seq))
-        out["newest_us"] = int(newest) if out["newest_us"] is None else max(out["newest_us"], int(newest))
-    return out

@@ -173,6 +173,27 @@ class EventStore:
             query = f"SELECT COUNT(*) FROM {EVENTS_TABLE} WHERE seq > {self._ph}"
             return int(conn.exec_driver_sql(query, (int(seq),)).scalar() or 0)
 
+    def summary(self, after_seq: int = 0, until_seq: int | None = None) -> dict[str, Any]:
+        """{"count", "by_type", "until_seq", "newest_us"} of the events after_seq < seq <= until_seq (None: all), one
+        GROUP BY over a range of the primary key: what the `interaction_events` observation and the retraining
+        sensor show without reading the rows."""
+        out: dict[str, Any] = {"count": 0, "by_type": {}, "until_seq": 0, "newest_us": None}
+        if not self.exists():
+            return out
+        where, params = f" WHERE seq > {self._ph}", [int(after_seq)]
+        if until_seq is not None:
+            where += f" AND seq <= {self._ph}"
+            params.append(int(until_seq))
+        query = f"SELECT type, COUNT(*), MAX(seq), MAX(timestamp_us) FROM {EVENTS_TABLE}{where} GROUP BY type"
+        with self.tables._errors(f"summarising {EVENTS_TABLE} in"), self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(query, tuple(params)).fetchall()
+        for type_, n, seq, newest in sorted(rows):
+            out["by_type"][str(type_)] = int(n)
+            out["count"] += int(n)
+            out["until_seq"] = max(out["until_seq"], int(seq))
+            out["newest_us"] = int(newest) if out["newest_us"] is None else max(out["newest_us"], int(newest))
+        return out
+
     def read(self, after_seq: int = 0, until_seq: int | None = None, limit: int | None = None) -> pl.DataFrame:
         """Events with after_seq < seq <= until_seq, in seq order, as a frame of FRAME_SCHEMA (empty when there is
         no table). The realtime overlay tails with `limit`; `user_logs` reads everything up to a seq."""

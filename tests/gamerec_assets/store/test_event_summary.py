@@ -1,10 +1,10 @@
-"""`event_summary`: the one GROUP BY the `interaction_events` observation and the retraining sensor run, on SQLite
+"""`EventStore.summary`: the one GROUP BY the `interaction_events` observation and the retraining sensor run, on SQLite
 and MariaDB."""
 
 import pytest
 
 from gamerec_assets.recsys.feedback import check_event
-from gamerec_assets.resources.storage import TablesResource, event_summary
+from gamerec_assets.resources.storage import TablesResource
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
@@ -16,20 +16,20 @@ def tables(request: pytest.FixtureRequest, tmp_path) -> TablesResource:
 
 def test_counts_by_type_newest_seq_and_time_in_a_seq_range(tables: TablesResource) -> None:
     store = tables.events()
-    assert event_summary(store) == {"count": 0, "by_type": {}, "until_seq": 0, "newest_us": None}  # no table yet
+    assert store.summary() == {"count": 0, "by_type": {}, "until_seq": 0, "newest_us": None}  # no table yet
     types = ["play", "like", "play", "dislike", "click"]
     events = [
         check_event(user_id="u", game_id=i + 1, type=t, value=None, timestamp=None, received_us=1_000 + i)
         for i, t in enumerate(types)
     ]
     last = store.append(events).last_seq
-    everything = event_summary(store)
+    everything = store.summary()
     assert everything == {
         "count": 5,
         "by_type": {"click": 1, "dislike": 1, "like": 1, "play": 2},
         "until_seq": last,
         "newest_us": 1_004,
     }
-    middle = event_summary(store, after_seq=last - 4, until_seq=last - 2)  # the 2nd and 3rd events
+    middle = store.summary(after_seq=last - 4, until_seq=last - 2)  # the 2nd and 3rd events
     assert middle == {"count": 2, "by_type": {"like": 1, "play": 1}, "until_seq": last - 2, "newest_us": 1_002}
-    assert event_summary(store, after_seq=last)["count"] == 0
+    assert store.summary(after_seq=last)["count"] == 0
