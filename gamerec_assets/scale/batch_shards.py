@@ -14,6 +14,9 @@ content fingerprint the table IO manager records, so the main location's readers
 
 Shard inputs and chunks are Parquet objects under `scale/runs/<run id>/batch/` (text user ids stay text; no
 pickle); the step outputs passed between steps are small `.npz` specs through `ScaleIOManager`.
+
+The op bodies are module-level functions (`plan_shards`, `score_shard`, `publish_batch`), importable and callable
+alone; `make_score_job` wraps them in the job's ops, whose `shards` default is the location's.
 """
 
 import inspect

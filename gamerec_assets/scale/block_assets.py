@@ -4,6 +4,9 @@
 block: `plan_blocks` fans out (a dynamic output per block), every `fit_block[NNN]` step computes its rows on its own
 (under the celery executor: on whichever worker takes the task), and `merge_blocks` stacks them. A step executor
 therefore has independent steps to spread, which a partition-per-run backfill never gives it.
+
+The bodies are module-level functions (`item_cf_inputs`, `plan_blocks`, `fit_block`, `merge_blocks`), importable
+and callable alone; `make_assets` wraps them in the Dagster definitions, whose `blocks` default is the location's.
 """
 
 import hashlib
