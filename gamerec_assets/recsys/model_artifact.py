@@ -329,11 +329,11 @@ def validate_serving(data: Mapping[str, np.ndarray], n_items: int, manifest: Map
     with indices in [0, items) and strictly increasing within a user, the search order (distinct items), and the
     counts the manifest recorded. The id checks walk the ids in chunks, so a loader thread releases the GIL often.
     """
-    problems: list[str] = []
     missing = [name for name in SERVING_DTYPES if name not in data]
     if missing:
         raise ArtifactError(f"invalid serving data: missing arrays {missing}")
     a = {name: np.asarray(data[name]) for name in SERVING_DTYPES}
+    problems: list[str] = []
     for name, kind in SERVING_DTYPES.items():
         ok = a[name].dtype.kind in ((kind,) if kind == "u" else ("i", "u"))
         if a[name].ndim != 1 or not ok or (kind == "u" and a[name].itemsize != 1):
@@ -344,48 +344,68 @@ def validate_serving(data: Mapping[str, np.ndarray], n_items: int, manifest: Map
         raise ArtifactError("invalid serving data: " + "; ".join(problems))
     blob, offsets, indptr, indices, order = (a[name] for name in SERVING_DTYPES)
     n_users = len(offsets) - 1
+    problems += _user_id_problems(blob, offsets, indptr, indices, order)
+    problems += _history_problems(indptr, indices, n_users, n_items)
+    if len(order):
+        if int(order.min()) < 0 or int(order.max()) >= n_items:
+            problems.append(f"search_order: entries out of range [0, {n_items})")
+        elif len(np.unique(order)) != len(order):
+            problems.append("search_order: repeats items")
+    recorded = dict((manifest or {}).get("serving") or {})
+    for key, actual in (("users", n_users), ("interactions", len(indices))):
+        if key in recorded and recorded[key] != actual:
+            problems.append(f"manifest records {recorded[key]} {key}, the serving data holds {actual}")
+    if problems:
+        raise ArtifactError("invalid serving data: " + "; ".join(problems))
+
+
+def _user_id_problems(
+    blob: np.ndarray, offsets: np.ndarray, indptr: np.ndarray, indices: np.ndarray, order: np.ndarray
+) -> list[str]:
+    """What is wrong with the user ids of the serving data (offsets, lengths, UTF-8, NUL, strict byte order)."""
+    n_users = len(offsets) - 1
     if n_users < 0 or int(offsets[0]) != 0 or int(offsets[-1]) != len(blob):
-        problems.append("user_offsets: must start at 0 and end at the length of user_blob")
-    else:
-        lengths = np.diff(offsets)
-        if n_users and (int(lengths.min()) < 1 or int(lengths.max()) > 4 * MAX_USER_ID_CHARS):
-            problems.append(f"user ids: every id must hold 1..{4 * MAX_USER_ID_CHARS} UTF-8 bytes")
-        else:
-            ds = ServingData((), blob, offsets, indptr, indices, order)
-            width = int(lengths[0]) if n_users else 0
-            bounds = [*offsets[:: _CHUNK * 5].tolist(), int(offsets[-1])]  # ~100,000 ids per step, at id boundaries
-            for lo, hi in itertools.pairwise(bounds):
-                chunk = blob[lo:hi].tobytes()
-                try:
-                    chunk.decode()
-                except UnicodeDecodeError as exc:
-                    problems.append(f"user_blob: not UTF-8 ({exc})")
-                    break
-                if b"\x00" in chunk:
-                    problems.append("user ids: hold a NUL character")
-                    break
-            if not problems and n_users > 1 and int(lengths.min()) == int(lengths.max()):
-                fixed = blob.view(f"S{width}")  # ids of one length (Steam's, or padded): vectorised comparisons
-                step = _CHUNK * 5
-                for lo in range(0, n_users - 1, step):  # in steps: numpy's string comparison keeps the GIL
-                    hi = min(lo + step, n_users - 1)
-                    if not (fixed[lo + 1 : hi + 1] > fixed[lo:hi]).all():
-                        problems.append("user ids: not strictly increasing by UTF-8 bytes (duplicates or unsorted)")
-                        break
-            elif not problems:
-                previous = b""
-                for lo in range(0, n_users, _CHUNK):  # ids of many lengths: a Python walk, in chunks
-                    keys = ds.user_keys(lo, min(lo + _CHUNK, n_users))
-                    if (lo and not previous < keys[0]) or not all(map(bytes.__lt__, keys[:-1], keys[1:])):
-                        problems.append("user ids: not strictly increasing by UTF-8 bytes (duplicates or unsorted)")
-                        break
-                    previous = keys[-1]
+        return ["user_offsets: must start at 0 and end at the length of user_blob"]
+    lengths = np.diff(offsets)
+    if n_users and (int(lengths.min()) < 1 or int(lengths.max()) > 4 * MAX_USER_ID_CHARS):
+        return [f"user ids: every id must hold 1..{4 * MAX_USER_ID_CHARS} UTF-8 bytes"]
+    bounds = [*offsets[:: _CHUNK * 5].tolist(), int(offsets[-1])]  # ~100,000 ids per step, at id boundaries
+    for lo, hi in itertools.pairwise(bounds):
+        chunk = blob[lo:hi].tobytes()
+        try:
+            chunk.decode()
+        except UnicodeDecodeError as exc:
+            return [f"user_blob: not UTF-8 ({exc})"]
+        if b"\x00" in chunk:
+            return ["user ids: hold a NUL character"]
+    unsorted = ["user ids: not strictly increasing by UTF-8 bytes (duplicates or unsorted)"]
+    if n_users > 1 and int(lengths.min()) == int(lengths.max()):
+        fixed = blob.view(f"S{int(lengths[0])}")  # ids of one length (Steam's, or padded): vectorised comparisons
+        step = _CHUNK * 5
+        for lo in range(0, n_users - 1, step):  # in steps: numpy's string comparison keeps the GIL
+            hi = min(lo + step, n_users - 1)
+            if not (fixed[lo + 1 : hi + 1] > fixed[lo:hi]).all():
+                return unsorted
+        return []
+    ds = ServingData((), blob, offsets, indptr, indices, order)
+    previous = b""
+    for lo in range(0, n_users, _CHUNK):  # ids of many lengths: a Python walk, in chunks
+        keys = ds.user_keys(lo, min(lo + _CHUNK, n_users))
+        if (lo and not previous < keys[0]) or not all(map(bytes.__lt__, keys[:-1], keys[1:])):
+            return unsorted
+        previous = keys[-1]
+    return []
+
+
+def _history_problems(indptr: np.ndarray, indices: np.ndarray, n_users: int, n_items: int) -> list[str]:
+    """What is wrong with the histories' CSR structure (indptr, indices in range, strictly increasing per user)."""
     nnz = len(indices)
     if len(indptr) != n_users + 1:
-        problems.append(f"hist_indptr: {len(indptr)} entries, expected users + 1 = {n_users + 1}")
-    elif len(indptr) and (int(indptr[0]) != 0 or int(indptr[-1]) != nnz or (np.diff(indptr) < 0).any()):
-        problems.append("hist_indptr: must start at 0, never decrease and end at the number of interactions")
-    elif nnz:
+        return [f"hist_indptr: {len(indptr)} entries, expected users + 1 = {n_users + 1}"]
+    if len(indptr) and (int(indptr[0]) != 0 or int(indptr[-1]) != nnz or (np.diff(indptr) < 0).any()):
+        return ["hist_indptr: must start at 0, never decrease and end at the number of interactions"]
+    problems: list[str] = []
+    if nnz:
         if int(indices.min()) < 0 or int(indices.max()) >= n_items:
             problems.append(f"hist_indices: entries out of range [0, {n_items})")
         steps = np.diff(indices.astype(np.int64))
@@ -394,17 +414,7 @@ def validate_serving(data: Mapping[str, np.ndarray], n_items: int, manifest: Map
         within[starts[(starts > 0) & (starts < nnz)] - 1] = False
         if (steps[within] <= 0).any():
             problems.append("hist_indices: not strictly increasing within a user")
-    if len(order):
-        if int(order.min()) < 0 or int(order.max()) >= n_items:
-            problems.append(f"search_order: entries out of range [0, {n_items})")
-        elif len(np.unique(order)) != len(order):
-            problems.append("search_order: repeats items")
-    recorded = dict((manifest or {}).get("serving") or {})
-    for key, actual in (("users", n_users), ("interactions", nnz)):
-        if key in recorded and recorded[key] != actual:
-            problems.append(f"manifest records {recorded[key]} {key}, the serving data holds {actual}")
-    if problems:
-        raise ArtifactError("invalid serving data: " + "; ".join(problems))
+    return problems
 
 
 def decode_cards(raw: bytes, item_ids: np.ndarray) -> tuple[GameCard, ...]:

@@ -5,16 +5,18 @@ inner held-out part (`inner_split`); each candidate is fitted on the inner train
 held-out items. The caller's own held-out data is never seen, so its score stays an unbiased estimate.
 
 Search, within `time_budget_s` (the refit on the whole matrix included; an evaluation starts only when its cost,
-estimated from the last one of its family, plus the refit of the current leader still fit):
-1. screen: each family's default on the first inner split;
-2. tune: coordinate hill-climbing over each family's grid (one step = one grid neighbour per axis), best screened
+estimated from the last one of its family, plus the refit of the current leader still fit), in stages, each a
+function of the run's `Search` (its `SearchConfig`, its `TimeBudget`, the splits and trials so far):
+1. `screen`: each family's default on the first inner split;
+2. `tune`: coordinate hill-climbing over each family's grid (one step = one grid neighbour per axis), best screened
    family first; families far behind the leader are not tuned; at most `tune_share` of the budget;
-   then, when the catalogue's content is given, the `Hybrid` of the best CF configuration and the content
-   similarity is tuned the same way (its β and content weight) in a share of its own (its CF part fit once per
-   split);
-3. confirm: the best configuration of the leading families on further resampled inner splits; the highest mean
+   then (`tune_hybrid`), when the catalogue's content is given, the `Hybrid` of the best CF configuration and the
+   content similarity is tuned the same way (its β and content weight) in a share of its own (its CF part fit
+   once per split);
+3. `confirm`: the best configuration of the leading families on further resampled inner splits; the highest mean
    NDCG@10 over the splits wins (ties: fewer splits lose, then the earlier trial wins);
-4. refit the winner on the whole matrix.
+4. `refit_winner`: the winner on the whole matrix.
+`run_selection` runs them in order; `select_model_with_report` is it with the config spelt as keywords.
 
 Grids are relative to the data where the scale matters (EASE's λ starts at twice the mean item popularity, which
 is the right order of magnitude from a few thousand to a few hundred thousand users), so the defaults are not
@@ -255,43 +257,99 @@ class SelectionResult:
         return "\n".join(lines)
 
 
-class _Search:
-    """Book-keeping of one selection run: splits, trials, the clock and the cost estimates."""
+@dataclass(frozen=True)
+class SearchConfig:
+    """What one selection run does, apart from its budget (the keywords of `select_model_with_report`)."""
+
+    n_splits: int = 3
+    holdout_fraction: float = 0.2
+    min_user_items: int = 3
+    families: Sequence[str] = FAMILIES
+    tune_within: float = 0.9  # a family is tuned when its screened score is at least this fraction of the leader's
+    tune_share: float = 0.6  # of the budget, spent at most on the CF families' tuning
+    hybrid_share: float = 0.2  # of the budget, on the Hybrid's tuning after it
+    confirm_top: int = 3
+    max_eval_users: int = 5000
+    ease_max_items: int = EASE_MAX_ITEMS
+    seed: int = 0
+    refit: bool = True
+
+    def protocol(self) -> dict[str, Any]:
+        """How the trials were scored: stored with them in the manifest's `selection` block."""
+        return {
+            "metric": METRIC,
+            "n_splits": self.n_splits,
+            "holdout_fraction": self.holdout_fraction,
+            "min_user_items": self.min_user_items,
+            "max_eval_users": self.max_eval_users,
+            "seed": self.seed,
+        }
+
+
+class TimeBudget:
+    """The search's budget, in wall-clock seconds from when it was made (the refit included).
+
+    The stages ask it two things only: `until(share)`, the mark a stage stops at, and `allows(need, until)`,
+    whether an evaluation estimated to cost `need` (the leader's refit reserve included) still fits. It is the one
+    object passed through the whole search, so a budget counted in estimated work can replace it there.
+    """
+
+    def __init__(self, seconds: float, started: float | None = None) -> None:
+        self.seconds = seconds
+        self.started = time.perf_counter() if started is None else started
+        self.deadline = self.started + seconds
+        self.exhausted = False  # an evaluation was refused for want of the whole budget (not of a stage's share)
+
+    def until(self, share: float) -> float:
+        """The mark a stage allowed `share` of the budget (counted from the start) must stop at."""
+        return self.started + share * self.seconds
+
+    def allows(self, need: float, until: float | None = None) -> bool:
+        """Whether `need` more seconds fit before `until` (None: the end of the budget)."""
+        now = time.perf_counter()
+        self.exhausted |= need > self.deadline - now
+        return need <= min(self.deadline, until or self.deadline) - now
+
+
+class Search:
+    """One selection run's state, shared by its stages: the matrix, the inner splits, the trials and the cost
+    estimates, the config and the budget."""
 
     def __init__(
         self,
         user_items: sp.csr_matrix,
-        n_splits: int,
-        fraction: float,
-        min_items: int,
-        max_eval_users: int,
-        seed: int,
-        deadline: float,
-        on_trial: TrialCallback | None,
+        config: SearchConfig,
+        budget: TimeBudget,
+        on_trial: TrialCallback | None = None,
         content: ItemContent | None = None,
     ) -> None:
         self.x = user_items
-        self.content = content
-        seeds = np.random.SeedSequence(seed).spawn(n_splits + 1)
+        self.config = config
+        self.budget = budget
+        self.content = content  # the Hybrid's: None unless the Hybrid family is searched
+        seeds = np.random.SeedSequence(config.seed).spawn(config.n_splits + 1)
         self.eval_rng = np.random.default_rng(seeds[-1])
         self.split_seeds = seeds[:-1]
-        self.fraction, self.min_items, self.max_eval_users = fraction, min_items, max_eval_users
         self.splits: dict[int, tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]] = {}
         self.trials: dict[tuple[Any, ...], Trial] = {}
         self.fit_cost: dict[str, float] = {}
         self.eval_cost: dict[str, float] = {}
-        self.deadline = deadline
         self.on_trial = on_trial
-        self.exhausted = False
         self.cf_parts: dict[tuple[Any, ...], sp.csr_matrix] = {}  # a Hybrid's CF part per (cf params, split)
         self.best_fit: tuple[float, tuple[Any, ...], Any] | None = None  # the best CF fit on split 0, for a Hybrid
 
+    @cached_property
+    def grids(self) -> dict[str, tuple[dict[str, Any], dict[str, list[Any]]]]:
+        return _grids(self.x, self.config.ease_max_items)
+
     def split(self, i: int) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+        """Inner split `i`: (train, held out, the users scored on it, at most `max_eval_users`)."""
         if i not in self.splits:
-            train, held = inner_split(self.x, self.fraction, self.split_seeds[i], self.min_items)
+            config = self.config
+            train, held = inner_split(self.x, config.holdout_fraction, self.split_seeds[i], config.min_user_items)
             users = np.flatnonzero(np.diff(held.indptr) > 0)
-            if len(users) > self.max_eval_users:
-                users = np.sort(self.eval_rng.choice(users, self.max_eval_users, replace=False))
+            if len(users) > config.max_eval_users:
+                users = np.sort(self.eval_rng.choice(users, config.max_eval_users, replace=False))
             self.splits[i] = (train, held, users)
         return self.splits[i]
 
@@ -315,9 +373,7 @@ class _Search:
         return 1.3 * self.fit_cost.get(best.model, 0.0) + 0.5
 
     def affordable(self, params: dict[str, Any], until: float | None = None) -> bool:
-        need, now = self.estimate(params) + self.refit_reserve(), time.perf_counter()
-        self.exhausted |= need > self.deadline - now  # the whole budget, not a stage's share of it
-        return need <= min(self.deadline, until or self.deadline) - now
+        return self.budget.allows(self.estimate(params) + self.refit_reserve(), until)
 
     def evaluate(self, params: dict[str, Any], split: int, stage: str, until: float | None = None) -> float | None:
         """NDCG@10 of `params` on inner split `split` (cached); None when the budget (or `until`) does not allow it."""
@@ -388,7 +444,7 @@ def _ease_seconds(n_items: int) -> float:
 
 
 def _hill_climb(
-    search: _Search, base: dict[str, Any], axes: dict[str, list[Any]], start: dict[str, int], until: float
+    search: Search, base: dict[str, Any], axes: dict[str, list[Any]], start: dict[str, int], until: float
 ) -> None:
     """Coordinate ascent on the grid: move to the best improving neighbour until none improves (or time is up)."""
     pos = dict(start)
@@ -413,6 +469,119 @@ def _hill_climb(
         if best_pos is None:
             return
         pos, current = best_pos, best_score
+
+
+def screen(search: Search) -> dict[str, float]:
+    """Stage 1: each family's default on the first inner split; its NDCG@10 by family, for the families the
+    budget reached (in `FAMILIES` order, each while the budget allows it)."""
+    screened: dict[str, float] = {}
+    for params in default_candidates(search.x, search.config.families, search.config.ease_max_items):
+        score = search.evaluate(params, 0, "screen")
+        if score is not None:
+            screened[params["model"]] = score
+    return screened
+
+
+def tune(search: Search, screened: dict[str, float]) -> None:
+    """Stage 2: hill-climb the grid of each family screened within `tune_within` of the leader, best screened
+    first, on the first inner split, until `tune_share` of the budget is spent."""
+    if not screened:
+        return
+    leader = max(screened.values())
+    until = search.budget.until(search.config.tune_share)
+    for family in sorted(screened, key=lambda f: -screened[f]):
+        base, axes = search.grids[family]
+        if axes and screened[family] >= search.config.tune_within * leader:
+            start = {a: i for a, (_, i) in _start(family, axes).items()}
+            _hill_climb(search, base, axes, start, until)
+
+
+def tune_hybrid(search: Search, screened: dict[str, float]) -> dict[str, float]:
+    """Stage 2b, when the search has content: hill-climb the `Hybrid` of the best CF configuration (its β and
+    content weight) until `tune_share + hybrid_share` of the budget is spent. `screened` with the best Hybrid's
+    score added when one was evaluated, so that confirmation considers it."""
+    found = dict(screened)
+    best_cf = search.best([f for f in screened if f in CF_FAMILIES])
+    if search.content is not None and best_cf is not None:
+        axes = hybrid_grid(search.x)
+        start = {a: i for a, (_, i) in _start("Hybrid", axes).items()}
+        base = {"model": "Hybrid", "cf": dict(best_cf.params)}
+        _hill_climb(
+            search, base, axes, start, search.budget.until(search.config.tune_share + search.config.hybrid_share)
+        )
+        best_hybrid = search.best(["Hybrid"])
+        if best_hybrid is not None:
+            found["Hybrid"] = best_hybrid.ndcg
+    search.best_fit = None  # the kept CF fit was for the Hybrid's tuning only
+    return found
+
+
+def confirm(search: Search, families: Iterable[str]) -> None:
+    """Stage 3: the best configuration of each of the `confirm_top` leading `families` on the further inner splits,
+    split by split, leader first; it stops at the first unaffordable evaluation so split counts follow the ranking."""
+    contenders = sorted((search.best([f]) for f in families), key=lambda t: -t.ndcg if t else 0.0)
+    leaders = [t for t in contenders[: search.config.confirm_top] if t is not None]
+    for split in range(1, search.config.n_splits):
+        for trial in leaders:
+            if search.evaluate(trial.params, split, "confirm") is None:
+                return
+
+
+def refit_winner(search: Search) -> tuple[dict[str, Any], Any]:
+    """Stage 4: the winner's params (Popularity when nothing was evaluated) and, unless the config says otherwise,
+    the winner fitted on the whole matrix (else None)."""
+    winner = search.best()
+    best_params = dict(winner.params) if winner is not None else {"model": "Popularity"}
+    model = build_model(best_params, search.content).fit(search.x) if search.config.refit else None
+    return best_params, model
+
+
+def checked_matrix(
+    user_items: sp.csr_matrix, families: Sequence[str], content: ItemContent | None = None
+) -> sp.csr_matrix:
+    """`user_items` as a CSR matrix without duplicates; ValueError for an empty one, unknown families or content
+    of another catalogue."""
+    x = sp.csr_matrix(user_items)
+    x.sum_duplicates()
+    if x.nnz == 0:
+        raise ValueError("user_items has no interactions")
+    unknown = set(families) - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"unknown families {sorted(unknown)}; known: {list(FAMILIES)}")
+    if content is not None and content.n_items != x.shape[1]:
+        raise ValueError(f"content describes {content.n_items} items, user_items has {x.shape[1]} columns")
+    return x
+
+
+def run_selection(
+    user_items: sp.csr_matrix,
+    budget: TimeBudget,
+    config: SearchConfig = SearchConfig(),
+    *,
+    on_trial: TrialCallback | None = None,
+    content: ItemContent | None = None,
+) -> SelectionResult:
+    """The stages in order within `budget`: screen, tune (then the Hybrid's tuning), confirm, refit."""
+    x = checked_matrix(user_items, config.families, content)
+    hybrid = "Hybrid" in config.families and content is not None
+    search = Search(x, config, budget, on_trial, content if hybrid else None)
+    screened = screen(search)
+    if screened:
+        tune(search, screened)
+        confirm(search, tune_hybrid(search, screened))
+    refit_started = time.perf_counter()
+    best_params, model = refit_winner(search)
+    done = time.perf_counter()
+    return SelectionResult(
+        model=model,
+        best=best_params,
+        trials=[replace(t, seconds=round(t.seconds, 3)) for t in search.trials.values()],
+        elapsed_s=done - budget.started,
+        time_budget_s=budget.seconds,
+        refit_s=done - refit_started,
+        budget_exhausted=budget.exhausted,
+        protocol=config.protocol(),
+    )
 
 
 def select_model_with_report(
@@ -445,79 +614,22 @@ def select_model_with_report(
     top of the best CF configuration for `hybrid_share` of the budget after the CF families' tuning (which keeps
     its own share, so the CF leader is what it would be without content), then confirmed like any other.
     """
-    started = time.perf_counter()
-    x = sp.csr_matrix(user_items)
-    x.sum_duplicates()
-    if x.nnz == 0:
-        raise ValueError("user_items has no interactions")
-    unknown = set(families) - set(FAMILIES)
-    if unknown:
-        raise ValueError(f"unknown families {sorted(unknown)}; known: {list(FAMILIES)}")
-    if content is not None and content.n_items != x.shape[1]:
-        raise ValueError(f"content describes {content.n_items} items, user_items has {x.shape[1]} columns")
-    hybrid = "Hybrid" in families and content is not None
-    search = _Search(
-        x,
-        n_splits,
-        holdout_fraction,
-        min_user_items,
-        max_eval_users,
-        seed,
-        started + time_budget_s,
-        on_trial,
-        content if hybrid else None,
+    budget = TimeBudget(time_budget_s)  # first: the budget counts the checks of the input too
+    config = SearchConfig(
+        n_splits=n_splits,
+        holdout_fraction=holdout_fraction,
+        min_user_items=min_user_items,
+        families=families,
+        tune_within=tune_within,
+        tune_share=tune_share,
+        hybrid_share=hybrid_share,
+        confirm_top=confirm_top,
+        max_eval_users=max_eval_users,
+        ease_max_items=ease_max_items,
+        seed=seed,
+        refit=refit,
     )
-    grids = _grids(x, ease_max_items)
-    screened: dict[str, float] = {}
-    for params in default_candidates(x, families, ease_max_items):
-        score = search.evaluate(params, 0, "screen")
-        if score is not None:
-            screened[params["model"]] = score
-    if screened:
-        leader = max(screened.values())
-        for family in sorted(screened, key=lambda f: -screened[f]):
-            base, axes = grids[family]
-            if axes and screened[family] >= tune_within * leader:
-                start = {a: i for a, (_, i) in _start(family, axes).items()}
-                _hill_climb(search, base, axes, start, started + tune_share * time_budget_s)
-        best_cf = search.best([f for f in screened if f in CF_FAMILIES])
-        if hybrid and best_cf is not None:
-            axes = hybrid_grid(x)
-            start = {a: i for a, (_, i) in _start("Hybrid", axes).items()}
-            base = {"model": "Hybrid", "cf": dict(best_cf.params)}
-            _hill_climb(search, base, axes, start, started + (tune_share + hybrid_share) * time_budget_s)
-            if search.best(["Hybrid"]) is not None:
-                screened["Hybrid"] = search.best(["Hybrid"]).ndcg
-        search.best_fit = None  # the kept CF fit was for the Hybrid's tuning only
-        contenders = sorted((search.best([f]) for f in screened), key=lambda t: -t.ndcg if t else 0.0)[:confirm_top]
-        # split by split, leader first; stop at the first unaffordable one so split counts follow the ranking
-        confirm = [(split, t.params) for split in range(1, n_splits) for t in contenders if t is not None]
-        for split, params in confirm:
-            if search.evaluate(params, split, "confirm") is None:
-                break
-    winner = search.best()
-    best_params = dict(winner.params) if winner is not None else {"model": "Popularity"}
-    refit_started = time.perf_counter()
-    model = build_model(best_params, content).fit(x) if refit else None
-    done = time.perf_counter()
-    trials = [replace(t, seconds=round(t.seconds, 3)) for t in search.trials.values()]
-    return SelectionResult(
-        model=model,
-        best=best_params,
-        trials=trials,
-        elapsed_s=done - started,
-        time_budget_s=time_budget_s,
-        refit_s=done - refit_started,
-        budget_exhausted=search.exhausted,
-        protocol={
-            "metric": METRIC,
-            "n_splits": n_splits,
-            "holdout_fraction": holdout_fraction,
-            "min_user_items": min_user_items,
-            "max_eval_users": max_eval_users,
-            "seed": seed,
-        },
-    )
+    return run_selection(user_items, budget, config, on_trial=on_trial, content=content)
 
 
 def select_model(user_items: sp.csr_matrix, **kwargs: Any) -> Any:

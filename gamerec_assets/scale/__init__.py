@@ -30,18 +30,33 @@ Threads: each step uses GAMEREC_THREADS threads (default all cores), applied whe
 block steps at once on one machine (multiprocess, or a worker with `-c` > 1), set GAMEREC_THREADS to cores / steps.
 
 Modules: `block_io` (the IO manager and the npz layout), `block_assets` (the assets and the block ops),
-`batch_shards` (the sharded scoring job), `jobs`,
+`batch_shards` (the sharded scoring job), `jobs`. Every asset and op body is a module-level function
+(`item_cf_inputs`, `plan_blocks`, `fit_block`, `merge_blocks`; `plan_shards`, `score_shard`, `publish_batch`) that
+can be called alone; `make_assets` and `make_score_job` only wrap and wire them.
 `executors` (and the shared Celery configuration), `worker` (the Celery worker), `location` (the Definitions, `defs`,
 and the entry points below, re-exported here).
 """
 
-from gamerec_assets.scale.batch_shards import ScoreShardConfig, make_score_job, user_shards
+from gamerec_assets.scale.batch_shards import (
+    PlanShardsConfig,
+    ScoreShardConfig,
+    make_score_job,
+    plan_shards,
+    publish_batch,
+    score_shard,
+    user_shards,
+)
 from gamerec_assets.scale.block_assets import (
     FitBlockConfig,
     ItemCFInputsConfig,
+    PlanBlocksConfig,
     block_keys,
+    fit_block,
     inputs_fingerprint,
+    item_cf_inputs,
     make_assets,
+    merge_blocks,
+    plan_blocks,
 )
 from gamerec_assets.scale.block_io import ScaleIOManager, arrays_csr, csr_arrays, merged_similarity
 from gamerec_assets.scale.executors import CELERY_APP_CONFIG, EXECUTORS, MULTIPROCESS, celery_config, scale_executor
@@ -56,6 +71,8 @@ __all__ = [
     "SCORE_JOB",
     "FitBlockConfig",
     "ItemCFInputsConfig",
+    "PlanBlocksConfig",
+    "PlanShardsConfig",
     "ScaleIOManager",
     "ScoreShardConfig",
     "arrays_csr",
@@ -64,14 +81,21 @@ __all__ = [
     "celery_config",
     "csr_arrays",
     "defs",
+    "fit_block",
     "fit_job",
     "inputs_fingerprint",
+    "item_cf_inputs",
     "make_assets",
     "make_jobs",
     "make_score_job",
+    "merge_blocks",
     "merged_similarity",
+    "plan_blocks",
+    "plan_shards",
+    "publish_batch",
     "read_merged",
     "scale_executor",
     "score_job",
+    "score_shard",
     "user_shards",
 ]

@@ -14,8 +14,12 @@ content fingerprint the table IO manager records, so the main location's readers
 
 Shard inputs and chunks are Parquet objects under `scale/runs/<run id>/batch/` (text user ids stay text; no
 pickle); the step outputs passed between steps are small `.npz` specs through `ScaleIOManager`.
+
+The op bodies are module-level functions (`plan_shards`, `score_shard`, `publish_batch`), importable and callable
+alone; `make_score_job` wraps them in the job's ops, whose `shards` default is the location's.
 """
 
+import inspect
 import io
 import time
 from collections.abc import Iterator
@@ -66,117 +70,143 @@ def user_shards(user_logs: pl.DataFrame, n_shards: int) -> list[pl.DataFrame]:
     return [parts[(s,)] for s in range(n_shards)]
 
 
+class PlanShardsConfig(dg.Config):
+    shards: int = 8  # GAMEREC_SCALE_BLOCKS' default; `make_score_job` makes the location's own the default
+    k: int = 10  # the main asset's BatchRecommendationsConfig defaults
+    chunk_users: int = 50_000
+
+
 class ScoreShardConfig(dg.Config):
     # Seconds a shard step waits before its work, for tests that watch a step in flight; always 0 in production.
     hold_s: float = 0.0
 
 
+def plan_shards(
+    context: dg.OpExecutionContext, config: PlanShardsConfig, tables: TablesResource, artifacts: ArtifactsResource
+) -> Iterator[dg.DynamicOutput[Arrays]]:
+    """The released model version, and one dynamic output per user shard (its history written beside it)."""
+    if config.shards < 1:
+        raise dg.Failure(description=f"shards must be >= 1, got {config.shards}")
+    version, source = released_version(context, artifacts.registry(MODEL_NAME))  # type: ignore[arg-type]
+    if version is None:
+        raise dg.Failure(description="batch_recommendations: the registry has no production model yet")
+    user_logs = tables.store().read("user_logs")
+    if user_logs.height == 0:
+        raise dg.Failure(description="batch_recommendations: user_logs has no users")
+    shards = user_shards(user_logs, config.shards)
+    context.log.info(f"model {version} ({source}): {user_logs['user_id'].n_unique():,} users in {len(shards)} shards")
+    store = artifacts.store()
+    for key, history in zip(shard_keys(len(shards)), shards, strict=True):
+        object_key = run_key(context.run_id, f"history-{key}")
+        store.replace(object_key, frame_bytes(history))
+        spec = {
+            "shard": np.asarray(int(key), np.int64),
+            "shards": np.asarray(len(shards), np.int64),
+            "users": np.asarray(history["user_id"].n_unique(), np.int64),
+            "history": np.asarray(object_key),
+            "version": np.asarray(version),
+            "k": np.asarray(config.k, np.int64),
+            "chunk_users": np.asarray(config.chunk_users, np.int64),
+        }
+        yield dg.DynamicOutput(spec, mapping_key=key)
+
+
+def score_shard(
+    context: dg.OpExecutionContext, config: ScoreShardConfig, artifacts: ArtifactsResource, spec: Arrays
+) -> dg.Output[Arrays]:
+    """Top-k rows of one shard's users, written as one chunk. The metadata names the host, pid and directory."""
+    here = where_am_i()
+    shard = int(spec["shard"])
+    context.log.info(f"shard {shard} on {here['worker_host']} pid {here['worker_pid']} in {here['worker_dir']}")
+    if config.hold_s > 0:
+        time.sleep(config.hold_s)
+    store = artifacts.store()
+    started = time.perf_counter()
+    history = read_frame(store, str(spec["history"]))
+    model = ServingModel(artifacts.registry(MODEL_NAME).load(str(spec["version"])))
+    frames = list(recommendation_chunks(model, history, int(spec["k"]), int(spec["chunk_users"])))
+    chunk = pl.concat(frames) if frames else pl.DataFrame(schema=BATCH_SCHEMA)
+    object_key = run_key(context.run_id, f"chunk-{shard:03d}")
+    store.replace(object_key, frame_bytes(chunk))
+    seconds = time.perf_counter() - started
+    return dg.Output(
+        {**spec, "chunk": np.asarray(object_key), "rows": np.asarray(chunk.height, np.int64)},
+        metadata={
+            "users": int(spec["users"]),
+            "rows": chunk.height,
+            "seconds": round(seconds, 3),
+            "users_per_s": round(int(spec["users"]) / max(seconds, 1e-9)),
+            **here,
+        },
+    )
+
+
+def publish_batch(
+    context: dg.OpExecutionContext, tables: TablesResource, artifacts: ArtifactsResource, shards: list[Arrays]
+) -> dg.AssetMaterialization:
+    """Every shard's chunk, in shard order, published as `batch_recommendations` in one atomic swap."""
+    parts = sorted(shards, key=lambda s: int(s["shard"]))
+    counts = {int(s["shards"]) for s in parts}
+    if counts != {len(parts)} or [int(s["shard"]) for s in parts] != list(range(len(parts))):
+        raise dg.Failure(description=f"shards {[int(s['shard']) for s in parts]} of counts {sorted(counts)}")
+    versions = {str(s["version"]) for s in parts}
+    if len(versions) != 1:
+        raise dg.Failure(description=f"shards were scored by several model versions: {sorted(versions)}")
+    store, objects = tables.store(), artifacts.store()
+    fingerprint = ContentFingerprint()
+    started = time.perf_counter()
+    chunks = (fingerprint.add(read_frame(objects, str(s["chunk"]))) for s in parts)
+    result = store.write(BATCH_TABLE, chunks, primary_key=PRIMARY_KEY)
+    seconds = time.perf_counter() - started
+    context.log.info(f"published table {BATCH_TABLE} ({result.rows:,} rows) on {store.backend}")
+    return dg.AssetMaterialization(
+        asset_key=BATCH_KEY,
+        description=f"published by {len(parts)} user shards",
+        metadata={
+            "dagster/row_count": result.rows,
+            "table": dg.MetadataValue.text(f"{store.describe()} :: {BATCH_TABLE}"),
+            "table_backend": store.backend,
+            FINGERPRINT: fingerprint.text(),
+            "model_version": versions.pop(),
+            "k": int(parts[0]["k"]),
+            "users": sum(int(s["users"]) for s in parts),
+            "shards": len(parts),
+            "publish_seconds": round(seconds, 3),
+            "publish_rows_per_s": round(result.rows / max(seconds, 1e-9)),
+            **where_am_i(),
+        },
+    )
+
+
 def make_score_job(n_shards: int, name: str, tags: dict[str, str]) -> dg.JobDefinition:
-    """The sharded scoring job; `n_shards` (GAMEREC_SCALE_BLOCKS) is the default of `plan_shards`' `shards`."""
+    """The sharded scoring job, its ops thin wrappers of the functions above; `n_shards` (GAMEREC_SCALE_BLOCKS) is
+    the default of `plan_shards`' `shards`."""
 
-    class PlanShardsConfig(dg.Config):
+    class LocationPlanShardsConfig(PlanShardsConfig):
         shards: int = n_shards
-        k: int = 10  # the main asset's BatchRecommendationsConfig defaults
-        chunk_users: int = 50_000
 
-    @dg.op(out=dg.DynamicOut(io_manager_key=IO_MANAGER_KEY))
-    def plan_shards(
-        context: dg.OpExecutionContext, config: PlanShardsConfig, tables: TablesResource, artifacts: ArtifactsResource
+    @dg.op(
+        name="plan_shards", description=inspect.getdoc(plan_shards), out=dg.DynamicOut(io_manager_key=IO_MANAGER_KEY)
+    )
+    def plan_shards_op(
+        context: dg.OpExecutionContext,
+        config: LocationPlanShardsConfig,
+        tables: TablesResource,
+        artifacts: ArtifactsResource,
     ) -> Iterator[dg.DynamicOutput[Arrays]]:
-        """The released model version, and one dynamic output per user shard (its history written beside it)."""
-        if config.shards < 1:
-            raise dg.Failure(description=f"shards must be >= 1, got {config.shards}")
-        version, source = released_version(context, artifacts.registry(MODEL_NAME))  # type: ignore[arg-type]
-        if version is None:
-            raise dg.Failure(description="batch_recommendations: the registry has no production model yet")
-        user_logs = tables.store().read("user_logs")
-        if user_logs.height == 0:
-            raise dg.Failure(description="batch_recommendations: user_logs has no users")
-        shards = user_shards(user_logs, config.shards)
-        context.log.info(
-            f"model {version} ({source}): {user_logs['user_id'].n_unique():,} users in {len(shards)} shards"
-        )
-        store = artifacts.store()
-        for key, history in zip(shard_keys(len(shards)), shards, strict=True):
-            object_key = run_key(context.run_id, f"history-{key}")
-            store.replace(object_key, frame_bytes(history))
-            spec = {
-                "shard": np.asarray(int(key), np.int64),
-                "shards": np.asarray(len(shards), np.int64),
-                "users": np.asarray(history["user_id"].n_unique(), np.int64),
-                "history": np.asarray(object_key),
-                "version": np.asarray(version),
-                "k": np.asarray(config.k, np.int64),
-                "chunk_users": np.asarray(config.chunk_users, np.int64),
-            }
-            yield dg.DynamicOutput(spec, mapping_key=key)
+        yield from plan_shards(context, config, tables, artifacts)
 
-    @dg.op(out=dg.Out(io_manager_key=IO_MANAGER_KEY))
-    def score_shard(
+    @dg.op(name="score_shard", description=inspect.getdoc(score_shard), out=dg.Out(io_manager_key=IO_MANAGER_KEY))
+    def score_shard_op(
         context: dg.OpExecutionContext, config: ScoreShardConfig, artifacts: ArtifactsResource, spec: Arrays
     ) -> dg.Output[Arrays]:
-        """Top-k rows of one shard's users, written as one chunk. The metadata names the host, pid and directory."""
-        here = where_am_i()
-        shard = int(spec["shard"])
-        context.log.info(f"shard {shard} on {here['worker_host']} pid {here['worker_pid']} in {here['worker_dir']}")
-        if config.hold_s > 0:
-            time.sleep(config.hold_s)
-        store = artifacts.store()
-        started = time.perf_counter()
-        history = read_frame(store, str(spec["history"]))
-        model = ServingModel(artifacts.registry(MODEL_NAME).load(str(spec["version"])))
-        frames = list(recommendation_chunks(model, history, int(spec["k"]), int(spec["chunk_users"])))
-        chunk = pl.concat(frames) if frames else pl.DataFrame(schema=BATCH_SCHEMA)
-        object_key = run_key(context.run_id, f"chunk-{shard:03d}")
-        store.replace(object_key, frame_bytes(chunk))
-        seconds = time.perf_counter() - started
-        return dg.Output(
-            {**spec, "chunk": np.asarray(object_key), "rows": np.asarray(chunk.height, np.int64)},
-            metadata={
-                "users": int(spec["users"]),
-                "rows": chunk.height,
-                "seconds": round(seconds, 3),
-                "users_per_s": round(int(spec["users"]) / max(seconds, 1e-9)),
-                **here,
-            },
-        )
+        return score_shard(context, config, artifacts, spec)
 
-    @dg.op(out={})
-    def publish_batch(
+    @dg.op(name="publish_batch", description=inspect.getdoc(publish_batch), out={})
+    def publish_batch_op(
         context: dg.OpExecutionContext, tables: TablesResource, artifacts: ArtifactsResource, shards: list[Arrays]
     ) -> Iterator[dg.AssetMaterialization]:
-        """Every shard's chunk, in shard order, published as `batch_recommendations` in one atomic swap."""
-        parts = sorted(shards, key=lambda s: int(s["shard"]))
-        counts = {int(s["shards"]) for s in parts}
-        if counts != {len(parts)} or [int(s["shard"]) for s in parts] != list(range(len(parts))):
-            raise dg.Failure(description=f"shards {[int(s['shard']) for s in parts]} of counts {sorted(counts)}")
-        versions = {str(s["version"]) for s in parts}
-        if len(versions) != 1:
-            raise dg.Failure(description=f"shards were scored by several model versions: {sorted(versions)}")
-        store, objects = tables.store(), artifacts.store()
-        fingerprint = ContentFingerprint()
-        started = time.perf_counter()
-        chunks = (fingerprint.add(read_frame(objects, str(s["chunk"]))) for s in parts)
-        result = store.write(BATCH_TABLE, chunks, primary_key=PRIMARY_KEY)
-        seconds = time.perf_counter() - started
-        context.log.info(f"published table {BATCH_TABLE} ({result.rows:,} rows) on {store.backend}")
-        yield dg.AssetMaterialization(
-            asset_key=BATCH_KEY,
-            description=f"published by {len(parts)} user shards",
-            metadata={
-                "dagster/row_count": result.rows,
-                "table": dg.MetadataValue.text(f"{store.describe()} :: {BATCH_TABLE}"),
-                "table_backend": store.backend,
-                FINGERPRINT: fingerprint.text(),
-                "model_version": versions.pop(),
-                "k": int(parts[0]["k"]),
-                "users": sum(int(s["users"]) for s in parts),
-                "shards": len(parts),
-                "publish_seconds": round(seconds, 3),
-                "publish_rows_per_s": round(result.rows / max(seconds, 1e-9)),
-                **where_am_i(),
-            },
-        )
+        yield publish_batch(context, tables, artifacts, shards)
 
     @dg.job(
         name=name,
@@ -184,6 +214,6 @@ def make_score_job(n_shards: int, name: str, tags: dict[str, str]) -> dg.JobDefi
         description="batch_recommendations in one run: plan the user shards, score each (in parallel), publish.",
     )
     def score_job() -> None:
-        publish_batch(plan_shards().map(score_shard).collect())
+        publish_batch_op(plan_shards_op().map(score_shard_op).collect())
 
     return score_job

@@ -287,3 +287,35 @@ def test_ids_of_one_length_are_checked_in_steps(n: int) -> None:
     blob[[n - 2, n - 1]] = blob[[n - 1, n - 2]]  # the last two ids swapped
     with pytest.raises(ArtifactError, match="strictly increasing"):
         validate_serving(data, 1)
+
+
+def test_serving_problems_of_ids_histories_and_manifest_are_reported_together() -> None:
+    """One refusal names every part that is wrong: ids of many lengths out of order, histories, the manifest."""
+    from gamerec_assets.recsys.model_artifact import validate_serving
+
+    ids = [b"bb", b"a", b"ccc"]  # of many lengths: the chunked walk, which finds "bb" > "a"
+    data = {
+        "user_blob": np.frombuffer(b"".join(ids), np.uint8).copy(),
+        "user_offsets": np.asarray([0, 2, 3, 6], np.int64),
+        "hist_indptr": np.asarray([0, 2, 2, 3], np.int64),
+        "hist_indices": np.asarray([1, 0, 5], np.int32),
+        "search_order": np.asarray([0, 1], np.int32),
+    }
+    with pytest.raises(ArtifactError) as refused:
+        validate_serving(data, 3, {"serving": {"users": 3, "interactions": 4}})
+    message = str(refused.value)
+    assert "user ids: not strictly increasing" in message
+    assert "hist_indices: entries out of range [0, 3)" in message
+    assert "hist_indices: not strictly increasing within a user" in message
+    assert "manifest records 4 interactions, the serving data holds 3" in message
+    assert "users" not in message.split("manifest records")[1]  # the user count matches
+    ids[0] = b"b\x00"
+    data["user_blob"] = np.frombuffer(b"".join(ids), np.uint8).copy()
+    data["hist_indptr"] = np.asarray([0, 1, 2], np.int64)  # one entry short
+    with pytest.raises(ArtifactError, match=r"NUL character; hist_indptr: 3 entries, expected users \+ 1 = 4"):
+        validate_serving(data, 3)
+    data["hist_indptr"] = np.asarray([0, 2, 2, 3], np.int64)
+    data["hist_indices"] = np.asarray([0, 1, 2], np.int32)
+    data["user_blob"] = np.frombuffer(b"a" + b"bb" + b"ccc", np.uint8).copy()
+    data["user_offsets"] = np.asarray([0, 1, 3, 6], np.int64)
+    validate_serving(data, 3, {"serving": {"users": 3, "interactions": 3}})

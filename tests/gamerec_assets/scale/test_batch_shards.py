@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 
@@ -13,6 +14,16 @@ from gamerec_assets.recsys.served_model import ServingModel
 from gamerec_assets.recsys.training import TrainingParams, fit_artifact
 from gamerec_assets.resources.from_settings import artifacts_resource
 from gamerec_assets.scale import SCORE_JOB, build_scale_definitions, user_shards
+from gamerec_assets.scale.batch_shards import (
+    BATCH_KEY,
+    PlanShardsConfig,
+    ScoreShardConfig,
+    plan_shards,
+    publish_batch,
+    read_frame,
+    score_shard,
+)
+from gamerec_assets.scale.location import scale_resources
 from gamerec_assets.settings import Settings, StorageSettings
 from tests.gamerec_assets.scale.test_scale_location import synthetic_logs
 
@@ -79,3 +90,50 @@ def test_the_sharded_table_equals_the_single_process_one(gamerec_home: Path, mon
     table = StorageSettings.from_env(env).table_store().read("batch_recommendations")
     assert recorded[FINGERPRINT].value == ContentFingerprint.of(table)  # the table IO manager's lineage check holds
     assert recorded["shards"].value == 4 and recorded["model_version"].value == model.version
+
+
+def test_the_shard_functions_called_alone_publish_the_main_table(
+    gamerec_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan_shards, score_shard (shards scored out of order) and publish_batch called directly, as the job's ops
+    call them, publish the main asset's table; their refusals name what is wrong."""
+    env = {"GAMEREC_HOME": str(gamerec_home)}
+    monkeypatch.delenv("GAMEREC_MYSQL_URL", raising=False)
+    monkeypatch.delenv("GAMEREC_S3_BUCKET", raising=False)
+    resources = scale_resources(Settings.from_env(env))
+    tables, artifacts = resources["tables"], resources["artifacts"]
+    logs, features = synthetic_logs(users=200, games=60, seed=6)
+    logs = logs.with_columns(pl.format("u{}", pl.col("user_id")).alias("user_id"))
+    with dg.instance_for_test() as instance:
+        context = dg.build_op_context(instance=instance)
+        tables.store().write("user_logs", logs)
+        with pytest.raises(dg.Failure, match="no production model"):
+            list(plan_shards(context, PlanShardsConfig(), tables, artifacts))
+        model = seed_model(env, logs, features)
+        with pytest.raises(dg.Failure, match="shards must be >= 1"):
+            list(plan_shards(context, PlanShardsConfig(shards=0), tables, artifacts))
+        specs = list(plan_shards(context, PlanShardsConfig(shards=3, k=5, chunk_users=7), tables, artifacts))
+        assert [s.mapping_key for s in specs] == ["000", "001", "002"]
+        assert {str(s.value["version"]) for s in specs} == {model.version}
+        histories = [read_frame(artifacts.store(), str(s.value["history"])) for s in specs]
+        assert (
+            pl.concat(histories)
+            .sort("user_id", "game_id")
+            .equals(logs.select("user_id", "game_id").sort("user_id", "game_id"))
+        )
+        scored = [score_shard(context, ScoreShardConfig(), artifacts, s.value).value for s in reversed(specs)]
+        assert sum(int(s["rows"]) for s in scored) > 0
+        with pytest.raises(dg.Failure, match=r"shards \[0, 2\] of counts \[3\]"):
+            publish_batch(context, tables, artifacts, [scored[0], scored[2]])
+        with pytest.raises(dg.Failure, match="several model versions"):
+            publish_batch(context, tables, artifacts, [*scored[:2], {**scored[2], "version": np.asarray("v0")}])
+        published = publish_batch(context, tables, artifacts, scored)
+        tables.store().write("user_logs", logs.clear())
+        with pytest.raises(dg.Failure, match="user_logs has no users"):
+            list(plan_shards(context, PlanShardsConfig(), tables, artifacts))
+        tables.store().write("user_logs", logs)
+    assert published.asset_key == BATCH_KEY
+    assert published.metadata["shards"].value == 3 and published.metadata["model_version"].value == model.version
+    assert_published_like_the_main_asset(env, model, logs)
+    table = StorageSettings.from_env(env).table_store().read("batch_recommendations")
+    assert published.metadata[FINGERPRINT].value == ContentFingerprint.of(table)

@@ -11,8 +11,19 @@ import scipy.sparse as sp
 from dagster._core.definitions.reconstruct import ReconstructableJob
 
 from gamerec_assets.recsys import ItemCF, build_matrix
-from gamerec_assets.scale import FIT_JOB, block_keys, build_scale_definitions, csr_arrays, read_merged
-from gamerec_assets.settings import StorageSettings
+from gamerec_assets.recsys.itemcf import item_blocks
+from gamerec_assets.scale import FIT_JOB, arrays_csr, block_keys, build_scale_definitions, csr_arrays, read_merged
+from gamerec_assets.scale.block_assets import (
+    FitBlockConfig,
+    ItemCFInputsConfig,
+    PlanBlocksConfig,
+    fit_block,
+    item_cf_inputs,
+    merge_blocks,
+    plan_blocks,
+)
+from gamerec_assets.scale.location import scale_resources
+from gamerec_assets.settings import Settings, StorageSettings
 
 BLOCKS = 3
 
@@ -135,10 +146,36 @@ def test_the_block_steps_run_in_parallel_processes_with_the_multiprocess_executo
     assert_same_csr(merged, single)
 
 
-def test_merge_refuses_blocks_of_other_inputs(scale_env: dict[str, str]) -> None:
+def test_the_block_functions_called_alone_merge_to_the_single_fit(scale_env: dict[str, str]) -> None:
+    """The asset and op bodies of the fit, called directly in order (blocks fitted out of order), give the matrix
+    of one ItemCF.fit; the graph asset is only their wiring."""
+    logs, features = write_logs(scale_env, seed=7)
+    tables = scale_resources(Settings.from_env(scale_env))["tables"]
+    inputs = item_cf_inputs(ItemCFInputsConfig(similarity="jaccard", neighbors=12), tables)
+    arrays = inputs.value
+    matrix = build_matrix(logs, arrays["item_ids"]).matrix
+    assert inputs.metadata["interactions"].value == matrix.nnz
+    np.testing.assert_array_equal(arrays["item_ids"], np.union1d(features["game_id"], logs["game_id"]))
+    specs = list(plan_blocks(PlanBlocksConfig(blocks=3), arrays))
+    assert [s.mapping_key for s in specs] == block_keys(3)
+    assert [(int(s.value["start"]), int(s.value["stop"])) for s in specs] == item_blocks(matrix.shape[1], 3)
+    context = dg.build_op_context()
+    blocks = [fit_block(context, FitBlockConfig(), arrays, s.value) for s in reversed(specs)]
+    assert all(str(b.value["fingerprint"]) == str(arrays["fingerprint"]) for b in blocks)
+    assert [b.metadata["items"].value for b in blocks] == [
+        f"[{s.value['start']}, {s.value['stop']})" for s in specs[::-1]
+    ]
+    merged = merge_blocks([b.value for b in blocks], arrays)
+    assert_same_csr(arrays_csr(merged.value), ItemCF("jaccard", neighbors=12).fit(matrix).similarity)
+    assert (
+        merged.metadata["blocks"].value == 3 and merged.metadata["neighbour_pairs"].value == merged.value["data"].size
+    )
+    with pytest.raises(dg.Failure, match="blocks must be >= 1"):
+        list(plan_blocks(PlanBlocksConfig(blocks=0), arrays))
+
+
+def test_merge_refuses_blocks_of_other_inputs() -> None:
     """Blocks that do not tile the items, or come from other inputs, never make a merged matrix."""
-    defs = build_scale_definitions(scale_env)
-    merge_op = merged_asset(defs).node_def.node_dict["merge_blocks"].definition  # type: ignore[union-attr]
     inputs = {"shape": np.asarray([10, 4]), "fingerprint": np.asarray("a"), "item_ids": np.arange(4)}
     block = {
         **csr_arrays(sp.csr_matrix((4, 4))),
@@ -146,13 +183,13 @@ def test_merge_refuses_blocks_of_other_inputs(scale_env: dict[str, str]) -> None
         "stop": np.asarray(4),
         "blocks": np.asarray(1),
     }
-    assert (
-        merge_op(blocks=[{**block, "fingerprint": np.asarray("a")}], item_cf_inputs=inputs).value["item_ids"].size == 4
-    )
+    assert merge_blocks([{**block, "fingerprint": np.asarray("a")}], inputs).value["item_ids"].size == 4
     with pytest.raises(dg.Failure, match="other inputs"):
-        merge_op(blocks=[{**block, "fingerprint": np.asarray("b")}], item_cf_inputs=inputs)
+        merge_blocks([{**block, "fingerprint": np.asarray("b")}], inputs)
     with pytest.raises(dg.Failure, match="do not tile"):
-        merge_op(blocks=[{**block, "stop": np.asarray(3), "fingerprint": np.asarray("a")}], item_cf_inputs=inputs)
+        merge_blocks([{**block, "stop": np.asarray(3), "fingerprint": np.asarray("a")}], inputs)
+    with pytest.raises(dg.Failure, match="block counts"):
+        merge_blocks([{**block, "blocks": np.asarray(2), "fingerprint": np.asarray("a")}], inputs)
 
 
 def test_executor_and_block_count_come_from_the_environment() -> None:
