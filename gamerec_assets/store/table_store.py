@@ -579,7 +579,8 @@ class TableStore:
         """Add rows to a history table in one transaction (created by the first append); all rows or none."""
         if not self.exists(name):
             return self.write(name, frame)
-        self.make_exact(name)  # a history table lives on: created before text compared exactly, it is converted
+        self._ensure_schema_table()  # both live on: created before text compared exactly, they are converted
+        self.make_exact(name)
         schema = self.schema(name)
         if dict(frame.schema) != schema:
             raise TableStoreError(f"table {name}: appended schema {dict(frame.schema)} differs from {schema}")
