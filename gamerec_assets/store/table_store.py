@@ -29,7 +29,7 @@ import math
 import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -265,10 +265,11 @@ class TableStore:
             try:
                 yield raw, cursor
             except BaseException:
+                with suppress(Exception):  # closing first: after `invalidate` it would fail and hide the cause
+                    cursor.close()
                 conn.invalidate()
                 raise
-            finally:
-                cursor.close()
+            cursor.close()
 
     @property
     def placeholder(self) -> str:

@@ -182,3 +182,22 @@ def test_a_refused_conversion_says_what_to_run(mysql_db: dict) -> None:
             events.append([event("pad-p1", "padbob")])
     finally:
         _exec(mysql_db, f"DROP USER '{user}'@'%'")
+
+
+def test_public_cursor_names_the_action_and_discards_a_failed_connection(store: TableStore) -> None:
+    """`cursor` (what EventStore's raw-cursor paths use): a failure is a TableStoreError naming the action and the
+    database, and its connection is not handed back to the pool (the next cursor gets another one)."""
+    ident = "SELECT CONNECTION_ID()" if store.dialect == "mysql" else "SELECT 1"
+    with store.cursor("probing") as (_, cursor):
+        cursor.execute(ident)
+        first = cursor.fetchone()[0]
+    with store.cursor("probing") as (_, cursor):  # a healthy connection goes back to the pool and is reused
+        cursor.execute(ident)
+        assert cursor.fetchone()[0] == first
+    failing = store.cursor("reading nothing from")
+    with pytest.raises(TableStoreError, match=r"^reading nothing from .* failed: .*no_such_table"), failing as (_, c):
+        c.execute(f"SELECT x FROM no_such_table WHERE x = {store.placeholder}", (1,))
+    if store.dialect == "mysql":
+        with store.cursor("probing") as (_, cursor):
+            cursor.execute(ident)
+            assert cursor.fetchone()[0] != first
