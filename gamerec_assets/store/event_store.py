@@ -5,6 +5,10 @@ append, committed before `POST /events` answers. Each row gets a `seq` (auto-inc
 readers remember the last `seq` they saw (the API's realtime overlay tails the table; a model records up to which
 `seq` it was trained), so no reader needs timestamps to agree across machines.
 
+Ids compare exactly: `event_id`, `user_id` and every other text column use the table store's exact collation
+(`TableStore.key_type`), so "pad-p1 " is not a duplicate of "pad-p1" and "padbob " is not "padbob", on MariaDB
+as on SQLite; a table created with the old `utf8mb4_bin` (which ignores trailing spaces) is converted on first use.
+
 Duplicates: `event_id` is unique. An append inserts with INSERT IGNORE (SQLite: INSERT OR IGNORE) and compares the
 number of rows inserted with the number sent; only when they differ does it look up which ids this append wrote
 (its own `batch` token), so a retry of a stored event is reported as a duplicate, also under concurrent appends.
@@ -22,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from gamerec_assets.recsys.feedback import NEGATIVE, POSITIVE, Event
-from gamerec_assets.store.table_store import TableStore
+from gamerec_assets.store.table_store import TableStore, TableStoreError
 
 EVENTS_TABLE = "interaction_events"
 COLUMNS = ("seq", "event_id", "user_id", "game_id", "type", "value", "timestamp_us", "received_us", "request_id")
@@ -40,29 +44,24 @@ FRAME_SCHEMA = {
 _INSERTED = ("event_id", "user_id", "game_id", "type", "value", "timestamp_us", "received_us", "request_id", "batch")
 
 
-def _key(length: int = 128) -> sa.types.TypeEngine[Any]:
-    """Text keys compare byte for byte on MariaDB too ("Alice" and "alice" are two users, as in the tables)."""
-    return sa.String(length).with_variant(mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql")
-
-
-def _table(meta: sa.MetaData) -> sa.Table:
+def _table(meta: sa.MetaData, tables: TableStore) -> sa.Table:
+    key = tables.key_type  # byte-for-byte comparison on every backend: "Alice", "alice" and "alice " are three ids
     return sa.Table(
         EVENTS_TABLE,
         meta,
         # SQLite only auto-increments an INTEGER PRIMARY KEY
         sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-        sa.Column("event_id", _key(), nullable=False, unique=True),
-        sa.Column("user_id", _key(), nullable=False),
+        sa.Column("event_id", key(), nullable=False, unique=True),
+        sa.Column("user_id", key(), nullable=False),
         sa.Column("game_id", sa.BigInteger(), nullable=False),
-        sa.Column("type", sa.String(16), nullable=False),
+        sa.Column("type", key(16), nullable=False),
         sa.Column("value", sa.Float().with_variant(mysql.DOUBLE(), "mysql"), nullable=True),
         sa.Column("timestamp_us", sa.BigInteger(), nullable=False),
         sa.Column("received_us", sa.BigInteger(), nullable=False),
-        sa.Column("request_id", _key(), nullable=True),
-        sa.Column("batch", sa.String(16), nullable=False),
-        mysql_charset="utf8mb4",
-        mysql_engine="InnoDB",
+        sa.Column("request_id", key(), nullable=True),
+        sa.Column("batch", key(16), nullable=False),
         sqlite_autoincrement=True,  # a seq is never reused, even after the newest rows are deleted
+        **tables.table_options(),
     )
 
 
@@ -82,10 +81,8 @@ class EventStore:
     def __init__(self, tables: TableStore) -> None:
         self.tables = tables
         self.engine = tables.engine
-        self._meta = sa.MetaData()
-        self.table = _table(self._meta)
         self._ready = False
-        self._ph = "%s" if tables.dialect == "mysql" else "?"
+        self._ph = tables.placeholder
 
     def describe(self) -> str:
         return f"{EVENTS_TABLE} in {self.tables.describe()}"
@@ -94,12 +91,10 @@ class EventStore:
         """Create the table when it is missing (idempotent, safe under concurrent callers)."""
         if self._ready:
             return
-        with self.tables._errors(f"creating {EVENTS_TABLE} in"):
-            try:
-                self._meta.create_all(self.engine, checkfirst=True)
-            except sa.exc.OperationalError as exc:  # another process created it between the check and the CREATE
-                if not sa.inspect(self.engine).has_table(EVENTS_TABLE):
-                    raise exc
+        try:  # `create` also converts a table created before its ids compared exactly
+            self.tables.create(_table(sa.MetaData(), self.tables))
+        except TableStoreError as exc:
+            raise TableStoreError(f"{EVENTS_TABLE}: {exc}") from exc
         self._ready = True
 
     def exists(self) -> bool:
@@ -121,37 +116,29 @@ class EventStore:
             for i, e in enumerate(events)
             if first[e.event_id] == i
         ]
-        verb = "INSERT IGNORE" if self.tables.dialect == "mysql" else "INSERT OR IGNORE"
-        sql = f"{verb} INTO {EVENTS_TABLE} ({', '.join(_INSERTED)}) VALUES ({', '.join([self._ph] * len(_INSERTED))})"
-        with self.tables._errors(f"storing {len(rows)} events in {EVENTS_TABLE} of"), self.engine.connect() as conn:
-            raw = conn.connection.dbapi_connection
-            cursor = raw.cursor()  # type: ignore[union-attr]
-            try:
-                inserted = 0
-                if rows:
-                    cursor.executemany(sql, rows)
-                    inserted = cursor.rowcount
-                if inserted == len(rows):
-                    stored = set(first)
-                else:  # some ids were stored before: which ones did this append write?
-                    ids = [r[0] for r in rows]
-                    stored = set()
-                    for lo in range(0, len(ids), 500):
-                        part = ids[lo : lo + 500]
-                        cursor.execute(
-                            f"SELECT event_id FROM {EVENTS_TABLE} WHERE batch = {self._ph} AND event_id IN "
-                            f"({', '.join([self._ph] * len(part))})",
-                            (token, *part),
-                        )
-                        stored.update(r[0] for r in cursor.fetchall())
-                cursor.execute(f"SELECT MAX(seq) FROM {EVENTS_TABLE}")
-                last = cursor.fetchone()[0] or 0
-                raw.commit()  # type: ignore[union-attr]
-            except BaseException:
-                conn.invalidate()  # raw-cursor work: do not hand a connection in an unknown state back to the pool
-                raise
-            finally:
-                cursor.close()
+        marks = ", ".join([self._ph] * len(_INSERTED))
+        sql = f"{self.tables.insert_ignore} INTO {EVENTS_TABLE} ({', '.join(_INSERTED)}) VALUES ({marks})"
+        with self.tables.cursor(f"storing {len(rows)} events in {EVENTS_TABLE} of") as (raw, cursor):
+            inserted = 0
+            if rows:
+                cursor.executemany(sql, rows)
+                inserted = cursor.rowcount
+            if inserted == len(rows):
+                stored = set(first)
+            else:  # some ids were stored before: which ones did this append write?
+                ids = [r[0] for r in rows]
+                stored = set()
+                for lo in range(0, len(ids), 500):
+                    part = ids[lo : lo + 500]
+                    cursor.execute(
+                        f"SELECT event_id FROM {EVENTS_TABLE} WHERE batch = {self._ph} AND event_id IN "
+                        f"({', '.join([self._ph] * len(part))})",
+                        (token, *part),
+                    )
+                    stored.update(r[0] for r in cursor.fetchall())
+            cursor.execute(f"SELECT MAX(seq) FROM {EVENTS_TABLE}")
+            last = cursor.fetchone()[0] or 0
+            raw.commit()
         for eid, i in first.items():
             accepted[i] = eid in stored
         return AppendResult(accepted, int(last))
@@ -162,14 +149,14 @@ class EventStore:
         """The newest seq (0 when there are no events, or no table yet)."""
         if not self.exists():
             return 0
-        with self.tables._errors(f"reading {EVENTS_TABLE} from"), self.engine.connect() as conn:
+        with self.tables.errors(f"reading {EVENTS_TABLE} from"), self.engine.connect() as conn:
             return int(conn.exec_driver_sql(f"SELECT MAX(seq) FROM {EVENTS_TABLE}").scalar() or 0)
 
     def count_after(self, seq: int) -> int:
         """Events with a seq above `seq`: what arrived since a reader (or a model) last looked."""
         if not self.exists():
             return 0
-        with self.tables._errors(f"counting {EVENTS_TABLE} in"), self.engine.connect() as conn:
+        with self.tables.errors(f"counting {EVENTS_TABLE} in"), self.engine.connect() as conn:
             query = f"SELECT COUNT(*) FROM {EVENTS_TABLE} WHERE seq > {self._ph}"
             return int(conn.exec_driver_sql(query, (int(seq),)).scalar() or 0)
 
@@ -185,7 +172,7 @@ class EventStore:
             where += f" AND seq <= {self._ph}"
             params.append(int(until_seq))
         query = f"SELECT type, COUNT(*), MAX(seq), MAX(timestamp_us) FROM {EVENTS_TABLE}{where} GROUP BY type"
-        with self.tables._errors(f"summarising {EVENTS_TABLE} in"), self.engine.connect() as conn:
+        with self.tables.errors(f"summarising {EVENTS_TABLE} in"), self.engine.connect() as conn:
             rows = conn.exec_driver_sql(query, tuple(params)).fetchall()
         for type_, n, seq, newest in sorted(rows):
             out["by_type"][str(type_)] = int(n)
@@ -207,13 +194,9 @@ class EventStore:
         query += " ORDER BY seq"
         if limit is not None:
             query += f" LIMIT {int(limit)}"
-        with self.tables._errors(f"reading {EVENTS_TABLE} from"), self.engine.connect() as conn:
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.execute(query, tuple(params))
-                rows = cursor.fetchall()
-            finally:
-                cursor.close()
+        with self.tables.cursor(f"reading {EVENTS_TABLE} from") as (_, cursor):
+            cursor.execute(query, tuple(params))
+            rows = cursor.fetchall()
         if not rows:
             return pl.DataFrame(schema=FRAME_SCHEMA)
         columns = list(zip(*rows, strict=True))
@@ -233,22 +216,18 @@ class EventStore:
         neg = ", ".join(f"'{t}'" for t in sorted(NEGATIVE))
         pos = ", ".join(f"'{t}'" for t in sorted(POSITIVE))
         columns = f"SELECT user_id, game_id, timestamp_us, seq FROM {EVENTS_TABLE} WHERE seq <= {self._ph}"
-        with self.tables._errors(f"reading dislikes from {EVENTS_TABLE} of"), self.engine.connect() as conn:
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.execute(f"{columns} AND type IN ({neg})", (int(until_seq),))
-                disliked = cursor.fetchall()
-                users = sorted({r[0] for r in disliked})
-                liked: list[tuple[Any, ...]] = []
-                for lo in range(0, len(users), chunk):
-                    part = users[lo : lo + chunk]
-                    cursor.execute(
-                        f"{columns} AND type IN ({pos}) AND user_id IN ({', '.join([self._ph] * len(part))})",
-                        (int(until_seq), *part),
-                    )
-                    liked.extend(cursor.fetchall())
-            finally:
-                cursor.close()
+        with self.tables.cursor(f"reading dislikes from {EVENTS_TABLE} of") as (_, cursor):
+            cursor.execute(f"{columns} AND type IN ({neg})", (int(until_seq),))
+            disliked = cursor.fetchall()
+            users = sorted({r[0] for r in disliked})
+            liked: list[tuple[Any, ...]] = []
+            for lo in range(0, len(users), chunk):
+                part = users[lo : lo + chunk]
+                cursor.execute(
+                    f"{columns} AND type IN ({pos}) AND user_id IN ({', '.join([self._ph] * len(part))})",
+                    (int(until_seq), *part),
+                )
+                liked.extend(cursor.fetchall())
         rows = {"user_id": pl.Utf8, "game_id": pl.Int64, "timestamp_us": pl.Int64, "seq": pl.Int64}
         events = pl.concat(
             [

@@ -9,6 +9,14 @@ Reads of a whole table from MySQL/MariaDB go through connectorx (Rust, rows deco
 `user_logs` at over 500,000 rows/s, where PyMySQL's Python decoding gives about 100,000); filtered reads and SQLite
 use the DBAPI cursor's tuples. Both give the same frame (`tests/.../test_table_store_bulk_read.py`).
 
+Text compares exactly on both backends: two ids are one key only when their bytes are equal. SQLite's default
+BINARY collation already does; on MySQL/MariaDB every text column of every table this store creates has a NO PAD
+binary collation (`utf8mb4_nopad_bin` on MariaDB, `utf8mb4_0900_bin` on MySQL 8): `utf8mb4_bin` ignores trailing
+spaces, so "padbob" and "padbob " collided in a primary key and `WHERE user_id = '7 '` found user 7. Published tables
+get it when they are next written (each write creates a fresh table); tables that live on (`gamerec_tables`,
+`interaction_events`, appended history tables) are converted in place by `make_exact` the first time a process
+uses them, and `read(where=...)` re-checks string matches byte for byte, so a table written before stays exact too.
+
 MySQL connections carry connect/read/write timeouts (PyMySQL has none by default: a write to a killed or
 unreachable server could block in `sendall` for minutes), and an error names its real cause (server gone away,
 timeout, host:port) rather than the follow-up error the driver raises while cleaning up.
@@ -21,13 +29,14 @@ import math
 import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import SQLAlchemyError
 
 try:  # the bulk read path on MySQL/MariaDB; without it, reads take the DBAPI cursor path (same result, slower)
@@ -36,6 +45,8 @@ except ImportError:  # pragma: no cover - a declared dependency
     connectorx = None
 
 SCHEMA_TABLE = "gamerec_tables"
+# NO PAD binary collations of utf8mb4, preferred first: MariaDB >= 10.2, MySQL >= 8.0 (MariaDB 11.4 has both)
+EXACT_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")
 INSERT_ROWS = 20_000
 READ_BATCH_ROWS = 200_000  # rows per fetch on the DBAPI cursor path
 CONNECT_TIMEOUT_S = 10.0
@@ -83,15 +94,7 @@ _RAW: dict[str, pl.DataType] = {
 }
 
 
-def _key_string() -> sa.types.TypeEngine[Any]:
-    """A text key column (user ids, model names): VARCHAR(128); on MySQL/MariaDB utf8mb4 with a binary collation, so
-    ids that differ only in case or accents ("Alice", "alice") stay two keys, and rows sort in byte order."""
-    return sa.String(128).with_variant(
-        sa.dialects.mysql.VARCHAR(128, charset="utf8mb4", collation="utf8mb4_bin"), "mysql"
-    )
-
-
-def _sql_type(dtype: pl.DataType, key: bool, dialect: str) -> sa.types.TypeEngine[Any]:
+def _sql_type(dtype: pl.DataType, key: bool, dialect: str, collation: str) -> sa.types.TypeEngine[Any]:
     if dtype == pl.Int64:
         return sa.BigInteger()
     if dtype == pl.Int32:
@@ -104,11 +107,23 @@ def _sql_type(dtype: pl.DataType, key: bool, dialect: str) -> sa.types.TypeEngin
         return sa.Boolean()
     if dtype == pl.Date:
         return sa.Date()
-    if dtype == pl.Utf8:
-        return _key_string() if key else (sa.Text().with_variant(sa.dialects.mysql.MEDIUMTEXT(), "mysql"))
-    if isinstance(dtype, pl.List):
-        return sa.Text().with_variant(sa.dialects.mysql.MEDIUMTEXT(), "mysql")
+    if dtype == pl.Utf8 and key:
+        return _key_type(dialect, collation)
+    if dtype == pl.Utf8 or isinstance(dtype, pl.List):
+        return _text_type(dialect, collation)
     raise TableStoreError(f"unsupported column dtype {dtype}")
+
+
+def _key_type(dialect: str, collation: str, length: int = 128) -> sa.types.TypeEngine[Any]:
+    if dialect != "mysql":
+        return sa.String(length)  # SQLite compares with BINARY (memcmp) unless told otherwise
+    return mysql.VARCHAR(length, charset="utf8mb4", collation=collation)
+
+
+def _text_type(dialect: str, collation: str) -> sa.types.TypeEngine[Any]:
+    if dialect != "mysql":
+        return sa.Text()
+    return mysql.MEDIUMTEXT(charset="utf8mb4", collation=collation)
 
 
 @dataclass(frozen=True)
@@ -138,8 +153,9 @@ def _batches(cursor: Any, size: int = READ_BATCH_ROWS) -> Iterator[list[Any]]:
 
 def _in_key_order(frame: pl.DataFrame, keys: list[str]) -> bool:
     """Rows already in (byte) order of `keys`? InnoDB scans a table in primary-key order, so a whole-table read
-    usually is, and one O(rows) comparison of neighbours is much cheaper than sorting a million text keys. Not
-    always: utf8mb4_bin pads with spaces ("a\\t" sorts before "a"), and SQLite returns insertion order."""
+    usually is (the exact collation orders by code point, which is UTF-8 byte order), and one O(rows) comparison of
+    neighbours is much cheaper than sorting a million text keys. Not always: a table written before its keys were
+    exact pads with spaces ("a\\t" sorts before "a"), and SQLite returns insertion order."""
     if frame.height < 2:
         return True
     ordered: pl.Expr = pl.lit(True)
@@ -181,6 +197,8 @@ class TableStore:
         self._load_data = self.engine.dialect.name == "mysql"
         self.dialect = self.engine.dialect.name
         self._schema_table_ready = False
+        self._collation: str | None = None
+        self._exact: set[str] = set()  # tables whose text columns this process has checked (`make_exact`)
         # whole-table reads on MySQL through connectorx (`read`); False: the DBAPI cursor path, for comparisons
         self.bulk_reads = True
 
@@ -222,33 +240,154 @@ class TableStore:
         return f"{type(outer).__name__}: {outer}"
 
     @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """SQLAlchemy and driver errors become TableStoreError naming the action, the database and the cause."""
+    def errors(self, action: str) -> Iterator[None]:
+        """SQLAlchemy and driver errors become TableStoreError naming the action, the database and the cause:
+        "`action` <database> failed: <cause>" (so `action` ends with "in", "from", "of")."""
         try:
             yield
         except TableStoreError:
             raise
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, OSError, self.engine.dialect.loaded_dbapi.Error) as exc:
             raise TableStoreError(f"{action} {self.describe()} failed: {self.cause(exc)}") from exc
+
+    _errors = errors  # the former private name, for code written before `errors` was public
+
+    @contextmanager
+    def cursor(self, action: str) -> Iterator[tuple[Any, Any]]:
+        """(DBAPI connection, cursor) of a pooled connection, inside `errors(action)`: the fast path for many rows
+        (executemany of plain tuples, fetchall without row objects). The caller commits on the DBAPI connection
+        (work not committed is rolled back when the connection goes back to the pool); after any failure the
+        connection is discarded, never handed back to the pool in an unknown state."""
+        with self.errors(action), self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None, "a pooled connection without its DBAPI connection"
+            cursor = raw.cursor()
+            try:
+                yield raw, cursor
+            except BaseException:
+                with suppress(Exception):  # closing first: after `invalidate` it would fail and hide the cause
+                    cursor.close()
+                conn.invalidate()
+                raise
+            cursor.close()
+
+    @property
+    def placeholder(self) -> str:
+        """The DBAPI parameter marker of this backend's driver, for hand-written SQL ("%s" or "?")."""
+        return "%s" if self.dialect == "mysql" else "?"
+
+    @property
+    def insert_ignore(self) -> str:
+        """The INSERT that skips rows whose unique key is already stored (and counts only the rows it inserted)."""
+        return "INSERT IGNORE" if self.dialect == "mysql" else "INSERT OR IGNORE"
+
+    # -- exact text ----------------------------------------------------------------------------------------------
+
+    def exact_collation(self) -> str:
+        """The collation every text column gets: one under which two strings are equal only when their bytes are.
+        SQLite: BINARY (its default). MySQL/MariaDB: the first NO PAD binary utf8mb4 collation the server has
+        (asked once); a server without one is refused rather than given keys that ignore trailing spaces."""
+        if self.dialect != "mysql":
+            return "BINARY"
+        if self._collation is None:
+            marks = ", ".join(["%s"] * len(EXACT_COLLATIONS))
+            query = f"SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN ({marks})"
+            with self.errors("reading the collations of"), self.engine.connect() as conn:
+                found = {r[0] for r in conn.exec_driver_sql(query, EXACT_COLLATIONS).fetchall()}
+            best = next((c for c in EXACT_COLLATIONS if c in found), None)
+            if best is None:
+                raise TableStoreError(
+                    f"the MySQL server at {self._server()} has no NO PAD binary collation for utf8mb4 (one of "
+                    f"{', '.join(EXACT_COLLATIONS)}; MariaDB >= 10.2 and MySQL >= 8.0 have one): its utf8mb4_bin "
+                    "ignores trailing spaces, so ids such as 'bob' and 'bob ' would be one key. Upgrade the server."
+                )
+            self._collation = best
+        return self._collation
+
+    def key_type(self, length: int = 128) -> sa.types.TypeEngine[Any]:
+        """A text key column (user ids, event ids, model names): VARCHAR(length) compared byte for byte, so ids
+        differing only in case, accents or trailing spaces ("alice", "Alice", "alice ") are distinct keys, and rows
+        sort in byte order."""
+        return _key_type(self.dialect, self.exact_collation(), length)
+
+    def text_type(self) -> sa.types.TypeEngine[Any]:
+        """A long text column (MEDIUMTEXT on MySQL) with the same exact comparison as `key_type`."""
+        return _text_type(self.dialect, self.exact_collation())
+
+    def table_options(self) -> dict[str, Any]:
+        """`sa.Table` keyword arguments for a table of this store: InnoDB, utf8mb4 and the exact collation as the
+        table's default (so a text column declared without one compares exactly too)."""
+        if self.dialect != "mysql":
+            return {}
+        return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": self.exact_collation()}
+
+    def inexact_columns(self, name: str) -> dict[str, str]:
+        """{column: collation} of table `name`'s text columns that do not compare exactly ({} on SQLite), with
+        "(table default)" for a table whose default collation is another."""
+        if self.dialect != "mysql":
+            return {}
+        exact = self.exact_collation()
+        columns = (
+            "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = %s AND COLLATION_NAME IS NOT NULL AND COLLATION_NAME <> %s"
+        )
+        table = (
+            "SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s"
+        )
+        with self.errors(f"reading the collations of table {name} in"), self.engine.connect() as conn:
+            out = {str(c): str(k) for c, k in conn.exec_driver_sql(columns, (name, exact)).fetchall()}
+            default = conn.exec_driver_sql(table, (name,)).scalar()
+        if default is not None and default != exact:
+            out["(table default)"] = str(default)
+        return out
+
+    def make_exact(self, name: str) -> dict[str, str]:
+        """Convert table `name`'s text columns to the exact collation when some are not (a table created before
+        text keys compared exactly); returns what it changed ({column: old collation}), {} when nothing was to do.
+        Converting can never break a unique key (byte equality is the strictest there is); it rebuilds the table
+        once, holding writes to it meanwhile. Checked once per table and process."""
+        if self.dialect != "mysql" or name in self._exact:
+            return {}
+        changed = self.inexact_columns(name)
+        if changed:
+            sql = f"ALTER TABLE `{name}` CONVERT TO CHARACTER SET utf8mb4 COLLATE {self.exact_collation()}"
+            try:
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(sql)
+            except SQLAlchemyError as exc:
+                raise TableStoreError(
+                    f"table {name} in {self.describe()} has text columns that do not compare exactly ({changed}: "
+                    f"'a' = 'a ' or 'a' = 'A'); converting them failed: {self.cause(exc)}. "
+                    f"Run `{sql}` as a user allowed to ALTER it."
+                ) from exc
+        self._exact.add(name)
+        return changed
+
+    def create(self, table: sa.Table) -> dict[str, str]:
+        """Create `table` when it is missing (idempotent, safe under concurrent callers), then `make_exact` it: an
+        append-only table that outlives the code that created it (build it with `key_type` and `table_options`)."""
+        with self.errors(f"creating table {table.name} in"):
+            try:
+                table.create(self.engine, checkfirst=True)
+            except sa.exc.DBAPIError:  # another process created it between the check and the CREATE
+                if not sa.inspect(self.engine).has_table(table.name):
+                    raise
+        return self.make_exact(table.name)
 
     def _ensure_schema_table(self) -> None:
         """Created on first write, so a read-only service account can still read."""
         if self._schema_table_ready:
             return
-        meta = sa.MetaData()
-        sa.Table(
+        table = sa.Table(
             SCHEMA_TABLE,
-            meta,
-            sa.Column("name", sa.String(191), primary_key=True),
+            sa.MetaData(),
+            sa.Column("name", self.key_type(191), primary_key=True),
             sa.Column("columns", sa.Text(), nullable=False),
             sa.Column("primary_key", sa.Text(), nullable=False),
             sa.Column("rows", sa.BigInteger(), nullable=False),
-            mysql_charset="utf8mb4",
+            **self.table_options(),
         )
-        try:
-            meta.create_all(self.engine, checkfirst=True)
-        except SQLAlchemyError as exc:
-            raise TableStoreError(f"cannot reach the table database {self.describe()}: {self.cause(exc)}") from exc
+        self.create(table)
         self._schema_table_ready = True
 
     def _table(
@@ -260,17 +399,18 @@ class TableStore:
         token: str,
     ) -> sa.Table:
         meta = sa.MetaData()
+        collation = self.exact_collation()
         cols = [
             sa.Column(
                 col,
-                _sql_type(dtype, col in primary_key or any(col in ix for ix in indexes), self.dialect),
+                _sql_type(dtype, col in primary_key or any(col in ix for ix in indexes), self.dialect, collation),
                 primary_key=col in primary_key,
                 nullable=col not in primary_key,
                 autoincrement=False,
             )
             for col, dtype in schema.items()
         ]
-        table = sa.Table(name, meta, *cols, mysql_charset="utf8mb4", mysql_engine="InnoDB")
+        table = sa.Table(name, meta, *cols, **self.table_options())
         for n, ix in enumerate(indexes):
             sa.Index(f"ix_{name}_{n}_{token}"[:60], *[table.c[c] for c in ix])
         return table
@@ -420,7 +560,7 @@ class TableStore:
         """The recorded dtypes and primary key of table `name`."""
         if not self.exists(SCHEMA_TABLE):
             raise TableStoreError(f"table {name} does not exist in {self.describe()} (nothing written yet)")
-        with self._errors(f"reading the schema of table {name} from"), self.engine.connect() as conn:
+        with self.errors(f"reading the schema of table {name} from"), self.engine.connect() as conn:
             row = conn.exec_driver_sql(
                 f"SELECT columns, primary_key FROM {SCHEMA_TABLE} "
                 f"WHERE name = {'%s' if self.dialect == 'mysql' else '?'}",
@@ -440,6 +580,8 @@ class TableStore:
         """Add rows to a history table in one transaction (created by the first append); all rows or none."""
         if not self.exists(name):
             return self.write(name, frame)
+        self._ensure_schema_table()  # both live on: created before text compared exactly, they are converted
+        self.make_exact(name)
         schema = self.schema(name)
         if dict(frame.schema) != schema:
             raise TableStoreError(f"table {name}: appended schema {dict(frame.schema)} differs from {schema}")
@@ -458,7 +600,7 @@ class TableStore:
         return WriteResult(name, frame.height, self.dialect)
 
     def exists(self, name: str) -> bool:
-        with self._errors(f"looking up table {name} in"):
+        with self.errors(f"looking up table {name} in"):
             return sa.inspect(self.engine).has_table(name)
 
     def read(self, name: str, where: dict[str, Any] | None = None, order_by: list[str] | None = None) -> pl.DataFrame:
@@ -496,6 +638,9 @@ class TableStore:
             raise TableStoreError(f"reading table {name} from {self.describe()} failed: {self.cause(exc)}") from exc
         except _BulkReadError as exc:
             raise TableStoreError(f"reading table {name} from {self.describe()} failed: {exc}") from exc
+        exact = [pl.col(c) == v for c, v in (where or {}).items() if isinstance(v, str)]
+        if exact:  # byte for byte, also on a table written before its text compared exactly (PAD SPACE: 'a' = 'a ')
+            frame = frame.filter(*exact)
         if order_by is None and primary_key and not _in_key_order(frame, primary_key):
             frame = frame.sort(primary_key, maintain_order=True)
         return frame.with_columns(

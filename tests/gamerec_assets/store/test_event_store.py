@@ -111,3 +111,29 @@ def test_standing_dislikes_follow_event_time_like_retraining(events: EventStore)
 
     events.append([at("d", "dislike", "2026-01-02T00:00:00Z"), at("p", "play", "2026-01-01T00:00:00Z")])
     assert events.standing_dislikes(until_seq=2).rows() == [("a", 1, 1)]
+
+
+def test_the_event_store_uses_only_public_members_of_the_table_store() -> None:
+    """Issue 21: what EventStore needs (errors, cursors, table creation, dialect details) is TableStore's public
+    API; a `self.tables._x` or `tables._x` in event_store.py would tie it to TableStore's insides again."""
+    import ast
+    import inspect
+
+    from gamerec_assets.store import event_store
+
+    def on_tables(node: ast.expr) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id == "tables"
+        return isinstance(node, ast.Attribute) and node.attr == "tables"
+
+    tree = ast.parse(inspect.getsource(event_store))
+    private = sorted(
+        {
+            f"{ast.unparse(n.value)}.{n.attr} (line {n.lineno})"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and n.attr.startswith("_") and on_tables(n.value)
+        }
+    )
+    assert private == []
+    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and on_tables(n.value)}
+    assert {"errors", "cursor", "create", "key_type", "table_options", "placeholder", "insert_ignore"} <= used

@@ -70,7 +70,8 @@ def test_a_filtered_read_takes_the_cursor_path_with_bound_values(mysql_db: dict,
 def test_rows_come_back_in_byte_order_even_where_the_server_sorts_otherwise(
     backend: str, request: pytest.FixtureRequest, tmp_path
 ) -> None:
-    """utf8mb4_bin pads with spaces, so MariaDB's primary-key scan puts "a\\t" before "a"; byte order is "a" first."""
+    """SQLite returns insertion order, and a table written with utf8mb4_bin (before keys were NO PAD) padded with
+    spaces, so MariaDB's primary-key scan put "a\\t" before "a"; byte order is "a" first."""
     url = request.getfixturevalue("mysql_db")["url"] if backend == "mysql" else f"sqlite:///{tmp_path / 'db'}"
     store = TableStore(url)
     ids = ["a\t", "a", "b", "a\tb", "A"]
