@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from gamerec_api.schemas import GameCard
+from gamerec_api.schemas import GameCard, cards_of
 from gamerec_assets.recsys.model_artifact import ServingData
 from gamerec_assets.recsys.served_model import ServingModel
 from gamerec_assets.store.registry import InvalidVersion, ModelRegistry
@@ -99,7 +99,7 @@ def interaction_source(manifest: Mapping[str, Any]) -> str | None:
 class ServingState:
     version: str
     model: ServingModel  # scoring, neighbours and game id -> item index
-    cards: tuple[GameCard, ...]  # per model item index, the version's own catalogue
+    cards: tuple[GameCard, ...]  # per model item index, the version's own catalogue (the API's cards)
     users: ServingData  # the version's user ids (sorted UTF-8 blob + offsets) and histories
     user_index: tuple[dict[bytes, int], ...]  # SHARDS dicts: UTF-8 user id -> history row
     hist_indptr: np.ndarray  # int64
@@ -211,7 +211,7 @@ def build_state(model: ServingModel, cache_size: int = 0) -> ServingState:
             "would mix its similarity with the current tables' catalogue and histories; re-run the pipeline, or "
             "promote a newer version"
         )
-    cards = users.cards
+    cards = cards_of(users.cards)  # the API's own type, converted once per version
     search_index = tuple((cards[i].name.lower(), i) for i in users.search_order.tolist())
     return ServingState(
         version=model.version,
