@@ -97,8 +97,7 @@ def history(holder: ModelHolder, user_id: str) -> UserHistoryResponse:
     trained = state.history_items(player.row)
     played, realtime = trained.tolist(), []
     if player.extra is not None:
-        merged = merge(state, trained, player.extra)
-        played, realtime = merged.played, merged.realtime
+        played, realtime = merge(state, trained, player.extra).listed()
     if not played:
         raise NoHistory(detail=f"user {user_id} has no play history in model {state.version}")
     return UserHistoryResponse(

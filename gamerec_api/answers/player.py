@@ -9,8 +9,8 @@ merge of the two is written once here (`merge`) and serves both the scored histo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 
 from gamerec_api.answers.errors import BadUserId, UnknownGames
@@ -20,33 +20,45 @@ from gamerec_api.state import SHARDS, ServingState
 _MASK = SHARDS - 1
 
 
-class Player:
-    """The asking user as the served version knows them: id text, UTF-8 key, history row and realtime events."""
+class Player(msgspec.Struct, gc=False):
+    """The asking user as the served version knows them: id text, UTF-8 key, history row (-1: none) and realtime
+    events (None: not in the overlay). A Struct: made per request, in C."""
 
-    __slots__ = ("extra", "key", "row", "text")
-
-    def __init__(self, text: str, key: bytes, row: int, extra: UserOverlay | None) -> None:
-        self.text = text
-        self.key = key
-        self.row = row
-        self.extra = extra
+    text: str
+    key: bytes
+    row: int
+    extra: UserOverlay | None
 
 
-@dataclass(frozen=True, slots=True)
 class Merged:
-    """Trained history ∪ realtime plays − dislikes, as model item indices.
+    """A user's realtime events applied to their trained history, as model item indices.
 
-    `played`: the trained games not disliked, in item order, then the realtime-added games the version does not
-    hold yet (in event order); `realtime`: those added games' ids; `excluded`: the disliked games the model knows
-    (never recommended, not scored from)."""
+    `history()`: the scored history, (trained ∪ realtime plays) − dislikes, sorted; `listed()`: the trained games
+    not disliked, in item order, then the realtime plays the version does not hold yet (in event order), and those
+    plays' game ids; `excluded`: the disliked games the model knows (never recommended, not scored from). Both
+    views are computed on demand: /predict needs only the first."""
 
-    played: list[int]
-    realtime: list[int]
-    excluded: list[int]
+    __slots__ = ("added", "added_ids", "excluded", "trained")
+
+    def __init__(self, trained: np.ndarray, added_ids: tuple[int, ...], added: list[int], excluded: list[int]) -> None:
+        self.trained = trained
+        self.added_ids = added_ids
+        self.added = added  # item index per added game id, -1 for games the model does not know
+        self.excluded = excluded
 
     def history(self) -> np.ndarray:
-        """The scored history: sorted, duplicate-free item indices (the kernel's input)."""
-        return np.asarray(sorted(set(self.played).difference(self.excluded)), np.int64)
+        """Sorted, duplicate-free item indices (the kernel's input)."""
+        history = set(self.trained.tolist())
+        history.update([i for i in self.added if i >= 0])
+        history.difference_update(self.excluded)
+        return np.asarray(sorted(history), np.int64)
+
+    def listed(self) -> tuple[list[int], list[int]]:
+        """(the listed history's item indices, the realtime plays' game ids)."""
+        have = self.trained.tolist()
+        known, disliked = set(have), set(self.excluded)
+        new = [(i, g) for i, g in zip(self.added, self.added_ids, strict=True) if i >= 0 and i not in known]
+        return [i for i in have if i not in disliked] + [i for i, _ in new], [g for _, g in new]
 
 
 def user_key(user_id: int | str) -> tuple[str, bytes]:
@@ -62,7 +74,7 @@ def resolve(current: ServingState, user_id: int | str, overlay: Mapping[bytes, U
     """One dict probe for the history row, one more for the overlay (most users are not in it)."""
     text, key = user_key(user_id)
     row = current.user_index[hash(key) & _MASK].get(key, -1)
-    return Player(text, key, row, overlay.get(key) if overlay else None)
+    return Player(text, key, row, overlay.get(key) if overlay else None)  # type: ignore[arg-type]
 
 
 def merge(current: ServingState, trained: np.ndarray, extra: UserOverlay) -> Merged:
@@ -70,17 +82,7 @@ def merge(current: ServingState, trained: np.ndarray, extra: UserOverlay) -> Mer
     model does not know have no index and are left out."""
     pos = current.model.item_pos.get
     excluded = [i for i in [pos(g, -1) for g in extra.excluded] if i >= 0]
-    disliked = set(excluded)
-    have = trained.tolist()
-    played = [i for i in have if i not in disliked] if disliked else have
-    known = set(have)
-    realtime: list[int] = []
-    for g in extra.added:
-        i = pos(g, -1)
-        if i >= 0 and i not in known:
-            played.append(i)
-            realtime.append(g)
-    return Merged(played, realtime, excluded)
+    return Merged(trained, extra.added, [pos(g, -1) for g in extra.added], excluded)
 
 
 def scored_history(current: ServingState, player: Player) -> tuple[np.ndarray, list[int]]:

@@ -170,9 +170,11 @@ def test_merge_applies_realtime_plays_and_dislikes_once_for_scoring_and_listing(
         gen=1,
     )
     merged = merge(state, np.asarray(trained, np.int64), extra)
-    assert merged.played == trained[1:] + outside  # trained − disliked, then the new plays in event order
-    assert merged.realtime == [game[outside[0]], game[outside[1]]]  # the unknown game has no card: left out
+    played, realtime = merged.listed()
+    assert played == trained[1:] + outside  # trained − disliked, then the new plays in event order
+    assert realtime == [game[outside[0]], game[outside[1]]]  # the unknown game has no card: left out
     assert merged.excluded == [trained[0]]
+    assert merged.history().tolist() == sorted(set(played).difference(merged.excluded))  # one merge, two views
     history, excluded = scored_history(state, Player(user, user.encode(), state.user_row(user.encode()), extra))
     assert history.tolist() == sorted(trained[1:] + outside) and history.dtype == np.int64
     assert excluded == [trained[0]]
