@@ -110,7 +110,7 @@ class ServingState:
     cache_size: int = 0  # /predict answers kept per state (0: off); a swap starts an empty cache
     loaded_at: float = field(default_factory=time.time)
     # (user row or -1 for "no history", k) -> (JSON after the user id, source); bounded, first in first out. A user
-    # with realtime events is keyed (row, k, gen of the user's overlay value): see predict_answer
+    # with realtime events is keyed (row, k, gen of the user's overlay value): see answers.pipeline
     answers: dict[tuple[int, ...], tuple[bytes, str]] = field(default_factory=dict, repr=False)
 
     def remember(self, key: tuple[int, ...], value: tuple[bytes, str]) -> None:
