@@ -74,7 +74,7 @@ def resolve(current: ServingState, user_id: int | str, overlay: Mapping[bytes, U
     """One dict probe for the history row, one more for the overlay (most users are not in it)."""
     text, key = user_key(user_id)
     row = current.user_index[hash(key) & _MASK].get(key, -1)
-    return Player(text, key, row, overlay.get(key) if overlay else None)  # type: ignore[arg-type]
+    return Player(text, key, row, overlay.get(key) if overlay else None)
 
 
 def merge(current: ServingState, trained: np.ndarray, extra: UserOverlay) -> Merged:
