@@ -71,8 +71,13 @@ def user_key(user_id: int | str) -> tuple[str, bytes]:
 
 
 def resolve(current: ServingState, user_id: int | str, overlay: Mapping[bytes, UserOverlay] | None) -> Player:
-    """One dict probe for the history row, one more for the overlay (most users are not in it)."""
-    text, key = user_key(user_id)
+    """One dict probe for the history row, one more for the overlay (most users are not in it). `user_key`
+    inlined: this runs for every /predict, cached answers too."""
+    text = user_id if type(user_id) is str else str(user_id)
+    try:
+        key = text.encode()  # type: ignore[union-attr]
+    except UnicodeEncodeError as exc:
+        raise BadUserId(detail="user_id is not valid Unicode text") from exc
     row = current.user_index[hash(key) & _MASK].get(key, -1)
     return Player(text, key, row, overlay.get(key) if overlay else None)
 
