@@ -52,9 +52,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gamerec_api.answers import predict_json  # noqa: E402
 from gamerec_api.demo import seed_home  # noqa: E402
 from gamerec_api.overlay import RealtimeOverlay  # noqa: E402
-from gamerec_api.predict_answer import predict_json  # noqa: E402
 from gamerec_api.schemas import PredictRequest  # noqa: E402
 from gamerec_api.state import ServingState, load_state  # noqa: E402
 from gamerec_assets.recsys.feedback import check_event, events_until_seq, now_us  # noqa: E402

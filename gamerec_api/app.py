@@ -24,7 +24,6 @@ from gamerec_api.api_docs import docs_plugins
 from gamerec_api.controllers import (
     AdminController,
     EventsController,
-    EventSink,
     GamesController,
     HealthController,
     PredictController,
@@ -32,6 +31,7 @@ from gamerec_api.controllers import (
 )
 from gamerec_api.holder import ModelHolder
 from gamerec_api.http_guards import STATIC_EXCEPTION_HANDLERS, harden
+from gamerec_api.ingest import EventSink
 from gamerec_assets.settings import Settings, StorageSettings
 
 STATIC = Path(__file__).parent / "static"

@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from gamerec_api.schemas import GameCard
+from gamerec_api.schemas import GameCard, cards_of
 from gamerec_assets.recsys.model_artifact import ServingData
 from gamerec_assets.recsys.served_model import ServingModel
 from gamerec_assets.store.registry import InvalidVersion, ModelRegistry
@@ -99,7 +99,7 @@ def interaction_source(manifest: Mapping[str, Any]) -> str | None:
 class ServingState:
     version: str
     model: ServingModel  # scoring, neighbours and game id -> item index
-    cards: tuple[GameCard, ...]  # per model item index, the version's own catalogue
+    cards: tuple[GameCard, ...]  # per model item index, the version's own catalogue (the API's cards)
     users: ServingData  # the version's user ids (sorted UTF-8 blob + offsets) and histories
     user_index: tuple[dict[bytes, int], ...]  # SHARDS dicts: UTF-8 user id -> history row
     hist_indptr: np.ndarray  # int64
@@ -110,7 +110,7 @@ class ServingState:
     cache_size: int = 0  # /predict answers kept per state (0: off); a swap starts an empty cache
     loaded_at: float = field(default_factory=time.time)
     # (user row or -1 for "no history", k) -> (JSON after the user id, source); bounded, first in first out. A user
-    # with realtime events is keyed (row, k, gen of the user's overlay value): see predict_answer
+    # with realtime events is keyed (row, k, gen of the user's overlay value): see answers.pipeline
     answers: dict[tuple[int, ...], tuple[bytes, str]] = field(default_factory=dict, repr=False)
 
     def remember(self, key: tuple[int, ...], value: tuple[bytes, str]) -> None:
@@ -211,7 +211,7 @@ def build_state(model: ServingModel, cache_size: int = 0) -> ServingState:
             "would mix its similarity with the current tables' catalogue and histories; re-run the pipeline, or "
             "promote a newer version"
         )
-    cards = users.cards
+    cards = cards_of(users.cards)  # the API's own type, converted once per version
     search_index = tuple((cards[i].name.lower(), i) for i in users.search_order.tolist())
     return ServingState(
         version=model.version,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from litestar.datastructures import State
-from litestar.exceptions import ClientException, NotFoundException, ServiceUnavailableException
+from litestar.exceptions import ClientException, NotFoundException
 
+from gamerec_api.answers import ModelLoading, game_index, served
 from gamerec_api.holder import ModelHolder
-from gamerec_api.readiness import public_detail
 from gamerec_api.state import ServingState
+
+__all__ = ["ERRORS_READ", "BodyTooLarge", "ModelLoading", "game_index", "holder_of", "serving"]
 
 
 class BodyTooLarge(ClientException):
@@ -17,28 +19,13 @@ class BodyTooLarge(ClientException):
     detail = "Request Entity Too Large"
 
 
-class ModelLoading(ServiceUnavailableException):
-    detail = "no model loaded yet"
-
-
 def holder_of(state: State) -> ModelHolder:
     return state.holder  # type: ignore[no-any-return]
 
 
 def serving(state: State) -> ServingState:
     """The state to answer from: read once per request so a concurrent swap cannot mix two models."""
-    holder: ModelHolder = state.holder
-    current = holder.state
-    if current is None:
-        raise ModelLoading(detail=f"not ready: {public_detail(holder.detail)[1]}")
-    return current
-
-
-def game_index(current: ServingState, game_id: int) -> int:
-    idx = current.model.item_index(game_id)
-    if idx < 0:
-        raise NotFoundException(detail=f"unknown game id {game_id}: model {current.version} does not know it")
-    return idx
+    return served(state.holder)
 
 
 ERRORS_READ = [NotFoundException, ModelLoading]

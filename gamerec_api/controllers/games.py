@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import numpy as np
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 
-from gamerec_api.controllers.common import ERRORS_READ, ModelLoading, game_index, serving
-from gamerec_api.schemas import MAX_ID, GameCard, SearchResponse, SimilarItem, SimilarResponse
+from gamerec_api import answers
+from gamerec_api.controllers.common import ERRORS_READ, ModelLoading, game_index, holder_of, serving
+from gamerec_api.schemas import MAX_ID, GameCard, SearchResponse, SimilarResponse
 
 GamePath = Annotated[int, Parameter(ge=0, le=MAX_ID, description="RAWG game id")]
 
@@ -40,24 +40,4 @@ class GamesController(Controller):
     ) -> SimilarResponse:
         """May return fewer than k games: only neighbours the model stored (no popularity fill). A game nobody has
         played (`new_game`) has neighbours when the served model is a content + collaborative hybrid."""
-        current = serving(state)
-        idx = game_index(current, game_id)
-        cols, vals = current.model.neighbours(idx, k)
-        plays = current.model.popularity  # 0: nobody has played it in the model's data (a new game)
-        cards = current.cards
-        scores = np.round(vals.astype(np.float64), 6).tolist()
-        items = [
-            SimilarItem(
-                game_id=c.game_id,
-                name=c.name,
-                score=s,
-                genres=c.genres,
-                rating=c.rating,
-                background_image=c.background_image,
-                new=bool(plays[j] <= 0),
-            )
-            for j, c, s in zip(cols.tolist(), (cards[j] for j in cols.tolist()), scores, strict=True)
-        ]
-        return SimilarResponse(
-            game=cards[idx], model_version=current.version, items=items, new_game=bool(plays[idx] <= 0)
-        )
+        return answers.similar(holder_of(state), game_id, k)

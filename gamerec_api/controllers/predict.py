@@ -7,13 +7,10 @@ from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response.base import ASGIResponse
 
-from gamerec_api import telemetry
-from gamerec_api.controllers.common import BodyTooLarge, ModelLoading, serving
+from gamerec_api import answers
+from gamerec_api.controllers.common import BodyTooLarge, ModelLoading
 from gamerec_api.controllers.strict_json import StrictJSONRequest, UnsupportedMediaType
-from gamerec_api.predict_answer import BadUserId, UnknownGames, predict_json
 from gamerec_api.schemas import PredictRequest, PredictResponse
-
-_COUNTERS = {s: telemetry.PREDICTIONS.labels(s) for s in ("item_cf", "basket", "popular")}
 
 
 class PredictController(Controller):
@@ -37,15 +34,8 @@ class PredictController(Controller):
     )
     async def predict(self, data: PredictRequest, request: Request) -> ASGIResponse:
         """The hot path, kept lean (bench/bench_api.py): the request body is read by LeanBodyRequest; the answer is
-        assembled from per-game JSON fragments (no serialisation pass) and returned as a bare ASGIResponse, which
-        skips Response's header/cookie merging; `request.app.state` is cheaper than injecting `State`. The OpenAPI
-        200 schema is declared above, since the return annotation carries none. Runs on the event loop: tens of
-        µs of Python, cheaper than a hop to a thread. The realtime overlay is read from memory (one dict probe), never
-        from the database."""
-        try:
-            state = request.app.state
-            body, source = predict_json(serving(state), data, state.holder.overlay.users)
-        except (UnknownGames, BadUserId) as exc:
-            raise ValidationException(detail=str(exc)) from exc
-        _COUNTERS[source].inc()
-        return ASGIResponse(body=body, media_type=MediaType.JSON)
+        assembled from per-game JSON fragments (no serialisation pass, `answers.encode`) and returned as a bare
+        ASGIResponse, which skips Response's header/cookie merging; `request.app.state` is cheaper than injecting
+        `State`. The OpenAPI 200 schema is declared above, since the return annotation carries none. Runs on the
+        event loop: tens of µs of Python, cheaper than a hop to a thread."""
+        return ASGIResponse(body=answers.predict(request.app.state.holder, data), media_type=MediaType.JSON)

@@ -231,7 +231,8 @@ def test_the_page_and_docs_run_under_the_policy_in_a_browser(page_browser, page_
     page.route(test_page.NOT_THE_APP, lambda route: route.abort())
     response = page.goto(base_url + "/")
     assert response is not None and response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    page.wait_for_function("document.querySelectorAll('#user option').length > 1")
+    # a locator wait, not wait_for_function: a string predicate that needs polling is an eval, which the CSP blocks
+    page.locator("#user option").nth(1).wait_for(state="attached")
     page.select_option("#user", "7")
     page.click("[data-testid=recommend]")
     cards = page.locator("[data-testid=recs] [data-testid=card]")
