@@ -261,7 +261,7 @@ _CARD_CHUNK = 1_000  # cards per msgspec decode call (~5 ms of GIL at most)
 
 
 class GameCard(msgspec.Struct, frozen=True, gc=False):
-    """One game as the page shows it; the API serves these structs as they are (`gamerec_api.schemas`).
+    """One game as the page shows it; the API converts these into its own `GameCard` once per version at load.
 
     `gc=False`: a card never takes part in a reference cycle, and 50,000 cards the cyclic collector need not walk
     are 50,000 fewer objects in every full collection of a serving process."""
