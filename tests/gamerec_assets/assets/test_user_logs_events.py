@@ -11,7 +11,8 @@ from gamerec_assets.assets.interactions import UserLogsConfig, user_logs
 from gamerec_assets.recsys.feedback import EVENT_WEIGHTS, Event, check_event, iso
 from gamerec_assets.recsys.provenance import events_included
 from gamerec_assets.resources.sources import InteractionSources
-from gamerec_assets.resources.storage import TablesResource
+from gamerec_assets.resources.storage import LocalArtifactsResource, TablesResource
+from gamerec_assets.resources.trust import EventTrustResource
 
 T0 = 1_796_000_000_000_000  # 2026-11-30, in microseconds
 
@@ -29,7 +30,13 @@ def tables(tmp_path: Path) -> TablesResource:
 
 def run(features: pl.DataFrame, tables: TablesResource, **config: object) -> tuple[dg.Output, dg.AssetCheckResult]:
     output, check = user_logs(
-        dg.build_asset_context(), UserLogsConfig(n_users=30, seed=5, **config), features, InteractionSources(), tables
+        dg.build_asset_context(),
+        UserLogsConfig(n_users=30, seed=5, **config),
+        features,
+        InteractionSources(),
+        tables,
+        LocalArtifactsResource(root=str(Path(tables.url.removeprefix("sqlite:///")).parent / "artifacts")),
+        EventTrustResource(),
     )
     return output, check
 
