@@ -52,6 +52,14 @@ def _cursor(text: str | None) -> dict[str, int]:
     return {k: int(raw.get(k, 0)) for k in ("observed", "requested")}
 
 
+def _few_sources(count: int, since: int, model: str, spread: dict, min_events: int, window_s: float) -> str:
+    return (
+        f"{count:,} new events after seq {since} ({model}), but from {spread['sources']:,} source(s) "
+        f"({spread['users']:,} users): they count as {spread['effective']:,} (at most {spread['per_source_cap']:,} "
+        f"per source, arrival windows of {window_s:g} s until write keys); a refresh at {min_events:,}"
+    )
+
+
 def build_retrain_sensor(
     min_events: int = RetrainSettings.min_events,
     min_sources: int = RetrainSettings.min_sources,
@@ -105,12 +113,7 @@ def build_retrain_sensor(
             return skip(f"{new['count']:,} new events after seq {since} ({model}); a refresh at {min_events:,}")
         spread = effective_events(store.read(after_seq=since), min_events, min_sources, window_s)
         if spread["effective"] < min_events:
-            return skip(
-                f"{new['count']:,} new events after seq {since} ({model}), but from {spread['sources']:,} "
-                f"source(s) ({spread['users']:,} users): they count as {spread['effective']:,} (at most "
-                f"{spread['per_source_cap']:,} per source, arrival windows of {window_s:g} s until write keys); "
-                f"a refresh at {min_events:,}"
-            )
+            return skip(_few_sources(new["count"], since, model, spread, min_events, window_s))
         running = context.instance.get_runs(
             filters=dg.RunsFilter(job_name=refresh_all.name, statuses=IN_PROGRESS), limit=1
         )

@@ -252,7 +252,11 @@ def with_trust(
         params = resource.params(enabled=config.trust_rules)
     except ValueError as exc:
         raise dg.Failure(description=f"user_logs: trust settings: {exc}") from exc
-    champion, version = production_champion(artifacts.registry(MODEL_NAME)) if events.height else (Champion(), None)
+    champion, version, problem = (
+        production_champion(artifacts.registry(MODEL_NAME)) if events.height else (Champion(), None, None)
+    )
+    if problem:
+        context.log.warning(f"user_logs: {problem}")
     logs, report = assess(merged, events, champion, params)
     if not config.trust_rules and events.height:
         context.log.warning("user_logs: trust_rules is off for this run: every event counts in training")
@@ -262,7 +266,7 @@ def with_trust(
     capped = report.capped_games
     return logs, {
         **{k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in report.metadata().items()},
-        "trust_measured_against": str(version) if version else "no production model",
+        "trust_measured_against": problem or (str(version) if version else "no production model"),
         "trust_champion_until_seq": champion.until_seq,
         "trust_capped_games": markdown_table(capped.head(10)) if capped is not None and capped.height else "none",
     }

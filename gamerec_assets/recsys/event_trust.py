@@ -180,7 +180,7 @@ def assess(
     out = rows.with_columns(pl.col("held_back").is_null().alias("trusted")).select(
         *logs.columns, "trusted", "held_back"
     )
-    return out, report
+    return out.sort("user_id", "game_id"), report  # the merge's order (joins do not promise one)
 
 
 def _report(rows: pl.DataFrame, events: pl.DataFrame, standing: pl.DataFrame, rules: dict[str, Any]) -> TrustReport:

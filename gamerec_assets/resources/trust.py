@@ -10,7 +10,8 @@ import numpy as np
 
 from gamerec_assets.recsys.event_trust import Champion, TrustParams, champion_from
 from gamerec_assets.recsys.model_artifact import ARRAYS
-from gamerec_assets.store.registry import ModelRegistry
+from gamerec_assets.store.artifact_store import ArtifactStoreError
+from gamerec_assets.store.registry import ModelRegistry, RegistryError
 
 
 class EventTrustResource(dg.ConfigurableResource):
@@ -28,16 +29,23 @@ class EventTrustResource(dg.ConfigurableResource):
         )
 
 
-def production_champion(registry: ModelRegistry) -> tuple[Champion, str | None]:
+def production_champion(registry: ModelRegistry) -> tuple[Champion, str | None, str | None]:
     """The production model's `Champion` (its events' until_seq and per-game audience: the popularity array, read
-    from its arrays file alone, never a pickle) and its version; `Champion()` and None without one."""
+    from its arrays file alone, never a pickle), its version, and why it could not be read (None when it could).
+
+    No production model, or one that cannot be read: `Champion()`, the strict side (every user outside the base
+    source is new, each game's audience is its base players), so a broken version never loosens the rules nor
+    blocks a refresh."""
     version = registry.production()
     if version is None:
-        return Champion(), None
-    manifest = registry.manifest(version)
-    raw = registry.store.get(f"{registry.name}/{version}/{ARRAYS}")
-    with np.load(io.BytesIO(raw), allow_pickle=False) as arrays:
-        item_ids, popularity = np.asarray(arrays["item_ids"]), np.asarray(arrays["popularity"])
-    if item_ids.shape != popularity.shape:
-        raise ValueError(f"model version {version}: {ARRAYS} has {len(item_ids)} items and {len(popularity)} counts")
-    return champion_from(manifest, item_ids, popularity), version
+        return Champion(), None, None
+    try:
+        manifest = registry.manifest(version)
+        raw = registry.store.get(f"{registry.name}/{version}/{ARRAYS}")
+        with np.load(io.BytesIO(raw), allow_pickle=False) as arrays:
+            item_ids, popularity = np.asarray(arrays["item_ids"]), np.asarray(arrays["popularity"])
+        if item_ids.shape != popularity.shape:
+            raise ValueError(f"{ARRAYS} has {len(item_ids)} items and {len(popularity)} counts")
+    except (RegistryError, ArtifactStoreError, ValueError, KeyError, OSError) as exc:
+        return Champion(), version, f"production {version} unreadable ({exc}): measured as if there were none"
+    return champion_from(manifest, item_ids, popularity), version, None
