@@ -8,8 +8,8 @@ history (the player is never shown a game they have), it only never teaches the 
 
 The rules, in order (the first that matches names the reason):
 
-1. **Base users are established.** A user of the configured base source (simulated, steam or file) and every event
-   of theirs counts; events change their history as before. Their ids are the site's own, not a stranger's.
+1. **Base users are established.** A user of the configured base source (simulated, steam or file) is never new nor
+   part of a burst; events change their history as before (their new games are subject to the per-game cap).
 2. `burst`: a user outside the base source whose **first event arrived in a burst** (a window of `burst_window_s`
    seconds of server receive time, on two grids offset by half a window, in which at least `burst_new_users` users
    were seen for the first time) is held back, whatever came later: a burst never becomes trusted by waiting.
@@ -19,11 +19,13 @@ The rules, in order (the first that matches names the reason):
    first of them at or before the production model's data (`until_seq` of the champion's manifest), so a newcomer
    counts from the first refresh after a model that already saw them was promoted. No production model: every
    user outside the base source is new.
-4. `game_cap`: per game, the proven users outside the base source count for at most `max(game_floor, game_growth ×
-   established)` pairs, where `established` is the game's trusted audience in the production model (its popularity
-   array; without one, the base source's users of the game). The users who arrived first keep their say (first
-   event seq, then user id); the rest are held back. A game's trusted audience can so grow by at most
-   `game_growth` times (at least `game_floor` users) per promoted model, however many accounts speak for it.
+4. `game_cap`: per game, the pairs events added (not in the base log: proven users outside the base source, and
+   base users' new games too, since an id alone proves nothing before write keys) count for at most
+   `max(game_floor, game_growth × established)`, where `established` is the game's trusted audience in the
+   production model (its popularity array; without one, the base source's users of the game). The users who
+   arrived first keep their say (first event seq, then user id); the rest are held back. A game's trusted audience
+   can so grow by at most `game_growth` times (at least `game_floor` users) per promoted model, however many
+   accounts speak for it.
 
 Held back, not down-weighted: a row's weight does not bound its influence in every family of the model zoo (Jaccard
 and RP3beta binarise or normalise a user's row), leaving it out does. Everything is stateless and recomputed from the
@@ -110,25 +112,34 @@ def _windows(received_us: pl.Expr, window_s: float, offset: float) -> pl.Expr:
 
 
 def user_standing(events: pl.DataFrame, base_users: pl.Series, until_seq: int, params: TrustParams) -> pl.DataFrame:
-    """Per user outside the base source with events: user_id, first_seq, events, burst, reason (`burst`,
-    `new_user`, or null: proven, subject to the per-game cap)."""
-    schema = {"user_id": pl.Utf8, "first_seq": pl.Int64, "events": pl.UInt32, "burst": pl.Boolean, "reason": pl.Utf8}
-    outside = events.join(pl.DataFrame({"user_id": base_users.cast(pl.Utf8)}).unique(), on="user_id", how="anti")
-    if outside.height == 0:
+    """Per user with events: user_id, outside (not a base user), first_seq, events, burst, reason (`burst`,
+    `new_user`, or null: counts, subject to the per-game cap). Only users outside the base source get a reason;
+    bursts are counted over their first appearances."""
+    schema = {
+        "user_id": pl.Utf8,
+        "outside": pl.Boolean,
+        "first_seq": pl.Int64,
+        "events": pl.UInt32,
+        "burst": pl.Boolean,
+        "reason": pl.Utf8,
+    }
+    if events.height == 0:
         return pl.DataFrame(schema=schema)
     users = (
-        outside.sort("seq")
+        events.sort("seq")
         .group_by("user_id")
         .agg(pl.col("seq").first().alias("first_seq"), pl.col("received_us").first().alias("_first_us"), pl.len())
         .rename({"len": "events"})
+        .with_columns((~pl.col("user_id").is_in(base_users.cast(pl.Utf8).implode())).alias("outside"))
     )
+    firsts = users.filter("outside")
     burst = pl.lit(False)
     for offset in (0.0, 0.5):  # two grids: a burst straddling one grid's boundary fills a window of the other
-        per_window = users.group_by(_windows(pl.col("_first_us"), params.burst_window_s, offset)).len("_new")
+        per_window = firsts.group_by(_windows(pl.col("_first_us"), params.burst_window_s, offset)).len("_new")
         flagged = per_window.filter(pl.col("_new") >= params.burst_new_users)["_w"].implode()
         burst = burst | _windows(pl.col("_first_us"), params.burst_window_s, offset).is_in(flagged)
-    users = users.with_columns(burst.alias("burst"))
-    new = (pl.col("first_seq") > until_seq) | (pl.col("events") < params.min_events)
+    users = users.with_columns((pl.col("outside") & burst).alias("burst"))
+    new = pl.col("outside") & ((pl.col("first_seq") > until_seq) | (pl.col("events") < params.min_events))
     reason = pl.when("burst").then(pl.lit("burst")).when(new).then(pl.lit("new_user")).otherwise(None)
     return users.with_columns(reason.alias("reason")).select(list(schema)).cast(schema)  # type: ignore[arg-type]
 
@@ -162,9 +173,10 @@ def assess(
         return out, TrustReport(params=rules)
     base_users = logs.filter(pl.col("in_base"))["user_id"].unique()
     standing = user_standing(events, base_users, champion.until_seq, params)
-    rows = logs.join(standing.select("user_id", "first_seq", "reason"), on="user_id", how="left")
+    rows = logs.join(standing.select("user_id", "outside", "first_seq", "reason"), on="user_id", how="left")
     rows = rows.join(_established(logs, champion), on="game_id", how="left")
-    candidate = pl.col("first_seq").is_not_null() & pl.col("reason").is_null()  # proven, outside the base source
+    # every pair events added (not in the base log) of a user who counts: base users' too (their ids are not proof)
+    candidate = ~pl.col("in_base") & pl.col("first_seq").is_not_null() & pl.col("reason").is_null()
     ranked = (
         rows.filter(candidate)
         .sort("first_seq", "user_id")
@@ -196,7 +208,7 @@ def _report(rows: pl.DataFrame, events: pl.DataFrame, standing: pl.DataFrame, ru
         .agg(pl.col("_allow").first().alias("allowed"), pl.len().alias("held_back"))
         .sort("held_back", "game_id", descending=[True, False])
     )
-    trusted_users = rows.filter(pl.col("first_seq").is_not_null() & pl.col("held_back").is_null())["user_id"]
+    trusted_users = rows.filter(pl.col("outside").fill_null(False) & pl.col("held_back").is_null())["user_id"]
     windows = standing.filter(pl.col("burst")).height
     return TrustReport(
         held_back_pairs={k: int(v) for k, v in pairs.items()},

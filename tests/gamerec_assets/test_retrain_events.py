@@ -48,11 +48,12 @@ def test_events_reach_the_next_model_through_the_sensor(gamerec_home: Path) -> N
             check_event(user_id="newcomer", game_id=g, type="play", value=2.0, timestamp=None, received_us=T0 + i)
             for i, g in enumerate(new_games)
         ]
-        # 40 known users like 3 games each they did not have, a minute apart (a stream from many arrival windows,
-        # not a burst the sensor would discount): the temporal protocol's data
+        # 40 known users like 3 games each they did not have (each user other games: no game gains more players
+        # than the per-game cap allows), a minute apart (a stream from many arrival windows, not a burst the
+        # sensor would discount): the temporal protocol's data
         for n, user in enumerate(logs["user_id"].unique().sort().head(40).to_list()):
             had = set(logs.filter(pl.col("user_id") == user)["game_id"].to_list())
-            fresh = [g for g in games[10:] if g not in had][:3]
+            fresh = [g for g in games[10 + 3 * n :] if g not in had][:3]
             at = T0 + 60_000_000 * (1 + n)
             events += [
                 check_event(user_id=user, game_id=g, type="like", value=None, timestamp=None, received_us=at + k)

@@ -119,6 +119,18 @@ def test_the_per_game_cap_keeps_the_oldest_users_and_grows_with_the_audience() -
     assert sum(verdicts(logs)[(f"late{i}", 9)] is None for i in range(9)) == 8
 
 
+def test_base_users_ids_do_not_lift_the_cap() -> None:
+    # events in the name of 6 base users (ids anyone can type before write keys) add game 9 (one base player):
+    # never new nor a burst, but their new pairs are capped like anyone's; their base pairs stay untouched
+    events = events_of([(str(u), 9, "like", u) for u in range(1, 6)] + [("2", 1, "like", 9)])
+    params = TrustParams(game_floor=2, game_growth=1.0)
+    logs, report = assess(merged(base_log(), events), events, Champion(), params)
+    v = verdicts(logs)
+    assert [u for u in range(1, 6) if v[(str(u), 9)] is None] == [1, 2]  # the first two to arrive
+    assert report.held_back_pairs == {"game_cap": 3} and v[("2", 1)] is None
+    assert report.trusted_event_users == 0  # none outside the base source
+
+
 def test_rules_off_trust_every_row() -> None:
     events = events_of([("bot", 9, "like", 0)])
     logs, report = assess(merged(base_log(), events), events, Champion(), TrustParams(enabled=False))
