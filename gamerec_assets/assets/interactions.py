@@ -299,6 +299,8 @@ def user_logs(
     log, or an interaction file, as GAMEREC_INTERACTIONS (or this run's `source`) says, with every stored event
     merged in (the module's rule). `timestamp_us`: the pair's newest weighted event (null: base source only);
     `events_seq`, `events_count`, `events_until_us`: which events the table includes (the same on every row).
+    `in_base`: the pair is in the base source; `trusted` / `held_back`: whether training counts the row, and why not
+    (`recsys.event_trust`: bursts, new users, the per-game cap, measured against the production model).
 
     Simulated users (`recsys.simulate`) draw 1..max_games games near their taste. Steam weights:
     1 + log1p(hours played) (a purchase without play weighs 1). Titles are linked to RAWG games by normalised title;
