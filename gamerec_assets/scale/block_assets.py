@@ -16,7 +16,6 @@ from typing import Literal
 import dagster as dg
 import numpy as np
 
-from gamerec_assets.recsys.event_trust import training_rows
 from gamerec_assets.recsys.itemcf import (
     PreparedItems,
     item_blocks,
@@ -77,7 +76,7 @@ def make_assets(n_blocks: int) -> list[dg.AssetsDefinition]:
         user_logs = store.read("user_logs")
         game_features = store.read("game_features")
         item_ids = catalogue(game_features, user_logs)
-        matrix = build_matrix(training_rows(user_logs), item_ids).matrix  # held-back event rows teach nothing
+        matrix = build_matrix(user_logs, item_ids).matrix
         prepared = prepare_user_items(matrix, config.similarity)
         arrays = {
             **prepared.to_arrays(),
