@@ -38,7 +38,11 @@ def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[refresh_all],
         schedules=[daily_refresh],
-        sensors=[build_retrain_sensor(settings.retrain.min_events)],
+        sensors=[
+            build_retrain_sensor(
+                settings.retrain.min_events, settings.retrain.min_sources, settings.retrain.burst_window_s
+            )
+        ],
         resources=build_resources(settings),
         executor=EXECUTOR,
     )

@@ -7,6 +7,14 @@ the newest seq, so the same events never trigger twice; and it counts from the n
 refresh for when that is newer than production's (a refresh whose model was not promoted does not retrigger on
 every later event). Each tick that sees new events also records an observation of `interaction_events` (data
 version = newest seq), so the UI shows `user_logs` stale between refreshes.
+
+A burst from a few senders does not trigger it (issue #22: six requests of made-up users did): the new events are
+counted per source, at most ceil(N / GAMEREC_RETRAIN_MIN_SOURCES) (5) per source (`event_trust.effective_events`),
+so a refresh needs events from at least that many sources. A source is the events' write key once the events table
+records one (`event_trust.SOURCE_COLUMNS`: the seam where per-key counts plug in); today it is the arrival window of
+GAMEREC_EVENTS_BURST_WINDOW seconds (server receive time), so a burst counts as one sender. The skip message says
+how many events, sources and effective events it counted. The daily schedule still refreshes, and training holds a
+burst's users back (`event_trust`).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from gamerec_assets.assets.interactions import events_metadata
+from gamerec_assets.recsys.event_trust import effective_events
 from gamerec_assets.recsys.feedback import events_until_seq
 from gamerec_assets.resources.storage import ArtifactsResource, TablesResource
 from gamerec_assets.schedules import refresh_all, refresh_run_config
@@ -43,8 +52,21 @@ def _cursor(text: str | None) -> dict[str, int]:
     return {k: int(raw.get(k, 0)) for k in ("observed", "requested")}
 
 
-def build_retrain_sensor(min_events: int = RetrainSettings.min_events) -> dg.SensorDefinition:
-    """The sensor, requesting a refresh at `min_events` new events (GAMEREC_RETRAIN_EVENTS)."""
+def _few_sources(count: int, since: int, model: str, spread: dict, min_events: int, window_s: float) -> str:
+    return (
+        f"{count:,} new events after seq {since} ({model}), but from {spread['sources']:,} source(s) "
+        f"({spread['users']:,} users): they count as {spread['effective']:,} (at most {spread['per_source_cap']:,} "
+        f"per source, arrival windows of {window_s:g} s until write keys); a refresh at {min_events:,}"
+    )
+
+
+def build_retrain_sensor(
+    min_events: int = RetrainSettings.min_events,
+    min_sources: int = RetrainSettings.min_sources,
+    window_s: float = RetrainSettings.burst_window_s,
+) -> dg.SensorDefinition:
+    """The sensor, requesting a refresh at `min_events` new events (GAMEREC_RETRAIN_EVENTS) counted at most
+    ceil(min_events / min_sources) per source (GAMEREC_RETRAIN_MIN_SOURCES; sources: the module docstring)."""
 
     @dg.sensor(
         name=SENSOR_NAME,
@@ -89,6 +111,9 @@ def build_retrain_sensor(min_events: int = RetrainSettings.min_events) -> dg.Sen
 
         if new["count"] < min_events:
             return skip(f"{new['count']:,} new events after seq {since} ({model}); a refresh at {min_events:,}")
+        spread = effective_events(store.read(after_seq=since), min_events, min_sources, window_s)
+        if spread["effective"] < min_events:
+            return skip(_few_sources(new["count"], since, model, spread, min_events, window_s))
         running = context.instance.get_runs(
             filters=dg.RunsFilter(job_name=refresh_all.name, statuses=IN_PROGRESS), limit=1
         )
@@ -107,6 +132,7 @@ def build_retrain_sensor(min_events: int = RetrainSettings.min_events) -> dg.Sen
                 "gamerec/trigger": SENSOR_NAME,
                 "gamerec/events_after": str(since),
                 "gamerec/events_until": str(until),
+                "gamerec/event_sources": str(spread["sources"]),
             },
         )
         context.log.info(f"requesting refresh_all: {new['count']:,} new events after seq {since} ({model})")

@@ -425,15 +425,42 @@ class ApiSettings:
 @dataclass(frozen=True)
 class RetrainSettings:
     """Retraining on players' events: the sensor `retrain_on_new_events` requests a refresh when at least
-    GAMEREC_RETRAIN_EVENTS events arrived since the production model's data (besides the daily schedule)."""
+    GAMEREC_RETRAIN_EVENTS events arrived since the production model's data (besides the daily schedule), counting
+    at most GAMEREC_RETRAIN_MIN_SOURCES-th of them per source; and how far training trusts events (bursts, new
+    users, the per-game cap: `recsys.event_trust`)."""
 
-    VARIABLES: ClassVar[tuple[str, ...]] = ("GAMEREC_RETRAIN_EVENTS",)
+    VARIABLES: ClassVar[tuple[str, ...]] = (
+        "GAMEREC_RETRAIN_EVENTS",
+        # -- poisoning guards (issue #22 item 2; `recsys.event_trust`) --
+        "GAMEREC_RETRAIN_MIN_SOURCES",
+        "GAMEREC_EVENTS_BURST_WINDOW",
+        "GAMEREC_EVENTS_BURST_USERS",
+        "GAMEREC_TRUST_MIN_EVENTS",
+        "GAMEREC_TRUST_GAME_GROWTH",
+        "GAMEREC_TRUST_GAME_FLOOR",
+    )
 
     min_events: int = 1_000
+    # -- poisoning guards (issue #22 item 2; the rules are documented in `recsys.event_trust`) --------------------
+    min_sources: int = 5  # the sensor counts at most min_events / min_sources events from one source
+    burst_window_s: float = 60.0  # arrival window (s): a burst's unit, and the sensor's source until write keys
+    burst_new_users: int = 50  # users first seen in one window that make it a burst (held back from training)
+    trust_min_events: int = 5  # events a user outside the base source needs before training counts them
+    trust_game_growth: float = 1.0  # per game, such users count for at most this × its trusted audience ...
+    trust_game_floor: int = 10  # ... and at least this many
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
-        return cls(min_events=_int(env, "GAMEREC_RETRAIN_EVENTS", 1_000, minimum=1))
+        return cls(
+            min_events=_int(env, "GAMEREC_RETRAIN_EVENTS", 1_000, minimum=1),
+            # -- poisoning guards (issue #22 item 2) --
+            min_sources=_int(env, "GAMEREC_RETRAIN_MIN_SOURCES", 5, minimum=1),
+            burst_window_s=_float(env, "GAMEREC_EVENTS_BURST_WINDOW", 60.0, minimum=0.001),
+            burst_new_users=_int(env, "GAMEREC_EVENTS_BURST_USERS", 50, minimum=2),
+            trust_min_events=_int(env, "GAMEREC_TRUST_MIN_EVENTS", 5, minimum=1),
+            trust_game_growth=_float(env, "GAMEREC_TRUST_GAME_GROWTH", 1.0, minimum=0.0),
+            trust_game_floor=_int(env, "GAMEREC_TRUST_GAME_FLOOR", 10, minimum=0),
+        )
 
 
 SECTIONS = (

@@ -12,6 +12,12 @@ whose events weigh 0 (impressions, clicks by default) add nothing. Events for ga
 are kept (a site adds games before the catalogue refresh) and counted. The `interaction_events` source asset is
 observed at the start of every refresh (its data version is the newest seq), so the UI shows `user_logs` stale
 when events arrived since.
+
+Trust (`recsys.event_trust`, issue #22): every row is `trusted` (it counts in training: the model, the popularity
+list, the holdouts) or `held_back` (the reason: `burst`, `new_user`, `game_cap`), measured against the production
+model (`EventTrustResource`, thresholds from GAMEREC_TRUST_*, GAMEREC_EVENTS_BURST_*). A held-back row stays in its
+user's served history. `in_base` marks the base source's pairs, on which the trusted holdout is drawn. The metadata
+counts what was held back and why (`trust_*`); run config `trust_rules: false` turns the rules off for a run.
 """
 
 import warnings
@@ -23,6 +29,7 @@ import polars as pl
 
 from gamerec_assets.assets.metadata import figure, markdown_table, png_markdown
 from gamerec_assets.recsys.catalogue_file import DataFileError
+from gamerec_assets.recsys.event_trust import Champion, assess
 from gamerec_assets.recsys.feedback import EVENT_WEIGHTS, check_event_weights, event_pairs, iso, merge_event_pairs
 from gamerec_assets.recsys.interaction_file import LOG_SCHEMA, read_interactions
 from gamerec_assets.recsys.linking import STEAM_ONLY_BASE, link_titles
@@ -30,9 +37,11 @@ from gamerec_assets.recsys.provenance import logs_version
 from gamerec_assets.recsys.simulate import SimulationParams, simulate_user_logs
 from gamerec_assets.recsys.steam import implicit_weight, read_steam_log
 from gamerec_assets.resources.sources import InteractionSources, catalog_label
-from gamerec_assets.resources.storage import TablesResource
+from gamerec_assets.resources.storage import ArtifactsResource, TablesResource
+from gamerec_assets.resources.trust import EventTrustResource, production_champion
 from gamerec_assets.settings import parse_interactions, source_path
 from gamerec_assets.store.event_store import FRAME_SCHEMA
+from gamerec_assets.store.registry import MODEL_NAME
 
 HISTORY_CHECK = "user_logs_history_lengths"
 
@@ -55,6 +64,8 @@ class UserLogsConfig(dg.Config):
     events: bool = True
     # Training weight per event type (`recsys.feedback.EVENT_WEIGHTS` for the types not named here)
     event_weights: dict[str, float] = dict(EVENT_WEIGHTS)  # noqa: RUF012 (pydantic copies defaults per instance)
+    # The poisoning guards (`recsys.event_trust`): `false` trusts every event (for an experiment, never by default)
+    trust_rules: bool = True
 
 
 def resolve_source(config: UserLogsConfig, sources: InteractionSources) -> tuple[str, str]:
@@ -189,9 +200,10 @@ def with_events(
     logs: pl.DataFrame,
     game_features: pl.DataFrame,
     tables: TablesResource,
+    trust: tuple[EventTrustResource, ArtifactsResource],
 ) -> tuple[pl.DataFrame, dict[str, object]]:
-    """The base log with every stored event up to the newest seq merged in (the module's rule), the constant
-    event columns added, and the metadata saying what the events did."""
+    """The base log with every stored event up to the newest seq merged in (the module's rule), the trust columns
+    and the constant event columns added, and the metadata saying what the events did."""
     store = tables.events()
     until = store.last_seq() if config.events else 0
     events = store.read(until_seq=until) if until else pl.DataFrame(schema=FRAME_SCHEMA)
@@ -200,6 +212,7 @@ def with_events(
     except ValueError as exc:
         raise dg.Failure(description=f"user_logs: {exc}") from exc
     merged, report = merge_event_pairs(logs, event_pairs(events, weights))
+    merged, trust_meta = with_trust(context, config, merged, events, trust)
     by_type = dict(sorted(events.group_by("type").len().iter_rows()))
     newest = int(events["timestamp_us"].max()) if events.height else None  # type: ignore[arg-type]
     merged = merged.with_columns(
@@ -221,6 +234,41 @@ def with_events(
         "unknown_event_games": unknown["game_id"].n_unique(),
         "event_weights": dg.MetadataValue.json(weights),
         "events_included": config.events,
+        **trust_meta,
+    }
+
+
+def with_trust(
+    context: dg.AssetExecutionContext,
+    config: UserLogsConfig,
+    merged: pl.DataFrame,
+    events: pl.DataFrame,
+    trust: tuple[EventTrustResource, ArtifactsResource],
+) -> tuple[pl.DataFrame, dict[str, object]]:
+    """`trusted` / `held_back` per row (`recsys.event_trust.assess`, against the production model), and the
+    metadata: what was held back, and why."""
+    resource, artifacts = trust
+    try:
+        params = resource.params(enabled=config.trust_rules)
+    except ValueError as exc:
+        raise dg.Failure(description=f"user_logs: trust settings: {exc}") from exc
+    champion, version, problem = (
+        production_champion(artifacts.registry(MODEL_NAME)) if events.height else (Champion(), None, None)
+    )
+    if problem:
+        context.log.warning(f"user_logs: {problem}")
+    logs, report = assess(merged, events, champion, params)
+    if not config.trust_rules and events.height:
+        context.log.warning("user_logs: trust_rules is off for this run: every event counts in training")
+    held = sum(report.held_back_pairs.values())
+    if held:
+        context.log.info(f"user_logs: {held:,} event pairs held back from training {report.held_back_pairs}")
+    capped = report.capped_games
+    return logs, {
+        **{k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in report.metadata().items()},
+        "trust_measured_against": problem or (str(version) if version else "no production model"),
+        "trust_champion_until_seq": champion.until_seq,
+        "trust_capped_games": markdown_table(capped.head(10)) if capped is not None and capped.height else "none",
     }
 
 
@@ -244,11 +292,15 @@ def user_logs(
     game_features: pl.DataFrame,
     sources: InteractionSources,
     tables: TablesResource,
+    artifacts: ArtifactsResource,
+    event_trust: EventTrustResource,
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
     """user_id (text), game_id, weight, title: one row per game a user has. Simulated (default), the steam-200k
     log, or an interaction file, as GAMEREC_INTERACTIONS (or this run's `source`) says, with every stored event
     merged in (the module's rule). `timestamp_us`: the pair's newest weighted event (null: base source only);
     `events_seq`, `events_count`, `events_until_us`: which events the table includes (the same on every row).
+    `in_base`: the pair is in the base source; `trusted` / `held_back`: whether training counts the row, and why not
+    (`recsys.event_trust`: bursts, new users, the per-game cap, measured against the production model).
 
     Simulated users (`recsys.simulate`) draw 1..max_games games near their taste. Steam weights:
     1 + log1p(hours played) (a purchase without play weighs 1). Titles are linked to RAWG games by normalised title;
@@ -270,7 +322,7 @@ def user_logs(
         max_games = config.max_games
         extra = {"simulation": config.simulation, "max_games": config.max_games, "seed": config.seed}
     base = logs
-    logs, events_meta = with_events(context, config, logs, game_features, tables)
+    logs, events_meta = with_events(context, config, logs, game_features, tables, (event_trust, artifacts))
     extra |= events_meta
     catalog = upstream_catalog(context, sources)
     # provenance rides with the rows, so training records both sources in the model manifest

@@ -27,6 +27,7 @@ from gamerec_assets.recsys.evaluation import (
     source_change,
     temporal_holdout,
 )
+from gamerec_assets.recsys.event_trust import training_rows
 from gamerec_assets.recsys.feedback import iso
 from gamerec_assets.recsys.metrics import METRICS
 from gamerec_assets.recsys.model_artifact import ModelArtifact
@@ -217,7 +218,7 @@ def evaluation_report(
         wb.log({"evaluation": wandb_table(wide)})
         wb.summary.update({f"test_{m}": results["published"].flat()[m] for m in ("ndcg@10", "recall@10", "map@10")})
         # item cold start: a separate protocol (its own split), so its figures sit beside the table, not in it
-        cold = ColdStart.of(user_logs, game_features, item_content=holdout.item_content)
+        cold = ColdStart.of(training_rows(user_logs), game_features, item_content=holdout.item_content)
         cold_result = cold.compare(cold_start_candidates(item_similarity.manifest))
         wb.log({"item_cold_start": wandb_table(cold_result.frame())})
         wb.summary.update({f"cold_start_{m}": v for m, v in cold_result.metrics["published"].items()})
@@ -237,7 +238,7 @@ def evaluation_report(
             "cold_start_ndcg@20": cold_result.metrics["published"]["ndcg@20"],
             "cold_start_ndcg@20_random": cold_result.metrics["random"]["ndcg@20"],
             "wandb_run_id": wandb_id,
-            **temporal_metadata(candidates["published"], user_logs, game_features),
+            **temporal_metadata(candidates["published"], training_rows(user_logs), game_features),
         },
     )
 
@@ -255,7 +256,13 @@ def evaluation_report_complete(evaluation_report: pl.DataFrame) -> dg.AssetCheck
 
 
 class ProductionModelConfig(dg.Config):
-    tolerance: float = 0.005  # how much worse than production (validation NDCG@10) a challenger may be
+    # how much worse than production a challenger may be on the trusted holdout (validation NDCG@10)
+    tolerance: float = 0.005
+
+
+RULE_NO_CHAMPION = "no production model: the gate (beats popularity on the trusted holdout) decided"
+RULE_SAME = "the challenger's trusted-holdout figure is not below the champion's by more than the tolerance"
+RULE_FELL = "the challenger's trusted-holdout figure fell below the champion's by more than the tolerance"
 
 
 @dg.asset(group_name="serving", kinds={"registry"}, deps=[evaluation_report])
@@ -269,9 +276,14 @@ def production_model(
 ) -> dg.MaterializeResult:
     """The registry's `production` alias: what the API serves. Runs only after the blocking gate passed.
 
-    Champion / challenger: the new version is promoted unless its validation NDCG@10 is worse than the current
-    production model's by more than `tolerance`. Never across a change of source (catalogue or interactions): the
-    two figures do not compare, so this fails and `gamerec models promote VERSION` is the explicit way.
+    Champion / challenger on the **trusted holdout** (`recsys.evaluation`: validation and test drawn on the base
+    source's pairs only, so players' events can neither move the folds nor sit in them): the new version is
+    promoted unless its validation NDCG@10 there is below the production model's by more than `tolerance`. The
+    champion's figure is its recorded one when both were measured on the same trusted fold (each model fit on its
+    own training data: a model trained on poisoned events shows a lower figure, and is kept out), else its
+    parameters re-scored under the challenger's split. The metadata names the `rule` that decided, with both
+    figures. Never across a change of source (catalogue or interactions): the two figures do not compare, so this
+    fails and `gamerec models promote VERSION` is the explicit way.
     """
     registry = artifacts.registry(MODEL_NAME)
     challenger = str(item_similarity.version)
@@ -286,6 +298,8 @@ def production_model(
         "catalog": str(data.get("catalog", "unknown")),
         "source": str(data.get("interactions", "unknown")),
         "data_version": dg.MetadataValue.json(data),
+        "holdout": dg.MetadataValue.json(item_similarity.manifest.get("holdout") or {}),
+        "trust": dg.MetadataValue.json(item_similarity.manifest.get("trust") or {}),
     }
     if champion is not None and champion != challenger:
         champion_manifest = registry.manifest(champion)
@@ -298,13 +312,17 @@ def production_model(
                 metadata={**meta, "decision": "refused: source changed", "source_change": changed},
             )
         best, how = champion_score(champion_manifest, item_similarity.manifest, user_logs, game_features)
-        meta.update({f"champion_{GATE_METRIC}": best, "champion_scored": how})
+        meta.update({f"champion_{GATE_METRIC}": best, "champion_scored": how, "change": round(score - best, 6)})
         if score < best - config.tolerance:
-            context.log.warning(
-                f"keeping {champion}: challenger {challenger} {GATE_METRIC} {score:.4f} < "
-                f"{best:.4f} - {config.tolerance}"
+            figures = f"{GATE_METRIC} {score:.4f} < {best:.4f} - {config.tolerance}"
+            context.log.warning(f"keeping {champion}: challenger {challenger} {figures} on the trusted holdout")
+            rule = f"{RULE_FELL}: {figures}; promote it explicitly with `gamerec models promote {challenger}`"
+            return dg.MaterializeResult(
+                metadata={**meta, "decision": "kept champion", "rule": rule, "version": champion}
             )
-            return dg.MaterializeResult(metadata={**meta, "decision": "kept champion", "version": champion})
+        meta["rule"] = f"{RULE_SAME}: {GATE_METRIC} {score:.4f} >= {best:.4f} - {config.tolerance}"
+    else:
+        meta["rule"] = RULE_NO_CHAMPION if champion is None else "already production"
     state = registry.promote(challenger, reason=f"dagster run {context.run_id}")
     context.log.info(f"production: {champion} -> {state['version']}")
     return dg.MaterializeResult(

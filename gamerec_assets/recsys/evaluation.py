@@ -2,6 +2,17 @@
 
 The publication gate, the evaluation report, the champion re-score and training all score through one `Holdout`,
 so a figure from one of them is comparable with the others: same split, same catalogue, same served model.
+
+**The trusted holdout** (issue #22: poisoning). The validation and test folds are drawn on the base source's pairs
+alone (`user_logs.in_base`: simulated, steam or file rows), with the protocol's seeded per-user split; pairs that only
+players' events brought are always `train`, and rows `event_trust` held back are not used at all. So new events
+cannot move the folds (no event row is dealt a key, however its user id sorts) nor put made-up users in them: a
+model trained on poisoned events is measured on the same base players as the champion, and its figure falls
+instead of the yardstick moving with it. The manifest records the validation fold's fingerprint (`holdout`); two
+versions with the same fingerprint compare by their recorded figures (each fit on its own training data), else the
+champion's parameters are re-scored under the challenger's holdout. Limitation: a dislike that removes a base pair
+removes it from the folds too (the split is then dealt over one pair fewer). Logs without `in_base` (older tables,
+tests) are all base: the protocol is then exactly `split.split_interactions` over every row, as before.
 """
 
 from __future__ import annotations
@@ -15,9 +26,11 @@ import polars as pl
 import scipy.sparse as sp
 
 from gamerec_assets.recsys.content import ItemContent
+from gamerec_assets.recsys.event_trust import training_rows
 from gamerec_assets.recsys.matrix import Interactions, build_matrix, catalogue, user_order
 from gamerec_assets.recsys.metrics import catalogue_coverage, ranking_metrics
 from gamerec_assets.recsys.models import build_model, dense_topn
+from gamerec_assets.recsys.provenance import fingerprint
 from gamerec_assets.recsys.recommender import Recommender
 from gamerec_assets.recsys.selection import METRIC, K, Trial
 from gamerec_assets.recsys.split import SplitParams, TemporalParams, TemporalSplit, split_interactions, temporal_split
@@ -59,12 +72,22 @@ class Holdout:
         params = params or SplitParams()
         item_ids = catalogue(game_features, user_logs)
         content = ItemContent.of(game_features, user_logs, item_ids)
-        return cls(split_interactions(user_logs, params), item_ids, params, content)
+        return cls(trusted_split(user_logs, params), item_ids, params, content)
 
     @classmethod
     def of_manifest(cls, user_logs: pl.DataFrame, game_features: pl.DataFrame, manifest: Mapping[str, Any]) -> Holdout:
         """The split a stored version was validated on, applied to these logs."""
         return cls.of(user_logs, game_features, SplitParams(**manifest["split"]))
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest's `holdout` block: which validation fold a recorded figure was measured on."""
+        validation = self.split.filter(pl.col("fold") == "validation").select("user_id", "game_id")
+        return {
+            "protocol": "trusted: the base source's pairs split per user; event pairs train only",
+            "fingerprint": fingerprint(validation, ["user_id", "game_id"]),
+            "validation_pairs": validation.height,
+            "validation_users": validation["user_id"].n_unique(),
+        }
 
     def folds(self, target: str = "validation") -> tuple[Interactions, Interactions]:
         """(history, truth) for `target`: the history is train (train + validation for test), over every user."""
@@ -88,6 +111,18 @@ class Holdout:
     def score(self, params: Mapping[str, Any], target: str = "validation", ks: Sequence[int] = KS) -> HoldoutResult:
         """The model `params` describe (as served, when they name `serving_neighbors`), scored on `target`."""
         return self.evaluate(build_model(dict(params), self.item_content), target, ks)
+
+
+def trusted_split(user_logs: pl.DataFrame, params: SplitParams | None = None) -> pl.DataFrame:
+    """The trusted holdout's folds (the module docstring): the base pairs split with `params`, every trusted event
+    pair in `train`, held-back rows left out; user_id, game_id, weight, fold (+ the logs' other columns)."""
+    params = params or SplitParams()
+    rows = training_rows(user_logs)
+    if "in_base" not in rows.columns:
+        return split_interactions(rows, params)
+    split = split_interactions(rows.filter(pl.col("in_base")), params)
+    extra = rows.filter(~pl.col("in_base")).with_columns(pl.col("user_id").cast(pl.Utf8), pl.lit("train").alias("fold"))
+    return pl.concat([split, extra.select(split.columns)])
 
 
 def evaluate_holdout(
@@ -120,17 +155,29 @@ def source_change(champion: Mapping[str, Any], challenger: Mapping[str, Any]) ->
     return "; ".join(changes) or None
 
 
+def same_holdout(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two manifests' validation figures were measured on the same trusted validation fold."""
+    fingerprint = (a.get("holdout") or {}).get("fingerprint")
+    same_fold = fingerprint is not None and fingerprint == (b.get("holdout") or {}).get("fingerprint")
+    return same_fold and a.get("split") == b.get("split")
+
+
 def champion_score(
     champion: Mapping[str, Any], challenger: Mapping[str, Any], user_logs: pl.DataFrame, game_features: pl.DataFrame
 ) -> tuple[float, str]:
-    """The champion's validation figure on the challenger's data, and how it was obtained.
+    """The champion's validation figure on the challenger's trusted holdout, and how it was obtained.
 
-    On other data the champion's recorded figure came from other users, and its matrix may have seen the
-    challenger's validation items, so its parameters are fit and scored again under the challenger's split.
+    Same training data, or the same trusted validation fold: the champion's recorded figure (on the same fold,
+    each model fit on its own training data, so events that make a model worse show as a lower challenger
+    figure; re-fitting the champion on the challenger's data would carry the poison into both). Otherwise the
+    champion's recorded figure came from other users, so its parameters are fit and scored again under the
+    challenger's trusted split.
     """
     recorded = champion.get("metrics", {}).get("validation", {}).get(GATE_METRIC)
     if same_training_data(champion, challenger) and recorded is not None:
         return float(recorded), "recorded (same training data)"
+    if same_holdout(champion, challenger) and recorded is not None:
+        return float(recorded), "recorded (same trusted holdout)"
     holdout = Holdout.of_manifest(user_logs, game_features, challenger)
     return holdout.score(champion["parameters"], "validation", (10,)).flat()[
         GATE_METRIC

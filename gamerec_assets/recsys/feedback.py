@@ -210,12 +210,12 @@ class MergeReport:
 def merge_event_pairs(base: pl.DataFrame, pairs: pl.DataFrame) -> tuple[pl.DataFrame, MergeReport]:
     """The base log (user_id, game_id, weight, ...) with the event pairs merged in: a pair's weight is the larger of
     the two, removed pairs leave, event pairs of weight 0 add nothing (an impression never erases a play). The
-    base columns are kept (null for pairs only the events have) and `timestamp_us` is added (null for base-only
-    pairs). Rows come back sorted by user_id, game_id."""
+    base columns are kept (null for pairs only the events have), `timestamp_us` is added (null for base-only
+    pairs) and `in_base` (the pair is in the base log: what `event_trust` and the trusted holdout build on). Rows
+    come back sorted by user_id, game_id."""
     keys = ["user_id", "game_id"]
     base = base.with_columns(pl.col("user_id").cast(pl.Utf8), pl.col("game_id").cast(pl.Int64))
-    if "timestamp_us" in base.columns:
-        base = base.drop("timestamp_us")
+    base = base.drop(c for c in ("timestamp_us", "in_base") if c in base.columns)
     ev = pairs.select(*keys, pl.col("weight").alias("_ev_weight"), "timestamp_us", "removed")
     joined = base.with_columns(pl.lit(True).alias("_in_base")).join(ev, on=keys, how="full", coalesce=True)
     in_base = pl.col("_in_base").fill_null(False)
@@ -229,9 +229,11 @@ def merge_event_pairs(base: pl.DataFrame, pairs: pl.DataFrame) -> tuple[pl.DataF
     ).row(0)
     merged = (
         joined.filter(keep)
-        .with_columns(pl.max_horizontal(pl.col("weight"), pl.col("_ev_weight")).alias("weight"))
+        .with_columns(
+            pl.max_horizontal(pl.col("weight"), pl.col("_ev_weight")).alias("weight"), in_base.alias("in_base")
+        )
         .drop("_in_base", "_ev_weight", "removed")
-        .select(*base.columns, "timestamp_us")
+        .select(*base.columns, "timestamp_us", "in_base")
         .sort(keys)
     )
     return merged, MergeReport(*(int(v) for v in stats))

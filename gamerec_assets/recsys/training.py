@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from gamerec_assets.recsys.content import ItemContent
 from gamerec_assets.recsys.evaluation import GATE_METRIC, POPULARITY, Holdout, HoldoutResult
+from gamerec_assets.recsys.event_trust import training_rows
 from gamerec_assets.recsys.matrix import build_matrix, catalogue, item_popularity
 from gamerec_assets.recsys.model_artifact import ModelArtifact, fingerprint
 from gamerec_assets.recsys.models import build_model
@@ -100,10 +101,14 @@ def fit_artifact(
     """The model `params` describe, fit on every interaction over the catalogue (what the API serves), with the
     seconds the fit took. The manifest holds what describes the matrix alone; `train` adds how it was chosen.
 
+    The fit and the popularity array (the popular list of new players) see only `trusted` rows
+    (`event_trust.training_rows`); the served histories keep every row, so a player whose events were held back
+    still never gets their own games recommended.
+
     Every catalogue game is an item, played or not; a `Hybrid` gives the unplayed ones content neighbours.
     `content` (over the same catalogue) saves recomputing the content similarity a holdout already has."""
     item_ids = catalogue(game_features, user_logs)
-    full = build_matrix(user_logs, item_ids)
+    full = build_matrix(training_rows(user_logs), item_ids)  # held-back event rows teach nothing, not even popularity
     if content is None or not np.array_equal(content.item_ids, item_ids):
         content = ItemContent.of(game_features, user_logs, item_ids)
     started = time.perf_counter()
@@ -115,8 +120,13 @@ def fit_artifact(
         "weights": "signed" if similarity.nnz and similarity.data.min() < 0 else "similarity",
         "training_data": training_data(full.matrix),
     }
-    artifact = ModelArtifact(item_ids, similarity, item_popularity(full.matrix), manifest)
-    return artifact.with_serving(user_logs, game_features), fit_seconds  # what the API serves with it
+    popularity = item_popularity(full.matrix)
+    artifact = ModelArtifact(item_ids, similarity, popularity, manifest).with_serving(user_logs, game_features)
+    serving = artifact.serving
+    if serving is not None and len(serving.search_order):  # "most popular" in the search box: trusted users first
+        order = serving.search_order[np.argsort(-popularity[serving.search_order], kind="stable")]
+        artifact.serving = replace(serving, search_order=order.astype(serving.search_order.dtype))
+    return artifact, fit_seconds  # served with every user's own history, held-back rows included
 
 
 def train(
@@ -155,8 +165,21 @@ def train(
         "metrics": {"validation": validation.flat(), "validation_popularity": baseline.flat()},
         "selection": selection.to_dict() if selection is not None else {},
         "data": provenance(user_logs, game_features),  # sources and data versions: promotion compares sources
+        "holdout": holdout.describe(),  # the trusted validation fold: recorded figures on the same one compare
+        "trust": held_back(user_logs),
     }
     return TrainingResult(artifact, validation, baseline, selection, fit_seconds)
+
+
+def held_back(user_logs: pl.DataFrame) -> dict[str, Any]:
+    """{"trusted_rows", "held_back": {reason: rows}}: what `event_trust` kept out of this model's training."""
+    if "held_back" not in user_logs.columns:
+        return {"trusted_rows": user_logs.height, "held_back": {}}
+    reasons = user_logs.drop_nulls("held_back").group_by("held_back").len()
+    return {
+        "trusted_rows": int(user_logs["held_back"].null_count()),
+        "held_back": {str(k): int(v) for k, v in sorted(reasons.iter_rows())},
+    }
 
 
 def strongest_pairs(artifact: ModelArtifact, game_features: pl.DataFrame, n: int = 10) -> pl.DataFrame:

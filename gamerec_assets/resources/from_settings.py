@@ -22,6 +22,7 @@ from gamerec_assets.resources.storage import (
     TablesResource,
 )
 from gamerec_assets.resources.tracking import ExperimentTracker
+from gamerec_assets.resources.trust import EventTrustResource
 from gamerec_assets.settings import RawgSettings, Settings, SourceSettings, StorageSettings, source_path
 
 
@@ -67,6 +68,13 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "artifact_io_manager": ArtifactIOManager(artifacts=artifacts),
         "table_io_manager": TableIOManager(tables=tables),
         "tracker": ExperimentTracker(mode=settings.tracking.mode, directory=str(settings.tracking.directory)),
+        "event_trust": EventTrustResource(  # poisoning guards (issue #22 item 2)
+            min_events=settings.retrain.trust_min_events,
+            burst_window_s=settings.retrain.burst_window_s,
+            burst_new_users=settings.retrain.burst_new_users,
+            game_growth=settings.retrain.trust_game_growth,
+            game_floor=settings.retrain.trust_game_floor,
+        ),
         "sources": InteractionSources(
             catalog=settings.sources.catalog,
             interactions=settings.sources.interactions,

@@ -48,11 +48,13 @@ def test_events_reach_the_next_model_through_the_sensor(gamerec_home: Path) -> N
             check_event(user_id="newcomer", game_id=g, type="play", value=2.0, timestamp=None, received_us=T0 + i)
             for i, g in enumerate(new_games)
         ]
-        # 40 known users like 3 games each they did not have, one after another: the temporal protocol's data
+        # 40 known users like 3 games each they did not have (each user other games: no game gains more players
+        # than the per-game cap allows), a minute apart (a stream from many arrival windows, not a burst the
+        # sensor would discount): the temporal protocol's data
         for n, user in enumerate(logs["user_id"].unique().sort().head(40).to_list()):
             had = set(logs.filter(pl.col("user_id") == user)["game_id"].to_list())
-            fresh = [g for g in games[10:] if g not in had][:3]
-            at = T0 + 1_000_000 * (1 + 3 * n)
+            fresh = [g for g in games[10 + 3 * n :] if g not in had][:3]
+            at = T0 + 60_000_000 * (1 + n)
             events += [
                 check_event(user_id=user, game_id=g, type="like", value=None, timestamp=None, received_us=at + k)
                 for k, g in enumerate(fresh)
@@ -76,6 +78,8 @@ def test_events_reach_the_next_model_through_the_sensor(gamerec_home: Path) -> N
         logs_meta = meta["user_logs"]
         assert logs_meta["events"].value == 123 and logs_meta["events_until_seq"].value == stored.last_seq
         assert logs_meta["event_pairs_added"].value == 123 and logs_meta["source"].value == "simulated"
+        # the newcomer (3 events, after the production model's data) waits; the known users' likes train
+        assert logs_meta["trust_held_back_pairs_by_reason"].value == {"new_user": 3}
         record = instance.get_latest_materialization_event(dg.AssetKey("user_logs"))
         assert record.asset_materialization.tags["dagster/input_data_version/interaction_events"] == str(
             stored.last_seq

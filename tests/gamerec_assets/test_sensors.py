@@ -33,9 +33,17 @@ def instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def append(tables: TablesResource, n: int, start: int = 0) -> int:
+def append(tables: TablesResource, n: int, start: int = 0, every_us: int = 60_000_000) -> int:
+    """n events of n users, one every `every_us` (default a minute: each in its own arrival window, i.e. source)."""
     events = [
-        check_event(user_id=f"u{i}", game_id=1 + i % 3, type="play", value=None, timestamp=None, received_us=10**15 + i)
+        check_event(
+            user_id=f"u{i}",
+            game_id=1 + i % 3,
+            type="play",
+            value=None,
+            timestamp=None,
+            received_us=10**15 + i * every_us,
+        )
         for i in range(start, start + n)
     ]
     return tables.events().append(events).last_seq
@@ -90,6 +98,20 @@ def test_counts_from_the_production_models_events(instance, resources) -> None:
     assert f"2 new events after seq {last - 2} (production {version}" in result.skip_reason.skip_message
     append(resources["tables"], N, start=100)
     assert len(tick(instance, resources, result.cursor).run_requests) == 1
+
+
+def test_a_burst_from_few_sources_does_not_request_a_refresh(instance, resources) -> None:
+    # 3 N events of 3 N users within a second: one arrival window, i.e. one source, counted as N / 5 at most
+    append(resources["tables"], 3 * N, every_us=1)
+    burst = tick(instance, resources)
+    assert not burst.run_requests
+    message = burst.skip_reason.skip_message
+    assert f"{3 * N} new events after seq 0" in message and "from 1 source(s) (15 users)" in message
+    assert "they count as 1 (at most 1 per source" in message  # ceil(5 / 5) per source
+    # the same number again, spread over minutes (many sources): now it does
+    append(resources["tables"], N, start=100)
+    (request,) = tick(instance, resources, burst.cursor).run_requests
+    assert request.tags["gamerec/event_sources"] == str(1 + N)
 
 
 def test_no_second_refresh_while_one_runs(instance, resources) -> None:

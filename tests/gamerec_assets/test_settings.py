@@ -87,6 +87,13 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_EVENTS_POLL": "0.25",
         "DAGSTER_PORT": "3001",
         "GAMEREC_RETRAIN_EVENTS": "250",
+        # poisoning guards (issue #22 item 2)
+        "GAMEREC_RETRAIN_MIN_SOURCES": "3",
+        "GAMEREC_EVENTS_BURST_WINDOW": "30",
+        "GAMEREC_EVENTS_BURST_USERS": "20",
+        "GAMEREC_TRUST_MIN_EVENTS": "4",
+        "GAMEREC_TRUST_GAME_GROWTH": "0.5",
+        "GAMEREC_TRUST_GAME_FLOOR": "7",
     }
     assert set(env) == set(VARIABLES)  # this test covers every variable settings.py reads
     s = Settings.from_env(env)
@@ -112,6 +119,8 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
     }
     assert s.api == ApiSettings("0.0.0.0", 9000, 0.5, "secret-admin-token", 0, str(tmp_path / "metrics"), 0.25, 3001)
     assert s.retrain.min_events == 250
+    assert (s.retrain.min_sources, s.retrain.burst_window_s, s.retrain.burst_new_users) == (3, 30.0, 20)
+    assert (s.retrain.trust_min_events, s.retrain.trust_game_growth, s.retrain.trust_game_floor) == (4, 0.5, 7)
     # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
     text = repr(s)
     for secret in (

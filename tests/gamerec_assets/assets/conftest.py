@@ -17,6 +17,7 @@ from gamerec_assets.resources.rawg import SnapshotRawgClient
 from gamerec_assets.resources.sources import InteractionSources
 from gamerec_assets.resources.storage import LocalArtifactsResource, TablesResource
 from gamerec_assets.resources.tracking import ExperimentTracker
+from gamerec_assets.resources.trust import EventTrustResource
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,13 @@ def no_events(tmp_path_factory: pytest.TempPathFactory) -> TablesResource:
 @pytest.fixture(scope="module")
 def logs(features: pl.DataFrame, no_events: TablesResource) -> pl.DataFrame:
     output, _check = user_logs(
-        dg.build_asset_context(), UserLogsConfig(n_users=80, seed=3), features, InteractionSources(), no_events
+        dg.build_asset_context(),
+        UserLogsConfig(n_users=80, seed=3),
+        features,
+        InteractionSources(),
+        no_events,
+        LocalArtifactsResource(root="/nonexistent/gamerec-artifacts"),  # never read: no events, no yardstick
+        EventTrustResource(),
     )
     return output.value
 

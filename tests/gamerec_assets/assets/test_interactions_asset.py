@@ -9,12 +9,18 @@ import pytest
 
 from gamerec_assets.assets.interactions import UserLogsConfig, history_lengths_check, user_logs
 from gamerec_assets.resources.sources import InteractionSources
-from gamerec_assets.resources.storage import TablesResource
+from gamerec_assets.resources.storage import LocalArtifactsResource, TablesResource
+from gamerec_assets.resources.trust import EventTrustResource
+
+# no events in these tables: the production model (the trust rules' yardstick) is never looked up
+UNUSED_TRUST = (LocalArtifactsResource(root="/nonexistent/gamerec-artifacts"), EventTrustResource())
 
 
 def test_user_logs_yields_the_table_and_its_history_check(features: pl.DataFrame, no_events: TablesResource) -> None:
     config = UserLogsConfig(n_users=40, max_games=4, seed=9)
-    output, check = user_logs(dg.build_asset_context(), config, features, InteractionSources(), no_events)
+    output, check = user_logs(
+        dg.build_asset_context(), config, features, InteractionSources(), no_events, *UNUSED_TRUST
+    )
     logs = output.value
     assert logs["user_id"].n_unique() == 40
     assert logs.group_by("user_id").len()["len"].max() <= 4
@@ -37,7 +43,12 @@ def test_user_logs_steam_source_needs_a_path(features: pl.DataFrame, no_events: 
     with pytest.raises(dg.Failure, match="steam_path"):
         list(
             user_logs(
-                dg.build_asset_context(), UserLogsConfig(source="steam"), features, InteractionSources(), no_events
+                dg.build_asset_context(),
+                UserLogsConfig(source="steam"),
+                features,
+                InteractionSources(),
+                no_events,
+                *UNUSED_TRUST,
             )
         )
 
@@ -47,7 +58,7 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 def test_user_ids_are_text_and_the_source_is_recorded(features: pl.DataFrame, no_events: TablesResource) -> None:
     output, _ = user_logs(
-        dg.build_asset_context(), UserLogsConfig(n_users=5), features, InteractionSources(), no_events
+        dg.build_asset_context(), UserLogsConfig(n_users=5), features, InteractionSources(), no_events, *UNUSED_TRUST
     )
     logs = output.value
     assert logs.schema["user_id"] == pl.Utf8 and sorted(logs["user_id"].unique().to_list(), key=int)[0] == "1"
@@ -62,7 +73,7 @@ def test_interaction_file_from_settings_keeps_and_counts_unknown_games(
     features: pl.DataFrame, no_events: TablesResource
 ) -> None:
     sources = InteractionSources(interactions=f"file:{EXAMPLES / 'interactions.csv'}")
-    output, check = user_logs(dg.build_asset_context(), UserLogsConfig(), features, sources, no_events)
+    output, check = user_logs(dg.build_asset_context(), UserLogsConfig(), features, sources, no_events, *UNUSED_TRUST)
     logs = output.value
     # most of the example's game ids are not RAWG's: they are kept as items without metadata, and counted
     missing = logs.join(features.select("game_id"), on="game_id", how="anti")
@@ -80,7 +91,8 @@ def test_run_config_overrides_the_source_visibly(
     path = tmp_path / "plays.csv"
     path.write_text("user_id,game_id\nalice,3498\nalice,3328\nbob,3498\n")
     sources = InteractionSources(interactions="simulated")
-    output, _ = user_logs(dg.build_asset_context(), UserLogsConfig(source=f"file:{path}"), features, sources, no_events)
+    config = UserLogsConfig(source=f"file:{path}")
+    output, _ = user_logs(dg.build_asset_context(), config, features, sources, no_events, *UNUSED_TRUST)
     assert output.metadata["source"].value == f"file:{path}" and output.metadata["source_from"].value == "run config"
     assert output.value["user_id"].to_list() == ["alice", "alice", "bob"]
 
@@ -98,7 +110,12 @@ def test_bad_run_config_sources_fail(
     with pytest.raises(dg.Failure, match=re.escape(message)):
         list(
             user_logs(
-                dg.build_asset_context(), UserLogsConfig(source=source), features, InteractionSources(), no_events
+                dg.build_asset_context(),
+                UserLogsConfig(source=source),
+                features,
+                InteractionSources(),
+                no_events,
+                *UNUSED_TRUST,
             )
         )
 
@@ -110,7 +127,7 @@ def test_bad_interaction_file_fails_with_file_row_and_problem(
     path.write_text("user_id,game_id,timestamp\nalice,3498,2024-01-01\nbob,3498,last tuesday\n")
     sources = InteractionSources(interactions=f"file:{path}")
     with pytest.raises(dg.Failure) as err:
-        list(user_logs(dg.build_asset_context(), UserLogsConfig(), features, sources, no_events))
+        list(user_logs(dg.build_asset_context(), UserLogsConfig(), features, sources, no_events, *UNUSED_TRUST))
     assert err.value.description == (
         f"user_logs: {path}: row 2 (line 3): timestamp 'last tuesday' is not an ISO 8601 date-time or Unix seconds"
     )

@@ -11,7 +11,8 @@ from gamerec_assets.assets.interactions import UserLogsConfig, user_logs
 from gamerec_assets.recsys.feedback import EVENT_WEIGHTS, Event, check_event, iso
 from gamerec_assets.recsys.provenance import events_included
 from gamerec_assets.resources.sources import InteractionSources
-from gamerec_assets.resources.storage import TablesResource
+from gamerec_assets.resources.storage import LocalArtifactsResource, TablesResource
+from gamerec_assets.resources.trust import EventTrustResource
 
 T0 = 1_796_000_000_000_000  # 2026-11-30, in microseconds
 
@@ -29,7 +30,13 @@ def tables(tmp_path: Path) -> TablesResource:
 
 def run(features: pl.DataFrame, tables: TablesResource, **config: object) -> tuple[dg.Output, dg.AssetCheckResult]:
     output, check = user_logs(
-        dg.build_asset_context(), UserLogsConfig(n_users=30, seed=5, **config), features, InteractionSources(), tables
+        dg.build_asset_context(),
+        UserLogsConfig(n_users=30, seed=5, **config),
+        features,
+        InteractionSources(),
+        tables,
+        LocalArtifactsResource(root=str(Path(tables.url.removeprefix("sqlite:///")).parent / "artifacts")),
+        EventTrustResource(),
     )
     return output, check
 
@@ -80,14 +87,27 @@ def test_events_join_the_base_log_and_the_metadata_says_what_they_did(
 
     assert events_included(logs) == {"until_seq": stored.last_seq, "count": 7, "until": iso(T0 + 7_000_000)}
 
+    # the newcomer (no production model has seen them yet) is held back from training, and the metadata says so;
+    # the base users' events count
+    held = logs.filter(~pl.col("trusted"))
+    assert set(held["user_id"]) == {"newcomer"} and set(held["held_back"]) == {"new_user"}
+    assert logs.filter(pl.col("trusted"))["held_back"].null_count() == logs.height - held.height
+    assert meta["trust_held_back_pairs_by_reason"] == {"new_user": 4}
+    assert meta["trust_held_back_events_by_reason"] == {"new_user": 4}  # the impression made no pair
+    assert meta["trust_measured_against"] == "no production model" and meta["trust_champion_until_seq"] == 0
+    assert logs.filter(pl.col("user_id") == "newcomer")["in_base"].not_().all() and changed["in_base"].all()
+
 
 def test_events_can_be_left_out_or_weighted_per_run(features: pl.DataFrame, tables: TablesResource) -> None:
     game = features["game_id"][0]
     tables.events().append([event("clicker", game, "click", 1), event("player", game, "play", 2, 1.0)])
     off, _ = run(features, tables, events=False)
     assert set(off.value["user_id"]).isdisjoint({"clicker", "player"}) and off.metadata["events"].value == 0
-    weighted, _ = run(features, tables, event_weights={"click": 0.5, "play": 2.0})
+    weighted, _ = run(features, tables, event_weights={"click": 0.5, "play": 2.0}, trust_rules=False)
     rows = {r["user_id"]: r["weight"] for r in weighted.value.filter(pl.col("game_id") == game).iter_rows(named=True)}
+    assert weighted.metadata["trust_held_back_pairs"].value == 0 and weighted.value["trusted"].all()  # rules off
+    guarded, _ = run(features, tables, event_weights={"click": 0.5})
+    assert guarded.metadata["trust_held_back_pairs"].value == 2  # the two newcomers' pairs wait
     assert rows["clicker"] == 0.5 and math.isclose(rows["player"], 2.0 * (1 + math.log1p(1.0)))
     with pytest.raises(dg.Failure, match="unknown event types"):
         run(features, tables, event_weights={"wishlist": 1.0})

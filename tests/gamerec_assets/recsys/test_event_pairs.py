@@ -109,20 +109,22 @@ def test_merge_takes_the_larger_weight_adds_removes_and_keeps_base_columns() -> 
     )
     merged, report = merge_event_pairs(base, event_pairs(events))
     assert (report.added, report.changed, report.removed) == (1, 1, 1)
-    assert merged.columns == ["user_id", "game_id", "weight", "title", "timestamp_us"]
+    assert merged.columns == ["user_id", "game_id", "weight", "title", "timestamp_us", "in_base"]
     rows = by_pair(merged)
     assert set(rows) == {("u", 1), ("u", 2), ("w", 9), ("new", 5)}
     assert rows[("u", 1)]["weight"] == 3.0 and rows[("u", 2)]["weight"] == 2.0
     assert rows[("w", 9)]["title"] == "x" and rows[("w", 9)]["timestamp_us"] is None
     assert math.isclose(rows[("new", 5)]["weight"], 1 + math.log1p(4.0)) and rows[("new", 5)]["timestamp_us"] == 6
     assert merged.select("user_id", "game_id").is_unique().all()
+    assert [p for p, r in rows.items() if not r["in_base"]] == [("new", 5)]  # what only events brought
 
 
 def test_no_events_leave_the_base_as_it_was() -> None:
     base = pl.DataFrame({"user_id": ["a", "b"], "game_id": [2, 1], "weight": [1.0, 2.0]})
     merged, report = merge_event_pairs(base, event_pairs(pl.DataFrame(schema=FRAME_SCHEMA)))
     assert (report.added, report.changed, report.removed) == (0, 0, 0)
-    assert merged.drop("timestamp_us").equals(base.sort("user_id", "game_id"))
+    assert merged.drop("timestamp_us", "in_base").equals(base.sort("user_id", "game_id"))
+    assert merged["in_base"].all()
     assert merged["timestamp_us"].null_count() == 2
 
 

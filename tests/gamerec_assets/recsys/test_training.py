@@ -14,7 +14,7 @@ from gamerec_assets.recsys.selection import Trial
 from gamerec_assets.recsys.split import SplitParams
 from gamerec_assets.recsys.training import TrainingParams, fit_artifact, strongest_pairs, train
 
-MANIFEST_KEYS = {"parameters", "weights", "split", "training_data", "metrics", "selection", "data"}
+MANIFEST_KEYS = {"parameters", "weights", "split", "training_data", "metrics", "selection", "data", "holdout", "trust"}
 
 
 def games(n: int = 60) -> pl.DataFrame:
@@ -83,6 +83,8 @@ def test_manifest_keeps_its_stored_shape(selected) -> None:
     assert manifest["parameters"] == result.params
     assert manifest["split"] == {"test_fraction": 0.2, "validation_fraction": 0.2, "min_history": 3, "seed": 42}
     assert set(manifest["training_data"]) == {"fingerprint", "users", "items", "interactions"}
+    assert set(manifest["holdout"]) == {"protocol", "fingerprint", "validation_pairs", "validation_users"}
+    assert manifest["trust"]["held_back"] == {}  # logs without events: every row trains
     assert set(manifest["data"]) == {"catalog", "interactions", "catalog_version", "interactions_version", "events"}
     assert manifest["data"]["events"] == {"until_seq": 0, "count": 0, "until": None}  # logs without events
     assert set(manifest["data"]["interactions_version"]) == {"fingerprint", "rows", "users", "games"}
@@ -142,6 +144,12 @@ def test_champion_score_reuses_the_recorded_figure_only_on_the_same_data(selecte
     assert how == "re-evaluated on the new data"
     holdout = Holdout.of(logs(), games(), SplitParams(seed=1))
     assert score == holdout.score(manifest["parameters"], "validation", (10,)).flat()["ndcg@10"]
+    # other training data (players' events) on the same trusted validation fold: each model's own recorded figure,
+    # never the champion refit on the challenger's (possibly poisoned) data
+    more = {**manifest, "training_data": {**manifest["training_data"], "fingerprint": "other"}}
+    assert champion_score(champion, more, logs(), games()) == (0.123, "recorded (same trusted holdout)")
+    elsewhere = {**more, "holdout": {**manifest["holdout"], "fingerprint": "another fold"}}
+    assert champion_score(champion, elsewhere, logs(), games())[1] == "re-evaluated on the new data"
 
 
 def test_report_candidates_are_each_familys_best_served_alike() -> None:
