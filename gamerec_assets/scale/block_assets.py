@@ -20,6 +20,7 @@ from typing import Literal
 import dagster as dg
 import numpy as np
 
+from gamerec_assets.recsys.event_trust import training_rows
 from gamerec_assets.recsys.itemcf import (
     PreparedItems,
     item_blocks,
@@ -72,7 +73,7 @@ def item_cf_inputs(config: ItemCFInputsConfig, tables: TablesResource) -> dg.Out
     user_logs = store.read("user_logs")
     game_features = store.read("game_features")
     item_ids = catalogue(game_features, user_logs)
-    matrix = build_matrix(user_logs, item_ids).matrix
+    matrix = build_matrix(training_rows(user_logs), item_ids).matrix  # held-back rows never train
     prepared = prepare_user_items(matrix, config.similarity)
     arrays = {
         **prepared.to_arrays(),
