@@ -104,10 +104,13 @@ def test_a_model_swap_prunes_what_the_new_model_covers_and_a_rollback_reads_agai
     overlay.align(2)  # a newer model holds seq 1 and 2
     assert set(overlay.users) == {b"ann"} and overlay.users[b"ann"].added == (11,)
     overlay.align(1)  # rolled back to a model with only seq 1: what it lacks is read again
-    assert not overlay.users and overlay.last_seq == 1
+    assert overlay.last_seq == 1 and overlay.entries() == 0
+    ann = overlay.users[b"ann"]
+    assert set(overlay.users) == {b"ann"} and (ann.added, ann.excluded) == ((), {12}), "the dislike is held meanwhile"
     while overlay.poll(store):
         pass
     assert set(overlay.users) == {b"ann", b"bob"} and overlay.users[b"ann"].added == (11,)
+    assert overlay.users[b"ann"].excluded == {12}
 
 
 def test_a_read_that_started_before_a_rollback_is_dropped() -> None:
