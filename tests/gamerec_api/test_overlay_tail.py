@@ -14,11 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
+from prometheus_client import REGISTRY
 
 from gamerec_api.overlay import RealtimeOverlay
 from gamerec_assets.recsys.feedback import Event, now_us
@@ -176,4 +177,130 @@ def test_a_row_that_commits_after_a_higher_seq_was_read_is_applied(mysql_db: dic
     overlay.poll(store)
     assert b"ann" in overlay.users, "the row that committed late was never applied"
     assert overlay.users[b"ann"].excluded == {42}
+    store.engine.dispose()
+
+
+def closed(how: str) -> float:
+    return REGISTRY.get_sample_value("gamerec_overlay_gaps_closed_total", {"how": how}) or 0.0
+
+
+def insert_raw(conn: pymysql.Connection, event_id: str, user: str, game: int, kind: str = "like") -> None:
+    """An append's INSERT on a connection of the test's own: its seq is allocated now, committed when it says."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO interaction_events (event_id, user_id, game_id, type, timestamp_us, received_us, batch) "
+            "VALUES (%s, %s, %s, %s, 0, 0, 'raw')",
+            (event_id, user, game, kind),
+        )
+
+
+def poll_until(overlay: RealtimeOverlay, store: EventStore, done: Callable[[], bool], seconds: float) -> float:
+    started = time.monotonic()
+    while not done():
+        assert time.monotonic() - started < seconds, f"not within {seconds} s; open gaps {overlay.open_gaps()}"
+        overlay.poll(store)
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def connect(db: dict[str, object], user: str = "root", password: str = "") -> pymysql.Connection:
+    return pymysql.connect(host=str(db["host"]), port=int(db["port"]), user=user, password=password, db=str(db["db"]))
+
+
+def test_a_rolled_back_seq_is_proven_final_and_an_open_one_is_waited_for(mysql_db: dict[str, object]) -> None:
+    """A rolled-back seq is closed as final once every write transaction open on the server started after it was
+    missed (seconds; the bound is generous because the server is shared); a seq whose transaction stays open for
+    2.5 s while appends go on is never given up, and applied when it commits."""
+    store = store_for(str(mysql_db["url"]))
+    overlay = RealtimeOverlay()
+    overlay.align(0)
+    final, filled = closed("final"), closed("filled")
+    gone, slow = connect(mysql_db), connect(mysql_db)
+    try:
+        insert_raw(gone, "gone", "ann", 1)  # seq 1
+        store.append([like("cid", 2)])  # seq 2
+        gone.rollback()
+        overlay.poll(store)
+        assert overlay.open_gaps() == [1] and overlay.users[b"cid"].added == (2,)
+        took = poll_until(overlay, store, lambda: not overlay.open_gaps(), 30)
+        assert closed("final") == final + 1 and b"ann" not in overlay.users
+        print(f"a rolled-back seq was proven final after {took:.2f} s")
+
+        insert_raw(slow, "slow", "bob", 3, "dislike")  # seq 3
+        opened = time.monotonic()
+        while time.monotonic() - opened < 2.5:  # other appends commit meanwhile
+            store.append([like("cid", 4 + int(10 * (time.monotonic() - opened)), secrets.token_hex(4))])
+            overlay.poll(store)
+            assert overlay.open_gaps() == [3], "an open transaction's seq was given up"
+            time.sleep(0.05)
+        slow.commit()
+    finally:
+        gone.close()
+        slow.close()
+    poll_until(overlay, store, lambda: not overlay.open_gaps(), 5)
+    assert overlay.users[b"bob"].excluded == {3} and closed("filled") == filled + 1
+    store.engine.dispose()
+
+
+@pytest.fixture
+def no_process_url(mysql_db: dict[str, object]) -> Iterator[str]:
+    """An account with every privilege on the test database only: no PROCESS, so no information_schema.innodb_trx."""
+    name, password = f"gr_{secrets.token_hex(4)}", secrets.token_hex(8)
+    root = connect(mysql_db)
+    try:
+        with root.cursor() as cur:
+            cur.execute(f"CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'")
+            cur.execute(f"GRANT ALL ON `{mysql_db['db']}`.* TO '{name}'@'%'")
+        yield f"mysql+pymysql://{name}:{password}@{mysql_db['host']}:{mysql_db['port']}/{mysql_db['db']}?charset=utf8mb4"
+    finally:
+        with root.cursor() as cur:
+            cur.execute(f"DROP USER IF EXISTS '{name}'@'%'")
+        root.close()
+
+
+def test_without_the_process_privilege_a_late_row_is_applied_and_a_lost_seq_times_out(
+    mysql_db: dict[str, object], no_process_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = store_for(no_process_url)
+    overlay = RealtimeOverlay(gap_timeout=1.5)
+    overlay.align(0)
+    timeout = closed("timeout")
+    gone, late = connect(mysql_db), connect(mysql_db)
+    try:
+        insert_raw(gone, "gone", "ann", 1)
+        insert_raw(late, "late", "bob", 2)
+        store.append([like("cid", 3)])
+        gone.rollback()
+        overlay.poll(store)
+        assert overlay.open_gaps() == [1, 2]
+        late.commit()
+    finally:
+        gone.close()
+        late.close()
+    overlay.poll(store)
+    assert overlay.users[b"bob"].added == (2,) and overlay.open_gaps() == [1]
+    assert "grant PROCESS" in caplog.text
+    took = poll_until(overlay, store, lambda: not overlay.open_gaps(), 5)
+    assert took > 1.0 and closed("timeout") == timeout + 1
+    store.engine.dispose()
+
+
+def test_sqlite_gaps_are_final_at_once_and_a_jump_in_seq_is_not_expanded(tmp_path: Path) -> None:
+    """SQLite commits in seq order: a seq missing below a read one never appears. A jump of a trillion seqs is
+    tracked as at most `max_gaps` seqs (the newest; on SQLite closed at once anyway)."""
+    store = store_for(f"sqlite:///{tmp_path / 'gamerec.db'}")
+    store.append([like("ann", g) for g in (1, 2, 3)])
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM interaction_events WHERE seq = 2")
+        conn.exec_driver_sql(
+            "INSERT INTO interaction_events (seq, event_id, user_id, game_id, type, timestamp_us, received_us, batch) "
+            "VALUES (1000000000000, 'far', 'bob', 9, 'like', 0, 0, 'raw')"
+        )
+    overlay = RealtimeOverlay(max_gaps=1000)
+    overlay.align(0)
+    overflow = closed("overflow")
+    assert overlay.poll(store) == 3
+    assert overlay.users[b"ann"].added == (1, 3) and overlay.users[b"bob"].added == (9,)
+    assert not overlay.open_gaps() and overlay.last_seq == 10**12
+    assert closed("overflow") - overflow == (10**12 - 3) - 1000  # seq 2, and 4 up to the far one
     store.engine.dispose()
