@@ -102,6 +102,7 @@ GAPS_CLOSED = Counter(
     ["how"],
 )
 _SIGN = {**dict.fromkeys(POSITIVE, 1), **dict.fromkeys(NEGATIVE, -1)}
+_NONE: dict[int, int] = {}  # read only
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,8 +310,9 @@ class RealtimeOverlay:
         self._gap_seq, self._gap_seen, self._gap_mono = seq[keep], seen[keep], mono[keep]
 
     def _apply(self, frame: pl.DataFrame, late: np.ndarray | None) -> None:
-        """Merge a batch: the newest event per (user, game), users in the order of their newest event (so the
-        least recently active stay first), then the caps. `late`: rows that filled a gap (applied at any seq)."""
+        """Merge a batch grouped per user (the newest event of a pair wins), users in the order of their newest
+        event (so the least recently active stay first), then the caps. `late`: rows that filled a gap (applied
+        at any seq)."""
         if not frame.height:
             return
         keep = pl.col("seq") > (self.floor or 0)
@@ -323,14 +325,15 @@ class RealtimeOverlay:
         )
         for kind, n in events.group_by("type").len().iter_rows():
             EVENTS.labels(kind).inc(n)
+        if late is not None and late.any():
+            events = events.sort("seq")
         per_user = (
-            events.sort("seq")
-            .unique(["user_id", "game_id"], keep="last", maintain_order=True)
-            .group_by("user_id", maintain_order=True)
-            .agg("game_id", "s", pl.col("seq").max().alias("newest"))
+            events.group_by("user_id", maintain_order=True)
+            .agg("game_id", "s", pl.col("seq").last().alias("newest"))
             .sort("newest")
         )
-        for user, games, signed, _ in per_user.iter_rows():
+        columns = (per_user["user_id"].to_list(), per_user["game_id"].to_list(), per_user["s"].to_list())
+        for user, games, signed in zip(*columns, strict=True):
             self._merge_user(user.encode(), games, signed)
         self._enforce_user_caps()
 
@@ -418,16 +421,16 @@ class RealtimeOverlay:
     def _publish(self, keys: Any) -> None:
         """One new immutable value per changed user (or none when nothing is left): one assignment each."""
         for key in keys:
-            games = self._games.get(key) or {}
-            disliked = self._dislikes.get(key) or {}
+            games = self._games.get(key) or _NONE
+            disliked = self._dislikes.get(key)
             if not games and not disliked:
                 self.users.pop(key, None)
                 continue
-            self.users[key] = UserOverlay(
-                tuple(g for g, s in games.items() if s > 0),
-                frozenset(g for g, s in games.items() if s < 0) | (disliked.keys() - games.keys()),
-                next(self._gen),
-            )
+            items = games.items()
+            excluded = frozenset([g for g, s in items if s < 0])
+            if disliked:
+                excluded |= disliked.keys() - games.keys()
+            self.users[key] = UserOverlay(tuple([g for g, s in items if s > 0]), excluded, next(self._gen))
 
 
 def _missing(after: int, seqs: np.ndarray, cap: int) -> tuple[np.ndarray, int]:
