@@ -272,7 +272,8 @@ class EventStore:
 
         On MariaDB/MySQL an append's seqs are allocated at its INSERT and commit later, so a missing seq below a read
         one may still appear (its transaction is open) or never (rolled back, or an INSERT IGNORE duplicate). The
-        two values, seconds on the server's clock, tell which:
+        two values, seconds on the server's clock in its system time zone (the one trx_started is given in; a zone
+        without daylight saving time, such as UTC, is assumed), tell which:
         - read_at, taken after the read: a missing seq below a row this read returned was allocated by a
           transaction that started no later than read_at;
         - horizon (with `horizon=True`; taken from information_schema.innodb_trx *before* the read): every write
@@ -300,7 +301,9 @@ class EventStore:
                     part = spans[lo : lo + 500]
                     where = " OR ".join([f"seq BETWEEN {self._ph} AND {self._ph}"] * len(part))
                     rows += self._fetch(cursor, f"{sql}{where}", tuple(x for span in part for x in span))
-                read_at = self._seconds(self._fetch(cursor, "SELECT NOW(6)", ())[0][0]) if mysql_ else -float("inf")
+                read_at = (
+                    self._seconds(self._fetch(cursor, f"SELECT {self._NOW}", ())[0][0]) if mysql_ else -float("inf")
+                )
                 cursor.close()
                 raw.rollback()  # type: ignore[union-attr]
             except BaseException:
@@ -310,6 +313,9 @@ class EventStore:
         return (frame.sort("seq") if spans else frame), read_at, (seen_open if mysql_ else float("inf"))
 
     _horizon_denied = False  # set on the first refusal (no PROCESS privilege): not asked again
+    # now on the clock innodb_trx.trx_started is given in (the server's system time zone, whatever the session's);
+    # NULL when the session's zone is a name and the server has no time zone tables
+    _NOW = "CONVERT_TZ(NOW(6), @@session.time_zone, 'SYSTEM')"
 
     def _horizon(self, cursor: Any) -> float | None:
         """The `horizon` of `tail`: min(the oldest other open write transaction's start, now - 0.25 s)."""
@@ -317,7 +323,7 @@ class EventStore:
             return None
         try:
             cursor.execute(
-                "SELECT NOW(6), MIN(trx_started) FROM information_schema.innodb_trx "
+                f"SELECT {self._NOW}, MIN(trx_started) FROM information_schema.innodb_trx "
                 "WHERE trx_mysql_thread_id <> CONNECTION_ID()"
             )
         except Exception as exc:  # 1227: access denied, the PROCESS privilege is missing
@@ -326,15 +332,18 @@ class EventStore:
             self._horizon_denied = True
             return None
         now, oldest = cursor.fetchone()
+        if now is None:
+            return None
         bound = self._seconds(now) - 0.25
         return bound if oldest is None else min(bound, self._seconds(oldest))
 
     @staticmethod
     def _seconds(when: Any) -> float:
-        """A server DATETIME (naive, on the server's clock) as seconds: only compared with other such values."""
+        """A server DATETIME (naive, the server's system time zone) as seconds, only compared with other such
+        values; None (unknown) as +inf: a gap seen then is never proven final by a horizon."""
         from datetime import datetime
 
-        return float((when - datetime(1970, 1, 1)).total_seconds())
+        return float("inf") if when is None else float((when - datetime(1970, 1, 1)).total_seconds())
 
     @staticmethod
     def _fetch(cursor: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
