@@ -237,3 +237,107 @@ class EventStore:
         )
         latest = events.sort("timestamp_us", "seq").group_by("user_id", "game_id").last()
         return latest.filter(pl.col("dislike")).select(list(schema)).sort("seq")
+
+    # -- tailing (the API's realtime overlay) ----------------------------------------------------------------------
+
+    def tail(
+        self, after_seq: int, limit: int, gaps: Sequence[int] = (), horizon: bool = False
+    ) -> tuple[pl.DataFrame, float, float | None]:
+        """One read of a reader that tails the table by seq, on one connection: (rows, read_at, horizon).
+
+        rows: seq, user_id, game_id, type (only what a tail needs: decoding is most of a read's cost) of the first
+        `limit` events with seq > after_seq and of the events whose seq is in `gaps` (seqs the reader found missing
+        below a seq it read), in seq order.
+
+        On MariaDB/MySQL an append's seqs are allocated at its INSERT and commit later, so a missing seq below a read
+        one may still appear (its transaction is open) or never (rolled back, or an INSERT IGNORE duplicate). The
+        two values, seconds on the server's clock in its system time zone (the one trx_started is given in; a zone
+        without daylight saving time, such as UTC, is assumed), tell which:
+        - read_at, taken after the read: a missing seq below a row this read returned was allocated by a
+          transaction that started no later than read_at;
+        - horizon (with `horizon=True`; taken from information_schema.innodb_trx *before* the read): every write
+          transaction that started before it had ended before the read began (the oldest open one started at
+          `horizon`, in whole seconds; the view may lag by 0.1 s, hence the margin). So a gap seen at a read_at
+          below a later read's horizon, and not returned by that read, will never be filled. None without the
+          PROCESS privilege (the reader then falls back on a timeout) or when not asked.
+        On SQLite a seq is allocated under the one write lock, held until COMMIT: rows commit in seq order, and a
+        seq missing below a read one never appears later; read_at is -inf and horizon +inf.
+        """
+        schema = {"seq": pl.Int64, "user_id": pl.Utf8, "game_id": pl.Int64, "type": pl.Utf8}
+        mysql_ = self.tables.dialect == "mysql"
+        if not self.exists():
+            return pl.DataFrame(schema=schema), -float("inf"), float("inf")
+        sql = f"SELECT seq, user_id, game_id, type FROM {EVENTS_TABLE} WHERE "
+        spans = self._spans(gaps)
+        with self.tables._errors(f"tailing {EVENTS_TABLE} in"), self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            cursor = raw.cursor()  # type: ignore[union-attr]
+            try:
+                seen_open = self._horizon(cursor) if mysql_ and horizon else None
+                raw.rollback()  # type: ignore[union-attr]  # the reads below get a snapshot taken after that
+                rows = self._fetch(cursor, f"{sql}seq > {self._ph} ORDER BY seq LIMIT {int(limit)}", (int(after_seq),))
+                for lo in range(0, len(spans), 500):
+                    part = spans[lo : lo + 500]
+                    where = " OR ".join([f"seq BETWEEN {self._ph} AND {self._ph}"] * len(part))
+                    rows += self._fetch(cursor, f"{sql}{where}", tuple(x for span in part for x in span))
+                read_at = (
+                    self._seconds(self._fetch(cursor, f"SELECT {self._NOW}", ())[0][0]) if mysql_ else -float("inf")
+                )
+                cursor.close()
+                raw.rollback()  # type: ignore[union-attr]
+            except BaseException:
+                conn.invalidate()  # raw-cursor work: never hand a connection in an unknown state back to the pool
+                raise
+        frame = pl.DataFrame(rows, schema=schema, orient="row")
+        return (frame.sort("seq") if spans else frame), read_at, (seen_open if mysql_ else float("inf"))
+
+    _horizon_denied = False  # set on the first refusal (no PROCESS privilege): not asked again
+    # now on the clock innodb_trx.trx_started is given in (the server's system time zone, whatever the session's);
+    # NULL when the session's zone is a name and the server has no time zone tables
+    _NOW = "CONVERT_TZ(NOW(6), @@session.time_zone, 'SYSTEM')"
+
+    def _horizon(self, cursor: Any) -> float | None:
+        """The `horizon` of `tail`: min(the oldest other open write transaction's start, now - 0.25 s)."""
+        if self._horizon_denied:
+            return None
+        try:
+            cursor.execute(
+                f"SELECT {self._NOW}, MIN(trx_started) FROM information_schema.innodb_trx "
+                "WHERE trx_mysql_thread_id <> CONNECTION_ID()"
+            )
+        except Exception as exc:  # 1227: access denied, the PROCESS privilege is missing
+            if getattr(exc, "args", (None,))[0] not in (1227, 1142):
+                raise
+            self._horizon_denied = True
+            return None
+        now, oldest = cursor.fetchone()
+        if now is None:
+            return None
+        bound = self._seconds(now) - 0.25
+        return bound if oldest is None else min(bound, self._seconds(oldest))
+
+    @staticmethod
+    def _seconds(when: Any) -> float:
+        """A server DATETIME (naive, the server's system time zone) as seconds, only compared with other such
+        values; None (unknown) as +inf: a gap seen then is never proven final by a horizon."""
+        from datetime import datetime
+
+        return float("inf") if when is None else float((when - datetime(1970, 1, 1)).total_seconds())
+
+    @staticmethod
+    def _fetch(cursor: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+    @staticmethod
+    def _spans(seqs: Sequence[int]) -> list[tuple[int, int]]:
+        """Seqs as sorted (first, last) runs of consecutive values: what a gap re-read asks for."""
+        import numpy as np
+
+        values = np.unique(np.asarray(seqs, dtype=np.int64))
+        if not values.size:
+            return []
+        cut = np.flatnonzero(np.diff(values) != 1)
+        firsts = np.concatenate([values[:1], values[cut + 1]])
+        lasts = np.concatenate([values[cut], values[-1:]])
+        return list(zip(firsts.tolist(), lasts.tolist(), strict=True))

@@ -17,7 +17,7 @@ from gamerec_api.overlay import RealtimeOverlay
 from gamerec_api.predict_answer import predict_json
 from gamerec_api.schemas import PredictRequest, PredictResponse
 from gamerec_api.state import ServingState, load_state
-from gamerec_assets.recsys.feedback import check_event, now_us
+from gamerec_assets.recsys.feedback import Event, check_event, now_us
 from gamerec_assets.recsys.model_artifact import ModelArtifact
 from gamerec_assets.store.event_store import FRAME_SCHEMA, EventStore
 from gamerec_assets.store.table_store import TableStore
@@ -104,10 +104,13 @@ def test_a_model_swap_prunes_what_the_new_model_covers_and_a_rollback_reads_agai
     overlay.align(2)  # a newer model holds seq 1 and 2
     assert set(overlay.users) == {b"ann"} and overlay.users[b"ann"].added == (11,)
     overlay.align(1)  # rolled back to a model with only seq 1: what it lacks is read again
-    assert not overlay.users and overlay.last_seq == 1
+    assert overlay.last_seq == 1 and overlay.entries() == 0
+    ann = overlay.users[b"ann"]
+    assert set(overlay.users) == {b"ann"} and (ann.added, ann.excluded) == ((), {12}), "the dislike is held meanwhile"
     while overlay.poll(store):
         pass
     assert set(overlay.users) == {b"ann", b"bob"} and overlay.users[b"ann"].added == (11,)
+    assert overlay.users[b"ann"].excluded == {12}
 
 
 def test_a_read_that_started_before_a_rollback_is_dropped() -> None:
@@ -271,3 +274,67 @@ def test_a_standing_dislike_outlives_the_model_trained_on_it(tmp_path: Path) -> 
     overlay.align(5)  # the next model was trained on that play too: nothing stands any more
     overlay.load_standing(store)
     assert b"ann" not in overlay.users
+
+
+# -- dislikes outlive eviction -------------------------------------------------------------------------------------
+
+
+def test_a_flood_of_other_users_plays_never_evicts_a_dislike() -> None:
+    """Small caps, then 205 batches of plays by 50 other users each: user 7 is evicted, not its dislike."""
+    overlay = aligned(max_users=20, max_games=3, max_entries=40)
+    overlay.apply(frame((1, "7", 100, "play"), (2, "7", 200, "dislike")))
+    seq = 2
+    for b in range(205):
+        rows = [(seq + i + 1, f"flood-{b}-{i}", 300 + i, "play") for i in range(50)]
+        overlay.apply(frame(*rows))
+        seq += 50
+    assert len(overlay._games) <= 20 and overlay.entries() <= 40
+    assert overlay.users[b"7"].excluded == {200} and overlay.users[b"7"].added == ()
+    assert overlay.dislikes() == 1
+    overlay.apply(frame(*[(seq + i, "7", 400 + i, "play") for i in range(1, 6)]))  # past max_games: 3 kept
+    assert overlay.users[b"7"].added == (403, 404, 405) and overlay.users[b"7"].excluded == {200}
+    overlay.apply(frame((seq + 10, "7", 200, "like")))  # a later like of the game lifts the dislike
+    assert overlay.users[b"7"].excluded == frozenset() and overlay.dislikes() == 0
+
+
+def test_a_dislike_past_max_games_and_a_dislike_a_new_model_covers_stay() -> None:
+    overlay = aligned(max_games=2)
+    overlay.apply(frame((1, "ann", 10, "dislike"), (2, "ann", 11, "play"), (3, "ann", 12, "play")))
+    assert overlay.users[b"ann"].added == (11, 12) and overlay.users[b"ann"].excluded == {10}
+    overlay.apply(frame((4, "bob", 20, "dislike")))
+    overlay.align(4)  # a model trained on all of it (its standing dislikes are not read yet)
+    assert overlay.users[b"ann"].added == () and overlay.users[b"ann"].excluded == {10}
+    assert overlay.users[b"bob"].excluded == {20} and overlay.entries() == 0
+
+
+def test_only_a_flood_of_dislikes_past_max_standing_evicts_dislikes_least_recent_users_first() -> None:
+    before = evictions("dislike")
+    overlay = aligned(max_users=2, max_games=2, max_entries=4, max_standing=3)
+    overlay.apply(frame((1, "7", 1, "dislike"), (2, "8", 1, "dislike"), (3, "8", 2, "dislike")))
+    overlay.apply(frame(*[(10 + i, f"p{i}", 1, "play") for i in range(100)]))  # plays: no dislike goes
+    assert overlay.dislikes() == 3 and overlay.users[b"7"].excluded == {1}
+    overlay.apply(frame((200, "9", 5, "dislike"), (201, "p98", 1, "play"), (202, "p99", 1, "play")))
+    assert b"7" not in overlay.users and overlay.users[b"8"].excluded == {1, 2} and overlay.dislikes() == 3
+    assert evictions("dislike") - before == 1
+
+
+def test_a_flood_does_not_bring_a_disliked_game_back_to_the_top(state: ServingState, tmp_path: Path) -> None:
+    """The issue's replay: user 7 dislikes its #1, then 205 requests of other users' plays pass through the
+    table; the game stays out of user 7's answers."""
+    store = EventStore(TableStore(f"sqlite:///{tmp_path / 'gamerec.db'}"))
+    overlay = RealtimeOverlay(max_users=100, max_entries=1000)
+    overlay.align(0)
+    top = ids(answer(state, overlay, "7"))[0]
+    received = now_us()
+
+    def event(user: str, game: int, kind: str) -> Event:
+        return check_event(user_id=user, game_id=game, type=kind, value=None, timestamp=None, received_us=received)
+
+    store.append([event("7", top, "dislike")])
+    games = state.cards
+    for r in range(205):
+        store.append([event(f"flood-{r}-{i}", games[i % len(games)].game_id, "play") for i in range(20)])
+    while overlay.poll(store):
+        pass
+    assert len(overlay._games) <= 100 and b"7" not in overlay._games, "user 7 was evicted by the flood"
+    assert top not in ids(answer(state, overlay, "7", k=50))
