@@ -269,7 +269,7 @@ class EventStore:
             return pl.DataFrame(schema=schema), -float("inf"), float("inf")
         sql = f"SELECT seq, user_id, game_id, type FROM {EVENTS_TABLE} WHERE "
         spans = self._spans(gaps)
-        with self.tables._errors(f"tailing {EVENTS_TABLE} in"), self.engine.connect() as conn:
+        with self.tables.errors(f"tailing {EVENTS_TABLE} in"), self.engine.connect() as conn:
             raw = conn.connection.dbapi_connection
             cursor = raw.cursor()  # type: ignore[union-attr]
             try:

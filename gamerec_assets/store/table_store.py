@@ -250,8 +250,6 @@ class TableStore:
         except (SQLAlchemyError, OSError, self.engine.dialect.loaded_dbapi.Error) as exc:
             raise TableStoreError(f"{action} {self.describe()} failed: {self.cause(exc)}") from exc
 
-    _errors = errors  # the former private name, for code written before `errors` was public
-
     @contextmanager
     def cursor(self, action: str) -> Iterator[tuple[Any, Any]]:
         """(DBAPI connection, cursor) of a pooled connection, inside `errors(action)`: the fast path for many rows

@@ -12,9 +12,9 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client import REGISTRY
 
+from gamerec_api.answers import predict_json
 from gamerec_api.app import create_app
 from gamerec_api.overlay import RealtimeOverlay
-from gamerec_api.predict_answer import predict_json
 from gamerec_api.schemas import PredictRequest, PredictResponse
 from gamerec_api.state import ServingState, load_state
 from gamerec_assets.recsys.feedback import Event, check_event, now_us
