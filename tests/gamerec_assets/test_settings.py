@@ -12,6 +12,7 @@ from gamerec_assets.settings import (
     RAWG_DEFAULT_BASE_URL,
     VARIABLES,
     ApiSettings,
+    IngestSettings,
     InstanceSettings,
     RawgSettings,
     ScaleSettings,
@@ -87,6 +88,15 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_EVENTS_POLL": "0.25",
         "DAGSTER_PORT": "3001",
         "GAMEREC_RETRAIN_EVENTS": "250",
+        "GAMEREC_EVENTS_OPEN": "true",
+        "GAMEREC_EVENT_SECRET": "secret-event-secret",
+        "GAMEREC_EVENT_TOKEN_TTL": "600",
+        "GAMEREC_WRITE_KEYS_TTL": "2",
+        "GAMEREC_EVENTS_KEY_RATE": "1000",
+        "GAMEREC_EVENTS_KEY_BURST": "2000",
+        "GAMEREC_EVENTS_USER_RATE": "5",
+        "GAMEREC_EVENTS_USER_BURST": "50",
+        "GAMEREC_IDEMPOTENCY_TTL": "3600",
     }
     assert set(env) == set(VARIABLES)  # this test covers every variable settings.py reads
     s = Settings.from_env(env)
@@ -112,6 +122,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
     }
     assert s.api == ApiSettings("0.0.0.0", 9000, 0.5, "secret-admin-token", 0, str(tmp_path / "metrics"), 0.25, 3001)
     assert s.retrain.min_events == 250
+    assert s.ingest == IngestSettings(True, "secret-event-secret", 600.0, 2.0, 1000.0, 2000, 5.0, 50, 3600.0)
     # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
     text = repr(s)
     for secret in (
@@ -120,6 +131,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "secret-wandb-key",
         "secret-db-password",
         "secret-admin-token",
+        "secret-event-secret",
     ):
         assert secret not in text
 
