@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 TOKEN_EVENT_TYPES = frozenset({"impression", "click", "play"})
 _DOMAIN = b"gamerec-event-token/v1\n"
@@ -86,6 +87,7 @@ class AnswerTokens:
         self._configured = secret
         self._home = home
         self._secret: bytes | None = None
+        self._pads: tuple[Any, Any] | None = None  # HMAC's inner and outer SHA-256 states, keyed once
         self._lock = threading.Lock()
         self.ttl_s = int(ttl_s)
         self._prefix = secrets.token_hex(6)
@@ -95,8 +97,25 @@ class AnswerTokens:
         if self._secret is None:
             with self._lock:
                 if self._secret is None:
-                    self._secret = load_secret(self._configured, self._home)
+                    secret = load_secret(self._configured, self._home)
+                    key = (hashlib.sha256(secret).digest() if len(secret) > 64 else secret).ljust(64, b"\0")
+                    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+                    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+                    self._pads = (inner, outer)
+                    self._secret = secret
         return self._secret
+
+    def _mac(self, payload: bytes) -> bytes:
+        """HMAC-SHA256(secret, domain + payload), from the keyed pads (RFC 2104): the same bytes as `hmac.digest`
+        at half its cost, since the key's two blocks are hashed once, not per token."""
+        if self._pads is None:
+            self.secret()
+        inner, outer = self._pads  # type: ignore[misc]
+        i = inner.copy()
+        i.update(_DOMAIN + payload)
+        o = outer.copy()
+        o.update(i.digest())
+        return o.digest()
 
     def issue(self, user_json: bytes, games: bytes) -> tuple[bytes, bytes]:
         """(request_id, event_token) as ASCII bytes for an answer to the user whose id is the JSON string
@@ -104,8 +123,7 @@ class AnswerTokens:
         rid = f"{self._prefix}{next(self._counter):x}".encode()
         user = _b64(user_json[1:-1]) if b"\\" not in user_json else _b64(_json_text(user_json))
         payload = b".".join((rid, str(int(time.time()) + self.ttl_s).encode(), user, games))
-        mac = hmac.digest(self.secret(), _DOMAIN + payload, hashlib.sha256)
-        return rid, payload + b"." + _b64(mac)
+        return rid, payload + b"." + _b64(self._mac(payload))
 
     def issue_text(self, user_id: str, game_ids: list[int]) -> tuple[str, str]:
         """`issue` for the struct-built answers (similar, batch)."""
@@ -124,7 +142,7 @@ class AnswerTokens:
         except (binascii.Error, ValueError):
             raise BadToken("malformed signature") from None
         payload = token[: -len(mac) - 1].encode("ascii", "replace")
-        if not hmac.compare_digest(hmac.digest(self.secret(), _DOMAIN + payload, hashlib.sha256), sent):
+        if not hmac.compare_digest(self._mac(payload), sent):
             raise BadToken("bad signature (not issued by this server, or altered)")
         try:  # signed by us: well formed
             claims = Claims(rid, int(expires), _unb64(user).decode(), frozenset(int(g) for g in games.split("_") if g))

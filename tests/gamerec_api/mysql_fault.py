@@ -62,8 +62,8 @@ class MySQLFaultProxy:
                     with self._lock:
                         if self.mode == "insert":
                             self.mode = None
-                            self._cut(client, server)
                             self.fired.set()
+                            self._cut(client, server)
                             return
                 elif state["insert"] and chunk[4:] == COMMIT_PACKET:
                     state["insert"] = False
@@ -81,8 +81,8 @@ class MySQLFaultProxy:
         try:
             while chunk := server.recv(1 << 16):
                 if state["drop_reply"]:  # the server answered the COMMIT: committed. The client never hears it.
-                    self._cut(client, server)
                     self.fired.set()
+                    self._cut(client, server)
                     return
                 client.sendall(chunk)
         except OSError:

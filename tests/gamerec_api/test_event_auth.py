@@ -3,6 +3,8 @@ event tokens, per-key and per-user rate limits, and the open setting for local d
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import time
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from gamerec_api.answer_tokens import AnswerTokens, BadToken
+from gamerec_api.answer_tokens import _DOMAIN, AnswerTokens, BadToken, _unb64
 from gamerec_api.app import create_app
 from gamerec_api.schemas import PredictResponse
 from gamerec_assets import cli
@@ -197,6 +199,8 @@ def test_tokens_expire_and_every_worker_of_a_home_shares_the_secret(tmp_path: Pa
     claims = two.check(token.decode())  # another worker: the same GAMEREC_HOME/event_secret
     assert (claims.request_id, claims.user_id, claims.games) == (rid.decode(), "7", frozenset({3498, 3328}))
     assert (tmp_path / "event_secret").stat().st_mode & 0o777 == 0o600
+    signed = token.decode().rsplit(".", 1)
+    assert _unb64(signed[1]) == hmac.digest(one.secret(), _DOMAIN + signed[0].encode(), hashlib.sha256), "HMAC"
     with pytest.raises(BadToken, match="expired"):
         two.check(token.decode(), now=claims.expires + 1)
     with pytest.raises(BadToken, match="bad signature"):
