@@ -43,7 +43,7 @@ from prometheus_client import Counter
 from gamerec_api.answer_tokens import TOKEN_EVENT_TYPES, AnswerTokens, BadToken, Claims
 from gamerec_api.schemas import EventIn
 from gamerec_assets.settings import IngestSettings
-from gamerec_assets.store.write_keys import WriteKeys, digest
+from gamerec_assets.store.write_keys import KEY_PREFIX, WriteKeys, digest
 
 log = logging.getLogger("gamerec_api")
 
@@ -196,14 +196,15 @@ class EventAuth:
         value = value.strip()
         if scheme.lower() != "bearer" or not value:
             raise _unauthorized("the Authorization header must be `Bearer <credential>`")
-        name = await self.key_name(value)
-        if name is not None:
+        if value.startswith(KEY_PREFIX):  # a write key (answer tokens never touch the key table)
+            name = await self.key_name(value)
+            if name is None:
+                raise _unauthorized("the credential is an unknown or revoked write key")
             return Credential("key", name, f"key:{name}")
         try:
             claims = self.tokens.check(value)
         except BadToken as exc:
-            why = "an unknown or revoked write key" if value.startswith("grk_") else f"an invalid answer token ({exc})"
-            raise _unauthorized(f"the credential is {why}") from None
+            raise _unauthorized(f"the credential is no write key and an invalid answer token ({exc})") from None
         return Credential("answer", ANSWER_TOKEN, f"answer:{claims.request_id}", claims)
 
     def authorize(self, credential: Credential, events: list[EventIn]) -> None:
