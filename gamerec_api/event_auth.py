@@ -161,6 +161,8 @@ class EventAuth:
                     raise ServiceUnavailableException(
                         detail="the write keys cannot be read (the table store is unavailable): retry later"
                     ) from exc
+                # keep the keys it has (the events cannot be stored meanwhile anyway); try again in a second
+                self._loaded_at = time.monotonic() - self.settings.keys_ttl + MISS_RELOAD_S
                 return
             self._loaded_at, self._ever_loaded = time.monotonic(), True
 

@@ -18,9 +18,10 @@ from gamerec_api.answer_tokens import _DOMAIN, AnswerTokens, BadToken, _unb64
 from gamerec_api.app import create_app
 from gamerec_api.schemas import PredictResponse
 from gamerec_assets import cli
+from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.event_store import EventStore
 from gamerec_assets.store.write_keys import WriteKeys, digest
-from tests.gamerec_api.support import Home, wait_ready
+from tests.gamerec_api.support import Home, free_port, wait_ready
 from tests.gamerec_api.test_events import _metric, write_key
 
 
@@ -212,3 +213,17 @@ def test_open_ingestion_is_an_explicit_setting(make_client, fresh_home: Home) ->
     before = _metric(c, "gamerec_events_by_key_total", key="open", result="accepted")
     assert c.post("/events", json={"events": [_play(fresh_home, "o1")]}).status_code == 202
     assert _metric(c, "gamerec_events_by_key_total", key="open", result="accepted") == before + 1
+
+
+def test_write_keys_that_cannot_be_read_are_a_503_not_a_401(tmp_path: Path) -> None:
+    settings = StorageSettings.from_env(
+        {
+            "GAMEREC_HOME": str(tmp_path),
+            "GAMEREC_MYSQL_URL": f"mysql+pymysql://root@127.0.0.1:{free_port()}/nowhere",
+            "GAMEREC_DB_CONNECT_TIMEOUT": "2",
+        }
+    )
+    with TestClient(create_app(settings, reload_interval=0, env={})) as c:
+        r = c.post("/events", json={"events": []}, headers={"authorization": "Bearer grk_some-key"})
+    assert r.status_code == 503 and "write keys cannot be read" in r.json()["detail"], r.text
+    assert "127.0.0.1" not in r.text, "hosts stay in the server log"
