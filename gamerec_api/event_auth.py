@@ -94,26 +94,26 @@ class TokenBuckets:
         self.rate, self.burst, self.max_names = rate, float(burst), max_names
         self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, when)
 
-    def _level(self, name: str, now: float) -> float:
-        tokens, at = self._buckets.get(name, (self.burst, now))
-        return min(self.burst, tokens + (now - at) * self.rate)
-
-    def wait(self, costs: Mapping[str, int], now: float) -> float:
-        """Seconds until every named bucket holds its cost (0.0: now; inf: a cost above the burst)."""
+    def plan(self, costs: Mapping[str, int], now: float) -> tuple[float, dict[str, float]]:
+        """(seconds until every named bucket holds its cost: 0.0 now, inf for a cost above the burst; the levels
+        after taking the costs, for `commit`). One pass, one dict probe per name."""
+        burst, rate, buckets = self.burst, self.rate, self._buckets
+        after: dict[str, float] = {}
         worst = 0.0
         for name, cost in costs.items():
-            if cost > self.burst:
-                return math.inf
-            short = cost - self._level(name, now)
-            if short > 0:
-                worst = max(worst, short / self.rate)
-        return worst
+            if cost > burst:
+                return math.inf, {}
+            tokens, at = buckets.get(name, (burst, now))
+            level = min(burst, tokens + (now - at) * rate) - cost
+            if level < 0 and -level / rate > worst:
+                worst = -level / rate
+            after[name] = level
+        return worst, after
 
-    def take(self, costs: Mapping[str, int], now: float) -> None:
+    def commit(self, after: Mapping[str, float], now: float) -> None:
         buckets = self._buckets
-        for name, cost in costs.items():
-            level = self._level(name, now) - cost
-            buckets.pop(name, None)
+        for name, level in after.items():
+            buckets.pop(name, None)  # re-inserted last: the dict's order is least recently used first
             buckets[name] = (level, now)
         while len(buckets) > self.max_names:
             buckets.pop(next(iter(buckets)))
@@ -237,9 +237,9 @@ class EventAuth:
     def limit(self, credential: Credential, events: list[EventIn], now: float | None = None) -> None:
         """Take the request's events from the credential's and each user's bucket, or 429 with Retry-After."""
         now = time.monotonic() if now is None else now
-        keys = {credential.name: len(events)}
-        users = Tally(str(e.user_id) for e in events)
-        wait = max(self.key_buckets.wait(keys, now), self.user_buckets.wait(users, now))
+        key_wait, key_after = self.key_buckets.plan({credential.name: len(events)}, now)
+        user_wait, user_after = self.user_buckets.plan(Tally(str(e.user_id) for e in events), now)
+        wait = max(key_wait, user_wait)
         if wait > 0:
             REFUSED.labels(credential.name, "429").inc()
             if math.isinf(wait):
@@ -255,8 +255,8 @@ class EventAuth:
                     "this request was stored)"
                 )
             raise RateLimited(detail=detail, headers={"Retry-After": str(max(1, math.ceil(wait)))})
-        self.key_buckets.take(keys, now)
-        self.user_buckets.take(users, now)
+        self.key_buckets.commit(key_after, now)
+        self.user_buckets.commit(user_after, now)
 
 
 async def events_guard(connection: ASGIConnection, _: Any) -> None:
