@@ -12,7 +12,10 @@ Every run uses a throwaway database (`gamerec_bench_events_<hex>`) on the server
 and a temporary GAMEREC_HOME seeded with the bundled RAWG snapshot (events need no model, but the server serves one).
 
     .venv/bin/python bench/bench_events.py [--url mysql+pymysql://root@127.0.0.1:3306/] [--events 100000]
-        [--http-events 50000] [--clients 4] [--single 3000] [--workers 1 2]
+        [--http-events 50000] [--clients 4] [--single 3000] [--workers 1 2] [--auth]
+
+`--auth` adds a run per worker count with `Authorization: Bearer <write key>` (the runs without it use
+GAMEREC_EVENTS_OPEN=true).
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "GAMEREC_HOME": str(home), "GAMEREC_MYSQL_URL": url, "PYTHONPATH": str(ROOT)}
+        env["GAMEREC_EVENTS_OPEN"] = "true"  # the runs without a credential; `--auth` runs send a write key
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gamerec_api", "--host", "127.0.0.1", "--port", str(self.port),
@@ -185,6 +189,47 @@ def http_throughput(server: Server, n: int, clients: int, workers: int) -> None:
           f"{total / took:,.0f} events/s{note}")  # fmt: skip
 
 
+def http_throughput_authenticated(server: Server, url: str, n: int, clients: int, workers: int) -> None:
+    """`http_throughput` with `Authorization: Bearer <write key>` on every request (the key made as an operator
+    would, `gamerec keys create`): the cost of checking the credential and the rate limits."""
+    from gamerec_assets.store.write_keys import WriteKeys
+
+    tables = TableStore(url)
+    key = WriteKeys(tables).create(f"bench-{secrets.token_hex(3)}")
+    tables.engine.dispose()
+    per_client = max(1, n // BATCH // clients)
+    run = secrets.token_hex(3)
+    bodies = [[body(BATCH, f"a{run}-{c}-{b}") for b in range(per_client)] for c in range(clients)]
+    accepted = [0] * clients
+    failures: list[str] = []
+    barrier = threading.Barrier(clients + 1)
+
+    def client(c: int) -> None:
+        headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=server.base, timeout=60) as http:
+            http.post("/events", content=body(1, f"warma{run}-{c}"), headers=headers)
+            barrier.wait()
+            for payload in bodies[c]:
+                r = http.post("/events", content=payload, headers=headers)
+                if r.status_code != 202:
+                    failures.append(f"{r.status_code} {r.text[:200]}")
+                    return
+                accepted[c] += r.json()["accepted"]
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    took = time.perf_counter() - started
+    total = sum(accepted)
+    note = f" ({len(failures)} failed: {failures[0]})" if failures else ""
+    print(f"HTTP with a write key, {workers} worker(s), {clients} clients, batches of {BATCH}: {total:,} events in "
+          f"{took:.2f} s, {total / took:,.0f} events/s{note}")  # fmt: skip
+
+
 def single_latency(server: Server, n: int) -> None:
     run = secrets.token_hex(3)
     bodies = [body(1, f"one{run}-{i}") for i in range(n + 50)]
@@ -214,6 +259,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--single", type=int, default=3000, help="sequential single-event requests")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--auth", action="store_true", help="also post with a write key (authenticated ingestion)")
     args = parser.parse_args()
     with ThrowawayDatabase(args.url) as db, tempfile.TemporaryDirectory(prefix="gamerec-bench-events-") as tmp:
         print(f"MariaDB database {db.name} (dropped at the end); {os.cpu_count()} CPUs")
@@ -224,6 +270,8 @@ def main() -> None:
         for workers in args.workers:
             with Server(home, db.url, workers) as server:
                 http_throughput(server, args.http_events, args.clients, workers)
+                if args.auth:
+                    http_throughput_authenticated(server, db.url, args.http_events, args.clients, workers)
                 if workers == 1:
                     single_latency(server, args.single)
 

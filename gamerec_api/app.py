@@ -29,6 +29,7 @@ from gamerec_api.controllers import (
     PredictController,
     UsersController,
 )
+from gamerec_api.event_auth import EventAuth
 from gamerec_api.holder import ModelHolder
 from gamerec_api.http_guards import STATIC_EXCEPTION_HANDLERS, harden
 from gamerec_api.ingest import EventSink
@@ -61,6 +62,15 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         await holder.stop()
+
+
+def _events_state(holder: ModelHolder, config: Settings, storage: StorageSettings) -> dict[str, object]:
+    """POST /events' sink and its credentials (`event_auth`: write keys, answer tokens, rate limits)."""
+    ingest = config.ingest
+    return {
+        "events": EventSink(holder, ingest.idempotency_ttl),
+        "event_auth": EventAuth(ingest, storage.home, holder.tables),
+    }
 
 
 def create_app(
@@ -130,7 +140,7 @@ def create_app(
     holder = ModelHolder(settings, reload_interval, predict_cache, events_poll=events_poll)
     built = Litestar(
         route_handlers=handlers,
-        state=State({"holder": holder, "events": EventSink(holder), "admin_token": admin_token or ""}),
+        state=State({"holder": holder, "admin_token": admin_token or "", **_events_state(holder, config, settings)}),
         lifespan=[_lifespan],
         middleware=[prometheus.middleware],
         openapi_config=openapi,

@@ -101,6 +101,9 @@ class PredictResponse(msgspec.Struct):
     source: Source
     items: list[PredictItem]
     because_games: list[GameRef]  # names of every id that appears in some item's `because`
+    # the answer's id and the token that lets a browser post its events (`answer_tokens`); always set by the API
+    request_id: str = ""
+    event_token: str = ""
 
 
 class SimilarItem(msgspec.Struct):
@@ -118,6 +121,9 @@ class SimilarResponse(msgspec.Struct):
     model_version: str
     items: list[SimilarItem]
     new_game: bool = False  # the game has no plays in the model's data: its neighbours come from its attributes
+    # the answer's id and the token that lets a browser post its events (`answer_tokens`); always set by the API
+    request_id: str = ""
+    event_token: str = ""
 
 
 class SearchResponse(msgspec.Struct):
@@ -177,6 +183,9 @@ class BatchResponse(msgspec.Struct):
     source: Literal["batch", "computed"]
     items: list[BatchItem]
     batch_model_version: str | None = None
+    # the answer's id and the token that lets a browser post its events (`answer_tokens`); always set by the API
+    request_id: str = ""
+    event_token: str = ""
 
 
 class Health(msgspec.Struct):

@@ -109,11 +109,12 @@ class ServingState:
     source: str | None = None  # where the version's play logs came from (`interaction_source`)
     cache_size: int = 0  # /predict answers kept per state (0: off); a swap starts an empty cache
     loaded_at: float = field(default_factory=time.time)
-    # (user row or -1 for "no history", k) -> (JSON after the user id, source); bounded, first in first out. A user
-    # with realtime events is keyed (row, k, gen of the user's overlay value): see answers.pipeline
-    answers: dict[tuple[int, ...], tuple[bytes, str]] = field(default_factory=dict, repr=False)
+    # (user row or -1 for "no history", k) -> (JSON after the user id, source, the answer's game ids for its event
+    # token); bounded, first in first out. A user with realtime events is keyed (row, k, gen of the user's overlay
+    # value): see answers.pipeline
+    answers: dict[tuple[int, ...], tuple[bytes, str, bytes]] = field(default_factory=dict, repr=False)
 
-    def remember(self, key: tuple[int, ...], value: tuple[bytes, str]) -> None:
+    def remember(self, key: tuple[int, ...], value: tuple[bytes, str, bytes]) -> None:
         """Keep an answer; the oldest goes when full (the event loop is the only writer)."""
         if self.cache_size <= 0:
             return

@@ -1,4 +1,5 @@
-"""`gamerec models list | promote VERSION | rollback`: the model registry from a shell.
+"""`gamerec models list | promote VERSION | rollback`: the model registry from a shell; `gamerec keys create NAME |
+list | revoke NAME`: the write keys of `POST /events` (the `write_keys` table in the table store).
 
 Uses the same environment as the assets and the API (GAMEREC_HOME, GAMEREC_S3_BUCKET, AWS_ENDPOINT_URL, ...).
 A failure is one line on stderr and exit code 2; `list` marks broken versions instead of failing on them.
@@ -15,6 +16,8 @@ from gamerec_assets.settings import Settings
 from gamerec_assets.store import ModelRegistry, RegistryError
 from gamerec_assets.store.artifact_store import ArtifactStoreError
 from gamerec_assets.store.registry import MODEL_NAME, check_version
+from gamerec_assets.store.table_store import TableStoreError
+from gamerec_assets.store.write_keys import WriteKeyError, WriteKeys
 
 EXIT_ERROR = 2
 
@@ -64,6 +67,47 @@ def models_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys() -> WriteKeys:
+    return WriteKeys(Settings.from_env().storage.table_store())
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    key = _keys().create(args.name)
+    print(key)
+    print(
+        f"write key {args.name!r} created: send it as `Authorization: Bearer <key>` on POST /events. It is shown "
+        "only now (only its hash is stored).",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def keys_list(args: argparse.Namespace) -> int:
+    keys = _keys().list()
+    if args.json:
+        print(json.dumps([k.__dict__ for k in keys], indent=2))
+        return 0
+    if not keys:
+        print("no write keys yet: `gamerec keys create NAME`")
+    for k in keys:
+        state = "active" if k.active else f"revoked {_when(k.revoked_us)}"
+        print(f"{k.name}  created {_when(k.created_us)}  {state}")
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace) -> int:
+    changed = _keys().revoke(args.name)
+    print(f"write key {args.name!r} {'revoked' if changed else 'was already revoked'}: API workers refuse it within "
+          f"GAMEREC_WRITE_KEYS_TTL ({Settings.from_env().ingest.keys_ttl:g} s)")  # fmt: skip
+    return 0
+
+
+def _when(us: int | None) -> str:
+    import datetime as dt
+
+    return "-" if us is None else dt.datetime.fromtimestamp(us / 1e6, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 2000 else text[:2000] + "..."
@@ -83,12 +127,27 @@ def main(argv: list[str] | None = None) -> int:
     cmds.add_parser("rollback", help="point production back at the version it replaced").set_defaults(
         func=models_rollback
     )
+    _keys_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (RegistryError, ArtifactStoreError, ArtifactError, OSError) as exc:
+    except (RegistryError, ArtifactStoreError, ArtifactError, OSError, TableStoreError, WriteKeyError) as exc:
         print(f"gamerec: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _keys_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    keys = sub.add_parser("keys", help="write keys for POST /events (stored hashed in the table store)")
+    cmds = keys.add_subparsers(dest="command", required=True)
+    create = cmds.add_parser("create", help="create a key named NAME and print it (once)")
+    create.add_argument("name")
+    create.set_defaults(func=keys_create)
+    ls = cmds.add_parser("list", help="every key's name, creation time and state (never the key)")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=keys_list)
+    revoke = cmds.add_parser("revoke", help="revoke key NAME (API workers refuse it within GAMEREC_WRITE_KEYS_TTL)")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=keys_revoke)
 
 
 if __name__ == "__main__":

@@ -463,6 +463,60 @@ class RetrainSettings:
         )
 
 
+# -- POST /events: who may post, how fast (issue 22) --------------------------------------------------------------
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (_text(env, name) or "false").lower()
+    if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Authenticated ingestion (`gamerec_api/event_auth.py`): write keys are kept hashed in the `write_keys` table
+    (`gamerec keys create NAME`), answer tokens are signed with GAMEREC_EVENT_SECRET (unset: a random secret kept in
+    GAMEREC_HOME/event_secret, shared by every worker of the host), and token buckets bound each key's and each
+    user's events. GAMEREC_EVENTS_OPEN=true lets requests without a credential post (a local demo only)."""
+
+    VARIABLES: ClassVar[tuple[str, ...]] = (
+        "GAMEREC_EVENTS_OPEN",
+        "GAMEREC_EVENT_SECRET",
+        "GAMEREC_EVENT_TOKEN_TTL",
+        "GAMEREC_WRITE_KEYS_TTL",
+        "GAMEREC_EVENTS_KEY_RATE",
+        "GAMEREC_EVENTS_KEY_BURST",
+        "GAMEREC_EVENTS_USER_RATE",
+        "GAMEREC_EVENTS_USER_BURST",
+        "GAMEREC_IDEMPOTENCY_TTL",
+    )
+
+    open: bool = False  # True: POST /events without a credential is accepted (key "open" in the metrics)
+    event_secret: str | None = field(default=None, repr=False)  # None: GAMEREC_HOME/event_secret
+    token_ttl: float = 86_400.0  # seconds an answer's event_token stays valid
+    keys_ttl: float = 5.0  # seconds a worker trusts its cached write keys: a revoked key stops within this
+    key_rate: float = 50_000.0  # events/s per write key (token bucket refill)
+    key_burst: int = 100_000  # the bucket's size (>= 1,000: a full request always fits an idle key)
+    user_rate: float = 20.0  # events/s per user id
+    user_burst: int = 1_000  # a full request for one user fits an idle user
+    idempotency_ttl: float = 86_400.0  # seconds an Idempotency-Key's outcome is kept (then purged)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        return cls(
+            open=_flag(env, "GAMEREC_EVENTS_OPEN"),
+            event_secret=_text(env, "GAMEREC_EVENT_SECRET"),
+            token_ttl=_float(env, "GAMEREC_EVENT_TOKEN_TTL", 86_400.0, 1.0),
+            keys_ttl=_float(env, "GAMEREC_WRITE_KEYS_TTL", 5.0, 0.0),
+            key_rate=_float(env, "GAMEREC_EVENTS_KEY_RATE", 50_000.0, 0.001),
+            key_burst=_int(env, "GAMEREC_EVENTS_KEY_BURST", 100_000, minimum=1000),
+            user_rate=_float(env, "GAMEREC_EVENTS_USER_RATE", 20.0, 0.001),
+            user_burst=_int(env, "GAMEREC_EVENTS_USER_BURST", 1_000, minimum=1),
+            idempotency_ttl=_float(env, "GAMEREC_IDEMPOTENCY_TTL", 86_400.0, 60.0),
+        )
+
+
 SECTIONS = (
     StorageSettings,
     RawgSettings,
@@ -473,6 +527,7 @@ SECTIONS = (
     InstanceSettings,
     ApiSettings,
     RetrainSettings,
+    IngestSettings,
 )
 # Every variable this module reads, in section order (the README's Configuration table lists the same set).
 VARIABLES: tuple[str, ...] = tuple(dict.fromkeys(name for section in SECTIONS for name in section.VARIABLES))
@@ -491,6 +546,7 @@ class Settings:
     instance: InstanceSettings
     api: ApiSettings
     retrain: RetrainSettings = RetrainSettings()
+    ingest: IngestSettings = IngestSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -506,6 +562,7 @@ class Settings:
             instance=InstanceSettings.from_env(env),
             api=ApiSettings.from_env(env),
             retrain=RetrainSettings.from_env(env),
+            ingest=IngestSettings.from_env(env),
         )
 
 

@@ -27,6 +27,20 @@ def with_user(text: str, rest: bytes) -> bytes:
     return b'{"user_id":' + _encode(text) + rest
 
 
+def with_answer(user_json: bytes, request_id: bytes, token: bytes, rest: bytes) -> bytes:
+    """The /predict body served over HTTP: the user id, then the answer's `request_id` and `event_token` (made per
+    request: `answer_tokens.AnswerTokens.issue`), then the cacheable rest."""
+    return b"".join(
+        (b'{"user_id":', user_json, b',"request_id":"', request_id, b'","event_token":"', token, b'"', rest)
+    )
+
+
+def answer_games(state: ServingState, idx: list[int]) -> bytes:
+    """The answer's game ids as the event token lists them ("3498_3328"), from the per-game JSON fragments."""
+    id_json = state.fragments.id_json
+    return b"_".join([id_json[i] for i in idx])
+
+
 def predict_rest(state: ServingState, rec: Recommended, source: Source, reasons: list[int]) -> bytes:
     """The /predict body after the user id: model version, source, items and `because_games`."""
     fragments = state.fragments

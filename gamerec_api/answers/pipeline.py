@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import anyio.to_thread
+import msgspec
 
 from gamerec_api import telemetry
+from gamerec_api.answer_tokens import AnswerTokens
 from gamerec_api.answers import encode, explain, policy, score
 from gamerec_api.answers.batch import BatchRow, batch_rows
 from gamerec_api.answers.errors import NoHistory, UnknownGame
@@ -38,15 +40,25 @@ def predict_json(
 
     `overlay`: the realtime overlay's users (`RealtimeOverlay.users`); a user in it is scored from the model's
     history ∪ the realtime-added games − the disliked ones, and the disliked ones are never returned.
-    Returns the JSON body of a `PredictResponse` and its source. Raises UnknownGames for unknown liked ids,
-    BadUserId for an id that is no valid text (both 400).
+    Returns the JSON body of a `PredictResponse` (without `request_id` and `event_token`, which `predict` adds
+    per request) and its source. Raises UnknownGames for unknown liked ids, BadUserId for an id that is no valid
+    text (both 400).
     """
+    user, rest, source, _ = _answer(current, req, overlay)
+    return b'{"user_id":' + user + rest, source
+
+
+def _answer(
+    current: ServingState, req: PredictRequest, overlay: Mapping[bytes, UserOverlay] | None
+) -> tuple[bytes, bytes, Source, bytes]:
+    """(the user id as JSON, the body after it, the source, the answer's game ids for its event token)."""
     player = resolve(current, req.user_id, overlay)
     state = pick(current, player)
     extra, liked = player.extra, req.liked_game_ids
     key: tuple[int, ...] = (player.row, req.k) if extra is None else (player.row, req.k, extra.gen)
+    user = msgspec.json.encode(player.text)
     if not liked and (hit := state.answers.get(key)) is not None:
-        return encode.with_user(player.text, hit[0]), hit[1]  # type: ignore[return-value]
+        return user, hit[0], hit[1], hit[2]  # type: ignore[return-value]
     history, excluded = scored_history(state, player)
     has_history = history.size > 0
     scored = score.recommend(
@@ -55,16 +67,19 @@ def predict_json(
     rec = policy.apply(scored, excluded, req.k)
     source = policy.source_of(has_history, bool(liked), rec.n_cf)
     rest = encode.predict_rest(state, rec, source, explain.reasons(rec))
+    games = encode.answer_games(state, rec.idx)
     if not liked:
-        state.remember(key, (rest, source))
-    return encode.with_user(player.text, rest), source
+        state.remember(key, (rest, source, games))
+    return user, rest, source, games
 
 
-def predict(holder: ModelHolder, req: PredictRequest) -> bytes:
-    """POST /predict: the body, counted by source. The realtime overlay is read from memory, never the database."""
-    body, source = predict_json(served(holder), req, holder.overlay.users)
+def predict(holder: ModelHolder, req: PredictRequest, tokens: AnswerTokens) -> bytes:
+    """POST /predict: the body with this answer's `request_id` and `event_token`, counted by source. The realtime
+    overlay is read from memory, never the database."""
+    user, rest, source, games = _answer(served(holder), req, holder.overlay.users)
+    request_id, token = tokens.issue(user, games)
     _COUNTERS[source].inc()
-    return body
+    return encode.with_answer(user, request_id, token, rest)
 
 
 def game_index(current: ServingState, game_id: int) -> int:
@@ -75,17 +90,22 @@ def game_index(current: ServingState, game_id: int) -> int:
     return idx
 
 
-def similar(holder: ModelHolder, game_id: int, k: int) -> SimilarResponse:
-    """A game's stored neighbours (no popularity fill: may be fewer than k)."""
+def similar(holder: ModelHolder, game_id: int, k: int, tokens: AnswerTokens, user_id: str = "") -> SimilarResponse:
+    """A game's stored neighbours (no popularity fill: may be fewer than k). The event token covers the game and
+    its neighbours for `user_id` ("" : no user, no events)."""
     state = pick(served(holder))
     idx = game_index(state, game_id)
     items, scores = score.neighbours(state, idx, k)
     plays = state.model.popularity  # 0: nobody has played it in the model's data (a new game)
+    cards = encode.similar_items(state.cards, plays, items, scores)
+    request_id, token = tokens.issue_text(user_id, [state.cards[idx].game_id, *(c.game_id for c in cards)])
     return SimilarResponse(
         game=state.cards[idx],
         model_version=state.version,
-        items=encode.similar_items(state.cards, plays, items, scores),
+        items=cards,
         new_game=bool(plays[idx] <= 0),
+        request_id=request_id,
+        event_token=token,
     )
 
 
@@ -108,7 +128,14 @@ def history(holder: ModelHolder, user_id: str) -> UserHistoryResponse:
     )
 
 
-async def recommendations(holder: ModelHolder, user_id: str) -> BatchResponse:
+async def recommendations(holder: ModelHolder, user_id: str, tokens: AnswerTokens) -> BatchResponse:
+    """`_recommendations` with the answer's `request_id` and `event_token` (its games, for `user_id`)."""
+    answer = await _recommendations(holder, user_id)
+    answer.request_id, answer.event_token = tokens.issue_text(user_id, [i.game_id for i in answer.items])
+    return answer
+
+
+async def _recommendations(holder: ModelHolder, user_id: str) -> BatchResponse:
     """The batch table's rows when the served version made them, else the same top-k computed now (`computed`,
     with the table's version in `batch_model_version`): one version's results never pass as another's. Scored
     from the version's own history (the realtime overlay is /predict's), like the table's rows."""

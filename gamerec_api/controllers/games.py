@@ -36,8 +36,14 @@ class GamesController(Controller):
 
     @get("/{game_id:int}/similar", summary="Most similar games (item-item neighbours)", raises=ERRORS_READ)
     async def similar(
-        self, state: State, game_id: GamePath, k: Annotated[int, Parameter(ge=1, le=100)] = 10
+        self,
+        state: State,
+        game_id: GamePath,
+        k: Annotated[int, Parameter(ge=1, le=100)] = 10,
+        user_id: Annotated[
+            str, Parameter(max_length=128, description="the player shown the answer: its event_token is theirs")
+        ] = "",
     ) -> SimilarResponse:
         """May return fewer than k games: only neighbours the model stored (no popularity fill). A game nobody has
         played (`new_game`) has neighbours when the served model is a content + collaborative hybrid."""
-        return answers.similar(holder_of(state), game_id, k)
+        return answers.similar(holder_of(state), game_id, k, state.event_auth.tokens, user_id)

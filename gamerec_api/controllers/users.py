@@ -69,4 +69,4 @@ class UsersController(Controller):
         raises=ERRORS_READ,
     )
     async def recommendations(self, state: State, user_id: UserPath) -> BatchResponse:
-        return await answers.recommendations(holder_of(state), user_id)
+        return await answers.recommendations(holder_of(state), user_id, state.event_auth.tokens)

@@ -57,7 +57,7 @@ function card(game, reason, feedback) {
     el("div", { class: "body" }, el("h3", {}, game.name), el("span", { class: "meta" }, meta),
       reason ? el("span", { class: "reason" }, reason) : ""));
   open.addEventListener("click", () => {
-    if (feedback) postEvents([feedbackEvent(feedback, game, "click")]).catch(() => {}); // a measurement: best effort
+    if (feedback) postEvents([feedbackEvent(feedback, game, "click")], feedback.token).catch(() => {}); // a measurement: best effort
     showSimilar(game);
   });
   const node = el("div", { class: "card", dataset: { gameId: game.game_id }, "data-testid": "card" }, open);
@@ -96,10 +96,11 @@ function feedbackEvent(feedback, game, type) {
   return event;
 }
 
-async function postEvents(events) {
+// The answer's event_token is the page's credential: it allows the click and play events of that answer only.
+async function postEvents(events, token) {
   return api("/events", {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
     body: JSON.stringify({ events }),
     keepalive: true, // a click that navigates away still gets its event out
   });
@@ -110,7 +111,7 @@ const REFRESH_AFTER_MS = 1500; // the served histories take up the event within 
 async function playedIt(feedback, game, button) {
   button.disabled = true;
   try {
-    const res = await postEvents([feedbackEvent(feedback, game, "play")]);
+    const res = await postEvents([feedbackEvent(feedback, game, "play")], feedback.token);
     const result = res.results[0];
     if (result.result === "rejected") throw new Error(result.reason);
     button.textContent = "Played ✓";
@@ -134,7 +135,8 @@ async function recommend() {
       // a new player is this page's guest id: nobody's id in the served version
       body: JSON.stringify({ user_id: asked, k: 12, liked_game_ids: [...liked.keys()] }),
     });
-    const feedback = { userId: asked, requestId: res.request_id, who: userId ? `player ${userId}` : "you", refresh: recommend };
+    const feedback = { userId: asked, requestId: res.request_id, token: res.event_token,
+      who: userId ? `player ${userId}` : "you", refresh: recommend };
     const names = new Map(res.because_games.map((g) => [g.game_id, g.name]));
     const label = { item_cf: "from your games", basket: "from the games you like", popular: "popular" };
     $("source").textContent = label[res.source] || res.source;
@@ -155,7 +157,8 @@ async function batch() {
   try {
     const res = await api(`/users/${encodeURIComponent(userId)}/recommendations`);
     $("source").textContent = res.source === "batch" ? "precomputed" : "computed now";
-    const feedback = { userId, who: `player ${userId}`, refresh: batch };
+    const feedback = { userId, requestId: res.request_id, token: res.event_token, who: `player ${userId}`,
+      refresh: batch };
     fill($("recs"), res.items.map((g) => card(g, g.source === "item_cf" ? "From your play history" : "Popular with players",
       feedback)),
       "No recommendations.");

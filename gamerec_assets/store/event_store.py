@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 import sqlalchemy as sa
@@ -75,6 +75,21 @@ class AppendResult:
         return sum(self.accepted)
 
 
+class AppendHook(Protocol):
+    """Work done in the append's own transaction (`EventStore.append(..., hook=)`), so it commits with the events or
+    not at all: the idempotency record of `POST /events` (`event_requests.RecordHook`). `before` runs first and may
+    raise to abandon the append (nothing is stored); `after` runs last, before the COMMIT."""
+
+    def before(self, cursor: Any) -> None: ...
+
+    def after(self, cursor: Any, result: AppendResult) -> None: ...
+
+
+class CommitUncertain(TableStoreError):
+    """The COMMIT itself failed (the connection died while the server may have committed): whether the events are
+    stored is unknown. A failure before the COMMIT raises a plain TableStoreError: then nothing is stored."""
+
+
 class EventStore:
     """`interaction_events` in the database of `tables` (same engine, timeouts and error messages)."""
 
@@ -102,9 +117,10 @@ class EventStore:
 
     # -- writing -------------------------------------------------------------------------------------------------
 
-    def append(self, events: Sequence[Event]) -> AppendResult:
+    def append(self, events: Sequence[Event], hook: AppendHook | None = None) -> AppendResult:
         """Store `events` in one transaction, committed when this returns; a stored `event_id` (also one repeated
-        within `events`) is a duplicate and changes nothing. All or nothing on failure (TableStoreError)."""
+        within `events`) is a duplicate and changes nothing. All or nothing on failure (TableStoreError; a failed
+        COMMIT is CommitUncertain: stored or not, unknown). `hook` runs inside the same transaction."""
         self.ensure()
         accepted = [False] * len(events)
         first: dict[str, int] = {}
@@ -119,6 +135,8 @@ class EventStore:
         marks = ", ".join([self._ph] * len(_INSERTED))
         sql = f"{self.tables.insert_ignore} INTO {EVENTS_TABLE} ({', '.join(_INSERTED)}) VALUES ({marks})"
         with self.tables.cursor(f"storing {len(rows)} events in {EVENTS_TABLE} of") as (raw, cursor):
+            if hook is not None:
+                hook.before(cursor)
             inserted = 0
             if rows:
                 cursor.executemany(sql, rows)
@@ -138,10 +156,19 @@ class EventStore:
                     stored.update(r[0] for r in cursor.fetchall())
             cursor.execute(f"SELECT MAX(seq) FROM {EVENTS_TABLE}")
             last = cursor.fetchone()[0] or 0
-            raw.commit()
-        for eid, i in first.items():
-            accepted[i] = eid in stored
-        return AppendResult(accepted, int(last))
+            for eid, i in first.items():
+                accepted[i] = eid in stored
+            result = AppendResult(accepted, int(last))
+            if hook is not None:
+                hook.after(cursor, result)
+            try:
+                raw.commit()
+            except Exception as exc:
+                raise CommitUncertain(
+                    f"committing {len(rows)} events to {EVENTS_TABLE} of {self.tables.describe()} failed, so whether "
+                    f"they are stored is unknown: {self.tables.cause(exc)}"
+                ) from exc
+        return result
 
     # -- reading -------------------------------------------------------------------------------------------------
 

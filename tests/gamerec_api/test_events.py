@@ -23,16 +23,29 @@ from gamerec_api.app import create_app
 from gamerec_assets.recsys.feedback import EVENT_TYPES, iso, now_us
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.event_store import EventStore
+from gamerec_assets.store.write_keys import WriteKeys
 from tests.gamerec_api.support import Home, free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 UNKNOWN_GAME = 987_654_321_012  # no RAWG id in the bundled snapshot
 
 
+def write_key(settings: StorageSettings, name: str = "test-site") -> str:
+    """A write key created as an operator would (`gamerec keys create NAME`), in the home's table store."""
+    tables = settings.table_store()
+    try:
+        return WriteKeys(tables).create(name)
+    finally:
+        tables.engine.dispose()
+
+
 @pytest.fixture
 def events_client(fresh_home: Home) -> Iterator[TestClient]:
-    """Events are written to the home's database: a private copy, so other tests' histories stay as seeded."""
+    """Events are written to the home's database: a private copy, so other tests' histories stay as seeded. The
+    client sends a write key (POST /events needs a credential)."""
+    key = write_key(fresh_home.settings)
     with TestClient(create_app(fresh_home.settings, reload_interval=0, env={})) as c:
+        c.headers["authorization"] = f"Bearer {key}"
         wait_ready(c)
         yield c
 
@@ -196,9 +209,14 @@ def test_unknown_games_are_stored_flagged_and_counted(events_client: TestClient,
 def test_events_are_stored_before_any_model_is_loaded(tmp_path: Path) -> None:
     """No production model yet: whether a game is known cannot be told (null), the events are stored anyway."""
     settings = StorageSettings.from_env({"GAMEREC_HOME": str(tmp_path)})
+    key = write_key(settings)
     with TestClient(create_app(settings, reload_interval=0, env={})) as c:
         assert c.get("/readyz").status_code == 503
-        r = c.post("/events", json={"events": [{"user_id": "early", "game_id": 3498, "type": "like"}]})
+        r = c.post(
+            "/events",
+            json={"events": [{"user_id": "early", "game_id": 3498, "type": "like"}]},
+            headers={"authorization": f"Bearer {key}"},
+        )
         assert r.status_code == 202, r.text
         body = r.json()
     assert body["model_version"] is None and body["unknown_game"] == 0
@@ -219,10 +237,11 @@ def test_a_database_that_is_down_is_a_503_and_nothing_is_stored(tmp_path: Path) 
             "GAMEREC_DB_CONNECT_TIMEOUT": "2",
         }
     )
-    with TestClient(create_app(settings, reload_interval=0, env={})) as c:
+    # open ingestion (a demo setting): the write keys live in the database that is down
+    with TestClient(create_app(settings, reload_interval=0, env={"GAMEREC_EVENTS_OPEN": "true"})) as c:
         r = c.post("/events", json={"events": [{"user_id": "u", "game_id": 3498, "type": "play"}]})
     assert r.status_code == 503
-    assert r.json()["detail"] == "the event store is unavailable: no event of this request was stored; retry later"
+    assert r.json()["detail"].startswith("the event store is unavailable: no event of this request was stored")
     assert "127.0.0.1" not in r.text, "hosts stay in the server log"
 
 
@@ -242,8 +261,11 @@ def _kill_after_202(home: Home, env_extra: dict[str, str]) -> tuple[list[dict], 
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     sent: list[dict] = []
+    key = write_key(StorageSettings.from_env({"GAMEREC_HOME": str(home.path), **env_extra}))
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"authorization": f"Bearer {key}"}
+        ) as c:
             deadline = time.monotonic() + 60
             while True:  # the server answers /healthz at once; events need no model
                 assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""

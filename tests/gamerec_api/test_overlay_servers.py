@@ -21,6 +21,7 @@ import pytest
 from gamerec_assets.recsys.feedback import Event, check_event, now_us
 from gamerec_assets.store.event_store import EventStore
 from gamerec_assets.store.table_store import TableStore
+from gamerec_assets.store.write_keys import WriteKeys
 from tests.gamerec_api.support import Home, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,7 +109,8 @@ def test_events_change_predict_on_two_servers_within_two_seconds(
         # posted to the first server; the second hears of them through the table
         sent = [{"user_id": "rt-newcomer", "game_id": g, "type": "play"} for g in plays]
         sent += [{"user_id": known, "game_id": g, "type": "play", "value": 1.5} for g in before[0][:2]]
-        r = clients[0].post("/events", json={"events": sent})
+        key = WriteKeys(store.tables).create("overlay-test")  # POST /events needs a credential
+        r = clients[0].post("/events", json={"events": sent}, headers={"authorization": f"Bearer {key}"})
         assert r.status_code == 202 and r.json()["accepted"] == 5, r.text
         since = time.monotonic()
 

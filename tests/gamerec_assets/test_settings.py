@@ -12,6 +12,7 @@ from gamerec_assets.settings import (
     RAWG_DEFAULT_BASE_URL,
     VARIABLES,
     ApiSettings,
+    IngestSettings,
     InstanceSettings,
     RawgSettings,
     ScaleSettings,
@@ -94,6 +95,15 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_TRUST_MIN_EVENTS": "4",
         "GAMEREC_TRUST_GAME_GROWTH": "0.5",
         "GAMEREC_TRUST_GAME_FLOOR": "7",
+        "GAMEREC_EVENTS_OPEN": "true",
+        "GAMEREC_EVENT_SECRET": "secret-event-secret",
+        "GAMEREC_EVENT_TOKEN_TTL": "600",
+        "GAMEREC_WRITE_KEYS_TTL": "2",
+        "GAMEREC_EVENTS_KEY_RATE": "1000",
+        "GAMEREC_EVENTS_KEY_BURST": "2000",
+        "GAMEREC_EVENTS_USER_RATE": "5",
+        "GAMEREC_EVENTS_USER_BURST": "50",
+        "GAMEREC_IDEMPOTENCY_TTL": "3600",
     }
     assert set(env) == set(VARIABLES)  # this test covers every variable settings.py reads
     s = Settings.from_env(env)
@@ -121,6 +131,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
     assert s.retrain.min_events == 250
     assert (s.retrain.min_sources, s.retrain.burst_window_s, s.retrain.burst_new_users) == (3, 30.0, 20)
     assert (s.retrain.trust_min_events, s.retrain.trust_game_growth, s.retrain.trust_game_floor) == (4, 0.5, 7)
+    assert s.ingest == IngestSettings(True, "secret-event-secret", 600.0, 2.0, 1000.0, 2000, 5.0, 50, 3600.0)
     # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
     text = repr(s)
     for secret in (
@@ -129,6 +140,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "secret-wandb-key",
         "secret-db-password",
         "secret-admin-token",
+        "secret-event-secret",
     ):
         assert secret not in text
 
