@@ -1,7 +1,8 @@
 """The `integration` marker, applied by what a test uses rather than by hand.
 
 A test is an integration test when it starts or reaches a server, a database, a worker, a server process or a
-browser. `make test-fast` (`pytest -m "not integration"`) runs everything else. Three rules, so that a new test is
+browser, or runs the whole system end to end (a whole-graph materialization, the API fuzzed against its schema).
+`make test-fast` (`pytest -m "not integration"`) runs everything else. Three rules, so that a new test is
 marked without its author's help:
 
 1. at collection, every test whose fixtures (the whole closure) include a service fixture (`SERVICE_FIXTURES`);
