@@ -1,5 +1,5 @@
-# The README's two commands: `make run` and `make test`. Each creates .venv and installs only when needed:
-# `make run` what running needs, `make test` the test extras on top.
+# The README's two commands: `make run` and `make test` (`make test-fast`: the loop without services). Each creates
+# .venv and installs only when needed: `make run` what running needs, `make test` the test extras on top.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -16,7 +16,7 @@ export WANDB_MODE   ?= offline
 # they are the documented commands of this release, so the notice is noise here.
 export PYTHONWARNINGS ?= ignore:Function `asset_materialize_command` is superseded,ignore:Function `dev_command` is superseded
 
-.PHONY: run test install install-dev browser lint materialize materialize-stale serve dagster-home clean
+.PHONY: run test test-fast install install-dev browser lint materialize materialize-stale serve dagster-home clean
 
 $(STAMP_RUN): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,15 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "WARNING: could not install chromium"; }
 
+# Every test: the core, the graph, and the integration tests (MariaDB, moto's S3, RabbitMQ + Celery workers,
+# server processes, headless Chromium). `.ci/run` runs this one.
 test: install-dev browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(ARGS)
+
+# The edit-run loop (under 3 minutes on 2 cores): everything but the tests marked `integration` (tests/support/
+# markers.py marks every test that uses a service fixture); no browser, no service needed. ARGS='-x tests/...'.
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not integration" $(ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check gamerec_assets gamerec_api tests bench scripts

@@ -75,6 +75,7 @@ def _copy_checkout(dest: Path) -> None:
         shutil.copy2(cached, target)
 
 
+@pytest.mark.integration
 def test_runnable_blocks_run_from_a_fresh_copy(tmp_path: Path) -> None:
     venv = Path(sys.prefix)
     assert (venv / "bin" / "dagster").exists(), f"run the tests with the project's venv, not {sys.executable}"

@@ -11,7 +11,7 @@ The fit is split into independent item blocks: `prepare_user_items` normalises X
 computes the top-K neighbours of a range of items (rows of X_blockᵀ X) and `merge_item_blocks` stacks them. Each
 row is computed on its own, in a fixed summation order, so any split into blocks (one process, or one Dagster
 partition per block, see `gamerec_assets/scale.py`) gives exactly the matrix of a single `fit`. The compiled
-kernels and the `GAMEREC_THREADS` knob are in `kernels.py`.
+kernels and the `GAMEREC_THREADS` knob are in `kernels/`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Row-wise top-k of sparse matrices without Python loops over rows (compiled kernels in `kernels.py`)."""
+"""Row-wise top-k of sparse matrices without Python loops over rows (compiled kernels in `kernels/`)."""
 
 from __future__ import annotations
 

@@ -20,10 +20,13 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from gamerec_assets.recsys.model_artifact import ARRAYS, CARDS, MANIFEST, SERVING
 from gamerec_assets.store.registry import new_version
 from tests.gamerec_api.support import ADMIN_TOKEN, Home, free_port, wait_ready
+
+pytestmark = pytest.mark.integration  # each test starts `python -m gamerec_api`
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -306,6 +306,7 @@ def _assert_all_stored(sent: list[dict], store: EventStore) -> None:
     assert stored["seq"].is_sorted() and stored["seq"].n_unique() == 1500
 
 
+@pytest.mark.integration
 def test_killed_server_loses_no_accepted_event_sqlite(fresh_home: Home) -> None:
     sent, store = _kill_after_202(fresh_home, {})
     assert store.tables.dialect == "sqlite"

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 import httpx
+import pytest
 from litestar.testing import TestClient
 
 from gamerec_api.app import create_app
@@ -49,6 +50,7 @@ def hammer(base: str, stop: threading.Event, out: list[Hit], seed: int) -> None:
             out.append(Hit(started, time.monotonic(), r.status_code, version))
 
 
+@pytest.mark.integration
 def test_reload_under_concurrent_requests_swaps_without_failures(fresh_home: Home) -> None:
     v1 = fresh_home.seeded.version
     app = create_app(fresh_home.settings, reload_interval=0, admin_token=ADMIN_TOKEN, env={})

@@ -405,6 +405,7 @@ def _closed(sock: socket.socket, within: float) -> bool:
         return False
 
 
+@pytest.mark.integration
 def test_uvicorn_bounds_idle_and_excess_connections(home: Home) -> None:
     """The options proposed for `python -m gamerec_api`, and HEAD through a real server: an idle keep-alive
     connection is closed after timeout_keep_alive; beyond limit_concurrency connections new requests get 503 at

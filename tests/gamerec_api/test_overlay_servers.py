@@ -24,6 +24,8 @@ from gamerec_assets.store.table_store import TableStore
 from gamerec_assets.store.write_keys import WriteKeys
 from tests.gamerec_api.support import Home, free_port
 
+pytestmark = pytest.mark.integration  # two `python -m gamerec_api` server processes
+
 ROOT = Path(__file__).resolve().parents[2]
 REACT_S = 2.0  # the bound: an event changes every worker's answers within 2 s
 

@@ -19,6 +19,8 @@ from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.event_store import EventStore
 from tests.gamerec_api.support import Home, serve
 
+pytestmark = pytest.mark.integration  # uvicorn and headless Chromium
+
 CHROMIUM = os.environ.get("GAMEREC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
     "--headless",

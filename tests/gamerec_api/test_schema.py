@@ -66,6 +66,7 @@ def api_schema(schema_app: Litestar) -> schemathesis.BaseSchema:
 schema = schemathesis.from_pytest_fixture("api_schema")
 
 
+@pytest.mark.integration
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case: schemathesis.Case) -> None:

@@ -11,12 +11,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.gamerec_api.support import Home, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.integration
 def test_cli_serves_with_two_workers(home: Home) -> None:
     port = free_port()
     env = {**os.environ, "GAMEREC_HOME": str(home.path), "PYTHONPATH": str(ROOT)}

@@ -106,6 +106,7 @@ def instance() -> dg.DagsterInstance:
         yield inst
 
 
+@pytest.mark.integration
 def test_a_concurrent_run_cannot_swap_the_model(gamerec_home: Path, instance: dg.DagsterInstance) -> None:
     env = {"GAMEREC_HOME": str(gamerec_home)}
     resources = build_definitions(env).resources or {}
@@ -157,6 +158,7 @@ def test_a_concurrent_crawl_cannot_swap_the_pages(gamerec_home: Path, instance: 
     assert set(loads) == {"game_features", "raw_games_raw_games_ids_present"} and set(loads.values()) == {crawl}
 
 
+@pytest.mark.integration
 def test_a_run_of_the_report_alone_reads_the_latest_materialization(
     gamerec_home: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -202,6 +204,7 @@ class TablesRepublishedByB(TableIOManager):
         return super().load_input(context)
 
 
+@pytest.mark.integration
 def test_a_table_republished_by_another_run_fails_the_step_instead_of_mixing(
     gamerec_home: Path, instance: dg.DagsterInstance
 ) -> None:

@@ -13,6 +13,8 @@ from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store import ModelRegistry
 from tests.gamerec_assets.support import ASSETS
 
+pytestmark = pytest.mark.integration  # the whole graph, run in process (tens of seconds a run)
+
 
 def materialize(env: dict[str, str], instance: dg.DagsterInstance, run_config: dict | None = None):
     job = build_definitions(env).resolve_implicit_global_asset_job_def()

@@ -14,6 +14,8 @@ from gamerec_assets.resources.tracking import find_offline_run, read_offline_run
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store import ModelRegistry
 
+pytestmark = pytest.mark.integration  # the whole graph, run in process (tens of seconds a run)
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FAST = {"ops": {"item_similarity": {"config": {"time_budget_s": 5.0}}}}
 NEW_GAME = 1013  # a sequel of Dungeon Ledger (RPG, Turn-Based, Fantasy): nobody has played it yet

@@ -15,6 +15,8 @@ from gamerec_assets.schedules import daily_refresh
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store import ModelRegistry
 
+pytestmark = pytest.mark.integration  # the whole graph, run in process (tens of seconds a run)
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FAST = {"ops": {"item_similarity": {"config": {"time_budget_s": 5.0}}}}
 

@@ -10,10 +10,13 @@ from pathlib import Path
 import boto3
 import dagster as dg
 import pymysql
+import pytest
 
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store import ModelRegistry
+
+pytestmark = pytest.mark.integration  # the `dagster` CLI, MariaDB and S3
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -6,12 +6,15 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import polars as pl
+import pytest
 
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.recsys.feedback import check_event, events_until_seq
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store import ModelRegistry
 from gamerec_assets.store.event_store import EventStore
+
+pytestmark = pytest.mark.integration  # the whole graph, run in process (tens of seconds a run)
 
 FAST = {"item_similarity": {"config": {"strategy": "fixed"}}}  # selection is not what this tests
 T0 = 1_796_000_000_000_000  # 2026-11-30, in microseconds

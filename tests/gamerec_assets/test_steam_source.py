@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.recsys.linking import STEAM_ONLY_BASE, link_titles, normalise_title, strip_edition
@@ -28,6 +29,7 @@ def test_title_normalisation_and_linking() -> None:
     assert again["game_id"].item() == rows["Unknown Game"]["game_id"]  # stable across runs
 
 
+@pytest.mark.integration
 def test_steam_sourced_run_materializes_the_whole_graph(gamerec_home: Path, steam_log: Path) -> None:
     env = {"GAMEREC_HOME": str(gamerec_home)}
     job = build_definitions(env).resolve_implicit_global_asset_job_def()

@@ -4,7 +4,10 @@ The references are the numpy implementations the kernels replaced (copied here),
 a result (one tie, one bit of a simulated draw) fails a test.
 """
 
+import ast
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from gamerec_assets.recsys.itemcf import (
     prepare_user_items,
     recommend_from_similarity,
 )
+from gamerec_assets.recsys.kernels import kernel_threads
 from gamerec_assets.recsys.simulate import SimulationParams, preference_weights, simulate_interactions
 from gamerec_assets.recsys.topk import dense_rows_topk, sparse_topk
 
@@ -173,6 +177,66 @@ def test_thread_knob() -> None:
             assert kernels.thread_count() == expected
     finally:
         kernels.set_threads(None)
+
+
+def test_the_setting_is_read_live_through_the_package() -> None:
+    try:
+        kernels.set_threads(3)
+        assert kernels._threads == 3 == kernel_threads._threads  # the package reads the pool module's setting
+    finally:
+        kernels.set_threads(None)
+    assert kernels._threads is None
+
+
+def test_every_large_call_runs_on_the_one_thread_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each entry point splits a large call through kernel_threads.run_rows, and no other module starts threads."""
+    pools: list[int] = []
+
+    class CountingPool(ThreadPoolExecutor):
+        def __init__(self, max_workers: int, thread_name_prefix: str) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
+
+    monkeypatch.setattr(kernel_threads, "ThreadPoolExecutor", CountingPool)
+    n = kernels.PARALLEL_MIN_ROWS + 1  # rows of every call: users, items, simulated players
+    x = play_matrix(n, n, 0.02, seed=3, weighted=True)
+    sim = item_similarity_matrix(x, "cosine", 10)
+    rng = np.random.default_rng(0)
+    probs = rng.random((n, 40), dtype=np.float32)
+    exponentials = rng.standard_exponential((n, 40), dtype=np.float32)
+    counts = np.full(n, 5, np.int64)
+    calls = {
+        "item_topk_rows": lambda: item_similarity_matrix(x, "cosine", 10),
+        "recommend_rows": lambda: recommend_from_similarity(sim, x, 5, True),
+        "csr_rows_topn": lambda: sparse_topk(x, 5),
+        "simulate_select": lambda: kernels.simulate_select(np.zeros(40), probs, -exponentials, counts.copy(), 5),
+        "weighted_select": lambda: kernels.weighted_select(probs, exponentials, counts, 5),
+    }
+    try:
+        kernels.set_threads(2)
+        for name, call in calls.items():
+            before = len(pools)
+            call()
+            assert pools[before:] == [2], name
+    finally:
+        kernels.set_threads(None)
+    for module in Path(kernels.__file__).parent.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+        starts_threads = imported & {"concurrent", "threading", "_thread", "multiprocessing"}
+        assert not starts_threads or module.name == "kernel_threads.py", module.name
+
+
+def test_kernel_functions_stay_short() -> None:
+    for module in Path(kernels.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                length = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                assert length <= 80, f"{module.name}:{node.name} is {length} lines"
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "jaccard"])

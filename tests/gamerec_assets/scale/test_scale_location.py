@@ -128,6 +128,7 @@ def test_the_block_steps_merge_to_the_single_fit(scale_env: dict[str, str], simi
     assert_same_csr(merged, single)
 
 
+@pytest.mark.integration
 def test_the_block_steps_run_in_parallel_processes_with_the_multiprocess_executor(scale_env: dict[str, str]) -> None:
     logs, _ = write_logs(scale_env, seed=9)
     # One run, rebuilt from the module in each step process (build_reconstructable_job), as a run launcher would.
