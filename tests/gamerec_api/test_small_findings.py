@@ -245,3 +245,13 @@ def test_the_cli_refuses_to_promote_a_version_beyond_the_events_table(fresh_home
     assert out.returncode == 2, out.stdout + out.stderr
     assert "until_seq" in out.stderr and f"newest interaction_events seq {newest}" in out.stderr
     assert registry.production() == good
+
+
+def test_guard_settings_are_checked() -> None:
+    from gamerec_assets.settings import GuardSettings
+
+    assert GuardSettings.from_env({}) == GuardSettings((), 16 * 1024, 100)
+    with pytest.raises(ValueError, match="GAMEREC_TRUSTED_PROXIES"):
+        GuardSettings.from_env({"GAMEREC_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"})
+    with pytest.raises(ValueError, match="GAMEREC_MAX_HEADER_BYTES"):
+        GuardSettings.from_env({"GAMEREC_MAX_HEADER_BYTES": "100"})

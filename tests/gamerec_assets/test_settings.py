@@ -87,6 +87,9 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_EVENTS_POLL": "0.25",
         "DAGSTER_PORT": "3001",
         "GAMEREC_RETRAIN_EVENTS": "250",
+        "GAMEREC_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
+        "GAMEREC_MAX_HEADER_BYTES": "32768",
+        "GAMEREC_MAX_HEADERS": "50",
     }
     assert set(env) == set(VARIABLES)  # this test covers every variable settings.py reads
     s = Settings.from_env(env)
@@ -112,6 +115,11 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
     }
     assert s.api == ApiSettings("0.0.0.0", 9000, 0.5, "secret-admin-token", 0, str(tmp_path / "metrics"), 0.25, 3001)
     assert s.retrain.min_events == 250
+    assert (s.guards.trusted_proxies, s.guards.max_header_bytes, s.guards.max_headers) == (
+        ("10.0.0.0/8", "127.0.0.1/32"),
+        32768,
+        50,
+    )
     # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
     text = repr(s)
     for secret in (
