@@ -37,8 +37,9 @@ def server(home: Home, **extra: str) -> Iterator[tuple[httpx.Client, subprocess.
     """`python -m gamerec_api` on a free port with the admin token (and `extra` variables), once ready."""
     port = free_port()
     env = {**os.environ, "GAMEREC_HOME": str(home.path), "PYTHONPATH": str(ROOT), "GAMEREC_ADMIN_TOKEN": ADMIN_TOKEN}
-    for name in ("PROMETHEUS_MULTIPROC_DIR", "GAMEREC_TRUSTED_PROXIES", "GAMEREC_MAX_HEADER_BYTES", "FORWARDED_ALLOW_IPS"):
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "GAMEREC_TRUSTED_PROXIES", "GAMEREC_MAX_HEADER_BYTES"):
         env.pop(name, None)
+    env["FORWARDED_ALLOW_IPS"] = "*"  # uvicorn's own proxy handling would believe anyone: it must be off
     env.update(extra)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gamerec_api", "--port", str(port), "--reload-interval", "0", "--log-level", "warning"],
@@ -191,9 +192,7 @@ def plant_production(home: Home, change: dict) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("until_seq", [10**15, -3, 12.5])
-def test_a_reload_claiming_events_beyond_the_table_is_refused_and_reported(
-    fresh_home: Home, until_seq: float
-) -> None:
+def test_a_reload_claiming_events_beyond_the_table_is_refused_and_reported(fresh_home: Home, until_seq: float) -> None:
     with server(fresh_home) as (client, proc, _):
         good = wait_ready(client)["model_version"]
         before = client.get("/admin/status", headers=AUTH).json()
