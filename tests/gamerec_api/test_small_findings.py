@@ -211,6 +211,11 @@ def test_a_reload_claiming_events_beyond_the_table_is_refused_and_reported(fresh
         assert time.time() - _epoch(refused["at"]) < 120
         assert bad in status["detail"] and "refused" in status["detail"]
         assert proc.poll() is None
+        # a plausible version swaps in and clears the refusal
+        _, fixed = plant_production(fresh_home, {"until_seq": 0, "count": 0})
+        assert client.post("/admin/reload", headers=AUTH).json()["model_version"] == fixed
+        status = client.get("/admin/status", headers=AUTH).json()
+        assert status["model_version"] == fixed and status["refused_reload"] is None and status["detail"] == ""
 
 
 def _epoch(iso: str) -> float:
