@@ -7,9 +7,12 @@ import pytest
 import scipy.sparse as sp
 
 from gamerec_assets.recsys import ItemCF, ModelArtifact
+from gamerec_assets.recsys.feedback import check_event, now_us
 from gamerec_assets.recsys.manifest_checks import manifest_problems
 from gamerec_assets.store import LocalArtifactStore, ModelRegistry, RegistryError
+from gamerec_assets.store.event_store import EventStore
 from gamerec_assets.store.registry import InvalidVersion
+from gamerec_assets.store.table_store import TableStore
 
 GOOD = {
     "data": {"events": {"until_seq": 40, "count": 12, "until": None}},
@@ -94,3 +97,30 @@ def test_an_unreadable_events_table_refuses_a_promote_and_says_why(tmp_path) -> 
     version = ModelRegistry(LocalArtifactStore(tmp_path)).publish(model(3))
     with pytest.raises(RegistryError, match="cannot read the newest event seq to check: database at db:3306"):
         registry.promote(version)
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def events(request: pytest.FixtureRequest, tmp_path) -> EventStore:
+    if request.param == "sqlite":
+        return EventStore(TableStore(f"sqlite:///{tmp_path / 'db' / 'gamerec.db'}"))
+    return EventStore(TableStore(request.getfixturevalue("mysql_db")["url"]))
+
+
+def test_promotion_compares_with_the_real_events_table(events: EventStore, tmp_path) -> None:
+    registry = ModelRegistry(LocalArtifactStore(tmp_path / "artifacts"), events_seq=events.last_seq)
+    claims_one = registry.publish(model(1))
+    with pytest.raises(InvalidVersion, match="beyond the newest interaction_events seq 0"):
+        registry.promote(claims_one)  # no events table yet: nothing was trained on
+    sent = [
+        check_event(event_id=f"e{i}", user_id="alice", game_id=3, type="play", value=1.0, timestamp=None,
+                    received_us=now_us())
+        for i in range(5)
+    ]  # fmt: skip
+    newest = events.append(sent).last_seq
+    registry.promote(claims_one)
+    exact = registry.publish(model(newest))
+    registry.promote(exact)
+    beyond = registry.publish(model(newest + 1))
+    with pytest.raises(InvalidVersion, match=f"until_seq {newest + 1} is beyond the newest interaction_events seq"):
+        registry.promote(beyond)
+    assert registry.production() == exact
