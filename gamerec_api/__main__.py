@@ -9,8 +9,18 @@ import tempfile
 from gamerec_assets.settings import Settings, export_to_children
 
 
+def http_protocol() -> str:
+    """uvicorn's httptools protocol with bounded headers (header_limits), or h11 (bounded by uvicorn) without it."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "gamerec_api.header_limits:BoundedHttpToolsProtocol"
+
+
 def main(argv: list[str] | None = None) -> None:
-    api = Settings.from_env().api
+    settings = Settings.from_env()
+    api, guards = settings.api, settings.guards
     parser = argparse.ArgumentParser(prog="python -m gamerec_api", description=__doc__)
     parser.add_argument("--host", default=api.host, help="env GAMEREC_API_HOST, 127.0.0.1")
     parser.add_argument("--port", type=int, default=api.port, help="env GAMEREC_API_PORT, 8000")
@@ -52,6 +62,12 @@ def main(argv: list[str] | None = None) -> None:
             limit_concurrency=1000,
             timeout_graceful_shutdown=10,
             server_header=False,
+            # The client address is decided by gamerec_api.client_address (GAMEREC_TRUSTED_PROXIES): uvicorn's own
+            # proxy-headers handling would believe X-Forwarded-For from 127.0.0.1 by default.
+            proxy_headers=False,
+            # Request line + headers bounded (GAMEREC_MAX_HEADER_BYTES, GAMEREC_MAX_HEADERS): 431 past them.
+            http=http_protocol(),
+            h11_max_incomplete_event_size=guards.max_header_bytes,
         )
     finally:
         if metrics_dir:

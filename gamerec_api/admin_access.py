@@ -9,9 +9,12 @@ count, never with the presented token. Requests without an Authorization header 
 guess nothing.
 
 The counts live in the app's state, per worker process (with `--workers N` a client gets up to N times the
-budget), bounded to `MAX_CLIENTS` addresses. The address is the ASGI client, i.e. the TCP peer, or the one
-uvicorn takes from X-Forwarded-For when it runs with `--proxy-headers` and `--forwarded-allow-ips` set to the
-proxy; behind a proxy without that every client shares the proxy's budget.
+budget), bounded to `MAX_CLIENTS` addresses. The address is `client_address.client_address`: the TCP peer, or the
+one a proxy listed in GAMEREC_TRUSTED_PROXIES forwarded (X-Forwarded-For from anyone else is ignored, so rotating
+the header neither buys guesses nor lifts a lockout); behind a proxy not listed every client shares its budget.
+
+`GET /admin/status` is the operators' view: the served version, and a refused reload (which version, when, why)
+while the server keeps serving the previous one (readiness stays `ready`: it is still serving).
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+import msgspec
 from litestar import Controller, get
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 
+from gamerec_api.client_address import client_address, trusted_proxies_of
 from gamerec_api.readiness import not_ready_status
 from gamerec_api.schemas import AdminStatus
 
@@ -105,7 +110,7 @@ def require_admin_token(connection: ASGIConnection, _: BaseRouteHandler) -> None
     """Guard: 429 while the client is locked out, 401 without the right bearer token (counted if one was sent)."""
     state = connection.app.state
     limiter = limiter_of(state)
-    client = connection.client.host if connection.client else "unknown"
+    client = client_address(connection, trusted_proxies_of(state))
     wait = limiter.retry_after(client)
     if wait > 0:
         raise TooManyRequestsException(
@@ -126,6 +131,22 @@ def require_admin_token(connection: ASGIConnection, _: BaseRouteHandler) -> None
 ADMIN_ERRORS = [NotAuthorizedException, TooManyRequestsException]
 
 
+class RefusedReload(msgspec.Struct):
+    """The last reload refused while a model was served: the version (None: the production alias was unreadable
+    or gone), when (RFC 3339 UTC) and why."""
+
+    version: str | None
+    at: str
+    reason: str
+
+
+class AdminStatusReport(AdminStatus):
+    """GET /admin/status: the readiness status, the full detail and, while serving, the last refused reload
+    (cleared by the next successful one)."""
+
+    refused_reload: RefusedReload | None = None
+
+
 class AdminStatusController(Controller):
     """GET /admin/status behind the same bearer token; registered with the AdminController."""
 
@@ -139,9 +160,21 @@ class AdminStatusController(Controller):
         raises=ADMIN_ERRORS,
         security=[{"bearer": []}],
     )
-    async def status(self, state: State) -> AdminStatus:
+    async def status(self, state: State) -> AdminStatusReport:
         holder = state.holder
         current = holder.state
-        if current is not None:
-            return AdminStatus(status="ready", model_version=current.version, detail=holder.detail)
-        return AdminStatus(status=not_ready_status(holder.detail), model_version=None, detail=holder.detail)
+        refused = holder.refused
+        if current is None:
+            return AdminStatusReport(status=not_ready_status(holder.detail), model_version=None, detail=holder.detail)
+        if refused is None:
+            return AdminStatusReport(status="ready", model_version=current.version, detail=holder.detail)
+        detail = (
+            f"serving {current.version}; the reload of {refused.version or 'the production alias'} was refused at "
+            f"{refused.at}: {refused.reason}"
+        )
+        return AdminStatusReport(
+            status="ready",
+            model_version=current.version,
+            detail=detail,
+            refused_reload=RefusedReload(version=refused.version, at=refused.at, reason=refused.reason),
+        )

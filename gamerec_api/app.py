@@ -21,6 +21,7 @@ from litestar.static_files import create_static_files_router
 
 from gamerec_api.admin_access import AdminStatusController
 from gamerec_api.api_docs import docs_plugins
+from gamerec_api.client_address import TRUSTED_PROXIES, parse_trusted
 from gamerec_api.controllers import (
     AdminController,
     EventsController,
@@ -147,6 +148,7 @@ def create_app(
         request_max_body_size=MAX_BODY,
         exception_handlers={ValidationException: _validation_error},
     )
+    built.state[TRUSTED_PROXIES] = parse_trusted(config.guards.trusted_proxies)  # who may forward a client address
     return harden(built)  # security headers, HEAD on GET routes, NUL-byte paths: before routing (http_guards)
 
 

@@ -10,6 +10,11 @@ The holder also runs the worker's realtime overlay (`overlay.RealtimeOverlay`): 
 aligns the overlay with the new model's `events_until_seq`. When the database is unreachable the task logs, counts
 (`gamerec_overlay_tail_errors_total`) and retries with a growing delay (up to MAX_BACKOFF_S), and the server keeps
 answering from the overlay it has.
+
+Every load checks the version's manifest for plausibility (`manifest_checks`), against the events table's newest seq
+too: a version claiming events beyond it is refused (it would silence the overlay). A refused or failed reload while
+a model is served is kept in `refused` (version, time, reason) for GET /admin/status; the next successful swap
+clears it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import contextlib
 import logging
 import threading
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import anyio.to_thread
 
@@ -35,6 +42,16 @@ from gamerec_assets.store.table_store import TableStore
 log = logging.getLogger("gamerec_api")
 RETIRE_AFTER_S = 10.0  # a swapped-out state lives this long (in-flight requests keep using it), then is freed
 MAX_BACKOFF_S = 10.0  # longest wait between two failed reads of interaction_events
+EVENT_SEQ_WAIT_S = 5.0  # a load waits this long for the events table's newest seq, then checks without it
+
+
+@dataclass(frozen=True)
+class RefusedReload:
+    """A reload that did not happen while a model was being served: which version, when (RFC 3339 UTC), why."""
+
+    version: str | None
+    at: str
+    reason: str
 
 
 def _dispose(holder: list[ServingState]) -> None:
@@ -64,6 +81,7 @@ class ModelHolder:
         self.overlay = overlay or RealtimeOverlay()
         self.state: ServingState | None = None
         self.detail = "loading the production model"
+        self.refused: RefusedReload | None = None  # the last reload refused while serving (None after a swap)
         self._registry: ModelRegistry | None = None
         self._tables: TableStore | None = None
         self._events: EventStore | None = None
@@ -77,13 +95,35 @@ class ModelHolder:
 
     def _open(self) -> tuple[ModelRegistry, TableStore]:
         if self._registry is None or self._tables is None:
-            self._registry = ModelRegistry(self.settings.artifact_store(), MODEL_NAME)
+            self._registry = ModelRegistry(self.settings.artifact_store(), MODEL_NAME, self._newest_event_seq)
             self._tables = self.settings.table_store()
         return self._registry, self._tables
 
     def tables(self) -> TableStore:
         """The table store, for the batch endpoint's precomputed rows (called from a worker thread)."""
         return self._open()[1]
+
+    def _newest_event_seq(self) -> int | None:
+        """The events table's newest seq for the registry's manifest check, None when the database does not answer
+        within EVENT_SEQ_WAIT_S (then the check covers types and signs only: a model load never hangs on a frozen
+        database, and the overlay's own reads report the outage)."""
+        result: list[int] = []
+        errors: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                result.append(self.events().last_seq())
+            except Exception as exc:
+                errors.append(exc)
+
+        reader = threading.Thread(target=read, name="gamerec-newest-seq", daemon=True)
+        reader.start()
+        reader.join(EVENT_SEQ_WAIT_S)
+        if result:
+            return result[0]
+        why = f"{type(errors[0]).__name__}: {errors[0]}" if errors else f"no answer within {EVENT_SEQ_WAIT_S:g} s"
+        log.warning("model load: cannot read the newest interaction_events seq (%s); until_seq not compared", why)
+        return None
 
     def events(self) -> EventStore:
         """The one `interaction_events` store of this worker, on the table store: POST /events appends to it and
@@ -182,6 +222,10 @@ class ModelHolder:
         await asyncio.sleep(RETIRE_AFTER_S)
         await anyio.to_thread.run_sync(_dispose, holder)
 
+    def _refused(self, version: str | None, reason: str) -> None:
+        at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        self.refused = RefusedReload(version, at, reason)
+
     # -- reload --------------------------------------------------------------------------------------------------
 
     async def reload(self, force: bool = True) -> ReloadResult:
@@ -194,6 +238,7 @@ class ModelHolder:
         assert self._lock is not None, "ModelHolder.start() was not called"
         async with self._lock:
             previous = self.state.version if self.state else None
+            version: str | None = None
             try:
                 registry, _ = await anyio.to_thread.run_sync(self._open)
                 version = await anyio.to_thread.run_sync(registry.production)
@@ -210,11 +255,15 @@ class ModelHolder:
             except NotReady as exc:
                 if self.state is None:
                     self.detail = str(exc)
+                else:
+                    self._refused(None, str(exc))
                 telemetry.RELOADS.labels("not_ready").inc()
                 raise
             except Exception as exc:
                 if self.state is None:
                     self.detail = f"loading the production model failed: {type(exc).__name__}: {exc}"
+                else:
+                    self._refused(version, f"{type(exc).__name__}: {exc}")
                 telemetry.RELOADS.labels("error").inc()
                 raise
             retired = [self.state] if self.state is not None else []
@@ -226,6 +275,9 @@ class ModelHolder:
                 self._retiring.add(task)
                 task.add_done_callback(self._retiring.discard)
             self.detail = ""
+            self.refused = None
+            if new_state.version != version:  # a fresh server fell back past an unservable production version
+                self._refused(version, f"not servable, serving {new_state.version} instead (the server log has why)")
             telemetry.RELOADS.labels("ok").inc()
             telemetry.model_swapped(
                 previous, new_state.version, new_state.model.n_items, new_state.n_users, new_state.loaded_at

@@ -23,7 +23,11 @@ EXIT_ERROR = 2
 
 
 def _registry() -> ModelRegistry:
-    return ModelRegistry(Settings.from_env().storage.artifact_store(), MODEL_NAME)
+    """Promote and rollback refuse a version claiming events beyond the events table (read only when loading)."""
+    from gamerec_assets.store.event_store import EventStore
+
+    storage = Settings.from_env().storage
+    return ModelRegistry(storage.artifact_store(), MODEL_NAME, lambda: EventStore(storage.table_store()).last_seq())
 
 
 def models_list(args: argparse.Namespace) -> int:

@@ -517,6 +517,51 @@ class IngestSettings:
         )
 
 
+# -- HTTP guards (issue 22 item 7): forwarded headers and request header bounds -----------------------------------
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma- or space-separated list of IP addresses / CIDR networks, each checked (kept as normalised text so
+    the section stays hashable and importing it stays cheap)."""
+    import ipaddress
+
+    out = []
+    for part in (_text(env, name) or "").replace(",", " ").split():
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ValueError(f"{name} must list IP addresses or CIDR networks (10.0.0.0/8), got {part!r}") from None
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """Who may name the client (`X-Forwarded-For`) and how big a request's header section may be.
+
+    GAMEREC_TRUSTED_PROXIES: the proxies whose `X-Forwarded-For` is believed (IPs or CIDRs; empty, the default: the
+    TCP peer is the client, whatever a header claims). GAMEREC_MAX_HEADER_BYTES bounds the request line plus every
+    header (names and values), GAMEREC_MAX_HEADERS their number: past either the server answers 431 and closes.
+    """
+
+    VARIABLES: ClassVar[tuple[str, ...]] = (
+        "GAMEREC_TRUSTED_PROXIES",
+        "GAMEREC_MAX_HEADER_BYTES",
+        "GAMEREC_MAX_HEADERS",
+    )
+
+    trusted_proxies: tuple[str, ...] = ()
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        return cls(
+            trusted_proxies=_networks(env, "GAMEREC_TRUSTED_PROXIES"),
+            max_header_bytes=_int(env, "GAMEREC_MAX_HEADER_BYTES", 16 * 1024, minimum=1024, maximum=1 << 20),
+            max_headers=_int(env, "GAMEREC_MAX_HEADERS", 100, minimum=10, maximum=10_000),
+        )
+
+
 SECTIONS = (
     StorageSettings,
     RawgSettings,
@@ -528,6 +573,7 @@ SECTIONS = (
     ApiSettings,
     RetrainSettings,
     IngestSettings,
+    GuardSettings,
 )
 # Every variable this module reads, in section order (the README's Configuration table lists the same set).
 VARIABLES: tuple[str, ...] = tuple(dict.fromkeys(name for section in SECTIONS for name in section.VARIABLES))
@@ -547,6 +593,7 @@ class Settings:
     api: ApiSettings
     retrain: RetrainSettings = RetrainSettings()
     ingest: IngestSettings = IngestSettings()
+    guards: GuardSettings = GuardSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -563,6 +610,7 @@ class Settings:
             api=ApiSettings.from_env(env),
             retrain=RetrainSettings.from_env(env),
             ingest=IngestSettings.from_env(env),
+            guards=GuardSettings.from_env(env),
         )
 
 

@@ -19,10 +19,12 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from gamerec_assets.recsys.manifest_checks import manifest_problems
 from gamerec_assets.recsys.model_artifact import ARRAYS, CARDS, MANIFEST, SERVING, ArtifactError, ModelArtifact
 from gamerec_assets.store.artifact_store import ArtifactNotFound, ArtifactStore
 
@@ -77,9 +79,14 @@ def _history(versions: list[str | None], exclude: str | None) -> list[str]:
 
 
 class ModelRegistry:
-    def __init__(self, store: ArtifactStore, name: str = MODEL_NAME) -> None:
+    def __init__(
+        self, store: ArtifactStore, name: str = MODEL_NAME, events_seq: Callable[[], int | None] | None = None
+    ) -> None:
+        """`events_seq`: the events table's newest seq (None: unknown), so `load` (and `promote`, `rollback`)
+        refuse a version claiming events beyond it (`manifest_checks`); without it only types and signs count."""
         self.store = store
         self.name = name
+        self.events_seq = events_seq
 
     def _alias_key(self, alias: str = ALIAS) -> str:
         return f"{self.name}/_aliases/{alias}.json"
@@ -125,6 +132,9 @@ class ModelRegistry:
         manifest = self.manifest(version)
         if manifest.get("version") not in (None, version):
             raise InvalidVersion(f"model version {version}: its manifest names version {manifest['version']!r}")
+        problems = manifest_problems(manifest, self._newest_event_seq(version))
+        if problems:
+            raise InvalidVersion(f"model version {version}: implausible manifest: " + "; ".join(problems))
         files = {MANIFEST: json.dumps(manifest).encode()}
         for name in self._files(manifest):
             try:
@@ -135,6 +145,14 @@ class ModelRegistry:
             return ModelArtifact.from_files(files)
         except ArtifactError as exc:
             raise InvalidVersion(f"model version {version}: {exc}") from exc
+
+    def _newest_event_seq(self, version: str) -> int | None:
+        if self.events_seq is None:
+            return None
+        try:
+            return self.events_seq()
+        except Exception as exc:  # a refusal that says why, rather than a version nobody checked
+            raise RegistryError(f"model version {version}: cannot read the newest event seq to check: {exc}") from exc
 
     @staticmethod
     def _files(manifest: dict[str, Any]) -> list[str]:

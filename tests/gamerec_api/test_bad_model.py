@@ -100,10 +100,15 @@ def test_a_running_server_refuses_a_malformed_reload_and_keeps_its_model(fresh_h
     good = fresh_home.registry().production()
     with server(fresh_home) as (client, proc):
         assert wait_ready(client, timeout=60)["model_version"] == good
-        plant_malformed_production(fresh_home)
+        _, bad = plant_malformed_production(fresh_home)
         r = client.post("/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         assert r.status_code == 503 and "still serving the previous model" in r.json()["detail"]
         assert "out of range" in r.json()["detail"]
+        # the operators' status says so: still ready on the old model, the refused version, when and why
+        status = client.get("/admin/status", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+        assert status["status"] == "ready" and status["model_version"] == good
+        assert status["refused_reload"]["version"] == bad and "out of range" in status["refused_reload"]["reason"]
+        assert status["refused_reload"]["at"] and "refused" in status["detail"]
         time.sleep(0.5)
         assert proc.poll() is None
         assert client.get("/readyz").json()["model_version"] == good

@@ -104,6 +104,9 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_EVENTS_USER_RATE": "5",
         "GAMEREC_EVENTS_USER_BURST": "50",
         "GAMEREC_IDEMPOTENCY_TTL": "3600",
+        "GAMEREC_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
+        "GAMEREC_MAX_HEADER_BYTES": "32768",
+        "GAMEREC_MAX_HEADERS": "50",
     }
     assert set(env) == set(VARIABLES)  # this test covers every variable settings.py reads
     s = Settings.from_env(env)
@@ -132,6 +135,11 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
     assert (s.retrain.min_sources, s.retrain.burst_window_s, s.retrain.burst_new_users) == (3, 30.0, 20)
     assert (s.retrain.trust_min_events, s.retrain.trust_game_growth, s.retrain.trust_game_floor) == (4, 0.5, 7)
     assert s.ingest == IngestSettings(True, "secret-event-secret", 600.0, 2.0, 1000.0, 2000, 5.0, 50, 3600.0)
+    assert (s.guards.trusted_proxies, s.guards.max_header_bytes, s.guards.max_headers) == (
+        ("10.0.0.0/8", "127.0.0.1/32"),
+        32768,
+        50,
+    )
     # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
     text = repr(s)
     for secret in (
