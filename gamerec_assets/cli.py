@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from gamerec_assets import backends
 from gamerec_assets.recsys.model_artifact import ArtifactError
 from gamerec_assets.settings import Settings
 from gamerec_assets.store import ModelRegistry, RegistryError
@@ -20,7 +21,7 @@ EXIT_ERROR = 2
 
 
 def _registry() -> ModelRegistry:
-    return ModelRegistry(Settings.from_env().storage.artifact_store(), MODEL_NAME)
+    return backends.registry(Settings.from_env().storage, MODEL_NAME)
 
 
 def models_list(args: argparse.Namespace) -> int:

@@ -30,6 +30,10 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from gamerec_assets.settings import DB_CONNECT_TIMEOUT_S as CONNECT_TIMEOUT_S
+from gamerec_assets.settings import DB_READ_TIMEOUT_S as READ_TIMEOUT_S
+from gamerec_assets.settings import DB_WRITE_TIMEOUT_S as WRITE_TIMEOUT_S
+
 try:  # the bulk read path on MySQL/MariaDB; without it, reads take the DBAPI cursor path (same result, slower)
     import connectorx
 except ImportError:  # pragma: no cover - a declared dependency
@@ -38,9 +42,6 @@ except ImportError:  # pragma: no cover - a declared dependency
 SCHEMA_TABLE = "gamerec_tables"
 INSERT_ROWS = 20_000
 READ_BATCH_ROWS = 200_000  # rows per fetch on the DBAPI cursor path
-CONNECT_TIMEOUT_S = 10.0
-READ_TIMEOUT_S = 300.0  # one statement's answer: a LOAD DATA of a large chunk, the swap's RENAME under load
-WRITE_TIMEOUT_S = 300.0  # one send: a chunk's CSV streamed to the server
 # PyMySQL client error codes: cannot connect, server gone away, lost connection during query, lost at handshake
 _CONNECT_FAILED = {2003}
 _CONNECTION_LOST = {2006, 2013, 2055}

@@ -20,6 +20,7 @@ import pytest
 from litestar.testing import TestClient
 
 from gamerec_api.app import create_app
+from gamerec_assets import backends
 from gamerec_assets.recsys.feedback import EVENT_TYPES, iso, now_us
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.event_store import EventStore
@@ -38,7 +39,7 @@ def events_client(fresh_home: Home) -> Iterator[TestClient]:
 
 
 def _store(settings: StorageSettings) -> EventStore:
-    return EventStore(settings.table_store())
+    return EventStore(backends.table_store(settings))
 
 
 def _game(home: Home, i: int = 0) -> int:

@@ -13,6 +13,7 @@ import httpx
 
 from gamerec_api.app import create_app
 from gamerec_api.demo import seed_home
+from gamerec_assets import backends
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry
 from tests.gamerec_api.support import ADMIN_TOKEN, serve
@@ -34,8 +35,8 @@ def seeded_s3_home(tmp_path: Path, bucket: str, endpoint: str) -> dict[str, str]
     """A seeded home whose model registry lives in the bucket (tables stay in the home's SQLite file)."""
     local = seed_home(tmp_path / "home", n_users=20, batch=False)
     env = s3_env(tmp_path / "home", bucket, endpoint)
-    s3 = ModelRegistry(StorageSettings.from_env(env).artifact_store(), MODEL_NAME)
-    local_registry = ModelRegistry(local.settings.artifact_store(), MODEL_NAME)
+    s3 = ModelRegistry(backends.artifact_store(StorageSettings.from_env(env)), MODEL_NAME)
+    local_registry = ModelRegistry(backends.artifact_store(local.settings), MODEL_NAME)
     s3.promote(s3.publish(local_registry.load(local.version)), reason="test")
     return env
 

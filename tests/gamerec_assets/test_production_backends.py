@@ -11,6 +11,7 @@ import boto3
 import dagster as dg
 import pymysql
 
+from gamerec_assets import backends
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store import ModelRegistry
@@ -75,7 +76,7 @@ def test_whole_graph_on_mariadb_s3_and_mysql_instance_storage(
     assert "gamerec/item_similarity/_aliases/production.json" in keys
     assert not (Path(env["GAMEREC_HOME"]) / "artifacts").exists()  # nothing went to the local folder
 
-    registry = ModelRegistry(StorageSettings.from_env(env).artifact_store())
+    registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env(env)))
     first = registry.production()
     listed = run([str(BIN / "gamerec"), "models", "list"], env)
     assert listed.returncode == 0 and f"* {first}" in listed.stdout
@@ -102,7 +103,7 @@ def test_cli_on_the_embedded_default(tmp_path: Path) -> None:
         {**env, "DAGSTER_HOME": str(tmp_path / "dagster_home")},
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    registry = ModelRegistry(StorageSettings.from_env(env).artifact_store())
+    registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env(env)))
     assert registry.production() is not None
     nothing = run([str(BIN / "gamerec"), "models", "rollback"], env)
     assert nothing.returncode == 2 and "nothing to roll back" in nothing.stderr
