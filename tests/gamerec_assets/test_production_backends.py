@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import dagster as dg
 import pymysql
 
@@ -69,7 +68,7 @@ def test_whole_graph_on_mariadb_s3_and_mysql_instance_storage(
         )
         assert cur.fetchone()[0].startswith("utf8mb4")
 
-    s3 = boto3.client("s3", endpoint_url=s3_bucket["endpoint"])
+    s3 = backends.s3_client(s3_bucket["endpoint"])
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket["bucket"])["Contents"]]
     assert any(k.startswith("gamerec/raw_games/20") and k.endswith("page-0001.json.gz") for k in keys)
     assert any(k.startswith("gamerec/item_similarity/v") and k.endswith("/manifest.json") for k in keys)
