@@ -33,6 +33,7 @@ S3_RETRY_MODE = "standard"
 # botocore's standard mode waits rand(0, 1) * min(scale * 2**i, 20) s before retry i+1 (scale 1 s for throttling,
 # 50 ms otherwise; an `x-amz-retry-after` header, which a frozen endpoint never sends, may add up to 5 s more)
 _S3_BACKOFF_CAP_S = 20.0
+_S3_EXPECT_CONTINUE_S = 1.0  # an upload first waits this long for "100 Continue" (botocore's fixed wait), then sends
 
 
 def s3_client_config(connect_timeout: float = S3_CONNECT_TIMEOUT_S, read_timeout: float = S3_READ_TIMEOUT_S) -> Any:
@@ -67,9 +68,10 @@ def s3_client(
 
 def s3_call_bound(connect_timeout: float = S3_CONNECT_TIMEOUT_S, read_timeout: float = S3_READ_TIMEOUT_S) -> float:
     """Seconds after which one S3 call against an endpoint that never answers has failed, retries included:
-    every attempt may wait for the connection and then for the answer, plus the backoff between attempts."""
+    every attempt may wait for the connection, for an upload's "100 Continue" and then for the answer, plus the
+    backoff between attempts."""
     backoff = sum(min(2.0**i, _S3_BACKOFF_CAP_S) for i in range(S3_ATTEMPTS - 1))
-    return S3_ATTEMPTS * (connect_timeout + read_timeout) + backoff
+    return S3_ATTEMPTS * (connect_timeout + _S3_EXPECT_CONTINUE_S + read_timeout) + backoff
 
 
 # -- what the settings choose ------------------------------------------------------------------------------------

@@ -148,10 +148,11 @@ def test_every_s3_client_has_the_one_policy(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_the_stated_bound_of_one_call() -> None:
-    """attempts x (connect + read) + the standard mode's backoff between them (at most 1 s, then 2 s)."""
+    """attempts x (connect + an upload's 1 s wait for "100 Continue" + read) + the standard mode's backoff between
+    them (at most 1 s, then 2 s): the README's figure for the defaults."""
     assert backends.S3_ATTEMPTS == 3
-    assert backends.s3_call_bound(1, 1) == 3 * 2 + 3
-    assert backends.s3_call_bound() == 3 * (5 + 30) + 3
+    assert backends.s3_call_bound(1, 1) == 3 * 3 + 3
+    assert backends.s3_call_bound() == 3 * (5 + 1 + 30) + 3 == 111
 
 
 def _package_sources() -> list[tuple[str, str]]:
