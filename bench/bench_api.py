@@ -57,6 +57,7 @@ from gamerec_api.demo import seed_home  # noqa: E402
 from gamerec_api.overlay import RealtimeOverlay  # noqa: E402
 from gamerec_api.schemas import PredictRequest  # noqa: E402
 from gamerec_api.state import ServingState, load_state  # noqa: E402
+from gamerec_assets import backends  # noqa: E402
 from gamerec_assets.recsys.feedback import check_event, events_until_seq, now_us  # noqa: E402
 from gamerec_assets.settings import StorageSettings  # noqa: E402
 from gamerec_assets.store.event_store import EventStore  # noqa: E402
@@ -79,7 +80,7 @@ def resolve_home(tmp: Path) -> tuple[Path, str]:
     if env_home:
         settings = StorageSettings.from_env({"GAMEREC_HOME": env_home})
         try:
-            registry = ModelRegistry(settings.artifact_store(), MODEL_NAME)
+            registry = ModelRegistry(backends.artifact_store(settings), MODEL_NAME)
             version = registry.production()
             if version and registry.load(version).serving is not None:  # the version serves itself, no tables
                 return Path(env_home), f"GAMEREC_HOME={env_home} (production {version})"
@@ -109,7 +110,7 @@ def request_mix(state: ServingState, n: int, seed: int = 0) -> list[dict]:
 def seed_overlay(home: Path, state: ServingState, n_users: int, plays: int = 3, seed: int = 4) -> list[str]:
     """Append `plays` plays of random games for each of `n_users` new users to the home's interaction_events
     (only ever a temporary home: a benchmark never writes events into a real one). Returns their ids."""
-    store = EventStore(StorageSettings.from_env({"GAMEREC_HOME": str(home)}).table_store())
+    store = EventStore(backends.table_store(StorageSettings.from_env({"GAMEREC_HOME": str(home)})))
     rng = np.random.default_rng(seed)
     games = np.asarray([c.game_id for c in state.cards])
     users = [f"rt-{i}" for i in range(n_users)]
@@ -128,7 +129,7 @@ def load_overlay(home: Path, state: ServingState) -> RealtimeOverlay:
     """What a worker's tail builds: every event after the served model's seq."""
     overlay = RealtimeOverlay()
     overlay.align(events_until_seq(state.model.artifact.manifest))
-    store = EventStore(StorageSettings.from_env({"GAMEREC_HOME": str(home)}).table_store())
+    store = EventStore(backends.table_store(StorageSettings.from_env({"GAMEREC_HOME": str(home)})))
     while overlay.poll(store):
         pass
     return overlay
@@ -426,7 +427,7 @@ def swap_home(tmp: Path, rows: int) -> tuple[Path, str, str, int]:
 
     n_users = max(100, int(rows / 5.5))  # the simulation draws 1..10 games per user
     seeded = seed_home(tmp / "swap-home", n_users=n_users, max_games=10, batch=False)
-    registry = ModelRegistry(seeded.settings.artifact_store(), MODEL_NAME)
+    registry = ModelRegistry(backends.artifact_store(seeded.settings), MODEL_NAME)
     a = registry.load(seeded.version)
     other = registry.publish(ModelArtifact(a.item_ids, a.similarity, a.popularity, {"parameters": {}}, a.serving))
     return tmp / "swap-home", seeded.version, other, seeded.logs.height
@@ -439,7 +440,7 @@ def bench_swap(tmp: Path, rows: int, rate: float, duration: float) -> None:
     import threading
 
     home, v1, v2, n_rows = swap_home(tmp, rows)
-    registry = ModelRegistry(StorageSettings.from_env({"GAMEREC_HOME": str(home)}).artifact_store(), MODEL_NAME)
+    registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env({"GAMEREC_HOME": str(home)})), MODEL_NAME)
     state = load_state(registry)
     bodies = [msgspec.json.encode(b) for b in request_mix(state, 2000, seed=3)]
     print(f"swap: {n_rows:,} log rows, {state.n_users:,} users, {state.model.n_items} games; versions {v1} <-> {v2}")
@@ -527,7 +528,7 @@ def main() -> None:
         print(f"model: {what}")
         print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}")
         state = load_state(
-            ModelRegistry(StorageSettings.from_env({"GAMEREC_HOME": str(home)}).artifact_store(), MODEL_NAME)
+            ModelRegistry(backends.artifact_store(StorageSettings.from_env({"GAMEREC_HOME": str(home)})), MODEL_NAME)
         )
         overlay_users: list[str] = []
         overlay = None

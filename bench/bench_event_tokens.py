@@ -25,6 +25,7 @@ from gamerec_api.answers import encode, pipeline  # noqa: E402
 from gamerec_api.demo import seed_home  # noqa: E402
 from gamerec_api.schemas import PredictRequest  # noqa: E402
 from gamerec_api.state import load_state  # noqa: E402
+from gamerec_assets import backends  # noqa: E402
 from gamerec_assets.settings import StorageSettings  # noqa: E402
 from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry  # noqa: E402
 
@@ -49,7 +50,7 @@ def main() -> None:
         home = Path(tmp) / "home"
         seed_home(home, n_users=200)
         settings = StorageSettings.from_env({"GAMEREC_HOME": str(home)})
-        state = load_state(ModelRegistry(settings.artifact_store(), MODEL_NAME), cache_size=1000)
+        state = load_state(ModelRegistry(backends.artifact_store(settings), MODEL_NAME), cache_size=1000)
         tokens = AnswerTokens(None, home, 86_400)
         req = PredictRequest(user_id="7", k=args.k)
         pipeline.predict_json(state, req, None)  # fills the cache

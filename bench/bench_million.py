@@ -240,11 +240,12 @@ def run_default(args: argparse.Namespace, work: Path, data: dict[str, str]) -> N
         "WANDB_MODE": "disabled",
     }
     os.environ.update(env)
+    from gamerec_assets import backends
     from gamerec_assets.definitions import build_definitions
     from gamerec_assets.settings import StorageSettings
 
     defs = build_definitions(env)
-    url = StorageSettings.from_env(env).table_store().url
+    url = backends.tables(StorageSettings.from_env(env)).url
     sampler = Sampler()
     with dg.DagsterInstance.ephemeral() as instance:
         for name in MAIN_STAGES:
@@ -334,8 +335,9 @@ def step_figures(instance: Any, run_id: str, marker: str) -> dict[str, Any]:
 
 
 def run_celery(args: argparse.Namespace, work: Path, data: dict[str, str]) -> None:
-    import boto3
     import dagster as dg
+
+    from gamerec_assets.backends import s3_client
 
     port = free_port()
     moto = subprocess.Popen(
@@ -353,13 +355,13 @@ def run_celery(args: argparse.Namespace, work: Path, data: dict[str, str]) -> No
 
         def moto_up() -> bool:
             with contextlib.suppress(Exception):
-                boto3.client("s3", endpoint_url=endpoint).list_buckets()
+                s3_client(endpoint).list_buckets()
                 return True
             return False
 
         wait_for(moto_up, "moto server")
         bucket = f"gamerec-bench-{secrets.token_hex(3)}"
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+        s3_client(endpoint).create_bucket(Bucket=bucket)
         dagster_home = work / "celery_dagster_home"
         dagster_home.mkdir()
         shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")

@@ -32,6 +32,7 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gamerec_assets import backends  # noqa: E402
 from gamerec_assets.recsys.model_artifact import GameCard, ModelArtifact, ServingData  # noqa: E402
 from gamerec_assets.settings import StorageSettings  # noqa: E402
 from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry  # noqa: E402
@@ -118,7 +119,7 @@ def measure(home: str) -> None:
     """In a fresh process: start (first load), then reload (second load with the first state alive)."""
     from gamerec_api.state import load_state
 
-    registry = ModelRegistry(StorageSettings.from_env({"GAMEREC_HOME": home}).artifact_store(), MODEL_NAME)
+    registry = backends.registry(StorageSettings.from_env({"GAMEREC_HOME": home}), MODEL_NAME)
     base = rss_mb()
     t = time.perf_counter()
     first = load_state(registry)
@@ -198,7 +199,9 @@ def main() -> None:
         t = time.perf_counter()
         artifact = synthetic_artifact(args.users, args.games, args.neighbors)
         built = time.perf_counter() - t
-        registry = ModelRegistry(StorageSettings.from_env({"GAMEREC_HOME": str(tmp)}).artifact_store(), MODEL_NAME)
+        registry = ModelRegistry(
+            backends.artifact_store(StorageSettings.from_env({"GAMEREC_HOME": str(tmp)})), MODEL_NAME
+        )
         t = time.perf_counter()
         version = registry.publish(artifact)
         registry.promote(version, reason="bench")

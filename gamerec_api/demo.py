@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from gamerec_assets import backends
 from gamerec_assets.recsys import ModelArtifact, SimulationParams, clean_games, parse_pages, training
 from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT
 from gamerec_assets.recsys.served_model import ServingModel, batch_frame
 from gamerec_assets.settings import StorageSettings
-from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry
+from gamerec_assets.store.registry import MODEL_NAME
 
 SNAPSHOT = BUNDLED_SNAPSHOT
 
@@ -62,10 +63,10 @@ def seed_home(home: Path, n_users: int = 100, seed: int = 42, max_games: int = 5
     settings = StorageSettings.from_env({"GAMEREC_HOME": str(home)})
     features = snapshot_features()
     logs = simulate_user_logs(features, SimulationParams(n_users=n_users, max_games=max_games, seed=seed))
-    tables = settings.table_store()
+    tables = backends.table_store(settings)
     tables.write("game_features", features, primary_key=["game_id"])
     tables.write("user_logs", logs, primary_key=["user_id", "game_id"])
-    registry = ModelRegistry(settings.artifact_store(), MODEL_NAME)
+    registry = backends.registry(settings, MODEL_NAME)
     version = registry.publish(fit_artifact(features, logs))
     registry.promote(version, reason="seed")
     if batch:

@@ -33,6 +33,7 @@ from gamerec_api import telemetry
 from gamerec_api.overlay import TAIL_ERRORS, RealtimeOverlay
 from gamerec_api.schemas import ReloadResult
 from gamerec_api.state import NotReady, ServingState, load_state
+from gamerec_assets import backends
 from gamerec_assets.recsys.feedback import events_until_seq
 from gamerec_assets.settings import Settings, StorageSettings
 from gamerec_assets.store.event_store import EventStore
@@ -95,8 +96,8 @@ class ModelHolder:
 
     def _open(self) -> tuple[ModelRegistry, TableStore]:
         if self._registry is None or self._tables is None:
-            self._registry = ModelRegistry(self.settings.artifact_store(), MODEL_NAME, self._newest_event_seq)
-            self._tables = self.settings.table_store()
+            self._registry = backends.registry(self.settings, MODEL_NAME, self._newest_event_seq)
+            self._tables = backends.table_store(self.settings)
         return self._registry, self._tables
 
     def tables(self) -> TableStore:
@@ -131,7 +132,7 @@ class ModelHolder:
         if self._events is None:
             with self._events_lock:
                 if self._events is None:
-                    self._events = EventStore(self._open()[1])
+                    self._events = backends.event_store(self._open()[1])
         return self._events
 
     # -- lifecycle -----------------------------------------------------------------------------------------------

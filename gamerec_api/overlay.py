@@ -92,7 +92,7 @@ MAX_ENTRIES = 1_000_000  # (user, game) pairs kept in all (least recently active
 MAX_STANDING = 1_000_000  # dislikes kept apart from the caps above (user, game pairs; least recent users first out)
 BATCH = 10_000  # events per read of the table; a full batch is followed by the next read at once (catching up)
 MAX_GAPS = 100_000  # seqs missing below the newest read seq that are re-read until filled or final
-GAP_TIMEOUT_S = 1_800.0  # without the PROCESS privilege: a gap older than this is given up
+GAP_MAX_AGE_S = 1_800.0  # without the PROCESS privilege: a gap older than this is given up
 
 EVENTS = Counter("gamerec_overlay_events", "Events the realtime overlay applied, by type", ["type"])
 EVICTIONS = Counter("gamerec_overlay_evictions", "Realtime overlay evictions past its caps, by what", ["what"])
@@ -132,7 +132,7 @@ class RealtimeOverlay:
         batch: int = BATCH,
         max_standing: int = MAX_STANDING,
         max_gaps: int = MAX_GAPS,
-        gap_timeout: float = GAP_TIMEOUT_S,
+        gap_timeout: float = GAP_MAX_AGE_S,
     ) -> None:
         if not 0 < max_games <= max_entries:
             raise ValueError(f"need 0 < max_games <= max_entries, got {max_games} and {max_entries}")

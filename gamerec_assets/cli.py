@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from gamerec_assets import backends
 from gamerec_assets.recsys.model_artifact import ArtifactError
 from gamerec_assets.settings import Settings
 from gamerec_assets.store import ModelRegistry, RegistryError
@@ -24,10 +25,8 @@ EXIT_ERROR = 2
 
 def _registry() -> ModelRegistry:
     """Promote and rollback refuse a version claiming events beyond the events table (read only when loading)."""
-    from gamerec_assets.store.event_store import EventStore
-
     storage = Settings.from_env().storage
-    return ModelRegistry(storage.artifact_store(), MODEL_NAME, lambda: EventStore(storage.table_store()).last_seq())
+    return backends.registry(storage, MODEL_NAME, lambda: backends.event_store(storage).last_seq())
 
 
 def models_list(args: argparse.Namespace) -> int:
@@ -72,7 +71,7 @@ def models_rollback(args: argparse.Namespace) -> int:
 
 
 def _keys() -> WriteKeys:
-    return WriteKeys(Settings.from_env().storage.table_store())
+    return WriteKeys(backends.table_store(Settings.from_env().storage))
 
 
 def keys_create(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """The main code location: assets, checks, the refresh job, its schedule and its events sensor, and the resources
 `Settings` selects.
 
-Backends are chosen in `gamerec_assets.resources.from_settings.build_resources` (shared with the scale location)
-from `gamerec_assets.settings`; this module only assembles.
+Backends are chosen in `gamerec_assets.backends` from `gamerec_assets.settings` and mapped to resources by
+`gamerec_assets.resources.from_settings.build_resources` (shared with the scale location); this module only
+assembles.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from gamerec_assets import backends
 from gamerec_assets.assets import features, ingestion, interactions, modeling, serving
 from gamerec_assets.resources.from_settings import build_resources
 from gamerec_assets.schedules import daily_refresh, refresh_all
@@ -31,8 +33,7 @@ def build_definitions(env: Mapping[str, str] | None = None) -> dg.Definitions:
     """The location for the environment `env` (None: this process's), with the kernels' thread count applied."""
     settings = Settings.from_env(env)
     settings.threads.apply()
-    storage = settings.storage
-    log.info("gamerec backends: tables=%s artifacts=%s", storage.table_backend, storage.artifact_backend)
+    log.info("gamerec backends: %s", backends.describe(settings.storage))
     return dg.Definitions(
         assets=dg.load_assets_from_modules(ASSET_MODULES),
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),

@@ -1,6 +1,7 @@
 """IO managers: tables to the table store, artifacts (raw pages, models) to the artifact store.
 
-Both are backend-agnostic: they receive a TablesResource / ArtifactsResource that definitions.py picked.
+Both are backend-agnostic: they receive the TablesResource / ArtifactsResource over the stores that
+`gamerec_assets.backends` chose and built.
 """
 
 import gzip

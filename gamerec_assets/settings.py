@@ -8,8 +8,9 @@ three modules later. Nothing else in `gamerec_assets/` or `gamerec_api/` reads (
 Secrets are not kept: RAWG_API_KEY and WANDB_API_KEY only as "is it set" (the RAWG key reaches the live client
 through `dg.EnvVar` at run time), and the passwords/tokens that must be kept are left out of `repr`.
 
-This module imports nothing heavy (the stores are imported when first built), so `python -m gamerec_api` and the
-Dagster instance can parse settings without loading polars, Dagster or numba.
+Settings only describe: which backend runs and how it is built is decided in one place, `gamerec_assets.backends`.
+This module imports nothing heavy, so `python -m gamerec_api` and the Dagster instance can parse settings without
+loading polars, Dagster or numba.
 """
 
 from __future__ import annotations
@@ -18,17 +19,23 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
-
-if TYPE_CHECKING:
-    from gamerec_assets.store.artifact_store import ArtifactStore
-    from gamerec_assets.store.table_store import TableStore
+from typing import Any, ClassVar, Self
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOME = REPO_ROOT / ".gamerec"
 RAWG_DEFAULT_BASE_URL = "https://api.rawg.io/api"
 SCALE_EXECUTORS = ("multiprocess", "k8s", "celery", "celery_k8s", "dask")
 WANDB_MODES = ("online", "offline", "disabled", "shared", "dryrun", "run")
+
+# Timeouts (seconds), each default written here only: a peer that hangs must fail a step, a reload or the CLI in
+# bounded time, naming itself (botocore waits 60 s per try, PyMySQL forever). S3 objects are small enough for 30 s;
+# database reads and writes get minutes because a bulk load is one long statement (a LOAD DATA of a large chunk,
+# the swap's RENAME under load) and one send streams a chunk's CSV.
+S3_CONNECT_TIMEOUT_S = 5.0
+S3_READ_TIMEOUT_S = 30.0
+DB_CONNECT_TIMEOUT_S = 10.0
+DB_READ_TIMEOUT_S = 300.0
+DB_WRITE_TIMEOUT_S = 300.0
 
 
 # -- parsing helpers: every error names its variable -------------------------------------------------------------
@@ -86,7 +93,10 @@ def _home(env: Mapping[str, str]) -> Path:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    """Where tables (SQLite | MySQL) and artifacts (local folder | S3) live."""
+    """Where tables (SQLite | MySQL) and artifacts (local folder | S3) live, and the network timeouts.
+
+    A description only: `gamerec_assets.backends` chooses the backends from it and builds them.
+    """
 
     VARIABLES: ClassVar[tuple[str, ...]] = (
         "GAMEREC_HOME",
@@ -107,13 +117,11 @@ class StorageSettings:
     s3_bucket: str | None = None
     s3_prefix: str = "gamerec"
     s3_endpoint_url: str | None = None
-    # A peer that hangs must fail a step or a reload in bounded time, naming itself (botocore waits 60 s per try and
-    # PyMySQL forever by default); reads and writes get minutes because a bulk load is one long statement.
-    s3_connect_timeout: float = 5.0
-    s3_read_timeout: float = 30.0
-    db_connect_timeout: float = 10.0
-    db_read_timeout: float = 300.0
-    db_write_timeout: float = 300.0
+    s3_connect_timeout: float = S3_CONNECT_TIMEOUT_S
+    s3_read_timeout: float = S3_READ_TIMEOUT_S
+    db_connect_timeout: float = DB_CONNECT_TIMEOUT_S
+    db_read_timeout: float = DB_READ_TIMEOUT_S
+    db_write_timeout: float = DB_WRITE_TIMEOUT_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
@@ -125,50 +133,12 @@ class StorageSettings:
             s3_bucket=_text(env, "GAMEREC_S3_BUCKET"),
             s3_prefix=env.get("GAMEREC_S3_PREFIX", "gamerec"),  # set but empty: no prefix
             s3_endpoint_url=_text(env, "AWS_ENDPOINT_URL"),
-            s3_connect_timeout=_float(env, "GAMEREC_S3_CONNECT_TIMEOUT", 5.0, 0.1),
-            s3_read_timeout=_float(env, "GAMEREC_S3_READ_TIMEOUT", 30.0, 0.1),
-            db_connect_timeout=_float(env, "GAMEREC_DB_CONNECT_TIMEOUT", 10.0, 0.1),
-            db_read_timeout=_float(env, "GAMEREC_DB_READ_TIMEOUT", 300.0, 0.1),
-            db_write_timeout=_float(env, "GAMEREC_DB_WRITE_TIMEOUT", 300.0, 0.1),
+            s3_connect_timeout=_float(env, "GAMEREC_S3_CONNECT_TIMEOUT", S3_CONNECT_TIMEOUT_S, 0.1),
+            s3_read_timeout=_float(env, "GAMEREC_S3_READ_TIMEOUT", S3_READ_TIMEOUT_S, 0.1),
+            db_connect_timeout=_float(env, "GAMEREC_DB_CONNECT_TIMEOUT", DB_CONNECT_TIMEOUT_S, 0.1),
+            db_read_timeout=_float(env, "GAMEREC_DB_READ_TIMEOUT", DB_READ_TIMEOUT_S, 0.1),
+            db_write_timeout=_float(env, "GAMEREC_DB_WRITE_TIMEOUT", DB_WRITE_TIMEOUT_S, 0.1),
         )
-
-    @property
-    def table_backend(self) -> str:
-        return "mysql" if self.table_url.startswith("mysql") else "sqlite"
-
-    @property
-    def artifact_backend(self) -> str:
-        return "s3" if self.s3_bucket else "local"
-
-    def describe(self) -> dict[str, str]:
-        return {"tables": self.table_backend, "artifacts": self.artifact_backend}
-
-    def table_store(self) -> TableStore:
-        from gamerec_assets.store.table_store import TableStore
-
-        return TableStore(self.table_url, **self.db_timeouts())
-
-    def db_timeouts(self) -> dict[str, float]:
-        return {
-            "connect_timeout": self.db_connect_timeout,
-            "read_timeout": self.db_read_timeout,
-            "write_timeout": self.db_write_timeout,
-        }
-
-    def s3_client(self) -> Any:
-        import boto3
-
-        from gamerec_assets.store.artifact_store import s3_client_config
-
-        config = s3_client_config(self.s3_connect_timeout, self.s3_read_timeout)
-        return boto3.client("s3", endpoint_url=self.s3_endpoint_url, config=config)
-
-    def artifact_store(self) -> ArtifactStore:
-        from gamerec_assets.store.artifact_store import LocalArtifactStore, S3ArtifactStore
-
-        if self.s3_bucket:
-            return S3ArtifactStore(self.s3_client(), self.s3_bucket, self.s3_prefix)
-        return LocalArtifactStore(self.artifact_root)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The one function that turns `Settings` into Dagster resources: both code locations call `build_resources`.
 
 No variables: SQLite + a local artifact folder under GAMEREC_HOME, the bundled RAWG snapshot, offline W&B runs.
-GAMEREC_MYSQL_URL: tables on MySQL/MariaDB. GAMEREC_S3_BUCKET (+ AWS_ENDPOINT_URL): artifacts on S3.
+GAMEREC_MYSQL_URL: tables on MySQL/MariaDB. GAMEREC_S3_BUCKET (+ AWS_ENDPOINT_URL): artifacts on S3. Those two
+choices are made in `gamerec_assets.backends`; this module only maps what it chose to the Dagster resources.
 RAWG_API_KEY: the live RAWG API (the key itself read through `dg.EnvVar` when the resource starts, never stored).
 GAMEREC_CATALOG=file:<path>: the catalogue file instead of RAWG; GAMEREC_INTERACTIONS: the play logs every run reads.
 """
@@ -9,8 +10,8 @@ GAMEREC_CATALOG=file:<path>: the catalogue file instead of RAWG; GAMEREC_INTERAC
 from typing import Any
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
+from gamerec_assets import backends
 from gamerec_assets.io_managers import ArtifactIOManager, TableIOManager
 from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT
 from gamerec_assets.resources.rawg import LiveRawgClient, RawgClient, SnapshotRawgClient
@@ -39,28 +40,34 @@ def rawg_client(settings: RawgSettings, sources: SourceSettings | None = None) -
 
 
 def artifacts_resource(settings: StorageSettings) -> ArtifactsResource:
-    """S3 when a bucket is set (the endpoint configured on dagster-aws's S3Resource), the local folder otherwise."""
-    if settings.s3_bucket:
+    """The resource over the artifact store `backends.artifacts` chose (S3 or the local folder)."""
+    spec = backends.artifacts(settings)
+    if isinstance(spec, backends.S3ArtifactsSpec):
         return S3ArtifactsResource(
-            s3=S3Resource(endpoint_url=settings.s3_endpoint_url),
-            bucket=settings.s3_bucket,
-            prefix=settings.s3_prefix,
-            connect_timeout_s=settings.s3_connect_timeout,
-            read_timeout_s=settings.s3_read_timeout,
+            bucket=spec.bucket,
+            prefix=spec.prefix,
+            endpoint_url=spec.endpoint_url,
+            connect_timeout_s=spec.connect_timeout,
+            read_timeout_s=spec.read_timeout,
         )
-    return LocalArtifactsResource(root=str(settings.artifact_root))
+    return LocalArtifactsResource(root=str(spec.root))
+
+
+def tables_resource(settings: StorageSettings) -> TablesResource:
+    """The resource over the table database `backends.tables` chose (MySQL/MariaDB or SQLite)."""
+    spec = backends.tables(settings)
+    return TablesResource(
+        url=spec.url,
+        connect_timeout_s=spec.connect_timeout,
+        read_timeout_s=spec.read_timeout,
+        write_timeout_s=spec.write_timeout,
+    )
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
     """Every resource either code location may use, by key; the IO managers share the chosen stores."""
     artifacts = artifacts_resource(settings.storage)
-    storage = settings.storage
-    tables = TablesResource(
-        url=storage.table_url,
-        connect_timeout_s=storage.db_connect_timeout,
-        read_timeout_s=storage.db_read_timeout,
-        write_timeout_s=storage.db_write_timeout,
-    )
+    tables = tables_resource(settings.storage)
     return {
         "rawg": rawg_client(settings.rawg, settings.sources),
         "artifacts": artifacts,

@@ -1,25 +1,21 @@
-"""Artifact and table resources: thin Dagster wrappers around `gamerec_assets.store`.
+"""Artifact and table resources: thin Dagster wrappers that carry a backend's description as config and ask
+`gamerec_assets.backends` for the store.
 
-Artifacts have a local and an S3 implementation behind `ArtifactsResource`; which one runs is chosen in
-`gamerec_assets.resources.from_settings`, never in asset code.
+Which backend runs is chosen in `gamerec_assets.backends` (mapped to these resources in
+`gamerec_assets.resources.from_settings`), never here or in asset code; the S3 client of every step is the one
+`backends.s3_client` builds (bounded timeouts, the documented retry policy), not dagster-aws's.
 """
 
 from abc import ABC, abstractmethod
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
-from gamerec_assets.store import (
-    MODEL_NAME,
-    ArtifactStore,
-    LocalArtifactStore,
-    ModelRegistry,
-    S3ArtifactStore,
-    TableStore,
-)
-from gamerec_assets.store.artifact_store import s3_client_config
+from gamerec_assets import backends
+from gamerec_assets.settings import DB_CONNECT_TIMEOUT_S, DB_READ_TIMEOUT_S, DB_WRITE_TIMEOUT_S
+from gamerec_assets.store import MODEL_NAME, ArtifactStore, ModelRegistry, TableStore
 from gamerec_assets.store.event_store import EventStore
 
 
@@ -27,7 +23,10 @@ class ArtifactsResource(dg.ConfigurableResource, ABC):
     """Where artifacts (raw pages, model versions, aliases) live."""
 
     @abstractmethod
-    def store(self) -> ArtifactStore: ...
+    def spec(self) -> backends.ArtifactsSpec: ...
+
+    def store(self) -> ArtifactStore:
+        return self.spec().build()
 
     def registry(self, name: str = MODEL_NAME) -> ModelRegistry:
         return ModelRegistry(self.store(), name)
@@ -36,60 +35,52 @@ class ArtifactsResource(dg.ConfigurableResource, ABC):
 class LocalArtifactsResource(ArtifactsResource):
     root: str
 
-    def store(self) -> ArtifactStore:
-        return LocalArtifactStore(self.root)
+    def spec(self) -> backends.LocalArtifactsSpec:
+        return backends.LocalArtifactsSpec(Path(self.root))
 
 
 class S3ArtifactsResource(ArtifactsResource):
-    """The endpoint (MinIO, moto) is configured on the S3Resource, as dagster-aws expects.
+    """A bucket on AWS or an S3-compatible endpoint (MinIO, moto), with the timeouts of the settings."""
 
-    dagster-aws's client has botocore's default 60 s timeouts and no way to bound them, so the store gets a client
-    built from the same S3Resource fields with bounded connect/read timeouts (`store.s3_client_config`).
-    """
-
-    s3: S3Resource
     bucket: str
     prefix: str = "gamerec"
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 30.0
+    endpoint_url: str | None = None
+    connect_timeout_s: float
+    read_timeout_s: float
 
-    def client(self) -> Any:
-        import boto3
-
-        s3 = self.s3
-        session = boto3.session.Session(profile_name=s3.profile_name) if s3.profile_name else boto3.session.Session()
-        return session.client(
-            "s3",
-            region_name=s3.region_name,
-            endpoint_url=s3.endpoint_url,
-            use_ssl=s3.use_ssl,
-            verify=s3.verify,
-            aws_access_key_id=s3.aws_access_key_id,
-            aws_secret_access_key=s3.aws_secret_access_key,
-            aws_session_token=s3.aws_session_token,
-            config=s3_client_config(self.connect_timeout_s, self.read_timeout_s, s3.max_attempts),
+    def spec(self) -> backends.S3ArtifactsSpec:
+        return backends.S3ArtifactsSpec(
+            bucket=self.bucket,
+            prefix=self.prefix,
+            endpoint_url=self.endpoint_url,
+            connect_timeout=self.connect_timeout_s,
+            read_timeout=self.read_timeout_s,
         )
 
-    def store(self) -> ArtifactStore:
-        return S3ArtifactStore(self.client(), self.bucket, self.prefix)
+    def client(self) -> Any:
+        return self.spec().client()
 
 
 @lru_cache(maxsize=8)
-def _table_store(url: str, connect_timeout: float, read_timeout: float, write_timeout: float) -> TableStore:
-    return TableStore(url, connect_timeout=connect_timeout, read_timeout=read_timeout, write_timeout=write_timeout)
+def _table_store(spec: backends.TablesSpec) -> TableStore:
+    """One store (one engine and connection pool) per database and process, shared by every step and IO manager."""
+    return spec.build()
 
 
 class TablesResource(dg.ConfigurableResource):
     """The table database: SQLite file (embedded default) or MySQL/MariaDB, with bounded network timeouts."""
 
     url: str
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 300.0
-    write_timeout_s: float = 300.0
+    connect_timeout_s: float = DB_CONNECT_TIMEOUT_S
+    read_timeout_s: float = DB_READ_TIMEOUT_S
+    write_timeout_s: float = DB_WRITE_TIMEOUT_S
+
+    def spec(self) -> backends.TablesSpec:
+        return backends.TablesSpec(self.url, self.connect_timeout_s, self.read_timeout_s, self.write_timeout_s)
 
     def store(self) -> TableStore:
-        return _table_store(self.url, self.connect_timeout_s, self.read_timeout_s, self.write_timeout_s)
+        return _table_store(self.spec())
 
     def events(self) -> EventStore:
         """The append-only `interaction_events` table in the same database (`POST /events` writes it)."""
-        return EventStore(self.store())
+        return backends.event_store(self.store())

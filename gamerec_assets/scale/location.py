@@ -11,7 +11,8 @@ import dagster as dg
 import numpy as np
 import scipy.sparse as sp
 
-from gamerec_assets.resources.from_settings import artifacts_resource, build_resources
+from gamerec_assets import backends
+from gamerec_assets.resources.from_settings import build_resources
 from gamerec_assets.scale.batch_shards import make_score_job
 from gamerec_assets.scale.block_assets import make_assets
 from gamerec_assets.scale.block_io import IO_MANAGER_KEY, ScaleIOManager, merged_similarity, read_arrays
@@ -55,7 +56,7 @@ def score_job() -> dg.JobDefinition:
 
 def read_merged(env: Mapping[str, str] | None = None) -> tuple[np.ndarray, sp.csr_matrix]:
     """(item_ids, similarity) of the last merge, from the artifact store of `env` (None: this process's)."""
-    store = artifacts_resource(Settings.from_env(env).storage).store()
+    store = backends.artifact_store(Settings.from_env(env).storage)
     arrays = read_arrays(store, dg.AssetKey("item_similarity_merged"))
     return arrays["item_ids"], merged_similarity(arrays)
 

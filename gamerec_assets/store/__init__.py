@@ -1,7 +1,7 @@
 """Storage without Dagster: tables (SQLite | MySQL), artifacts (local folder | S3) and the model registry.
 
 The assets (through IO managers and resources) and the API share these classes, so both see one layout. Which
-backends run is configuration: `gamerec_assets.settings.StorageSettings` builds them from the environment.
+backends run is configuration: `gamerec_assets.backends` chooses and builds them from the settings.
 """
 
 from gamerec_assets.store.artifact_store import (

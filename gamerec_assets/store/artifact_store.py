@@ -37,20 +37,6 @@ class ArtifactConflict(ArtifactStoreError):
     """A conditional write lost its race (the object changed since it was read, or already exists)."""
 
 
-def s3_client_config(connect_timeout: float = 5, read_timeout: float = 30, max_attempts: int = 3) -> Any:
-    """botocore Config for the store's S3 client: bounded connect/read timeouts and retries.
-
-    botocore's defaults (60 s each, legacy retries) let an unreachable endpoint hang a step or a request for minutes.
-    """
-    from botocore.config import Config
-
-    return Config(
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        retries={"max_attempts": max_attempts, "mode": "standard"},
-    )
-
-
 Change = Callable[[bytes | None], bytes | None]
 
 
@@ -189,7 +175,8 @@ class LocalArtifactStore:
 
 
 class S3ArtifactStore:
-    """S3 or an S3-compatible store (MinIO, moto) through a boto3 client."""
+    """S3 or an S3-compatible store (MinIO, moto) through a boto3 client (built by `gamerec_assets.backends`, with
+    bounded timeouts and the one retry policy)."""
 
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self.client = client

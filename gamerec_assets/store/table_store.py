@@ -39,6 +39,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import SQLAlchemyError
 
+from gamerec_assets.settings import DB_CONNECT_TIMEOUT_S as CONNECT_TIMEOUT_S
+from gamerec_assets.settings import DB_READ_TIMEOUT_S as READ_TIMEOUT_S
+from gamerec_assets.settings import DB_WRITE_TIMEOUT_S as WRITE_TIMEOUT_S
+
 try:  # the bulk read path on MySQL/MariaDB; without it, reads take the DBAPI cursor path (same result, slower)
     import connectorx
 except ImportError:  # pragma: no cover - a declared dependency
@@ -49,9 +53,6 @@ SCHEMA_TABLE = "gamerec_tables"
 EXACT_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")
 INSERT_ROWS = 20_000
 READ_BATCH_ROWS = 200_000  # rows per fetch on the DBAPI cursor path
-CONNECT_TIMEOUT_S = 10.0
-READ_TIMEOUT_S = 300.0  # one statement's answer: a LOAD DATA of a large chunk, the swap's RENAME under load
-WRITE_TIMEOUT_S = 300.0  # one send: a chunk's CSV streamed to the server
 # PyMySQL client error codes: cannot connect, server gone away, lost connection during query, lost at handshake
 _CONNECT_FAILED = {2003}
 _CONNECTION_LOST = {2006, 2013, 2055}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gamerec_api.demo import Seeded
+from gamerec_assets import backends
 from gamerec_assets.recsys.served_model import ServingModel
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry
@@ -25,7 +26,7 @@ class Home:
     seeded: Seeded
 
     def registry(self) -> ModelRegistry:
-        return ModelRegistry(self.settings.artifact_store(), MODEL_NAME)
+        return ModelRegistry(backends.artifact_store(self.settings), MODEL_NAME)
 
     def model(self) -> ServingModel:
         registry = self.registry()

@@ -12,6 +12,7 @@ import pytest
 from litestar.testing import TestClient
 
 from gamerec_api.app import create_app
+from gamerec_assets import backends
 from gamerec_assets.settings import StorageSettings
 from tests.gamerec_api.support import Home
 
@@ -88,7 +89,7 @@ def test_users_by_prefix_and_where_they_come_from(client: TestClient, home: Home
 
 
 def test_batch_recommendations_come_from_the_table(client: TestClient, home: Home) -> None:
-    table = home.settings.table_store().read("batch_recommendations", where={"user_id": 9}, order_by=["rank"])
+    table = backends.table_store(home.settings).read("batch_recommendations", where={"user_id": 9}, order_by=["rank"])
     body = client.get("/users/9/recommendations").json()
     assert body["source"] == "batch"
     assert body["model_version"] == home.seeded.version

@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 from gamerec_api.answer_tokens import _DOMAIN, AnswerTokens, BadToken, _unb64
 from gamerec_api.app import create_app
 from gamerec_api.schemas import PredictResponse
-from gamerec_assets import cli
+from gamerec_assets import backends, cli
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.event_store import EventStore
 from gamerec_assets.store.write_keys import WriteKeys, digest
@@ -43,7 +43,7 @@ def make_client(fresh_home: Home) -> Iterator:
 
 
 def _stored(home: Home) -> list[str]:
-    return EventStore(home.settings.table_store()).read()["event_id"].to_list()
+    return EventStore(backends.table_store(home.settings)).read()["event_id"].to_list()
 
 
 def _play(home: Home, event_id: str, user: str = "u1", game: int | None = None, type: str = "play") -> dict:
@@ -77,7 +77,7 @@ def test_keys_are_stored_hashed_and_a_revoked_key_is_a_401(
     assert cli.main(["keys", "create", "site-a"]) == cli.EXIT_ERROR  # names are unique
     assert "exists" in capsys.readouterr().err
     assert key.encode() not in (fresh_home.path / "gamerec.db").read_bytes(), "only the key's hash is stored"
-    tables = fresh_home.settings.table_store()
+    tables = backends.table_store(fresh_home.settings)
     assert WriteKeys(tables).active() == {digest(key): "site-a"}
 
     c = make_client({"GAMEREC_WRITE_KEYS_TTL": "0.3"})
@@ -152,7 +152,7 @@ def test_an_answer_token_allows_its_answers_events_only(make_client, fresh_home:
     ok = [_play(fresh_home, "t-click", "7", games[0], "click"), _play(fresh_home, "t-play", "7", games[1])]
     r = c.post("/events", json={"events": ok}, headers=token)
     assert r.status_code == 202 and r.json()["accepted"] == 2, r.text
-    stored = EventStore(fresh_home.settings.table_store()).read()
+    stored = EventStore(backends.table_store(fresh_home.settings)).read()
     assert set(stored["request_id"].to_list()) == {answer["request_id"]}, "the events name the answer"
 
     refused = [

@@ -11,6 +11,7 @@ import pytest
 from litestar.testing import TestClient
 
 from gamerec_api.app import create_app
+from gamerec_assets import backends
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.event_store import EventStore
 from tests.gamerec_api.mysql_fault import MySQLFaultProxy
@@ -37,7 +38,7 @@ def _client(settings: StorageSettings) -> TestClient:
 
 
 def _count(settings: StorageSettings) -> int:
-    store = EventStore(settings.table_store())
+    store = EventStore(backends.table_store(settings))
     try:
         return store.read().height
     finally:

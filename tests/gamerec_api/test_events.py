@@ -20,6 +20,7 @@ import pytest
 from litestar.testing import TestClient
 
 from gamerec_api.app import create_app
+from gamerec_assets import backends
 from gamerec_assets.recsys.feedback import EVENT_TYPES, iso, now_us
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.event_store import EventStore
@@ -32,7 +33,7 @@ UNKNOWN_GAME = 987_654_321_012  # no RAWG id in the bundled snapshot
 
 def write_key(settings: StorageSettings, name: str = "test-site") -> str:
     """A write key created as an operator would (`gamerec keys create NAME`), in the home's table store."""
-    tables = settings.table_store()
+    tables = backends.table_store(settings)
     try:
         return WriteKeys(tables).create(name)
     finally:
@@ -51,7 +52,7 @@ def events_client(fresh_home: Home) -> Iterator[TestClient]:
 
 
 def _store(settings: StorageSettings) -> EventStore:
-    return EventStore(settings.table_store())
+    return EventStore(backends.table_store(settings))
 
 
 def _game(home: Home, i: int = 0) -> int:

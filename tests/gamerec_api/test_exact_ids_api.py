@@ -13,6 +13,7 @@ import pytest
 from litestar.testing import TestClient
 
 from gamerec_api.app import create_app
+from gamerec_assets import backends
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.event_store import EventStore
 from tests.gamerec_api.support import Home, wait_ready
@@ -31,8 +32,8 @@ def text_home(request: pytest.FixtureRequest, home: Home, tmp_path: Path) -> Ite
     if request.param == "mysql":
         env["GAMEREC_MYSQL_URL"] = str(request.getfixturevalue("mysql_db")["url"])
     settings = StorageSettings.from_env(env)
-    batch = home.settings.table_store().read("batch_recommendations")
-    tables = settings.table_store()
+    batch = backends.table_store(home.settings).read("batch_recommendations")
+    tables = backends.table_store(settings)
     assert tables.dialect == ("mysql" if request.param == "mysql" else "sqlite")
     tables.write(
         "batch_recommendations", batch.with_columns(pl.col("user_id").cast(pl.Utf8)), primary_key=["user_id", "rank"]
@@ -71,7 +72,7 @@ def test_posted_ids_differing_by_a_trailing_space_stay_apart(
     r = text_client.post("/events", json={"events": second})
     assert r.status_code == 202, r.text
     assert [x["result"] for x in r.json()["results"]] == ["accepted", "duplicate"]
-    store = EventStore(text_home.table_store())
+    store = EventStore(backends.table_store(text_home))
     stored = store.read()
     assert stored["event_id"].to_list() == ["pad-p1", "pad-p1 "]
     assert stored["user_id"].to_list() == ["padbob", "padbob "]

@@ -17,6 +17,7 @@ from gamerec_api.app import create_app
 from gamerec_api.overlay import RealtimeOverlay
 from gamerec_api.schemas import PredictRequest, PredictResponse
 from gamerec_api.state import ServingState, load_state
+from gamerec_assets import backends
 from gamerec_assets.recsys.feedback import Event, check_event, now_us
 from gamerec_assets.recsys.model_artifact import ModelArtifact
 from gamerec_assets.store.event_store import FRAME_SCHEMA, EventStore
@@ -221,7 +222,7 @@ def test_the_history_endpoint_lists_realtime_games_and_leaves_disliked_ones_out(
 def test_serving_a_model_trained_on_the_events_empties_the_overlay(
     fresh_home: Home, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = EventStore(fresh_home.settings.table_store())
+    store = EventStore(backends.table_store(fresh_home.settings))
     received = now_us()
     games = fresh_home.seeded.logs["game_id"].to_list()[:3]
     result = store.append(

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gamerec_assets import backends
 from gamerec_assets.recsys.feedback import Event, check_event, now_us
 from gamerec_assets.store.event_store import EventStore
 from gamerec_assets.store.table_store import TableStore
@@ -97,7 +98,7 @@ def test_events_change_predict_on_two_servers_within_two_seconds(
         env["GAMEREC_MYSQL_URL"] = request.getfixturevalue("mysql_db")["url"]
         store = EventStore(TableStore(env["GAMEREC_MYSQL_URL"]))
     else:
-        store = EventStore(fresh_home.settings.table_store())  # GAMEREC_HOME's SQLite file
+        store = EventStore(backends.table_store(fresh_home.settings))  # GAMEREC_HOME's SQLite file
     logs = fresh_home.seeded.logs
     with ExitStack() as stack:
         clients = [stack.enter_context(server(fresh_home.path, env)) for _ in range(2)]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gamerec_api.app import create_app
+from gamerec_assets import backends
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.event_store import EventStore
 from tests.gamerec_api.support import Home, serve
@@ -151,7 +152,7 @@ def test_played_it_posts_a_play_event_and_refreshes(browser, base_url: str) -> N
     with page.expect_response(lambda r: r.url.endswith("/predict"), timeout=5000) as refreshed:
         pass  # the page asks again ~1.5 s later
     assert refreshed.value.status == 200
-    stored = EventStore(SERVED[base_url].table_store()).read()
+    stored = EventStore(backends.table_store(SERVED[base_url])).read()
     row = stored.filter(stored["event_id"] == answer["results"][0]["event_id"])
     assert row.select("user_id", "game_id", "type").rows() == [("7", game_id, "play")]
     assert errors == []

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from gamerec_api.client_address import client_address, parse_trusted
+from gamerec_assets import backends
 from gamerec_assets.recsys.model_artifact import MANIFEST
 from gamerec_assets.store.event_store import EventStore
 from gamerec_assets.store.registry import new_version
@@ -233,7 +234,7 @@ def test_a_fresh_server_skips_an_implausible_production_version(fresh_home: Home
 
 
 def test_the_cli_refuses_to_promote_a_version_beyond_the_events_table(fresh_home: Home) -> None:
-    newest = EventStore(fresh_home.settings.table_store()).last_seq()
+    newest = EventStore(backends.table_store(fresh_home.settings)).last_seq()
     good, bad = plant_production(fresh_home, {"until_seq": newest + 1})
     registry = fresh_home.registry()
     alias = registry.alias()

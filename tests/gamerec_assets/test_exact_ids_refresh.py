@@ -13,6 +13,7 @@ import polars as pl
 import pymysql
 import pytest
 
+from gamerec_assets import backends
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.recsys.feedback import check_event
 from gamerec_assets.settings import StorageSettings
@@ -84,7 +85,7 @@ def test_a_refresh_passes_after_ids_differing_by_a_trailing_space(
         env["GAMEREC_MYSQL_URL"] = str(db["url"])
     defs = build_definitions(env)
     storage = StorageSettings.from_env(env)
-    tables = storage.table_store()
+    tables = backends.table_store(storage)
     assert tables.dialect == ("mysql" if db else "sqlite")
     with dg.instance_for_test() as instance:
         assert refresh(defs, instance).success
@@ -112,7 +113,7 @@ def test_a_refresh_passes_after_ids_differing_by_a_trailing_space(
         meta = {
             e.asset_key.to_user_string(): e.materialization.metadata for e in second.get_asset_materialization_events()
         }
-        model = ModelRegistry(storage.artifact_store()).load(str(meta["item_similarity"]["version"].value))
+        model = ModelRegistry(backends.artifact_store(storage)).load(str(meta["item_similarity"]["version"].value))
         serving = model.serving
         known = [serving.user_id(r) for r in range(serving.n_users)]
         assert known.count("padbob") == 1 and known.count("padbob ") == 1, "the model keeps both players"

@@ -13,6 +13,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from gamerec_assets import backends
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.io_managers import ArtifactIOManager, RawPages, TableIOManager
 from gamerec_assets.recsys.model_artifact import ModelArtifact
@@ -121,7 +122,7 @@ def test_a_concurrent_run_cannot_swap_the_model(gamerec_home: Path, instance: dg
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
     ours = str(metadata_of(result, "item_similarity")["version"].value)
-    registry = ModelRegistry(StorageSettings.from_env(env).artifact_store())
+    registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env(env)))
     theirs = run_b_model(registry)
     assert theirs != ours and registry.production() == theirs  # B really published, and promoted last
 
@@ -131,7 +132,7 @@ def test_a_concurrent_run_cannot_swap_the_model(gamerec_home: Path, instance: dg
     assert metadata_of(result, "evaluation_report")["model_version"].value == ours
     release = metadata_of(result, "production_model")
     assert release["challenger"].value == ours and release["version"].value == ours
-    recs = StorageSettings.from_env(env).table_store().read("batch_recommendations")
+    recs = backends.table_store(StorageSettings.from_env(env)).read("batch_recommendations")
     assert set(recs["model_version"]) == {ours}
     assert metadata_of(result, "batch_recommendations")["model_version"].value == ours
     loads = loaded_versions(result, "item_similarity")
@@ -169,7 +170,7 @@ def test_a_run_of_the_report_alone_reads_the_latest_materialization(
     recorded = str(metadata_of(first, "item_similarity")["version"].value)
     resources = build_definitions(env).resources or {}
     manager = ArtifactIOManager(artifacts=resources["artifacts"])
-    registry = ModelRegistry(StorageSettings.from_env(env).artifact_store())
+    registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env(env)))
     model = registry.load(recorded)
 
     # A newer version stored (a run still in flight, or one that died before recording its materialization) is
@@ -220,4 +221,4 @@ def test_a_table_republished_by_another_run_fails_the_step_instead_of_mixing(
     assert "another run republished it" in message
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert not {"item_similarity", "production_model"} & materialized
-    assert ModelRegistry(StorageSettings.from_env(env).artifact_store()).production() is None
+    assert ModelRegistry(backends.artifact_store(StorageSettings.from_env(env))).production() is None

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from gamerec_assets import backends
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.resources.tracking import find_offline_run, read_offline_run
 from gamerec_assets.settings import StorageSettings
@@ -49,7 +50,7 @@ def test_whole_graph_materializes_with_checks(gamerec_home: Path, instance: dg.D
     assert len(checks) == 9 and all(checks.values()), checks
 
     settings = StorageSettings.from_env(env)
-    tables = settings.table_store()
+    tables = backends.table_store(settings)
     features = tables.read("game_features")
     assert features.height == 400 and features["game_id"].is_unique().all()
     logs = tables.read("user_logs")
@@ -57,7 +58,7 @@ def test_whole_graph_materializes_with_checks(gamerec_home: Path, instance: dg.D
     recs = tables.read("batch_recommendations")
     assert recs.group_by("user_id").len()["len"].to_list() == [10] * 1000
     assert recs.join(logs, on=["user_id", "game_id"], how="semi").height == 0
-    registry = ModelRegistry(settings.artifact_store())
+    registry = ModelRegistry(backends.artifact_store(settings))
     production = registry.production()
     assert production is not None and set(recs["model_version"].unique()) == {production}
     manifest = registry.manifest(production)
@@ -104,8 +105,8 @@ def test_broken_snapshot_fails_raw_games_and_keeps_everything_downstream(
     env = {"GAMEREC_HOME": str(gamerec_home)}
     assert materialize(env, instance).success
     settings = StorageSettings.from_env(env)
-    before = settings.table_store().read("game_features")
-    production = ModelRegistry(settings.artifact_store()).production()
+    before = backends.table_store(settings).read("game_features")
+    production = ModelRegistry(backends.artifact_store(settings)).production()
 
     bad = tmp_path / "bad_snapshot.json.gz"
     bad.write_bytes(content)
@@ -115,17 +116,17 @@ def test_broken_snapshot_fails_raw_games_and_keeps_everything_downstream(
     assert failure.step_key == "raw_games"
     message = failure.step_failure_data.error.message + str(failure.step_failure_data.user_failure_data)
     assert str(bad) in message and problem in message
-    assert settings.table_store().read("game_features").equals(before)
-    assert ModelRegistry(settings.artifact_store()).production() == production
+    assert backends.table_store(settings).read("game_features").equals(before)
+    assert ModelRegistry(backends.artifact_store(settings)).production() == production
 
 
 def test_blocking_gate_keeps_a_losing_model_out_of_production(gamerec_home: Path, instance: dg.DagsterInstance) -> None:
     env = {"GAMEREC_HOME": str(gamerec_home)}
     assert materialize(env, instance).success
     settings = StorageSettings.from_env(env)
-    registry = ModelRegistry(settings.artifact_store())
+    registry = ModelRegistry(backends.artifact_store(settings))
     production = registry.production()
-    recs_before = settings.table_store().read("batch_recommendations")
+    recs_before = backends.table_store(settings).read("batch_recommendations")
 
     # The original simulation carries no co-occurrence signal: with this seed the model loses to popularity.
     losing = {"simulation": "original", "n_users": 100, "max_games": 5, "seed": 1}
@@ -137,13 +138,13 @@ def test_blocking_gate_keeps_a_losing_model_out_of_production(gamerec_home: Path
     assert not {"production_model", "batch_recommendations", "evaluation_report"} & materialized
     assert registry.production() == production
     assert len(registry.versions()) == 2  # the losing version is stored, immutable, but not published
-    assert settings.table_store().read("batch_recommendations").equals(recs_before)
+    assert backends.table_store(settings).read("batch_recommendations").equals(recs_before)
 
 
 def test_simulation_config_flows_from_run_config(gamerec_home: Path, instance: dg.DagsterInstance) -> None:
     env = {"GAMEREC_HOME": str(gamerec_home)}
     result = materialize(env, instance, {"ops": {"user_logs": {"config": {"n_users": 300, "max_games": 8}}}})
-    logs = StorageSettings.from_env(env).table_store().read("user_logs")
+    logs = backends.table_store(StorageSettings.from_env(env)).read("user_logs")
     per_user = logs.group_by("user_id").len()
     assert per_user.height == 300 and per_user["len"].max() <= 8
     assert checks_by_name(result)["user_logs_history_lengths"] is True
@@ -166,7 +167,7 @@ def test_champion_is_kept_when_the_challenger_is_worse_than_tolerance(
 ) -> None:
     env = {"GAMEREC_HOME": str(gamerec_home)}
     assert materialize(env, instance).success
-    registry = ModelRegistry(StorageSettings.from_env(env).artifact_store())
+    registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env(env)))
     champion = registry.production()
     # A negative tolerance demands a challenger better by 1.0 NDCG: impossible, so production must not move.
     strict = {"ops": {"production_model": {"config": {"tolerance": -1.0}}}}
@@ -176,7 +177,7 @@ def test_champion_is_kept_when_the_challenger_is_worse_than_tolerance(
     assert release["decision"].value == "kept champion"
     assert release["champion_scored"].value == "recorded (same training data)"
     assert registry.production() == champion and len(registry.versions()) == 2
-    recs = StorageSettings.from_env(env).table_store().read("batch_recommendations")
+    recs = backends.table_store(StorageSettings.from_env(env)).read("batch_recommendations")
     assert set(recs["model_version"]) == {champion}
 
     # New data: the champion's figure is not comparable, so its parameters are re-scored on the new split.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gamerec_assets import backends
 from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry, new_version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +72,7 @@ def cli_registry(request: pytest.FixtureRequest, tmp_path: Path):
     if request.param == "s3":
         bucket = request.getfixturevalue("s3_bucket")
         env.update(GAMEREC_S3_BUCKET=bucket["bucket"], AWS_ENDPOINT_URL=bucket["endpoint"], GAMEREC_S3_PREFIX="gr")
-    registry = ModelRegistry(StorageSettings.from_env(env).artifact_store(), MODEL_NAME)
+    registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env(env)), MODEL_NAME)
     return registry, env
 
 

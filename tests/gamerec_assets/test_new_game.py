@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from gamerec_assets import backends
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.recsys.served_model import ServingModel
 from gamerec_assets.resources.tracking import find_offline_run, read_offline_run
@@ -35,7 +36,7 @@ def test_a_new_catalogue_game_gets_similar_games_after_one_refresh(gamerec_home:
         "GAMEREC_CATALOG": f"file:{catalogue}",
         "GAMEREC_INTERACTIONS": f"file:{EXAMPLES / 'interactions.csv'}",  # unchanged: nobody has played it
     }
-    registry = ModelRegistry(StorageSettings.from_env(env).artifact_store())
+    registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env(env)))
     with dg.instance_for_test() as instance:
         refresh = materialize(env, instance)
         assert refresh.success

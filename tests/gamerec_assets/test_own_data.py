@@ -10,6 +10,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from gamerec_assets import backends
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.schedules import daily_refresh
 from gamerec_assets.settings import StorageSettings
@@ -58,7 +59,7 @@ def test_own_files_materialize_evaluate_promote_and_stay(own_env: dict[str, str]
         assert meta["production_model"]["decision"].value == "promoted"
         assert meta["production_model"]["source"].value == interactions
 
-        tables = StorageSettings.from_env(own_env).table_store()
+        tables = backends.table_store(StorageSettings.from_env(own_env))
         logs = tables.read("user_logs")
         assert logs.schema["user_id"] == pl.Utf8 and {"alice", "player-07", "76561197960265730"} <= set(logs["user_id"])
         lost = logs.filter(pl.col("game_id") == 2001)
@@ -66,7 +67,7 @@ def test_own_files_materialize_evaluate_promote_and_stay(own_env: dict[str, str]
         assert logs.filter(pl.col("game_id") != 2001)["title"].null_count() == logs.height - 6
         recs = tables.read("batch_recommendations")
         assert recs.schema["user_id"] == pl.Utf8 and recs["user_id"].n_unique() == 60
-        registry = ModelRegistry(StorageSettings.from_env(own_env).artifact_store())
+        registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env(own_env)))
         first_version = registry.production()
         manifest = registry.manifest(first_version)
         assert manifest["data"]["catalog"] == catalog and manifest["data"]["interactions"] == interactions
@@ -88,7 +89,7 @@ def test_own_files_materialize_evaluate_promote_and_stay(own_env: dict[str, str]
 def test_a_change_of_source_refuses_the_automatic_promote(own_env: dict[str, str]) -> None:
     with dg.instance_for_test() as instance:
         assert materialize(own_env, instance).success
-        registry = ModelRegistry(StorageSettings.from_env(own_env).artifact_store())
+        registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env(own_env)))
         champion = registry.production()
         defaults = {"GAMEREC_HOME": own_env["GAMEREC_HOME"]}  # back to the bundled RAWG games + simulated users
         result = materialize(defaults, instance)
@@ -108,7 +109,7 @@ def test_a_change_of_source_refuses_the_automatic_promote(own_env: dict[str, str
 
 
 def test_a_bad_interaction_file_fails_user_logs_and_overwrites_nothing(own_env: dict[str, str], tmp_path: Path) -> None:
-    tables = StorageSettings.from_env(own_env).table_store()
+    tables = backends.table_store(StorageSettings.from_env(own_env))
     bad = tmp_path / "plays.csv"
     bad.write_text("user_id,game_id\nalice,1001\nbob,10x1\n")
     with dg.instance_for_test() as instance:

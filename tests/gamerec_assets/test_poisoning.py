@@ -10,6 +10,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from gamerec_assets import backends
 from gamerec_assets.assets.modeling import RULE_FELL, RULE_SAME
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.recsys.feedback import check_event
@@ -90,8 +91,8 @@ def test_the_poisoning_attack_reaches_neither_the_popular_list_nor_the_model(gam
     env = {"GAMEREC_HOME": str(gamerec_home)}  # GAMEREC_RETRAIN_EVENTS: the default 1,000
     defs = build_definitions(env)
     storage = StorageSettings.from_env(env)
-    registry = ModelRegistry(storage.artifact_store())
-    tables = storage.table_store()
+    registry = ModelRegistry(backends.artifact_store(storage))
+    tables = backends.table_store(storage)
     store = EventStore(tables)
     with dg.instance_for_test() as instance:
         refresh(defs, instance)

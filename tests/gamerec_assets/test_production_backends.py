@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import dagster as dg
 import pymysql
 import pytest
 
+from gamerec_assets import backends
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store import ModelRegistry
@@ -71,14 +71,14 @@ def test_whole_graph_on_mariadb_s3_and_mysql_instance_storage(
         )
         assert cur.fetchone()[0].startswith("utf8mb4")
 
-    s3 = boto3.client("s3", endpoint_url=s3_bucket["endpoint"])
+    s3 = backends.s3_client(s3_bucket["endpoint"])
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket["bucket"])["Contents"]]
     assert any(k.startswith("gamerec/raw_games/20") and k.endswith("page-0001.json.gz") for k in keys)
     assert any(k.startswith("gamerec/item_similarity/v") and k.endswith("/manifest.json") for k in keys)
     assert "gamerec/item_similarity/_aliases/production.json" in keys
     assert not (Path(env["GAMEREC_HOME"]) / "artifacts").exists()  # nothing went to the local folder
 
-    registry = ModelRegistry(StorageSettings.from_env(env).artifact_store())
+    registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env(env)))
     first = registry.production()
     listed = run([str(BIN / "gamerec"), "models", "list"], env)
     assert listed.returncode == 0 and f"* {first}" in listed.stdout
@@ -105,7 +105,7 @@ def test_cli_on_the_embedded_default(tmp_path: Path) -> None:
         {**env, "DAGSTER_HOME": str(tmp_path / "dagster_home")},
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    registry = ModelRegistry(StorageSettings.from_env(env).artifact_store())
+    registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env(env)))
     assert registry.production() is not None
     nothing = run([str(BIN / "gamerec"), "models", "rollback"], env)
     assert nothing.returncode == 2 and "nothing to roll back" in nothing.stderr

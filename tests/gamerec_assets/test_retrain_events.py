@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from gamerec_assets import backends
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.recsys.feedback import check_event, events_until_seq
 from gamerec_assets.settings import StorageSettings
@@ -36,14 +37,14 @@ def test_events_reach_the_next_model_through_the_sensor(gamerec_home: Path) -> N
     env = {"GAMEREC_HOME": str(gamerec_home), "GAMEREC_RETRAIN_EVENTS": "100"}
     defs = build_definitions(env)
     storage = StorageSettings.from_env(env)
-    registry = ModelRegistry(storage.artifact_store())
+    registry = ModelRegistry(backends.artifact_store(storage))
     sensor = defs.resolve_sensor_def("retrain_on_new_events")
     with dg.instance_for_test() as instance:
         assert refresh(defs, instance).success
         first = registry.production()
         assert events_until_seq(registry.manifest(first)) == 0
 
-        tables = storage.table_store()
+        tables = backends.table_store(storage)
         logs = tables.read("user_logs")
         games = tables.read("game_features")["game_id"].to_list()
         new_games = games[:3]

@@ -34,7 +34,9 @@ def test_defaults_without_variables() -> None:
         artifact_root=DEFAULT_HOME.resolve() / "artifacts",
         home=DEFAULT_HOME.resolve(),
     )
-    assert s.storage.describe() == {"tables": "sqlite", "artifacts": "local"}
+    assert (s.storage.s3_bucket, s.storage.s3_prefix, s.storage.s3_endpoint_url) == (None, "gamerec", None)
+    assert (s.storage.s3_connect_timeout, s.storage.s3_read_timeout) == (5.0, 30.0)
+    assert (s.storage.db_connect_timeout, s.storage.db_read_timeout, s.storage.db_write_timeout) == (10.0, 300.0, 300.0)
     assert s.rawg == RawgSettings(live=False, base_url=RAWG_DEFAULT_BASE_URL, max_pages=5, snapshot=None)
     assert s.tracking == TrackingSettings(mode="offline", directory=DEFAULT_HOME.resolve())
     assert s.threads == ThreadSettings(None)
@@ -112,9 +114,8 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
     s = Settings.from_env(env)
     assert s.storage.table_url == env["GAMEREC_MYSQL_URL"] and s.storage.home == tmp_path.resolve()
     assert (s.storage.s3_bucket, s.storage.s3_prefix, s.storage.s3_endpoint_url) == ("bucket", "", "http://minio:9000")
-    assert s.storage.describe() == {"tables": "mysql", "artifacts": "s3"}
     assert (s.storage.s3_connect_timeout, s.storage.s3_read_timeout) == (1.5, 2.0)
-    assert s.storage.db_timeouts() == {"connect_timeout": 3.0, "read_timeout": 4.0, "write_timeout": 5.0}
+    assert (s.storage.db_connect_timeout, s.storage.db_read_timeout, s.storage.db_write_timeout) == (3.0, 4.0, 5.0)
     assert s.rawg == RawgSettings(True, "http://127.0.0.1:9/api", 0, tmp_path / "snap.json.gz")
     assert s.tracking == TrackingSettings("disabled", tmp_path.resolve())
     assert s.threads.threads == 3
@@ -153,19 +154,12 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         assert secret not in text
 
 
-def test_timeouts_reach_the_stores_and_resources(tmp_path: Path) -> None:
-    from gamerec_assets.resources.from_settings import build_resources
-
-    env = {"GAMEREC_HOME": str(tmp_path), "GAMEREC_S3_BUCKET": "b", "GAMEREC_S3_READ_TIMEOUT": "7"}
-    env["GAMEREC_DB_READ_TIMEOUT"] = "8"
-    settings = Settings.from_env(env)
-    client = settings.storage.s3_client()
-    assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (5.0, 7.0)
-    resources = build_resources(settings)
-    assert resources["artifacts"].client().meta.config.read_timeout == 7.0
-    assert resources["tables"].read_timeout_s == 8.0
+def test_bad_timeouts_name_their_variable() -> None:
+    """(That the timeouts reach the stores and every S3 client is tests/gamerec_assets/test_backends.py's.)"""
     with pytest.raises(ValueError, match="GAMEREC_DB_WRITE_TIMEOUT"):
         StorageSettings.from_env({"GAMEREC_DB_WRITE_TIMEOUT": "soon"})
+    with pytest.raises(ValueError, match=re.escape("GAMEREC_S3_READ_TIMEOUT must be a number >= 0.1")):
+        StorageSettings.from_env({"GAMEREC_S3_READ_TIMEOUT": "0"})
 
 
 def test_online_tracking_with_a_key_unless_the_mode_says_otherwise() -> None:

@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from gamerec_assets import backends
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.recsys.linking import STEAM_ONLY_BASE, link_titles, normalise_title, strip_edition
 from gamerec_assets.settings import StorageSettings
@@ -53,7 +54,7 @@ def test_steam_sourced_run_materializes_the_whole_graph(gamerec_home: Path, stea
     assert report["test_ndcg@10"].value > report["test_ndcg@10_popularity"].value
     assert report["models"].value >= 4  # the published model, other candidate families and popularity
     assert meta["item_similarity"]["selection_seconds"].value <= 45
-    tables = StorageSettings.from_env(env).table_store()
+    tables = backends.table_store(StorageSettings.from_env(env))
     logs = tables.read("user_logs")
     assert logs.select("user_id", "game_id").is_duplicated().sum() == 0
     assert logs["weight"].min() >= 1.0

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from gamerec_assets import backends
 from gamerec_assets.definitions import build_definitions
 from gamerec_assets.settings import StorageSettings
 
@@ -35,7 +36,7 @@ def run(env: dict[str, str], selection: str, run_config: dict | None = None):
 def test_live_crawl_is_stored_as_fetched_without_the_key(live_env: dict[str, str], rawg_server) -> None:
     result = run(live_env, "raw_games game_features", {"ops": {"raw_games": {"config": {"crawl_date": "2026-11-28"}}}})
     assert result.success
-    store = StorageSettings.from_env(live_env).artifact_store()
+    store = backends.artifact_store(StorageSettings.from_env(live_env))
     keys = store.list("raw_games")
     pages = [k for k in keys if k.endswith(".json.gz")]
     assert len(pages) == 3 and all(k.startswith("raw_games/2026-11-28/v") for k in pages)
@@ -43,14 +44,14 @@ def test_live_crawl_is_stored_as_fetched_without_the_key(live_env: dict[str, str
         assert KEY.encode() not in store.get(key)
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["games"].value == 120 and KEY not in json.dumps({k: str(v.value) for k, v in meta.items()})
-    assert StorageSettings.from_env(live_env).table_store().read("game_features").height == 120
+    assert backends.table_store(StorageSettings.from_env(live_env)).read("game_features").height == 120
 
 
 def test_failed_crawl_after_retry_budget_keeps_what_was_stored(live_env: dict[str, str], rawg_server) -> None:
     assert run(live_env, "raw_games game_features").success
-    store = StorageSettings.from_env(live_env).artifact_store()
+    store = backends.artifact_store(StorageSettings.from_env(live_env))
     before = {k: store.get(k) for k in store.list("raw_games")}
-    features_before = StorageSettings.from_env(live_env).table_store().read("game_features")
+    features_before = backends.table_store(StorageSettings.from_env(live_env)).read("game_features")
 
     rawg_server.faults = [None, ("status", 500)] + [("status", 503)] * 20  # page 2 never recovers
     result = run(live_env, "raw_games game_features")
@@ -61,4 +62,4 @@ def test_failed_crawl_after_retry_budget_keeps_what_was_stored(live_env: dict[st
     assert "failed after 5 attempts" in message and "HTTP 503" in message and rawg_server.url in message
     assert KEY not in message
     assert {k: store.get(k) for k in store.list("raw_games")} == before
-    assert StorageSettings.from_env(live_env).table_store().read("game_features").equals(features_before)
+    assert backends.table_store(StorageSettings.from_env(live_env)).read("game_features").equals(features_before)

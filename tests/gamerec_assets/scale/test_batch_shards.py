@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from gamerec_assets import backends
 from gamerec_assets.assets.serving import recommendation_chunks
 from gamerec_assets.io_managers import FINGERPRINT, ContentFingerprint
 from gamerec_assets.recsys.served_model import ServingModel
@@ -30,7 +31,7 @@ from tests.gamerec_assets.scale.test_scale_location import synthetic_logs
 
 def seed_model(env: dict[str, str], logs: pl.DataFrame, features: pl.DataFrame) -> ServingModel:
     """user_logs and game_features in the tables, a fitted model promoted in the registry."""
-    tables = StorageSettings.from_env(env).table_store()
+    tables = backends.table_store(StorageSettings.from_env(env))
     tables.write("user_logs", logs)
     tables.write("game_features", features)
     registry = artifacts_resource(Settings.from_env(env).storage).registry()
@@ -55,7 +56,7 @@ def score_config(shards: int, k: int, hold_s: float = 0.0) -> dict[str, Any]:
 
 
 def assert_published_like_the_main_asset(env: dict[str, str], model: ServingModel, logs: pl.DataFrame) -> None:
-    table = StorageSettings.from_env(env).table_store().read("batch_recommendations")
+    table = backends.table_store(StorageSettings.from_env(env)).read("batch_recommendations")
     assert table.height > 0
     assert table.equals(single_process_table(model, logs, 5))
     seen = table.join(logs.select(pl.col("user_id").cast(pl.Utf8), "game_id"), on=["user_id", "game_id"], how="semi")
@@ -87,7 +88,7 @@ def test_the_sharded_table_equals_the_single_process_one(gamerec_home: Path, mon
         assert materialization is not None and materialization.asset_materialization is not None
         recorded = materialization.asset_materialization.metadata
     assert_published_like_the_main_asset(env, model, logs)
-    table = StorageSettings.from_env(env).table_store().read("batch_recommendations")
+    table = backends.table_store(StorageSettings.from_env(env)).read("batch_recommendations")
     assert recorded[FINGERPRINT].value == ContentFingerprint.of(table)  # the table IO manager's lineage check holds
     assert recorded["shards"].value == 4 and recorded["model_version"].value == model.version
 
@@ -135,5 +136,5 @@ def test_the_shard_functions_called_alone_publish_the_main_table(
     assert published.asset_key == BATCH_KEY
     assert published.metadata["shards"].value == 3 and published.metadata["model_version"].value == model.version
     assert_published_like_the_main_asset(env, model, logs)
-    table = StorageSettings.from_env(env).table_store().read("batch_recommendations")
+    table = backends.table_store(StorageSettings.from_env(env)).read("batch_recommendations")
     assert published.metadata[FINGERPRINT].value == ContentFingerprint.of(table)

@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from gamerec_assets import backends
 from gamerec_assets.recsys import ItemCF, build_matrix
 from gamerec_assets.scale import read_merged
 from gamerec_assets.settings import StorageSettings
@@ -74,7 +75,7 @@ def fit_config(blocks: int, hold_s: float) -> dict[str, Any]:
 
 def seed_tables(env: dict[str, str]) -> Any:
     logs, features = synthetic_logs(users=3000, games=120, seed=11)
-    tables = StorageSettings.from_env(env).table_store()
+    tables = backends.table_store(StorageSettings.from_env(env))
     tables.write("user_logs", logs)
     tables.write("game_features", features)
     return logs

@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 from dagster._core.definitions.reconstruct import ReconstructableJob
 
+from gamerec_assets import backends
 from gamerec_assets.recsys import ItemCF, build_matrix
 from gamerec_assets.recsys.itemcf import item_blocks
 from gamerec_assets.scale import FIT_JOB, arrays_csr, block_keys, build_scale_definitions, csr_arrays, read_merged
@@ -99,7 +100,7 @@ def merged_asset(defs: dg.Definitions) -> dg.AssetsDefinition:
 
 def write_logs(env: dict[str, str], seed: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
     logs, features = synthetic_logs(seed=seed)
-    tables = StorageSettings.from_env(env).table_store()
+    tables = backends.table_store(StorageSettings.from_env(env))
     tables.write("user_logs", logs)
     tables.write("game_features", features)
     return logs, features

@@ -3,11 +3,11 @@ import io
 import json
 import threading
 
-import boto3
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from gamerec_assets import backends
 from gamerec_assets.recsys import ItemCF, ModelArtifact
 from gamerec_assets.store import (
     ArtifactNotFound,
@@ -28,7 +28,7 @@ def store(request: pytest.FixtureRequest, tmp_path) -> ArtifactStore:
     if request.param == "local":
         return LocalArtifactStore(tmp_path / "artifacts")
     bucket = request.getfixturevalue("s3_bucket")
-    return S3ArtifactStore(boto3.client("s3", endpoint_url=bucket["endpoint"]), bucket["bucket"], "gamerec")
+    return S3ArtifactStore(backends.s3_client(bucket["endpoint"]), bucket["bucket"], "gamerec")
 
 
 def model(seed: int = 0) -> ModelArtifact:
@@ -101,11 +101,7 @@ def test_concurrent_publishes_never_point_at_partial_artifacts(store: ArtifactSt
 
 def test_failed_s3_put_keeps_production_alias(s3_bucket: dict, s3_fault_proxy) -> None:
     """The manifest PUT fails on the wire (HTTP 500 from a proxy in front of moto): the alias stays put."""
-    from botocore.config import Config
-
-    client = boto3.client(
-        "s3", endpoint_url=s3_fault_proxy.url, config=Config(retries={"max_attempts": 2, "mode": "standard"})
-    )
+    client = backends.s3_client(s3_fault_proxy.url)
     registry = ModelRegistry(S3ArtifactStore(client, s3_bucket["bucket"], "gamerec"))
     registry.promote(registry.publish(model(1), V1))
     s3_fault_proxy.fail.append(("PUT", "manifest.json"))
@@ -274,28 +270,24 @@ def test_write_once_put_is_enforced_by_the_backend(store: ArtifactStore) -> None
     assert sorted(outcomes) == ["immutable"] * (n - 1) + ["won"], outcomes
 
 
-def test_s3_client_config_bounds_a_silent_endpoint() -> None:
+def test_s3_client_bounds_a_silent_endpoint() -> None:
     """An endpoint that accepts connections and never answers: a timeout within seconds, naming endpoint and bucket."""
     import socket
     import time
 
-    from gamerec_assets.store.artifact_store import s3_client_config
-
-    config = s3_client_config(connect_timeout=1, read_timeout=1, max_attempts=1)
-    assert config.connect_timeout == 1 and config.read_timeout == 1 and config.retries["max_attempts"] == 1
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
     endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
     try:
-        client = boto3.client("s3", endpoint_url=endpoint, config=config)
+        client = backends.s3_client(endpoint, connect_timeout=1, read_timeout=1)
         store = S3ArtifactStore(client, "models-bucket", "gamerec")
         start = time.monotonic()
         with pytest.raises(
             ArtifactStoreError, match=rf"s3://models-bucket/gamerec/a/b at {endpoint} failed: .*timeout"
         ):
             store.get("a/b")
-        assert time.monotonic() - start < 10
+        assert time.monotonic() - start < backends.s3_call_bound(1, 1) + 5
     finally:
         silent.close()
 
