@@ -13,6 +13,13 @@ A failed append is a 503 whose text says what is safe: before the COMMIT nothing
 (`EventStoreUnavailable`); when the COMMIT itself failed the events may be stored (`EventStoreCommitUnknown`):
 retrying with the same Idempotency-Key is safe, retrying without one may store events that have no event_id twice.
 POST /events (`controllers.events`) calls `post_events`.
+
+Every stored event records its sender (`interaction_events.key_name`, `sender_of`): the write key's name; for an
+answer token `answer:<user_id>`, the answer's user, so that each browser counts as itself (all browsers as one
+`answer-token` would make a site's page traffic one source, never enough for the retraining sensor; an answer token
+only allows click/impression/play events of that answer's own games, so made-up users gain no say over which games
+they name); `open` without a credential. The retraining sensor and the trust report count per sender
+(`event_trust.sources`).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import msgspec
 from litestar.exceptions import ClientException, ServiceUnavailableException
 
 from gamerec_api import telemetry
-from gamerec_api.event_auth import EVENTS_BY_KEY
+from gamerec_api.event_auth import EVENTS_BY_KEY, Credential
 from gamerec_api.holder import ModelHolder
 from gamerec_api.schemas import EventIn, EventResult, EventsResponse
 from gamerec_api.state import ServingState
@@ -111,9 +118,11 @@ class EventSink:
             self._requests = RequestLog(self.store().tables)
         return self._requests
 
-    def ingest(self, sent: list[EventIn], received_us: int, idem: Idempotency | None = None) -> Outcome:
-        """Check every event, append the valid ones (committed, with the idempotency record when `idem`), and
-        encode the answer; or the recorded outcome of an earlier attempt with the same key."""
+    def ingest(
+        self, sent: list[EventIn], received_us: int, idem: Idempotency | None = None, sender: str | None = None
+    ) -> Outcome:
+        """Check every event, append the valid ones (committed, with the idempotency record when `idem`, each row
+        naming `sender`), and encode the answer; or the recorded outcome of an earlier attempt with the same key."""
         checked = [_checked(e, received_us) for e in sent]
         valid = [c for c in checked if isinstance(c, Event)]
         fresh = Outcome(202, b"")
@@ -125,12 +134,12 @@ class EventSink:
 
         try:
             if idem is None:
-                answer(self.store().append(valid))
+                answer(self.store().append(valid, key_name=sender))
                 return fresh
             for _ in range(2):  # a record purged between the claim and the look-up: claim again, once
                 try:
                     answer_hook = self.requests().hook(idem.scope, idem.key, idem.fingerprint, answer)
-                    self.store().append(valid, hook=answer_hook)
+                    self.store().append(valid, hook=answer_hook, key_name=sender)
                     self._purge()
                     return fresh
                 except AlreadyRecorded:
@@ -158,6 +167,13 @@ class EventSink:
             log.warning("purging expired idempotency records failed: %s", exc)
 
 
+def sender_of(credential: Credential) -> str:
+    """What `interaction_events.key_name` records for a request's events (the module docstring says why)."""
+    if credential.kind == "answer" and credential.claims is not None:
+        return f"answer:{credential.claims.user_id}"
+    return credential.name  # a write key's name, or `open`
+
+
 def _checked(e: EventIn, received_us: int) -> Event | str:
     try:
         return check_event(
@@ -180,12 +196,17 @@ def _sent_id(e: EventIn) -> str | None:
 
 
 async def post_events(
-    sink: EventSink, sent: list[EventIn], key: str = "open", idem: Idempotency | None = None
+    sink: EventSink,
+    sent: list[EventIn],
+    key: str = "open",
+    idem: Idempotency | None = None,
+    sender: str | None = None,
 ) -> Outcome:
     """Store the posted events (in a worker thread) and answer per event, in request order; a 503 when the append
-    failed (its text says whether anything may be stored). `key`: the credential's name, for the metrics."""
+    failed (its text says whether anything may be stored). `key`: the credential's name, for the metrics; `sender`:
+    what the rows record as their sender (`sender_of`; None: `key`)."""
     try:
-        outcome = await anyio.to_thread.run_sync(sink.ingest, sent, now_us(), idem)
+        outcome = await anyio.to_thread.run_sync(sink.ingest, sent, now_us(), idem, key if sender is None else sender)
     except StoreDown as exc:
         log.warning("POST /events: %s", exc)
         raise (EventStoreCommitUnknown if exc.uncertain else EventStoreUnavailable)() from exc

@@ -10,11 +10,12 @@ version = newest seq), so the UI shows `user_logs` stale between refreshes.
 
 A burst from a few senders does not trigger it (issue #22: six requests of made-up users did): the new events are
 counted per source, at most ceil(N / GAMEREC_RETRAIN_MIN_SOURCES) (5) per source (`event_trust.effective_events`),
-so a refresh needs events from at least that many sources. A source is the events' write key once the events table
-records one (`event_trust.SOURCE_COLUMNS`: the seam where per-key counts plug in); today it is the arrival window of
-GAMEREC_EVENTS_BURST_WINDOW seconds (server receive time), so a burst counts as one sender. The skip message says
-how many events, sources and effective events it counted. The daily schedule still refreshes, and training holds a
-burst's users back (`event_trust`).
+so a refresh needs events from at least that many sources. A source is the sender `interaction_events.key_name`
+records (a write key's name, `answer:<user_id>` for a browser's answer token, `open`; `event_trust.sources`), so one
+key's burst counts as one source however long it lasts; an event without a sender (stored before senders were
+recorded) counts by its arrival window of GAMEREC_EVENTS_BURST_WINDOW seconds (server receive time) instead. The skip
+message says how many events, sources and effective events it counted. The daily schedule still refreshes, and
+training holds a burst's users back (`event_trust`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def _few_sources(count: int, since: int, model: str, spread: dict, min_events: i
     return (
         f"{count:,} new events after seq {since} ({model}), but from {spread['sources']:,} source(s) "
         f"({spread['users']:,} users): they count as {spread['effective']:,} (at most {spread['per_source_cap']:,} "
-        f"per source, arrival windows of {window_s:g} s until write keys); a refresh at {min_events:,}"
+        f"per source: a sender, or an arrival window of {window_s:g} s for events without one); a refresh at "
+        f"{min_events:,}"
     )
 
 

@@ -115,6 +115,7 @@ class EventsController(Controller):
         header = request.headers.get("idempotency-key")
         idem = Idempotency.of(header, credential.scope, await request.body()) if header is not None else None
         state.event_auth.limit(credential, data.events)  # 429 with Retry-After
-        outcome = await ingest.post_events(state.events, data.events, credential.name, idem)
+        sender = ingest.sender_of(credential)  # stored with the events: the sensor counts per sender
+        outcome = await ingest.post_events(state.events, data.events, credential.name, idem, sender)
         headers = {"Idempotency-Replayed": "true"} if outcome.replayed else {}
         return Response(outcome.body, status_code=outcome.status, media_type=MediaType.JSON, headers=headers)

@@ -33,8 +33,10 @@ events table and the production model at every refresh, in vectorised polars.
 
 `sources` / `effective_events` are the retraining sensor's side of the same idea: events are counted per source,
 at most `min_events / min_sources` per source, so a burst from a few sources cannot request a refresh. A source is the
-events' write key once the events table records one (a `key_name` or `source` column: the seam where per-key counts
-plug in); until then, the arrival window (the burst windows above) stands in for the sender.
+event's sender as the events table records it (`key_name`: a write key's name, `answer:<user_id>` for a browser's
+answer token, `open`); an event without one (stored before senders were recorded, or appended without one) counts by
+its arrival window (the burst windows above) instead. The trust report also counts the events per source
+(`trust_events_by_source`: the busiest senders first), so an operator sees which key a held-back burst came from.
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ class TrustReport:
     burst_windows: int = 0
     capped_games: pl.DataFrame | None = None  # game_id, allowed, held_back (the most held back first)
     params: dict[str, Any] = field(default_factory=dict)
+    # the busiest sources (`sources`): {source: {"events": n, "held_back": events of held-back pairs}}
+    events_by_source: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -103,6 +107,7 @@ class TrustReport:
             "trust_trusted_event_users": self.trusted_event_users,
             "trust_burst_windows": self.burst_windows,
             "trust_rules": self.params,
+            "trust_events_by_source": self.events_by_source,
         }
 
 
@@ -211,6 +216,7 @@ def _report(rows: pl.DataFrame, events: pl.DataFrame, standing: pl.DataFrame, ru
     trusted_users = rows.filter(pl.col("outside").fill_null(False) & pl.col("held_back").is_null())["user_id"]
     windows = standing.filter(pl.col("burst")).height
     return TrustReport(
+        events_by_source=_by_source(events, held, float(rules["burst_window_s"])),
         held_back_pairs={k: int(v) for k, v in pairs.items()},
         held_back_events={k: int(v) for k, v in sorted(by_events.iter_rows())},
         held_back_users={k: int(v) for k, v in sorted(users.iter_rows())},
@@ -219,6 +225,20 @@ def _report(rows: pl.DataFrame, events: pl.DataFrame, standing: pl.DataFrame, ru
         capped_games=capped,
         params=rules,
     )
+
+
+def _by_source(events: pl.DataFrame, held: pl.DataFrame, window_s: float, top: int = 20) -> dict[str, dict[str, int]]:
+    """Events and held-back events (those of a held-back pair) of the `top` busiest sources."""
+    pairs = held.select("user_id", "game_id").unique().with_columns(pl.lit(True).alias("_held"))
+    per_source = (
+        events.with_columns(sources(events, window_s).alias("_source"))
+        .join(pairs, on=["user_id", "game_id"], how="left")
+        .group_by("_source")
+        .agg(pl.len().alias("events"), pl.col("_held").fill_null(False).sum().alias("held_back"))
+        .sort("events", "_source", descending=[True, False])
+        .head(top)
+    )
+    return {str(r[0]): {"events": int(r[1]), "held_back": int(r[2])} for r in per_source.iter_rows()}
 
 
 def training_rows(user_logs: pl.DataFrame) -> pl.DataFrame:
@@ -230,12 +250,14 @@ def training_rows(user_logs: pl.DataFrame) -> pl.DataFrame:
 
 
 def sources(events: pl.DataFrame, window_s: float) -> pl.Expr:
-    """Who sent each event: its write key when the events carry one (SOURCE_COLUMNS: the seam for per-key counts),
-    else its arrival window of `window_s` seconds (server receive time), which is all a sender leaves today."""
+    """Who sent each event: `key:<sender>` when the events carry one (SOURCE_COLUMNS; `interaction_events.key_name`),
+    else (a NULL sender, or no such column) `window-<n>`, its arrival window of `window_s` seconds (server receive
+    time), all an unnamed sender leaves."""
+    window = pl.format("window-{}", _windows(pl.col("received_us"), window_s, 0.0))
     for column in SOURCE_COLUMNS:
-        if column in events.columns:
-            return pl.col(column).cast(pl.Utf8).fill_null("(none)")
-    return pl.format("window-{}", _windows(pl.col("received_us"), window_s, 0.0))
+        if column in events.columns:  # "key:" keeps a key named like a window apart from the window
+            return pl.coalesce(pl.format("key:{}", pl.col(column).cast(pl.Utf8)), window)
+    return window
 
 
 def effective_events(events: pl.DataFrame, min_events: int, min_sources: int, window_s: float) -> dict[str, Any]:

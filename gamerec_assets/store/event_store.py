@@ -9,6 +9,11 @@ Ids compare exactly: `event_id`, `user_id` and every other text column use the t
 (`TableStore.key_type`), so "pad-p1 " is not a duplicate of "pad-p1" and "padbob " is not "padbob", on MariaDB
 as on SQLite; a table created with the old `utf8mb4_bin` (which ignores trailing spaces) is converted on first use.
 
+Senders: `key_name` is who posted the event (the write key's name, `answer:<user_id>` for a browser's answer token,
+`open` without a credential; `gamerec_api.ingest`), so the retraining sensor and the trust rules count events per
+sender (`event_trust.sources`). NULL for rows stored before the column existed and for appends that name no sender
+(a table without the column gets it, nullable, on first use: `ensure`).
+
 Duplicates: `event_id` is unique. An append inserts with INSERT IGNORE (SQLite: INSERT OR IGNORE) and compares the
 number of rows inserted with the number sent; only when they differ does it look up which ids this append wrote
 (its own `batch` token), so a retry of a stored event is reported as a duplicate, also under concurrent appends.
@@ -41,7 +46,22 @@ FRAME_SCHEMA = {
     "received_us": pl.Int64,
     "request_id": pl.Utf8,
 }
-_INSERTED = ("event_id", "user_id", "game_id", "type", "value", "timestamp_us", "received_us", "request_id", "batch")
+KEY_COLUMN = "key_name"  # who sent the event (`event_trust.SOURCE_COLUMNS` names it)
+KEY_LENGTH = 160  # "answer:" + a 128-character user id fits; write key names have at most 64 characters
+# what `read` returns: FRAME_SCHEMA (what the pure code needs; frames built for tests need no sender) and the sender
+READ_SCHEMA = {**FRAME_SCHEMA, KEY_COLUMN: pl.Utf8}
+_INSERTED = (
+    "event_id",
+    "user_id",
+    "game_id",
+    "type",
+    "value",
+    "timestamp_us",
+    "received_us",
+    "request_id",
+    "batch",
+    KEY_COLUMN,
+)
 
 
 def _table(meta: sa.MetaData, tables: TableStore) -> sa.Table:
@@ -60,6 +80,7 @@ def _table(meta: sa.MetaData, tables: TableStore) -> sa.Table:
         sa.Column("received_us", sa.BigInteger(), nullable=False),
         sa.Column("request_id", key(), nullable=True),
         sa.Column("batch", key(16), nullable=False),
+        sa.Column(KEY_COLUMN, key(KEY_LENGTH), nullable=True),  # added last: an older table gets it by ALTER TABLE
         sqlite_autoincrement=True,  # a seq is never reused, even after the newest rows are deleted
         **tables.table_options(),
     )
@@ -108,19 +129,45 @@ class EventStore:
             return
         try:  # `create` also converts a table created before its ids compared exactly
             self.tables.create(_table(sa.MetaData(), self.tables))
+            self._add_key_column()
         except TableStoreError as exc:
             raise TableStoreError(f"{EVENTS_TABLE}: {exc}") from exc
         self._ready = True
+
+    def _has_key_column(self) -> bool:
+        with self.tables.errors(f"reading the columns of {EVENTS_TABLE} in"):
+            return KEY_COLUMN in {c["name"] for c in sa.inspect(self.engine).get_columns(EVENTS_TABLE)}
+
+    def _add_key_column(self) -> None:
+        """Add `key_name` (nullable, exact collation, last) to a table created before events recorded their sender;
+        its rows keep NULL. A nullable column added last is an instant change on MariaDB >= 10.3 (no table rebuild)
+        and on SQLite. Safe under concurrent callers (a failed ALTER is fine when the column is there after)."""
+        if self._has_key_column():
+            return
+        kind = self.tables.key_type(KEY_LENGTH).compile(dialect=self.engine.dialect)
+        sql = f"ALTER TABLE {EVENTS_TABLE} ADD COLUMN {KEY_COLUMN} {kind} NULL"
+        try:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(sql)
+        except sa.exc.SQLAlchemyError as exc:
+            if not self._has_key_column():
+                raise TableStoreError(
+                    f"adding column {KEY_COLUMN} failed: {self.tables.cause(exc)}; run `{sql}` as a user allowed to "
+                    "ALTER it"
+                ) from exc
 
     def exists(self) -> bool:
         return self._ready or self.tables.exists(EVENTS_TABLE)
 
     # -- writing -------------------------------------------------------------------------------------------------
 
-    def append(self, events: Sequence[Event], hook: AppendHook | None = None) -> AppendResult:
+    def append(
+        self, events: Sequence[Event], hook: AppendHook | None = None, key_name: str | None = None
+    ) -> AppendResult:
         """Store `events` in one transaction, committed when this returns; a stored `event_id` (also one repeated
         within `events`) is a duplicate and changes nothing. All or nothing on failure (TableStoreError; a failed
-        COMMIT is CommitUncertain: stored or not, unknown). `hook` runs inside the same transaction."""
+        COMMIT is CommitUncertain: stored or not, unknown). `hook` runs inside the same transaction. `key_name`:
+        who sent them all (one credential per request), stored with every row; None stores NULL."""
         self.ensure()
         accepted = [False] * len(events)
         first: dict[str, int] = {}
@@ -128,7 +175,18 @@ class EventStore:
             first.setdefault(e.event_id, i)
         token = secrets.token_hex(8)
         rows = [
-            (e.event_id, e.user_id, e.game_id, e.type, e.value, e.timestamp_us, e.received_us, e.request_id, token)
+            (
+                e.event_id,
+                e.user_id,
+                e.game_id,
+                e.type,
+                e.value,
+                e.timestamp_us,
+                e.received_us,
+                e.request_id,
+                token,
+                key_name,
+            )
             for i, e in enumerate(events)
             if first[e.event_id] == i
         ]
@@ -209,11 +267,14 @@ class EventStore:
         return out
 
     def read(self, after_seq: int = 0, until_seq: int | None = None, limit: int | None = None) -> pl.DataFrame:
-        """Events with after_seq < seq <= until_seq, in seq order, as a frame of FRAME_SCHEMA (empty when there is
-        no table). The realtime overlay tails with `limit`; `user_logs` reads everything up to a seq."""
+        """Events with after_seq < seq <= until_seq, in seq order, as a frame of READ_SCHEMA (FRAME_SCHEMA and the
+        sender, `key_name`; empty when there is no table). `user_logs` reads everything up to a seq, the retraining
+        sensor what came after production's data; both count per sender."""
         if not self.exists():
-            return pl.DataFrame(schema=FRAME_SCHEMA)
-        query = f"SELECT {', '.join(COLUMNS)} FROM {EVENTS_TABLE} WHERE seq > {self._ph}"
+            return pl.DataFrame(schema=READ_SCHEMA)
+        self.ensure()  # an older table gets its key_name column before it is read
+        names = (*COLUMNS, KEY_COLUMN)
+        query = f"SELECT {', '.join(names)} FROM {EVENTS_TABLE} WHERE seq > {self._ph}"
         params: list[int] = [int(after_seq)]
         if until_seq is not None:
             query += f" AND seq <= {self._ph}"
@@ -225,10 +286,10 @@ class EventStore:
             cursor.execute(query, tuple(params))
             rows = cursor.fetchall()
         if not rows:
-            return pl.DataFrame(schema=FRAME_SCHEMA)
+            return pl.DataFrame(schema=READ_SCHEMA)
         columns = list(zip(*rows, strict=True))
         return pl.DataFrame(
-            {name: pl.Series(name, col, dtype=FRAME_SCHEMA[name]) for name, col in zip(COLUMNS, columns, strict=True)}
+            {name: pl.Series(name, col, dtype=READ_SCHEMA[name]) for name, col in zip(names, columns, strict=True)}
         )
 
     def standing_dislikes(self, until_seq: int, chunk: int = 500) -> pl.DataFrame:

@@ -33,8 +33,11 @@ def instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def append(tables: TablesResource, n: int, start: int = 0, every_us: int = 60_000_000) -> int:
-    """n events of n users, one every `every_us` (default a minute: each in its own arrival window, i.e. source)."""
+def append(
+    tables: TablesResource, n: int, start: int = 0, every_us: int = 60_000_000, keys: tuple[str, ...] = ()
+) -> int:
+    """n events of n users, one every `every_us` (default a minute: each in its own arrival window, i.e. source);
+    with `keys`, event i is sent by keys[i % len(keys)] (one append per key), else by no one (NULL)."""
     events = [
         check_event(
             user_id=f"u{i}",
@@ -46,11 +49,21 @@ def append(tables: TablesResource, n: int, start: int = 0, every_us: int = 60_00
         )
         for i in range(start, start + n)
     ]
-    return tables.events().append(events).last_seq
+    store = tables.events()
+    if not keys:
+        return store.append(events).last_seq
+    for k, key in enumerate(keys):
+        last = store.append(events[k :: len(keys)], key_name=key).last_seq
+    return last
 
 
-def tick(instance: dg.DagsterInstance, resources: dict[str, object], cursor: str | None = None) -> dg.SensorResult:
-    sensor = build_retrain_sensor(N)
+def tick(
+    instance: dg.DagsterInstance,
+    resources: dict[str, object],
+    cursor: str | None = None,
+    sensor: dg.SensorDefinition | None = None,
+) -> dg.SensorResult:
+    sensor = sensor or build_retrain_sensor(N)
     # a `with` block closes the resources it built (else their context lingers into later tests)
     with dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
         return sensor(context)
@@ -112,6 +125,41 @@ def test_a_burst_from_few_sources_does_not_request_a_refresh(instance, resources
     append(resources["tables"], N, start=100)
     (request,) = tick(instance, resources, burst.cursor).run_requests
     assert request.tags["gamerec/event_sources"] == str(1 + N)
+
+
+@pytest.mark.parametrize("n_keys", [1, 2])
+def test_many_windows_from_few_keys_do_not_request_a_refresh(instance, resources, n_keys) -> None:
+    # 3 x 20 events, one a minute (60 arrival windows), all sent with one or two write keys: 1-2 sources, each
+    # counted at most ceil(20 / 4) = 5, so 5-10 effective events, below 20
+    sensor = build_retrain_sensor(20, min_sources=4)
+    keys = tuple(f"partner-{k}" for k in range(n_keys))
+    append(resources["tables"], 60, keys=keys)
+    result = tick(instance, resources, sensor=sensor)
+    assert not result.run_requests
+    message = result.skip_reason.skip_message
+    assert f"60 new events after seq 0 (no model yet), but from {n_keys} source(s) (60 users)" in message
+    assert f"they count as {5 * n_keys} (at most 5 per source" in message
+
+
+@pytest.mark.parametrize("n_keys", [4, 6])
+def test_the_same_events_from_enough_keys_request_a_refresh(instance, resources, n_keys) -> None:
+    # the same 60 events, but from at least min_sources keys, within one second (a single arrival window): the
+    # senders count, not the windows
+    sensor = build_retrain_sensor(20, min_sources=4)
+    last = append(resources["tables"], 60, every_us=1, keys=tuple(f"site-{k}" for k in range(n_keys)))
+    (request,) = tick(instance, resources, sensor=sensor).run_requests
+    assert request.run_key == f"events-until-{last}" and request.tags["gamerec/event_sources"] == str(n_keys)
+
+
+def test_events_without_a_sender_count_by_arrival_window_beside_keyed_ones(instance, resources) -> None:
+    sensor = build_retrain_sensor(20, min_sources=4)
+    append(resources["tables"], 30, keys=("partner-a",))  # one key over 30 minutes: 5 effective
+    append(resources["tables"], 10, start=100, every_us=1)  # no sender, one second: one window, 5 effective
+    skipped = tick(instance, resources, sensor=sensor)
+    assert not skipped.run_requests and "from 2 source(s)" in skipped.skip_reason.skip_message
+    append(resources["tables"], 10, start=200)  # no sender, ten minutes: 10 windows, 10 effective -> 20
+    (request,) = tick(instance, resources, skipped.cursor, sensor=sensor).run_requests
+    assert request.tags["gamerec/event_sources"] == "12"
 
 
 def test_no_second_refresh_while_one_runs(instance, resources) -> None:

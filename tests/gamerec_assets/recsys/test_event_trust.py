@@ -157,6 +157,40 @@ def test_the_sensor_counts_at_most_a_share_per_source() -> None:
     assert effective_events(events_of([]), 1_000, 5, 60)["effective"] == 0
 
 
+def test_a_sender_column_with_gaps_counts_keyed_events_by_key_and_the_rest_by_window() -> None:
+    # 10 events a minute apart: 6 sent by one key, 4 stored without a sender (older rows)
+    spread = events_of([(f"fan{i}", 1, "play", 60 * i) for i in range(10)])
+    keys = ["partner-a"] * 6 + [None] * 4
+    keyed = spread.with_columns(pl.Series("key_name", keys, dtype=pl.Utf8))
+    assert effective_events(keyed, 10, 5, 60) == {
+        "events": 10, "effective": 6, "sources": 5, "per_source_cap": 2, "users": 10
+    }  # fmt: skip
+    # a key named like a window is still a key, not that window
+    window = spread.with_columns(pl.lit("window-0").alias("key_name"))
+    assert effective_events(window, 10, 5, 60)["sources"] == 1
+
+
+def test_the_trust_report_counts_events_and_held_back_events_per_sender() -> None:
+    burst = [(f"bot{i}", g, "like", 1_000 + i) for i in range(12) for g in (9, 1)]  # held back: a burst
+    calm = [("0", 3, "play", 5_000), ("0", 5, "play", 6_000)]  # a base user's new games: within the cap
+    events = events_of(burst + calm).with_columns(
+        pl.Series("key_name", ["bot-key"] * len(burst) + ["site-a", None], dtype=pl.Utf8)
+    )
+    _, report = assess(merged(base_log(), events), events, Champion(), PARAMS)
+    window = (T0 + 6_000 * S) // (60 * S)
+    assert report.events_by_source == {
+        "key:bot-key": {"events": 24, "held_back": 24},
+        "key:site-a": {"events": 1, "held_back": 0},
+        f"window-{window}": {"events": 1, "held_back": 0},
+    }
+    assert report.metadata()["trust_events_by_source"] == report.events_by_source
+    # without a sender column every event counts by its arrival window: the burst's (12 s) is one
+    _, plain = assess(merged(base_log(), events), events.drop("key_name"), Champion(), PARAMS)
+    burst_window = (T0 + 1_000 * S) // (60 * S)
+    assert next(iter(plain.events_by_source.items())) == (f"window-{burst_window}", {"events": 24, "held_back": 24})
+    assert [v["events"] for v in plain.events_by_source.values()] == [24, 1, 1]
+
+
 def test_events_cannot_move_the_trusted_holdout() -> None:
     base = base_log(users=40, games=(1, 2, 3, 4, 5, 6))
     clean = trusted_split(merged(base, events_of([])), SplitParams())

@@ -3,7 +3,7 @@ import threading
 import pytest
 
 from gamerec_assets.recsys.feedback import Event, check_event, now_us
-from gamerec_assets.store.event_store import EVENTS_TABLE, FRAME_SCHEMA, EventStore
+from gamerec_assets.store.event_store import EVENTS_TABLE, READ_SCHEMA, EventStore
 from gamerec_assets.store.table_store import TableStore, TableStoreError
 
 
@@ -24,7 +24,7 @@ def test_a_missing_table_reads_as_empty(events: EventStore) -> None:
     assert events.last_seq() == 0
     assert events.count_after(0) == 0
     empty = events.read()
-    assert empty.height == 0 and empty.schema == FRAME_SCHEMA
+    assert empty.height == 0 and empty.schema == READ_SCHEMA
 
 
 def test_append_orders_by_seq_and_reads_back_exactly(events: EventStore) -> None:
@@ -32,7 +32,7 @@ def test_append_orders_by_seq_and_reads_back_exactly(events: EventStore) -> None
     result = events.append(sent)
     assert result.accepted == [True, True, True] and result.last_seq == 3
     back = events.read()
-    assert back.schema == FRAME_SCHEMA
+    assert back.schema == READ_SCHEMA
     assert back["seq"].to_list() == [1, 2, 3]
     assert back["event_id"].to_list() == ["e1", "e2", "e3"]
     assert back["user_id"].to_list() == ["alice", "Bob", "ゲーマー"]
