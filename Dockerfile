@@ -12,9 +12,12 @@
 # BASE_IMAGE: any Debian-like image with Python >= 3.11 and its venv module (python:3.11-slim, or a debootstrap'd
 # Debian with python3 + python3-venv). Both stages start from it, so the venv's interpreter is the same one.
 ARG BASE_IMAGE=python:3.11-slim
+# The build stage's base: the same image, or one with binutils added (strip; .ci/docker.sh's gamerec-build:bookworm),
+# which must keep the base's Python at the same path (the venv links to it).
+ARG BUILD_BASE_IMAGE=${BASE_IMAGE}
 
 # ---- build: the venv, from the wheelhouse and/or the index; the compiled kernels' cache warmed ----------------------
-FROM ${BASE_IMAGE} AS build
+FROM ${BUILD_BASE_IMAGE} AS build
 # A folder of the build context holding wheels (any subset: pip takes the rest from the index, unless
 # PIP_NO_INDEX=1); the default one is empty but for its README.
 ARG WHEELHOUSE=docker/wheelhouse
@@ -45,19 +48,26 @@ COPY pyproject.toml README.md ./
 COPY gamerec_assets ./gamerec_assets
 COPY gamerec_api ./gamerec_api
 # No build isolation: the project's build backend is the venv's setuptools above (from the wheelhouse offline).
+# Then the venv slimmed (docker/slim_venv.py: test suites, sources, unused optional modules, symbol tables); strip
+# comes from binutils: in the build base, else apt (online), else the libraries keep their symbols.
+COPY docker/slim_venv.py /opt/slim_venv.py
 RUN sh /usr/local/bin/gamerec-pip-install --no-build-isolation . \
  && pip uninstall -q -y setuptools wheel pip \
- && find /opt/gamerec -depth -type d -name tests -path '*/site-packages/*/tests' \
-        \( -path '*/numpy/*' -o -path '*/scipy/*' -o -path '*/pandas/*' -o -path '*/pyarrow/*' -o -path '*/numba/*' \
-           -o -path '*/llvmlite/*' -o -path '*/matplotlib/*' -o -path '*/sqlalchemy/*' \) -exec rm -rf {} + \
- && rm -rf /src/build /src/*.egg-info
+ && { command -v strip >/dev/null \
+      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends binutils >/dev/null; } \
+      || echo "no binutils: not stripping"; } \
+ && python /opt/slim_venv.py /opt/gamerec \
+ && rm -rf /src/build /src/*.egg-info /opt/slim_venv.py
 
 # Compile every kernel the assets and the API call (a materialization of the bundled data, then the API's model load),
 # into NUMBA_CACHE_DIR; the data is thrown away. A container then loads the machine code in milliseconds.
+# Outside /src (whose gamerec_assets/ would shadow the installed one): numba keys its cache by the kernels' file path.
+WORKDIR /app
 COPY workspace.yaml dagster.yaml /app/
-COPY docker/warm_kernels.py /src/warm_kernels.py
-RUN NUMBA_CPU_NAME="${NUMBA_CPU_NAME}" python /src/warm_kernels.py \
- && ls /opt/gamerec/numba-cache/*/
+COPY docker/warm_kernels.py /opt/warm_kernels.py
+RUN rm -rf /src \
+ && NUMBA_CPU_NAME="${NUMBA_CPU_NAME}" python /opt/warm_kernels.py \
+ && rm /opt/warm_kernels.py
 
 # ---- runtime: the base, the venv, the app files; no compilers, no pip caches, no tests ------------------------------
 FROM ${BASE_IMAGE}
@@ -75,8 +85,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     WANDB_MODE=offline
 
 # A fixed uid, so a bind-mounted /data can be given to it (chown 10001 DIR).
-RUN groupadd --system --gid 10001 gamerec \
- && useradd --system --uid 10001 --gid gamerec --home-dir /app --no-create-home gamerec \
+RUN groupadd --gid 10001 gamerec \
+ && useradd --uid 10001 --gid gamerec --home-dir /app --no-create-home --shell /usr/sbin/nologin gamerec \
  && mkdir -p /data /app \
  && chown gamerec:gamerec /data
 

@@ -3,7 +3,8 @@
 #   install     Debian's docker.io, docker-compose and debootstrap (apt), those not already there
 #   daemon      a Docker daemon if none answers: dockerd --iptables=false --bridge=none (containers use --network host)
 #   base        $GAMEREC_BASE_TAG (gamerec-base:bookworm): a minimal Debian with python3 + python3-venv from Debian's
-#               packages (debootstrap), imported with `docker import`; the rootfs tarball is cached
+#               packages (debootstrap), imported with `docker import`, and gamerec-build:bookworm, the same plus
+#               binutils (the build stage strips the native libraries); the rootfs tarballs are cached
 #   wheelhouse  docker/wheelhouse/: `pip wheel` of the project's dependencies from the configured package index
 #               (the host's pip configuration), cached; what the Dockerfile installs offline
 #   build       docker build -t $GAMEREC_IMAGE (gamerec:test) --build-arg BASE_IMAGE=<base> --build-arg PIP_NO_INDEX=1;
@@ -19,6 +20,7 @@ ROOT=$PWD
 CACHE=${GAMEREC_DOCKER_CACHE:-/var/cache/gamerec}
 SUITE=${GAMEREC_DEBIAN_SUITE:-bookworm}
 BASE_TAG=${GAMEREC_BASE_TAG:-gamerec-base:$SUITE}
+BUILD_TAG=${GAMEREC_BUILD_BASE_TAG:-gamerec-build:$SUITE}
 IMAGE=${GAMEREC_IMAGE:-gamerec:test}
 WHEELHOUSE=$ROOT/docker/wheelhouse
 PYTHON=${PYTHON:-python3}
@@ -76,10 +78,19 @@ do_daemon() {
 
 # The base's packages; the tarball's name carries them, so a change rebuilds it.
 BASE_PACKAGES=python3,python3-venv,ca-certificates
+BUILD_PACKAGES=binutils
 base_tarball() { echo "$CACHE/base-$SUITE-$(echo "$BASE_PACKAGES" | sha1sum | cut -c1-8).tar"; }
+build_tarball() { echo "$CACHE/build-$SUITE-$(echo "$BASE_PACKAGES $BUILD_PACKAGES" | sha1sum | cut -c1-8).tar"; }
 
-import_base() {
-  docker import --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' "$1" "$BASE_TAG" >/dev/null
+import_base() {  # tarball tag
+  docker import --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' "$1" "$2" >/dev/null
+}
+
+# What an image needs not: downloaded .debs, package lists, docs, man pages, translations, glibc's iconv modules.
+trim_rootfs() {
+  rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/* "$1"/usr/share/doc/* "$1"/usr/share/man/* \
+    "$1"/usr/share/info/* "$1"/usr/share/locale/* "$1"/usr/lib/x86_64-linux-gnu/gconv/*.so "$1"/var/log/*.log \
+    "$1"/var/cache/debconf/*-old
 }
 
 do_base() {
@@ -87,18 +98,22 @@ do_base() {
     say "base: GAMEREC_DOCKER_BASE=$GAMEREC_DOCKER_BASE (no debootstrap)"
     return
   fi
-  if docker image inspect "$BASE_TAG" >/dev/null 2>&1; then
-    say "base: $BASE_TAG is in the daemon"
+  if docker image inspect "$BASE_TAG" >/dev/null 2>&1 && docker image inspect "$BUILD_TAG" >/dev/null 2>&1; then
+    say "base: $BASE_TAG and $BUILD_TAG are in the daemon"
     return
   fi
-  local tarball
-  tarball=$(base_tarball)
-  if [ -s "$tarball" ]; then
-    say "base: importing the cached $tarball"
-    import_base "$tarball" && { say "base: $BASE_TAG imported"; return; }
-    say "base: the cached tarball is broken; building it again"
-    rm -f "$tarball"
+  local base build
+  base=$(base_tarball)
+  build=$(build_tarball)
+  if [ -s "$base" ] && [ -s "$build" ]; then
+    say "base: importing the cached $base and $build"
+    if import_base "$base" "$BASE_TAG" && import_base "$build" "$BUILD_TAG"; then
+      say "base: $BASE_TAG and $BUILD_TAG imported"
+      return
+    fi
+    say "base: a cached tarball is broken; building them again"
   fi
+  rm -f "$base" "$build"
   command -v debootstrap >/dev/null || { echo "docker.sh: no debootstrap (run .ci/docker.sh install)" >&2; return 1; }
   mkdir -p "$CACHE"
   local rootfs mirror
@@ -107,17 +122,27 @@ do_base() {
   say "base: debootstrap --variant=minbase $SUITE from $mirror (a few minutes)"
   if ! debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$rootfs" "$mirror" >"$rootfs.log" 2>&1; then
     tail -n 20 "$rootfs.log" >&2
-    rm -rf "$rootfs"
+    rm -rf "$rootfs" "$rootfs.log"
     return 1
   fi
-  # What an image needs not: downloaded .debs, package lists, docs, man pages.
-  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* \
-    "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/var/log/*.log
-  tar --numeric-owner -C "$rootfs" -cf "$tarball.part" .
-  mv "$tarball.part" "$tarball"
+  trim_rootfs "$rootfs"
+  tar --numeric-owner -C "$rootfs" -cf "$base.part" .
+  # The build stage's base: the same system plus binutils (strip), from the same mirror.
+  say "base: + $BUILD_PACKAGES for the build stage"
+  if ! { chroot "$rootfs" apt-get update -qq && DEBIAN_FRONTEND=noninteractive chroot "$rootfs" \
+    apt-get install -y -qq --no-install-recommends ${BUILD_PACKAGES//,/ }; } >>"$rootfs.log" 2>&1; then
+    tail -n 20 "$rootfs.log" >&2
+    rm -rf "$rootfs" "$rootfs.log" "$base.part"
+    return 1
+  fi
+  trim_rootfs "$rootfs"
+  tar --numeric-owner -C "$rootfs" -cf "$build.part" .
+  mv "$base.part" "$base"
+  mv "$build.part" "$build"
   rm -rf "$rootfs" "$rootfs.log"
-  import_base "$tarball"
-  say "base: $BASE_TAG built and imported ($(du -h "$tarball" | cut -f1) tarball)"
+  import_base "$base" "$BASE_TAG"
+  import_base "$build" "$BUILD_TAG"
+  say "base: $BASE_TAG ($(du -h "$base" | cut -f1) tarball) and $BUILD_TAG built and imported"
 }
 
 do_wheelhouse() {
@@ -157,7 +182,7 @@ do_build() {
     args+=(--build-arg "BASE_IMAGE=$GAMEREC_DOCKER_BASE")
     [ -z "${GAMEREC_PIP_INDEX_URL:-}" ] || args+=(--build-arg "PIP_INDEX_URL=$GAMEREC_PIP_INDEX_URL")
   else
-    args+=(--build-arg "BASE_IMAGE=$BASE_TAG" --build-arg PIP_NO_INDEX=1)
+    args+=(--build-arg "BASE_IMAGE=$BASE_TAG" --build-arg "BUILD_BASE_IMAGE=$BUILD_TAG" --build-arg PIP_NO_INDEX=1)
   fi
   local log="${TMPDIR:-/tmp}/gamerec-docker-build.log"
   say "build: docker build -t $IMAGE ${args[*]} . (log: $log)"

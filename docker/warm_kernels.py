@@ -29,7 +29,7 @@ def main() -> int:
     try:
         started = time.monotonic()
         command = ["dagster", "asset", "materialize", "-m", "gamerec_assets.definitions", "--select", "*"]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, env=env, cwd=home, capture_output=True, text=True, check=False)
         if done.returncode:
             print(done.stdout[-4000:], done.stderr[-8000:], sep="\n", file=sys.stderr)
             print(f"warm_kernels: the materialization failed (exit {done.returncode})", file=sys.stderr)
@@ -44,12 +44,14 @@ def main() -> int:
             "state = load_state(ModelRegistry(Settings.from_env().storage.artifact_store(), MODEL_NAME))\n"
             "print('warm_kernels: loaded model', state.version)\n"
         )
-        subprocess.run([sys.executable, "-c", load], env=env, check=True)
+        subprocess.run([sys.executable, "-c", load], env=env, cwd=home, check=True)
         print(f"warm_kernels: the API's model load in {time.monotonic() - started:.1f} s")
     finally:
         shutil.rmtree(home, ignore_errors=True)
+    import gamerec_assets.recsys.kernels as kernels  # where the cache is keyed: the installed file, not a checkout
+
     kept = sorted(p.name for p in Path(cache).rglob("*.nbi"))
-    print(f"warm_kernels: {len(kept)} compiled kernels in {cache}: {', '.join(kept)}")
+    print(f"warm_kernels: {len(kept)} compiled kernels in {cache} for {kernels.__file__}: {', '.join(kept)}")
     return 0 if kept else 1
 
 
