@@ -84,9 +84,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     GAMEREC_API_HOST=0.0.0.0 \
     WANDB_MODE=offline
 
-# A fixed uid, so a bind-mounted /data can be given to it (chown 10001 DIR).
+# A fixed uid, so a bind-mounted /data can be given to it (chown 10001 DIR); a writable home (W&B stages artifacts
+# under ~/.local/share/wandb).
 RUN groupadd --gid 10001 gamerec \
- && useradd --uid 10001 --gid gamerec --home-dir /app --no-create-home --shell /usr/sbin/nologin gamerec \
+ && useradd --uid 10001 --gid gamerec --home-dir /home/gamerec --create-home --shell /usr/sbin/nologin gamerec \
  && mkdir -p /data /app \
  && chown gamerec:gamerec /data
 
