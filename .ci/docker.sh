@@ -9,9 +9,9 @@
 #               (the host's pip configuration), cached; what the Dockerfile installs offline
 #   build       docker build -t $GAMEREC_IMAGE (gamerec:test) --build-arg BASE_IMAGE=<base> --build-arg PIP_NO_INDEX=1;
 #               with GAMEREC_DOCKER_BASE: that base, from the index (GAMEREC_PIP_INDEX_URL: a mirror), no wheelhouse
-# No argument: install daemon base wheelhouse (what .ci/run does before `make test`). `prepare`: daemon base
-# wheelhouse. With GAMEREC_DOCKER_BASE set (e.g. python:3.11-slim where a registry is reachable) `base` and
-# `wheelhouse` do nothing and `build` installs from the index.
+# No argument: install, daemon, then base and wheelhouse side by side (what .ci/run does before `make test`).
+# `prepare`: the same without install. With GAMEREC_DOCKER_BASE set (e.g. python:3.11-slim where a registry is
+# reachable) `base` and `wheelhouse` do nothing and `build` installs from the index.
 # Cache: $GAMEREC_DOCKER_CACHE (/var/cache/gamerec) keeps the base's tarball and the wheels between runs; it is only a
 # shortcut: a missing or broken cache is rebuilt.
 set -euo pipefail
@@ -194,12 +194,20 @@ do_build() {
   say "build: $IMAGE is $(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.2f GB", $1 / 1e9}')"
 }
 
+# The base (debootstrap: Debian's mirror) and the wheelhouse (the package index) at once: both wait on downloads.
+do_base_and_wheelhouse() {
+  do_base &
+  local base_pid=$!
+  do_wheelhouse || { wait "$base_pid" || true; return 1; }
+  wait "$base_pid"
+}
+
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(install daemon base wheelhouse)
+[ ${#steps[@]} -gt 0 ] || steps=(install daemon base_and_wheelhouse)
 for step in "${steps[@]}"; do
   case "$step" in
-    install | daemon | base | wheelhouse | build) "do_$step" ;;
-    prepare) do_daemon && do_base && do_wheelhouse ;;
+    install | daemon | base | wheelhouse | build | base_and_wheelhouse) "do_$step" ;;
+    prepare) do_daemon && do_base_and_wheelhouse ;;
     *) echo "usage: .ci/docker.sh [install|daemon|base|wheelhouse|build|prepare]..." >&2; exit 2 ;;
   esac
 done
