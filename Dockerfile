@@ -43,21 +43,29 @@ COPY docker/pip-install.sh /usr/local/bin/gamerec-pip-install
 RUN python3 -m venv /opt/gamerec \
  && sh /usr/local/bin/gamerec-pip-install "setuptools>=77" wheel
 
+# The dependencies first, from pyproject.toml alone (an empty project stands in for the sources), so that a change
+# of the code or the README does not reinstall them; no build isolation: the project's build backend is the venv's
+# setuptools above (from the wheelhouse offline). Then the venv slimmed (docker/slim_venv.py: test suites, sources,
+# unused optional modules, symbol tables); strip comes from binutils: in the build base, else apt (online), else the
+# libraries keep their symbols.
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY gamerec_assets ./gamerec_assets
-COPY gamerec_api ./gamerec_api
-# No build isolation: the project's build backend is the venv's setuptools above (from the wheelhouse offline).
-# Then the venv slimmed (docker/slim_venv.py: test suites, sources, unused optional modules, symbol tables); strip
-# comes from binutils: in the build base, else apt (online), else the libraries keep their symbols.
+COPY pyproject.toml ./
 COPY docker/slim_venv.py /opt/slim_venv.py
-RUN sh /usr/local/bin/gamerec-pip-install --no-build-isolation . \
- && pip uninstall -q -y setuptools wheel pip \
+RUN mkdir gamerec_assets gamerec_api \
+ && touch README.md gamerec_assets/__init__.py gamerec_api/__init__.py \
+ && sh /usr/local/bin/gamerec-pip-install --no-build-isolation . \
  && { command -v strip >/dev/null \
       || { apt-get update -qq && apt-get install -y -qq --no-install-recommends binutils >/dev/null; } \
       || echo "no binutils: not stripping"; } \
  && python /opt/slim_venv.py /opt/gamerec \
- && rm -rf /src/build /src/*.egg-info /opt/slim_venv.py
+ && rm -rf /src/* /opt/slim_venv.py
+# The project itself over the stand-in (its own files only; no dependency is touched).
+COPY pyproject.toml README.md ./
+COPY gamerec_assets ./gamerec_assets
+COPY gamerec_api ./gamerec_api
+RUN sh /usr/local/bin/gamerec-pip-install -q --no-deps --no-build-isolation --no-index --force-reinstall . \
+ && pip uninstall -q -y setuptools wheel pip \
+ && rm -rf /src/build /src/*.egg-info
 
 # Compile every kernel the assets and the API call (a materialization of the bundled data, then the API's model load),
 # into NUMBA_CACHE_DIR; the data is thrown away. A container then loads the machine code in milliseconds.

@@ -1,5 +1,6 @@
 """The image, built and run for real: `materialize` onto a /data volume, then `api` serving /readyz and /predict from
-it, `worker --help`, and the Dagster webserver's /server_info; and `docker compose config` of deploy/compose.yaml.
+it, `worker --help`, the Dagster webserver's /server_info, the daemon on the volume's instance; and `docker compose
+config` of deploy/compose.yaml.
 
 `.ci/docker.sh` provides the Docker side: a daemon (started as `dockerd --iptables=false --bridge=none` when none
 answers and this is root; containers use `--network host`), the base (a debootstrap'd Debian with python3, or
@@ -185,6 +186,27 @@ def test_webserver_answers_server_info(image: str, materialized: str, container:
     print(f"webserver /server_info after {waited:.1f} s: {info}")
     assert info["dagster_webserver_version"] == "1.13.27"
     assert info["dagster_version"] == "1.13.27"
+
+
+def test_daemon_runs_its_sensors_with_the_instance_on_the_volume(
+    image: str, materialized: str, container: list[str]
+) -> None:
+    """The daemon starts on the volume's instance (DAGSTER_HOME=/data/dagster_home) and evaluates the sensor."""
+    name = f"gamerec-test-daemon-{secrets.token_hex(4)}"
+    container.append(name)
+    run = _run(["docker", "run", "-d", "--name", name, "--network", "host", "-v", f"{materialized}:/data", image,
+                "daemon"], 120)  # fmt: skip
+    assert run.returncode == 0, _tail(run)
+    deadline = time.monotonic() + 240
+    logs = _run(["docker", "logs", name], 60)
+    while "Checking for new runs for sensor: retrain_on_new_events" not in logs.stderr + logs.stdout:
+        running = _run(["docker", "inspect", "-f", "{{.State.Running}}", name], 30).stdout.strip()
+        assert running == "true" and time.monotonic() < deadline, _tail(logs)
+        time.sleep(1)
+        logs = _run(["docker", "logs", name], 60)
+    listing = _run(["docker", "run", "--rm", "-v", f"{materialized}:/data", "--entrypoint", "ls", image,
+                    "/data/dagster_home"], 120)  # fmt: skip
+    assert {"dagster.yaml", "storage"} <= set(listing.stdout.split()), _tail(listing)
 
 
 def _compose() -> list[str]:
