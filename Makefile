@@ -84,3 +84,15 @@ clean:
 worker: install dagster-home
 	PATH="$(CURDIR)/$(BIN):$$PATH" GAMEREC_CELERY_BROKER="$${GAMEREC_CELERY_BROKER:-pyamqp://guest:guest@127.0.0.1:5672//}" \
 	  $(BIN)/python -m gamerec_assets.scale.worker $(WORKER_ARGS)
+
+# The Docker image (README: Docker), tagged $(IMAGE). Without BASE_IMAGE: .ci/docker.sh's offline path (the daemon,
+# the debootstrap'd Debian base, the wheelhouse from the configured index, then PIP_NO_INDEX=1); with
+# BASE_IMAGE=python:3.11-slim (a reachable registry): that base and the package index (PIP_INDEX_URL: a mirror).
+IMAGE ?= gamerec
+.PHONY: image
+image:
+ifdef BASE_IMAGE
+	GAMEREC_IMAGE=$(IMAGE) GAMEREC_DOCKER_BASE=$(BASE_IMAGE) GAMEREC_PIP_INDEX_URL=$(PIP_INDEX_URL) .ci/docker.sh build
+else
+	GAMEREC_IMAGE=$(IMAGE) .ci/docker.sh prepare build
+endif
