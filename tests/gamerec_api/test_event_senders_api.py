@@ -4,6 +4,7 @@ a request carrying an Idempotency-Key."""
 
 from __future__ import annotations
 
+from gamerec_assets import backends
 from gamerec_assets.store.event_store import EventStore
 from tests.gamerec_api.support import Home
 from tests.gamerec_api.test_event_auth import _play, make_client  # noqa: F401  (make_client: a fixture)
@@ -11,7 +12,7 @@ from tests.gamerec_api.test_events import write_key
 
 
 def _senders(home: Home) -> dict[str, str | None]:
-    stored = EventStore(home.settings.table_store()).read()
+    stored = EventStore(backends.table_store(home.settings)).read()
     return dict(zip(stored["event_id"].to_list(), stored["key_name"].to_list(), strict=True))
 
 

@@ -20,6 +20,8 @@ from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store import ModelRegistry, TableStore
 from gamerec_assets.store.event_store import EventStore
 
+pytestmark = pytest.mark.integration  # a whole-graph run (make test-fast leaves it out)
+
 FAST = {"item_similarity": {"config": {"strategy": "fixed"}}}  # selection is not what this tests
 T0 = 1_796_000_000_000_000  # 2026-11-30, in microseconds
 # Tables a refresh with events writes (each checked, and no table escapes the walk below)

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import polars as pl
+import pytest
 
 from gamerec_assets import backends
 from gamerec_assets.assets.modeling import RULE_FELL, RULE_SAME
@@ -18,6 +19,8 @@ from gamerec_assets.recsys.served_model import ServingModel
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store import ModelRegistry
 from gamerec_assets.store.event_store import EventStore
+
+pytestmark = pytest.mark.integration  # a whole-graph run (make test-fast leaves it out)
 
 FAST = {"item_similarity": {"config": {"strategy": "fixed"}}}  # selection is not what this tests
 T0 = 1_796_000_000_000_000  # 2026-11-30, in microseconds
