@@ -155,16 +155,18 @@ class Server:
         self.proc.wait(timeout=30)
 
 
-def http_throughput(server: Server, n: int, clients: int, workers: int) -> None:
+def http_throughput(server: Server, n: int, clients: int, workers: int, key: str | None = None) -> None:
+    """Batches of BATCH events from `clients` threads; with `key`, `Authorization: Bearer <key>` on every request
+    (the cost of checking the credential and the rate limits)."""
     per_client = max(1, n // BATCH // clients)
     run = secrets.token_hex(3)
     bodies = [[body(BATCH, f"h{run}-{c}-{b}") for b in range(per_client)] for c in range(clients)]
     accepted = [0] * clients
     failures: list[str] = []
     barrier = threading.Barrier(clients + 1)
+    headers = {"content-type": "application/json"} | ({"authorization": f"Bearer {key}"} if key else {})
 
     def client(c: int) -> None:
-        headers = {"content-type": "application/json"}
         with httpx.Client(base_url=server.base, timeout=60) as http:
             http.post("/events", content=body(1, f"warm{run}-{c}"), headers=headers)
             barrier.wait()
@@ -185,49 +187,19 @@ def http_throughput(server: Server, n: int, clients: int, workers: int) -> None:
     took = time.perf_counter() - started
     total = sum(accepted)
     note = f" ({len(failures)} failed: {failures[0]})" if failures else ""
-    print(f"HTTP, {workers} worker(s), {clients} clients, batches of {BATCH}: {total:,} events in {took:.2f} s, "
+    how = "HTTP with a write key" if key else "HTTP"
+    print(f"{how}, {workers} worker(s), {clients} clients, batches of {BATCH}: {total:,} events in {took:.2f} s, "
           f"{total / took:,.0f} events/s{note}")  # fmt: skip
 
 
 def http_throughput_authenticated(server: Server, url: str, n: int, clients: int, workers: int) -> None:
-    """`http_throughput` with `Authorization: Bearer <write key>` on every request (the key made as an operator
-    would, `gamerec keys create`): the cost of checking the credential and the rate limits."""
+    """`http_throughput` with a write key made as an operator would (`gamerec keys create`)."""
     from gamerec_assets.store.write_keys import WriteKeys
 
     tables = TableStore(url)
     key = WriteKeys(tables).create(f"bench-{secrets.token_hex(3)}")
     tables.engine.dispose()
-    per_client = max(1, n // BATCH // clients)
-    run = secrets.token_hex(3)
-    bodies = [[body(BATCH, f"a{run}-{c}-{b}") for b in range(per_client)] for c in range(clients)]
-    accepted = [0] * clients
-    failures: list[str] = []
-    barrier = threading.Barrier(clients + 1)
-
-    def client(c: int) -> None:
-        headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
-        with httpx.Client(base_url=server.base, timeout=60) as http:
-            http.post("/events", content=body(1, f"warma{run}-{c}"), headers=headers)
-            barrier.wait()
-            for payload in bodies[c]:
-                r = http.post("/events", content=payload, headers=headers)
-                if r.status_code != 202:
-                    failures.append(f"{r.status_code} {r.text[:200]}")
-                    return
-                accepted[c] += r.json()["accepted"]
-
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    took = time.perf_counter() - started
-    total = sum(accepted)
-    note = f" ({len(failures)} failed: {failures[0]})" if failures else ""
-    print(f"HTTP with a write key, {workers} worker(s), {clients} clients, batches of {BATCH}: {total:,} events in "
-          f"{took:.2f} s, {total / took:,.0f} events/s{note}")  # fmt: skip
+    http_throughput(server, n, clients, workers, key)
 
 
 def single_latency(server: Server, n: int) -> None:
