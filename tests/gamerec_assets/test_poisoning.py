@@ -90,8 +90,13 @@ def legit_stream(store: EventStore, logs: pl.DataFrame, start_us: int, users: in
     return store.append(events).last_seq
 
 
-def test_the_poisoning_attack_reaches_neither_the_popular_list_nor_the_model(gamerec_home: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
+def test_the_poisoning_attack_reaches_neither_the_popular_list_nor_the_model(
+    gamerec_home: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     env = {"GAMEREC_HOME": str(gamerec_home)}  # GAMEREC_RETRAIN_EVENTS: the default 1,000
+    if backend == "mariadb":  # the tables (user_logs, interaction_events, ...) on the real MariaDB
+        env["GAMEREC_MYSQL_URL"] = str(request.getfixturevalue("mysql_db")["url"])
     defs = build_definitions(env)
     storage = StorageSettings.from_env(env)
     registry = ModelRegistry(backends.artifact_store(storage))
