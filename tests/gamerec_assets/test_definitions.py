@@ -52,7 +52,7 @@ def test_backends_are_chosen_by_environment(gamerec_home) -> None:
         }
     ).resources
     assert isinstance(prod["artifacts"], S3ArtifactsResource)
-    assert prod["artifacts"].s3.endpoint_url == "http://127.0.0.1:9"
+    assert prod["artifacts"].endpoint_url == "http://127.0.0.1:9"
     assert prod["tables"].url.startswith("mysql+pymysql://")
 
 
