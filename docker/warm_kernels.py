@@ -38,10 +38,9 @@ def main() -> int:
         started = time.monotonic()
         load = (
             "from gamerec_api.state import load_state\n"
+            "from gamerec_assets import backends\n"
             "from gamerec_assets.settings import Settings\n"
-            "from gamerec_assets.store import ModelRegistry\n"
-            "from gamerec_assets.store.registry import MODEL_NAME\n"
-            "state = load_state(ModelRegistry(Settings.from_env().storage.artifact_store(), MODEL_NAME))\n"
+            "state = load_state(backends.registry(Settings.from_env().storage))\n"
             "print('warm_kernels: loaded model', state.version)\n"
         )
         subprocess.run([sys.executable, "-c", load], env=env, cwd=home, check=True)
