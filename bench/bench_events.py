@@ -57,9 +57,9 @@ def free_port() -> int:
 class ThrowawayDatabase:
     """CREATE DATABASE on enter, DROP DATABASE on exit; `url` points at it."""
 
-    def __init__(self, server_url: str) -> None:
+    def __init__(self, server_url: str, prefix: str = "gamerec_bench_events") -> None:
         self.server = sa.engine.make_url(server_url)
-        self.name = f"gamerec_bench_events_{secrets.token_hex(4)}"
+        self.name = f"{prefix}_{secrets.token_hex(4)}"
         self.url = self.server.set(database=self.name, query={"charset": "utf8mb4"}).render_as_string(False)
 
     def _exec(self, sql: str) -> None:

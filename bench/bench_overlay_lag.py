@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import secrets
 import subprocess
 import sys
 import threading
@@ -32,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,27 +39,8 @@ from gamerec_assets.recsys.feedback import EVENT_TYPES, Event, now_us  # noqa: E
 from gamerec_assets.store.event_store import EventStore  # noqa: E402
 from gamerec_assets.store.table_store import TableStore  # noqa: E402
 
-
-class ThrowawayDatabase:
-    """CREATE DATABASE on enter, DROP DATABASE on exit; `url` points at it."""
-
-    def __init__(self, server_url: str) -> None:
-        self.server = sa.engine.make_url(server_url)
-        self.name = f"gamerec_bench_lag_{secrets.token_hex(4)}"
-        self.url = self.server.set(database=self.name, query={"charset": "utf8mb4"}).render_as_string(False)
-
-    def _exec(self, sql: str) -> None:
-        engine = sa.create_engine(self.server.set(database=None))
-        with engine.connect() as conn:
-            conn.exec_driver_sql(sql)
-        engine.dispose()
-
-    def __enter__(self) -> ThrowawayDatabase:
-        self._exec(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._exec(f"DROP DATABASE IF EXISTS `{self.name}`")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_events import ThrowawayDatabase  # noqa: E402  (a sibling script: the throwaway database)
 
 
 def appender(url: str, tag: str, rate: float, batch: int, seconds: float, ready: Any, go: Any, out: Any) -> None:
@@ -228,7 +207,7 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.5, help="seconds between reads that were not full")
     parser.add_argument("--overlay-from", default=None, help="git revision whose gamerec_api/overlay.py to run")
     args = parser.parse_args()
-    with ThrowawayDatabase(args.url) as db:
+    with ThrowawayDatabase(prefix="gamerec_bench_lag", server_url=args.url) as db:
         print(f"MariaDB database {db.name} (dropped at the end)")
         run(args, db.url)
 
