@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from gamerec_assets.recsys.feedback import EVENT_TYPES
 
@@ -30,6 +30,41 @@ RELOADS = Counter("gamerec_model_reloads", "Model reload attempts, by result", [
 EVENTS = Counter("gamerec_events", "Feedback events posted, by type and result", ["type", "result"])
 EVENTS_UNKNOWN_GAME = Counter(
     "gamerec_events_unknown_game", "Accepted feedback events for games the served model does not know", ["type"]
+)
+# Online experiments (issue #23): every answer and attributed event labelled by experiment, variant (production,
+# challenger, interleaved) and the model version that answered; outside an experiment, experiment="" and
+# variant="production". The dashboard's CTR and conversion by variant are ratios of these counters.
+VARIANT_REQUESTS = Counter(
+    "gamerec_variant_requests",
+    "Answers served, by experiment, variant, model version and endpoint",
+    ["experiment", "variant", "version", "endpoint"],
+)
+VARIANT_ERRORS = Counter(
+    "gamerec_variant_errors",
+    "Answers that failed with a server error, by experiment, variant and model version",
+    ["experiment", "variant", "version"],
+)
+VARIANT_LATENCY = Histogram(
+    "gamerec_variant_request_duration_seconds",
+    "The answer's own work (after parsing, before sending), by experiment, variant and model version",
+    ["experiment", "variant", "version"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+EVENTS_ATTRIBUTED = Counter(
+    "gamerec_events_attributed",
+    "Accepted events whose request_id names an experiment's answer, by experiment, variant, model version and type",
+    ["experiment", "variant", "version", "type"],
+)
+EXPERIMENT_TRAFFIC = Gauge(
+    "gamerec_experiment_traffic",
+    "The challenger's share of the traffic of the running experiment (0: none running), by experiment and mode",
+    ["experiment", "mode"],
+    multiprocess_mode="livemax",
+)
+GUARDRAIL_TRIPS = Counter(
+    "gamerec_experiment_guardrail_trips",
+    "Experiments a worker's guardrail stopped (traffic back to production), by experiment and reason",
+    ["experiment", "reason"],
 )
 for _type in EVENT_TYPES:  # every series exists from the start
     EVENTS_UNKNOWN_GAME.labels(_type)
