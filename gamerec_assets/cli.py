@@ -1,5 +1,6 @@
 """`gamerec models list | promote VERSION | rollback`: the model registry from a shell; `gamerec keys create NAME |
-list | revoke NAME`: the write keys of `POST /events` (the `write_keys` table in the table store).
+list | revoke NAME`: the write keys of `POST /events` (the `write_keys` table in the table store); `gamerec
+experiments start | status | set | stop | promote`: online experiments between production and a challenger version.
 
 Uses the same environment as the assets and the API (GAMEREC_HOME, GAMEREC_S3_BUCKET, AWS_ENDPOINT_URL, ...).
 A failure is one line on stderr and exit code 2; `list` marks broken versions instead of failing on them.
@@ -16,6 +17,7 @@ from gamerec_assets.recsys.model_artifact import ArtifactError
 from gamerec_assets.settings import Settings
 from gamerec_assets.store import ModelRegistry, RegistryError
 from gamerec_assets.store.artifact_store import ArtifactStoreError
+from gamerec_assets.store.experiments import ExperimentError, ExperimentStore, operator
 from gamerec_assets.store.registry import MODEL_NAME, check_version
 from gamerec_assets.store.table_store import TableStoreError
 from gamerec_assets.store.write_keys import WriteKeyError, WriteKeys
@@ -33,18 +35,18 @@ def models_list(args: argparse.Namespace) -> int:
     registry = _registry()
     versions = registry.versions()
     try:
-        production, alias_error = registry.production(), None
+        production, challenger, alias_error = registry.production(), registry.challenger(), None
     except RegistryError as exc:  # still list the versions: they are what an operator needs to repair it
-        production, alias_error = None, str(exc)
+        production, challenger, alias_error = None, None, str(exc)
     if args.json:
-        listing = {"production": production, "versions": [v.__dict__ for v in versions]}
+        listing = {"production": production, "challenger": challenger, "versions": [v.__dict__ for v in versions]}
         print(json.dumps({**listing, "alias_error": alias_error} if alias_error else listing, indent=2))
     else:
         print(f"registry: {registry.store.describe()}/{registry.name}")
         if not versions:
             print(f"no model versions yet: materialize {registry.name} first")
         for v in versions:
-            mark = "*" if v.version == production else "!" if v.problem else " "
+            mark = "*" if v.version == production else "c" if v.version == challenger else "!" if v.problem else " "
             if v.problem:
                 print(f"{mark} {v.version}  BROKEN: {v.problem}")
                 continue
@@ -57,17 +59,133 @@ def models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_experiment(registry: ModelRegistry, action: str) -> None:
+    """Moving production under a running experiment would compare the challenger against another model."""
+    if (running := ExperimentStore(registry.store, registry.name).current()) is not None:
+        raise ExperimentError(
+            f"experiment {running.name!r} is running against production {running.production}: `gamerec experiments "
+            f"stop` (or `promote`) before {action}"
+        )
+
+
 def models_promote(args: argparse.Namespace) -> int:
     version = check_version(args.version)  # before any storage is touched
-    state = _registry().promote(version, reason="cli promote")
+    registry = _registry()
+    _no_experiment(registry, "promoting another version")
+    state = registry.promote(version, reason="cli promote")
     print(f"production -> {state['version']} (previous: {', '.join(state['previous'][:3]) or 'none'})")
     return 0
 
 
 def models_rollback(args: argparse.Namespace) -> int:
-    state = _registry().rollback()
+    registry = _registry()
+    _no_experiment(registry, "rolling back")
+    state = registry.rollback()
     print(f"production -> {state['version']} ({state['reason']})")
     return 0
+
+
+def _experiments(registry: ModelRegistry) -> ExperimentStore:
+    return ExperimentStore(registry.store, registry.name)
+
+
+def _default_name() -> str:
+    import datetime as dt
+
+    return "exp-" + dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+
+
+def experiments_start(args: argparse.Namespace) -> int:
+    """Validate the challenger in full, record the experiment, then point the `challenger` alias at it. API workers
+    load and validate it before routing any traffic to it (within the reload interval)."""
+    challenger = check_version(args.challenger)
+    registry = _registry()
+    production = registry.production()
+    if production is None:
+        raise ExperimentError("no production model yet: materialize the graph (make materialize) first")
+    registry.load(challenger)  # refused before anything is recorded
+    exp = _experiments(registry).start(
+        args.name or _default_name(), challenger, production, args.traffic, args.mode, by=operator()
+    )
+    registry.set_challenger(challenger, reason=f"experiment {exp.name} started")
+    share = "of users" if exp.mode == "ab" else "of users get interleaved lists"
+    print(
+        f"experiment {exp.name} started ({exp.mode}): challenger {challenger} vs production {production}, "
+        f"{exp.traffic:g} {share}; API workers switch within GAMEREC_RELOAD_INTERVAL"
+    )
+    return 0
+
+
+def experiments_status(args: argparse.Namespace) -> int:
+    registry = _registry()
+    experiments = _experiments(registry).all()
+    if args.json:
+        print(json.dumps([e.to_json() for e in experiments], indent=2))
+        return 0
+    if not experiments:
+        print("no experiments yet: `.venv/bin/gamerec experiments start --challenger VERSION --traffic 0.1`")
+    for e in experiments:
+        state = "RUNNING" if e.running else f"{e.status} {e.ended_at}: {e.reason}"
+        print(
+            f"{e.name}  {e.mode}  challenger {e.challenger} vs production {e.production}  traffic {e.traffic:g}  "
+            f"started {e.started_at} by {e.started_by}  {state}"
+        )
+        for c in e.changes:
+            print(f"    {c['at']}  traffic -> {c['traffic']:g}  by {c['by']}")
+    return 0
+
+
+def experiments_set(args: argparse.Namespace) -> int:
+    exp = _experiments(_registry()).set_traffic(args.traffic, by=operator())
+    print(f"experiment {exp.name}: traffic -> {exp.traffic:g}")
+    return 0
+
+
+def experiments_stop(args: argparse.Namespace) -> int:
+    registry = _registry()
+    exp = _experiments(registry).end(args.reason, status="stopped", by=operator())
+    registry.set_challenger(None, reason=f"experiment {exp.name} stopped")
+    print(f"experiment {exp.name} stopped: all traffic back to production {registry.production()}")
+    return 0
+
+
+def experiments_promote(args: argparse.Namespace) -> int:
+    """The challenger becomes production (validated in full, one compare-and-swap of the alias, like `models
+    promote`), then the experiment is recorded as promoted and the challenger alias cleared. Between the two writes
+    both arms serve the same version, so no answer comes from a model that is neither."""
+    registry = _registry()
+    experiments = _experiments(registry)
+    exp = experiments.current()
+    if exp is None:
+        raise ExperimentError("no experiment is running: nothing to promote (`gamerec models promote VERSION`)")
+    state = registry.promote(exp.challenger, reason=f"experiment {exp.name} promoted")
+    experiments.end("challenger promoted", status="promoted", by=operator(), only=exp.name)
+    registry.set_challenger(None, reason=f"experiment {exp.name} promoted")
+    print(f"experiment {exp.name}: production -> {state['version']} (previous: {exp.production})")
+    return 0
+
+
+def _experiments_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    group = sub.add_parser("experiments", help="online experiments: a challenger version against production")
+    cmds = group.add_subparsers(dest="command", required=True)
+    start = cmds.add_parser("start", help="start an experiment (A/B or interleaving) with a challenger version")
+    start.add_argument("--challenger", required=True, help="the model version to compare against production")
+    start.add_argument("--traffic", type=float, required=True, help="the challenger's share of users, (0, 1]")
+    start.add_argument("--name", help="1-24 characters of a-z, 0-9, '-' (default: exp-<UTC time>)")
+    start.add_argument("--mode", choices=["ab", "interleave"], default="ab")
+    start.set_defaults(func=experiments_start)
+    status = cmds.add_parser("status", help="the running experiment and the ended ones, newest first")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=experiments_status)
+    set_ = cmds.add_parser("set", help="change the running experiment's traffic (a canary raised step by step)")
+    set_.add_argument("--traffic", type=float, required=True)
+    set_.set_defaults(func=experiments_set)
+    stop = cmds.add_parser("stop", help="stop the running experiment: all traffic back to production")
+    stop.add_argument("--reason", default="operator stop")
+    stop.set_defaults(func=experiments_stop)
+    cmds.add_parser("promote", help="the challenger becomes production; the experiment ends").set_defaults(
+        func=experiments_promote
+    )
 
 
 def _keys() -> WriteKeys:
@@ -121,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="group", required=True)
     models = sub.add_parser("models", help="the item_similarity model registry")
     cmds = models.add_subparsers(dest="command", required=True)
-    ls = cmds.add_parser("list", help="versions, newest last; * marks production, ! a broken version")
+    ls = cmds.add_parser("list", help="versions, newest last; * marks production, c the challenger, ! a broken version")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=models_list)
     promote = cmds.add_parser("promote", help="point production at VERSION (validated in full first)")
@@ -131,10 +249,19 @@ def main(argv: list[str] | None = None) -> int:
         func=models_rollback
     )
     _keys_parser(sub)
+    _experiments_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (RegistryError, ArtifactStoreError, ArtifactError, OSError, TableStoreError, WriteKeyError) as exc:
+    except (
+        RegistryError,
+        ArtifactStoreError,
+        ArtifactError,
+        OSError,
+        TableStoreError,
+        WriteKeyError,
+        ExperimentError,
+    ) as exc:
         print(f"gamerec: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
 

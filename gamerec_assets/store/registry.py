@@ -6,6 +6,7 @@ Layout (`<name>` is the asset, `item_similarity`):
     <name>/<version>/serving.npz        write-once: the histories the version was trained on (newer versions)
     <name>/<version>/manifest.json      written last: a version without it is incomplete and never listed
     <name>/_aliases/production.json     {"version", "previous": [...], "updated_at", "reason"}
+    <name>/_aliases/challenger.json     the same, for the version an online experiment runs against production
 
 The alias object is the only thing the API reads to find its model. Moving it is one atomic object write, so a
 reader sees the old or the new version, never a mix; a failed publish leaves the alias where it was. Every move is
@@ -30,6 +31,7 @@ from gamerec_assets.store.artifact_store import ArtifactNotFound, ArtifactStore
 
 MODEL_NAME = "item_similarity"  # the registry of the served model, named after the asset that publishes it
 ALIAS = "production"
+CHALLENGER = "challenger"  # the version an online experiment compares against production
 KEEP_PREVIOUS = 20
 VERSION_PATTERN = re.compile(r"v\d{8}T\d{6}-[0-9a-f]{6}")  # what new_version() makes
 
@@ -260,6 +262,37 @@ class ModelRegistry:
             return json.dumps(result, indent=2).encode()
 
         self.store.update(self._alias_key(), change)
+        return dict(result)
+
+    def challenger(self) -> str | None:
+        """The version an online experiment compares against production (alias `challenger`), or None."""
+        state = self.alias(CHALLENGER)
+        return state["version"] if state else None
+
+    def set_challenger(self, version: str | None, reason: str) -> dict[str, Any]:
+        """Point the `challenger` alias at `version` (validated in full first, like `promote`), or clear it (None).
+
+        The experiment record (`store.experiments`) decides what the API routes; this alias names the version for
+        the CLI and the catalogue of versions, and is set and cleared with the record."""
+        if version is not None:
+            self.load(check_version(version))
+        result: dict[str, Any] = {}
+
+        def change(raw: bytes | None) -> bytes | None:
+            state = self._parse_alias(raw, CHALLENGER) or {"version": None, "previous": []}
+            result.clear()
+            if state["version"] == version:
+                result.update(state)
+                return None
+            result.update(
+                version=version,
+                previous=_history([state["version"], *state["previous"]], exclude=version),
+                updated_at=_now(),
+                reason=reason,
+            )
+            return json.dumps(result, indent=2).encode()
+
+        self.store.update(self._alias_key(CHALLENGER), change)
         return dict(result)
 
     def rollback(self) -> dict[str, Any]:
