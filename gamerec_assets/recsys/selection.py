@@ -4,9 +4,11 @@ Only the matrix passed in is used. It is split again, per user and at random, in
 inner held-out part (`inner_split`); each candidate is fitted on the inner train and scored by NDCG@10 on the inner
 held-out items. The caller's own held-out data is never seen, so its score stays an unbiased estimate.
 
-Search, within `time_budget_s` (the refit on the whole matrix included; an evaluation starts only when its cost,
-estimated from the last one of its family, plus the refit of the current leader still fit), in stages, each a
-function of the run's `Search` (its `SearchConfig`, its `TimeBudget`, the splits and trials so far):
+Search, within `time_budget_s` of estimated work (the refit on the whole matrix included; an evaluation starts only
+when its cost, estimated from the data's shape by `WorkModel`, plus the refit of the current leader still fit), in
+stages, each a function of the run's `Search` (its `SearchConfig`, its `WorkBudget`, the splits and trials so far).
+The budget counts estimated work, not wall-clock seconds, so the same data and seed give the same choice on a quiet
+and on a loaded machine; a family whose estimate cannot fit is skipped before it is tried:
 1. `screen`: each family's default on the first inner split;
 2. `tune`: coordinate hill-climbing over each family's grid (one step = one grid neighbour per axis), best screened
    family first; families far behind the leader are not tuned; at most `tune_share` of the budget;
@@ -237,6 +239,8 @@ class SelectionResult:
     refit_s: float
     budget_exhausted: bool
     protocol: dict[str, Any] = field(default_factory=dict)
+    work_s: float = 0.0  # estimated work spent, in reference seconds (what the budget counts)
+    wall_capped: bool = False  # stopped by the wall-clock guard: the choice may then depend on the machine
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's `selection` block (stored with every version selected this way)."""
@@ -246,6 +250,8 @@ class SelectionResult:
             "elapsed_s": round(self.elapsed_s, 2),
             "budget_exhausted": self.budget_exhausted,
             "protocol": self.protocol,
+            "work_s": round(self.work_s, 2),
+            "wall_capped": self.wall_capped,
         }
 
     def table(self) -> str:
@@ -286,29 +292,102 @@ class SearchConfig:
         }
 
 
-class TimeBudget:
-    """The search's budget, in wall-clock seconds from when it was made (the refit included).
+REFERENCE_UNITS_PER_S = 1e9  # a work unit is one nanosecond of the reference machine (2 cores, AVX2, 2026)
+WALL_CAP = 4.0  # a search that takes this many times its budget in wall-clock time stops (and says so)
 
-    The stages ask it two things only: `until(share)`, the mark a stage stops at, and `allows(need, until)`,
-    whether an evaluation estimated to cost `need` (the leader's refit reserve included) still fits. It is the one
-    object passed through the whole search, so a budget counted in estimated work can replace it there.
+
+@dataclass(frozen=True)
+class DataShape:
+    """What an evaluation's cost depends on: the matrix's size and how its interactions fall into rows."""
+
+    users: int
+    items: int
+    active_items: int  # items with at least one interaction (EASE's Gram matrix)
+    nnz: int
+    row_pairs: float  # Σ over users of n_u²: the co-occurrences an item-item product visits
+    eval_users: int = 0  # users scored after the fit
+
+    @classmethod
+    def of(cls, x: sp.csr_matrix, eval_users: int = 0) -> DataShape:
+        counts = np.diff(x.indptr).astype(np.float64)
+        active = int((np.bincount(x.indices, minlength=x.shape[1]) > 0).sum())
+        return cls(x.shape[0], x.shape[1], active, int(x.nnz), float((counts * counts).sum()), int(eval_users))
+
+
+class WorkModel:
+    """Reference nanoseconds of fitting and scoring each family on a `DataShape`: deterministic, machine-free.
+
+    Calibrated on this project's benchmark machine (bench/bench_selection_work.py prints estimate against measured):
+    the similarity families (AsymmetricCosine, TFIDF, BM25, RP3beta) take a blockwise item-item product with dense
+    top-n blocks, ~50 ns per item pair plus ~50 ns per co-occurrence (amazon, 20,902 games: ~20 s); EASE inverts the
+    Gram matrix of the active items, ~0.12 ns per active item³ (steam-200k, 5,155 games: 15.5 s); ItemCF's compiled
+    kernel visits the co-occurrences only; scoring is a dense pass over the items per scored user. Estimates are
+    conservative and only their order matters: they decide what fits the budget, never what wins.
+    """
+
+    FIXED_NS = 5e7  # per evaluation: the model's set-up and the metric
+    PAIR_ITEMS_NS = 50.0
+    PAIR_ROWS_NS = 50.0
+    EASE_NS = 0.12
+    ITEMCF_ROWS_NS = 40.0
+    POPULARITY_NNZ_NS = 5.0
+    BLEND_ITEMS_NS = 15.0  # a Hybrid's blend of its CF part with the content similarity
+    SCORE_NS = 30.0  # per scored user × item
+
+    def fit_ns(self, params: dict[str, Any], shape: DataShape) -> float:
+        kind = params["model"]
+        if kind == "Popularity":
+            return self.POPULARITY_NNZ_NS * shape.nnz
+        if kind == "EASE":
+            return self.EASE_NS * float(shape.active_items) ** 3 + self.PAIR_ROWS_NS * shape.row_pairs
+        if kind == "ItemCF":
+            return self.ITEMCF_ROWS_NS * shape.row_pairs + self.PAIR_ITEMS_NS * 0.1 * float(shape.items) ** 2
+        if kind == "Hybrid":
+            return self.fit_ns(params["cf"], shape) + self.blend_ns(shape)
+        return self.PAIR_ITEMS_NS * float(shape.items) ** 2 + self.PAIR_ROWS_NS * shape.row_pairs
+
+    def blend_ns(self, shape: DataShape) -> float:
+        return self.BLEND_ITEMS_NS * float(shape.items) ** 2
+
+    def score_ns(self, shape: DataShape) -> float:
+        return self.SCORE_NS * float(shape.eval_users) * shape.items
+
+
+class WorkBudget:
+    """The search's budget in estimated work (`WorkModel` units, REFERENCE_UNITS_PER_S per budgeted second).
+
+    The stages ask it two things only: `until(share)`, the mark a stage stops at, and `allows(need, until)`, whether
+    an evaluation estimated to cost `need` (the leader's refit reserve included) still fits; each evaluation then
+    `spend`s its estimate. Nothing here reads the clock except the guard: past WALL_CAP times the budget in wall-clock
+    seconds (an estimate far off on some machine) everything is refused and `wall_capped` says so.
     """
 
     def __init__(self, seconds: float, started: float | None = None) -> None:
         self.seconds = seconds
+        self.total = seconds * REFERENCE_UNITS_PER_S
         self.started = time.perf_counter() if started is None else started
-        self.deadline = self.started + seconds
+        self.spent = 0.0
         self.exhausted = False  # an evaluation was refused for want of the whole budget (not of a stage's share)
+        self.wall_capped = False
 
     def until(self, share: float) -> float:
-        """The mark a stage allowed `share` of the budget (counted from the start) must stop at."""
-        return self.started + share * self.seconds
+        """The mark (in units spent) a stage allowed `share` of the budget must stop at."""
+        return share * self.total
 
     def allows(self, need: float, until: float | None = None) -> bool:
-        """Whether `need` more seconds fit before `until` (None: the end of the budget)."""
-        now = time.perf_counter()
-        self.exhausted |= need > self.deadline - now
-        return need <= min(self.deadline, until or self.deadline) - now
+        """Whether `need` more units fit before `until` (None: the end of the budget)."""
+        if time.perf_counter() - self.started > WALL_CAP * max(self.seconds, 1.0):
+            self.wall_capped = self.exhausted = True
+            return False
+        self.exhausted |= need > self.total - self.spent
+        return need <= min(self.total, self.total if until is None else until) - self.spent
+
+    def spend(self, units: float) -> None:
+        self.spent += units
+
+    @property
+    def spent_s(self) -> float:
+        return self.spent / REFERENCE_UNITS_PER_S
 
 
 class Search:
@@ -319,9 +398,10 @@ class Search:
         self,
         user_items: sp.csr_matrix,
         config: SearchConfig,
-        budget: TimeBudget,
+        budget: WorkBudget,
         on_trial: TrialCallback | None = None,
         content: ItemContent | None = None,
+        work: WorkModel | None = None,
     ) -> None:
         self.x = user_items
         self.config = config
@@ -332,8 +412,8 @@ class Search:
         self.split_seeds = seeds[:-1]
         self.splits: dict[int, tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]] = {}
         self.trials: dict[tuple[Any, ...], Trial] = {}
-        self.fit_cost: dict[str, float] = {}
-        self.eval_cost: dict[str, float] = {}
+        self.work = work or WorkModel()
+        self.shapes: dict[int, DataShape] = {}
         self.on_trial = on_trial
         self.cf_parts: dict[tuple[Any, ...], sp.csr_matrix] = {}  # a Hybrid's CF part per (cf params, split)
         self.best_fit: tuple[float, tuple[Any, ...], Any] | None = None  # the best CF fit on split 0, for a Hybrid
@@ -353,27 +433,42 @@ class Search:
             self.splits[i] = (train, held, users)
         return self.splits[i]
 
-    def estimate(self, params: dict[str, Any]) -> float:
-        """Seconds one evaluation of `params` should take (0 when nothing is known yet)."""
-        kind = params["model"]
-        if kind in self.eval_cost:
-            return self.eval_cost[kind]
-        if kind == "Hybrid" and params["cf"]["model"] in self.eval_cost:  # its CF fit (unless kept), the blend
-            cf = params["cf"]["model"]
-            kept = self.best_fit is not None and self.best_fit[1] == _key(params["cf"])
-            return 1.3 * (self.eval_cost[cf] - (self.fit_cost[cf] if kept else 0.0)) + 0.5
-        if kind == "EASE":
-            return _ease_seconds(int((np.diff(sp.csc_matrix(self.x).indptr) > 0).sum())) * 1.3
-        return max(self.eval_cost.values(), default=0.0)
+    def shape(self, split: int) -> DataShape:
+        """The shape of inner split `split`'s train part and its scored users."""
+        if split not in self.shapes:
+            train, _, users = self.split(split)
+            self.shapes[split] = DataShape.of(train, len(users))
+        return self.shapes[split]
+
+    @cached_property
+    def full_shape(self) -> DataShape:
+        return DataShape.of(self.x)
+
+    def estimate(self, params: dict[str, Any], split: int = 0) -> float:
+        """Work units one evaluation of `params` on `split` costs (a Hybrid's CF part is free when it is kept)."""
+        shape = self.shape(split)
+        fit = self.work.fit_ns(params, shape)
+        if params["model"] == "Hybrid" and self._cf_part_kept(params, split):
+            fit = self.work.blend_ns(shape)
+        return WorkModel.FIXED_NS + fit + self.work.score_ns(shape)
+
+    def _cf_part_kept(self, params: dict[str, Any], split: int) -> bool:
+        model = build_model(params, self.content)
+        if not isinstance(model, Hybrid):
+            return False
+        kept = self.best_fit
+        return self._cf_part_key(model, split) in self.cf_parts or (
+            split == 0 and kept is not None and kept[1] == _key(model.cf)
+        )
 
     def refit_reserve(self) -> float:
         best = self.best()
         if best is None:
             return 0.0
-        return 1.3 * self.fit_cost.get(best.model, 0.0) + 0.5
+        return WorkModel.FIXED_NS + self.work.fit_ns(best.params, self.full_shape)
 
-    def affordable(self, params: dict[str, Any], until: float | None = None) -> bool:
-        return self.budget.allows(self.estimate(params) + self.refit_reserve(), until)
+    def affordable(self, params: dict[str, Any], split: int = 0, until: float | None = None) -> bool:
+        return self.budget.allows(self.estimate(params, split) + self.refit_reserve(), until)
 
     def evaluate(self, params: dict[str, Any], split: int, stage: str, until: float | None = None) -> float | None:
         """NDCG@10 of `params` on inner split `split` (cached); None when the budget (or `until`) does not allow it."""
@@ -381,8 +476,9 @@ class Search:
         trial = self.trials.get(key)
         if trial is not None and split < trial.n_splits:
             return trial.ndcg_splits[split]
-        if not self.affordable(params, until):
+        if not self.affordable(params, split, until):
             return None
+        cost = self.estimate(params, split)
         train, held, users = self.split(split)
         started = time.perf_counter()
         model = build_model(params, self.content)
@@ -390,17 +486,13 @@ class Search:
             model.fit_with(train, self._cf_part(model, train, split))
         else:
             model.fit(train)
-        fitted = time.perf_counter()
         ids, _ = model.recommend(train[users], N=K)
         ndcg = ranking_metrics(ids, held[users], K)["ndcg"]
         done = time.perf_counter()
+        self.budget.spend(cost)
         kind = params["model"]
-        self.fit_cost[kind] = fitted - started
-        if isinstance(model, Hybrid):  # a reused CF part makes its fit look cheap; its refit is not
-            self.fit_cost[kind] += self.fit_cost.get(model.cf["model"], 0.0)
-        elif split == 0 and self.content is not None and kind != "Popularity" and self._beats_kept(ndcg):
+        if split == 0 and self.content is not None and kind not in ("Popularity", "Hybrid") and self._beats_kept(ndcg):
             self.best_fit = (float(ndcg), key, model)
-        self.eval_cost[kind] = done - started
         if trial is None:
             trial = Trial(kind, dict(params), stage=stage)
         trial = replace(trial, ndcg_splits=(*trial.ndcg_splits, float(ndcg)), seconds=trial.seconds + done - started)
@@ -415,7 +507,7 @@ class Search:
     def _cf_part(self, model: Hybrid, train: sp.csr_matrix, split: int) -> sp.csr_matrix:
         """A Hybrid's CF part on `split`: the same for every β and content weight, so computed once, from the
         best CF fit of the tuning stage when it is that configuration."""
-        part_key = (*_key(model.cf), model.cf_neighbors, split)
+        part_key = self._cf_part_key(model, split)
         if part_key not in self.cf_parts:
             self.cf_parts = {k: v for k, v in self.cf_parts.items() if k[-1] != split}  # one per split
             kept = self.best_fit
@@ -424,6 +516,10 @@ class Search:
             else:
                 self.cf_parts[part_key] = model.cf_part(train)
         return self.cf_parts[part_key]
+
+    @staticmethod
+    def _cf_part_key(model: Hybrid, split: int) -> tuple[Any, ...]:
+        return (*_key(model.cf), model.cf_neighbors, split)
 
     def best(self, families: Sequence[str] | None = None) -> Trial | None:
         """The leading trial: most splits first, then highest mean, then the earliest."""
@@ -436,11 +532,6 @@ class Search:
 
 def _key(params: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted((k, repr(v)) for k, v in params.items()))
-
-
-def _ease_seconds(n_items: int) -> float:
-    """A pessimistic guess of one EASE fit: n³ flops of Cholesky inverse at 10 GFLOP/s, plus scoring."""
-    return (float(n_items) ** 3) / 1e10 + 0.5
 
 
 def _hill_climb(
@@ -555,7 +646,7 @@ def checked_matrix(
 
 def run_selection(
     user_items: sp.csr_matrix,
-    budget: TimeBudget,
+    budget: WorkBudget,
     config: SearchConfig = SearchConfig(),
     *,
     on_trial: TrialCallback | None = None,
@@ -581,6 +672,8 @@ def run_selection(
         refit_s=done - refit_started,
         budget_exhausted=budget.exhausted,
         protocol=config.protocol(),
+        work_s=budget.spent_s,
+        wall_capped=budget.wall_capped,
     )
 
 
@@ -614,7 +707,7 @@ def select_model_with_report(
     top of the best CF configuration for `hybrid_share` of the budget after the CF families' tuning (which keeps
     its own share, so the CF leader is what it would be without content), then confirmed like any other.
     """
-    budget = TimeBudget(time_budget_s)  # first: the budget counts the checks of the input too
+    budget = WorkBudget(time_budget_s)
     config = SearchConfig(
         n_splits=n_splits,
         holdout_fraction=holdout_fraction,

@@ -1,5 +1,5 @@
 """Each stage of the model search alone (gamerec_assets.recsys.selection): screen, tune, tune_hybrid, confirm,
-refit_winner, over one `Search` and its `TimeBudget`."""
+refit_winner, over one `Search` and its `WorkBudget`."""
 
 import dataclasses
 import inspect
@@ -15,10 +15,13 @@ from gamerec_assets.recsys.models import build_model
 from gamerec_assets.recsys.selection import (
     CF_FAMILIES,
     FAMILIES,
+    REFERENCE_UNITS_PER_S,
+    DataShape,
     Search,
     SearchConfig,
-    TimeBudget,
     Trial,
+    WorkBudget,
+    WorkModel,
     checked_matrix,
     confirm,
     default_candidates,
@@ -35,10 +38,10 @@ from tests.gamerec_assets.recsys.test_selection import clustered
 
 def search_of(x: sp.csr_matrix, seconds: float = 60.0, **config: Any) -> Search:
     content = config.pop("content", None)
-    return Search(sp.csr_matrix(x), SearchConfig(**config), TimeBudget(seconds), content=content)
+    return Search(sp.csr_matrix(x), SearchConfig(**config), WorkBudget(seconds), content=content)
 
 
-class EvaluationBudget(TimeBudget):
+class EvaluationBudget(WorkBudget):
     """A budget of a number of evaluations (whatever they cost): another budget passed through the same stages."""
 
     def __init__(self, evaluations: int) -> None:
@@ -53,15 +56,35 @@ class EvaluationBudget(TimeBudget):
         return True
 
 
-def test_the_time_budget_refuses_what_does_not_fit() -> None:
-    now = time.perf_counter()
-    budget = TimeBudget(10.0, started=now)
-    assert budget.until(0.5) == now + 5.0 and budget.deadline == now + 10.0
-    assert budget.allows(1.0) and not budget.exhausted
-    assert not budget.allows(1.0, until=budget.until(0.0))  # a stage's share is spent...
+def test_the_work_budget_refuses_what_does_not_fit() -> None:
+    budget = WorkBudget(10.0)
+    unit = REFERENCE_UNITS_PER_S
+    assert budget.until(0.5) == 5.0 * unit and budget.total == 10.0 * unit
+    assert budget.allows(1.0 * unit) and not budget.exhausted
+    assert not budget.allows(1.0 * unit, until=budget.until(0.0))  # a stage's share is spent...
     assert not budget.exhausted  # ...which is not the whole budget
-    assert not budget.allows(20.0) and budget.exhausted
-    assert not TimeBudget(10.0, started=now - 9.9).allows(1.0)
+    assert not budget.allows(20.0 * unit) and budget.exhausted
+    budget.spend(9.5 * unit)
+    assert budget.spent_s == 9.5 and not budget.allows(1.0 * unit) and budget.allows(0.5 * unit)
+    late = WorkBudget(10.0, started=time.perf_counter() - 41.0)  # past the wall-clock guard (4 x the budget)
+    assert not late.allows(0.0) and late.wall_capped and late.exhausted
+
+
+def test_the_work_model_follows_the_data_shape() -> None:
+    x = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 0]], dtype=np.float32))
+    shape = DataShape.of(x, eval_users=2)
+    assert (shape.users, shape.items, shape.active_items, shape.nnz, shape.row_pairs) == (3, 4, 3, 5, 13.0)
+    work = WorkModel()
+    small = DataShape(10_000, 5_000, 5_000, 100_000, 2e7, 5_000)
+    large = replace(small, items=20_000, active_items=20_000)
+    for family in ("RP3beta", "TFIDF", "AsymmetricCosine", "BM25", "ItemCF", "EASE"):
+        assert 0 < work.fit_ns({"model": family}, small) < work.fit_ns({"model": family}, large), family
+    ease, rp3 = work.fit_ns({"model": "EASE"}, large), work.fit_ns({"model": "RP3beta"}, large)
+    assert ease > 30 * rp3  # cubic against quadratic: EASE is what a large catalogue cannot afford
+    assert 10e9 < work.fit_ns({"model": "EASE"}, replace(small, active_items=5_155)) < 25e9  # steam-200k: ~15 s
+    hybrid = {"model": "Hybrid", "cf": {"model": "RP3beta"}}
+    assert work.fit_ns(hybrid, small) == work.fit_ns({"model": "RP3beta"}, small) + work.blend_ns(small)
+    assert work.score_ns(small) == WorkModel.SCORE_NS * 5_000 * 5_000
 
 
 def test_screen_scores_each_family_default_on_the_first_split() -> None:
@@ -182,7 +205,7 @@ def test_run_selection_is_the_stages_in_order_and_matches_the_keywords() -> None
     }
     x = clustered(200, 40, seed=8)
     config = SearchConfig(n_splits=2, families=("Popularity", "TFIDF", "BM25"), seed=4)
-    staged = run_selection(x, TimeBudget(60), config)
+    staged = run_selection(x, WorkBudget(60), config)
     keyworded = select_model_with_report(x, time_budget_s=60, n_splits=2, families=config.families, seed=4)
 
     def shape(trials: list[Trial]) -> list[Trial]:

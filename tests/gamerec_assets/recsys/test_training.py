@@ -95,7 +95,7 @@ def test_manifest_keeps_its_stored_shape(selected) -> None:
     }
     assert manifest["weights"] in ("similarity", "signed")
     selection = manifest["selection"]
-    assert set(selection) == {"best", "trials", "elapsed_s", "budget_exhausted", "protocol"}
+    assert set(selection) == {"best", "trials", "elapsed_s", "budget_exhausted", "protocol", "work_s", "wall_capped"}
     for record in selection["trials"]:
         assert set(record) == {"model", "params", "ndcg@10_splits", "seconds", "stage", "ndcg@10", "ndcg@10_std"} | {
             "n_splits"
