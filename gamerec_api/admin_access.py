@@ -25,6 +25,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 from litestar import Controller, get
@@ -140,11 +141,42 @@ class RefusedReload(msgspec.Struct):
     reason: str
 
 
+class ExperimentServed(msgspec.Struct):
+    """The experiment this worker routes: its record's name, mode, versions and traffic, and this worker's counts
+    since it began (answers and server errors per arm: what its guardrail compares)."""
+
+    name: str
+    mode: str
+    challenger: str
+    production: str
+    traffic: float
+    answers: dict[str, int]
+    errors: dict[str, int]
+
+
 class AdminStatusReport(AdminStatus):
     """GET /admin/status: the readiness status, the full detail and, while serving, the last refused reload
-    (cleared by the next successful one)."""
+    (cleared by the next successful one) and the experiment this worker routes."""
 
     refused_reload: RefusedReload | None = None
+    experiment: ExperimentServed | None = None
+
+
+def _experiment(holder: Any) -> ExperimentServed | None:
+    exp = holder.experiment
+    if exp is None:
+        return None
+    r, g = exp.record, exp.guard
+    current = holder.state
+    return ExperimentServed(
+        name=r.name,
+        mode=r.mode,
+        challenger=exp.challenger.version,
+        production=current.version if current is not None else r.production,
+        traffic=r.traffic,
+        answers={"production": g.production.answers, "treated": g.treated.answers},
+        errors={"production": g.production.errors, "treated": g.treated.errors},
+    )
 
 
 class AdminStatusController(Controller):
@@ -167,7 +199,9 @@ class AdminStatusController(Controller):
         if current is None:
             return AdminStatusReport(status=not_ready_status(holder.detail), model_version=None, detail=holder.detail)
         if refused is None:
-            return AdminStatusReport(status="ready", model_version=current.version, detail=holder.detail)
+            return AdminStatusReport(
+                status="ready", model_version=current.version, detail=holder.detail, experiment=_experiment(holder)
+            )
         detail = (
             f"serving {current.version}; the reload of {refused.version or 'the production alias'} was refused at "
             f"{refused.at}: {refused.reason}"
@@ -177,4 +211,5 @@ class AdminStatusController(Controller):
             model_version=current.version,
             detail=detail,
             refused_reload=RefusedReload(version=refused.version, at=refused.at, reason=refused.reason),
+            experiment=_experiment(holder),
         )

@@ -117,19 +117,20 @@ class AnswerTokens:
         o.update(i.digest())
         return o.digest()
 
-    def issue(self, user_json: bytes, games: bytes) -> tuple[bytes, bytes]:
+    def issue(self, user_json: bytes, games: bytes, tag: bytes = b"") -> tuple[bytes, bytes]:
         """(request_id, event_token) as ASCII bytes for an answer to the user whose id is the JSON string
-        `user_json` (b'"7"'; b'""' for no user) listing `games` (ids joined by b"_")."""
-        rid = f"{self._prefix}{next(self._counter):x}".encode()
+        `user_json` (b'"7"'; b'""' for no user) listing `games` (ids joined by b"_"). `tag`: what an experiment's
+        answer appends to its request id (`recsys.experiment_ids.tag`: "~<experiment>~<arm>~<version>")."""
+        rid = f"{self._prefix}{next(self._counter):x}".encode() + tag
         user = _b64(user_json[1:-1]) if b"\\" not in user_json else _b64(_json_text(user_json))
         payload = b".".join((rid, str(int(time.time()) + self.ttl_s).encode(), user, games))
         return rid, payload + b"." + _b64(self._mac(payload))
 
-    def issue_text(self, user_id: str, game_ids: list[int]) -> tuple[str, str]:
+    def issue_text(self, user_id: str, game_ids: list[int], tag: bytes = b"") -> tuple[str, str]:
         """`issue` for the struct-built answers (similar, batch)."""
         import msgspec
 
-        rid, token = self.issue(msgspec.json.encode(user_id), "_".join(map(str, game_ids)).encode())
+        rid, token = self.issue(msgspec.json.encode(user_id), "_".join(map(str, game_ids)).encode(), tag)
         return rid.decode(), token.decode()
 
     def check(self, token: str, now: float | None = None) -> Claims:

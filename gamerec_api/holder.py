@@ -15,6 +15,15 @@ Every load checks the version's manifest for plausibility (`manifest_checks`), a
 too: a version claiming events beyond it is refused (it would silence the overlay). A refused or failed reload while
 a model is served is kept in `refused` (version, time, reason) for GET /admin/status; the next successful swap
 clears it.
+
+Experiments: every poll also reads the experiment record (`store.experiments`, one small object). When one runs,
+the holder loads and validates its challenger in a worker thread and only then sets `experiment`
+(`ActiveExperiment`), so no request is routed to a model that is not in memory; a traffic change replaces the record
+and keeps the loaded state; an ended experiment is dropped (its state retired like a swapped-out one). A promote
+reuses the loaded challenger as the new production state. The guardrail (`guardrail`), or a challenger that fails to
+load, ends the experiment for every worker: locally at once, in the record by compare-and-swap (`only` that
+experiment, so a late trip never ends a newer one). Answers given under an experiment are buffered (`answer_log`)
+and written to `experiment_answers` every FLUSH_S.
 """
 
 from __future__ import annotations
@@ -30,13 +39,17 @@ from datetime import UTC, datetime
 import anyio.to_thread
 
 from gamerec_api import telemetry
+from gamerec_api.active_experiment import ActiveExperiment
+from gamerec_api.answer_log import FLUSH_S, AnswerLog
 from gamerec_api.overlay import TAIL_ERRORS, RealtimeOverlay
 from gamerec_api.schemas import ReloadResult
 from gamerec_api.state import NotReady, ServingState, load_state
 from gamerec_assets import backends
 from gamerec_assets.recsys.feedback import events_until_seq
+from gamerec_assets.recsys.traffic_split import Splitter
 from gamerec_assets.settings import Settings, StorageSettings
 from gamerec_assets.store.event_store import EventStore
+from gamerec_assets.store.experiments import Experiment, ExperimentError, ExperimentStore
 from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry
 from gamerec_assets.store.table_store import TableStore
 
@@ -91,6 +104,11 @@ class ModelHolder:
         self._task: asyncio.Task[None] | None = None
         self._tail_task: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        self.experiment: ActiveExperiment | None = None  # the running experiment, its challenger loaded
+        self.answer_log = AnswerLog(self.tables)
+        self._tripped: dict[str, str] = {}  # experiments this worker's guardrail ended -> why (until recorded)
+        self._background: set[asyncio.Task[None]] = set()
+        self._flush_task: asyncio.Task[None] | None = None
 
     # -- storage (created lazily in a worker thread: both may do network or disk IO) ---------------------------
 
@@ -143,25 +161,31 @@ class ModelHolder:
         self._task = asyncio.create_task(self._run(), name="gamerec-model-loader")
         if self.events_poll > 0:
             self._tail_task = asyncio.create_task(self._tail(), name="gamerec-events-tail")
+        self._flush_task = asyncio.create_task(self._flush_answers(), name="gamerec-answer-log")
 
     async def stop(self) -> None:
-        for task in list(self._retiring):
+        for task in list(self._retiring) + list(self._background):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for task in (self._task, self._tail_task):
+        for task in (self._task, self._tail_task, self._flush_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._task = self._tail_task = None
+        self._task = self._tail_task = self._flush_task = None
+        if self.answer_log.pending:
+            with contextlib.suppress(Exception):
+                await anyio.to_thread.run_sync(self.answer_log.flush)
 
     async def _run(self) -> None:
         # A restarted lifespan (test clients run one per request) keeps the state it has and only polls.
         await self._attempt(force=self.state is None)
+        await self.poll_experiment()
         while self.reload_interval > 0:
             await asyncio.sleep(self.reload_interval)
             await self._attempt(force=False)
+            await self.poll_experiment()
 
     async def _attempt(self, force: bool) -> None:
         try:
@@ -223,6 +247,15 @@ class ModelHolder:
         await asyncio.sleep(RETIRE_AFTER_S)
         await anyio.to_thread.run_sync(_dispose, holder)
 
+    def _retire_later(self, state: ServingState) -> None:
+        """Retire a state no longer served, unless it still is (production, or the running challenger)."""
+        active = self.experiment
+        if state is self.state or (active is not None and state is active.challenger):
+            return
+        task = asyncio.create_task(self._retire([state]), name="gamerec-retire-state")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
     def _refused(self, version: str | None, reason: str) -> None:
         at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         self.refused = RefusedReload(version, at, reason)
@@ -248,11 +281,11 @@ class ModelHolder:
                 if not force and version == previous:
                     return ReloadResult(changed=False, previous_version=previous, model_version=previous)
                 started = time.perf_counter()
-                # nothing served yet: fall back along the alias history past an unservable version; a running
-                # server keeps its model instead (a failed load raises and the swap does not happen)
-                new_state = await anyio.to_thread.run_sync(
-                    load_state, registry, version, self.cache_size, self.state is None
-                )
+                active = self.experiment
+                if active is not None and active.challenger.version == version:  # a promoted challenger: loaded
+                    new_state = active.challenger
+                else:
+                    new_state = await self._load(registry, version)
             except NotReady as exc:
                 if self.state is None:
                     self.detail = str(exc)
@@ -272,9 +305,7 @@ class ModelHolder:
             # the overlay drops what the new model was trained on (a few ms per 100,000 entries, off the loop)
             await anyio.to_thread.run_sync(self.overlay.align, events_until_seq(new_state.model.artifact.manifest))
             if retired:
-                task = asyncio.create_task(self._retire(retired), name="gamerec-retire-state")
-                self._retiring.add(task)
-                task.add_done_callback(self._retiring.discard)
+                self._retire_later(retired[0])
             self.detail = ""
             self.refused = None
             if new_state.version != version:  # a fresh server fell back past an unservable production version
@@ -289,3 +320,127 @@ class ModelHolder:
             return ReloadResult(
                 changed=new_state.version != previous, previous_version=previous, model_version=new_state.version
             )
+
+    async def _load(self, registry: ModelRegistry, version: str) -> ServingState:
+        """Load a version in a worker thread. Nothing served yet: fall back along the alias history past an
+        unservable version; a running server keeps its model instead (a failed load raises, nothing is swapped)."""
+        return await anyio.to_thread.run_sync(load_state, registry, version, self.cache_size, self.state is None)
+
+    # -- experiments ---------------------------------------------------------------------------------------------
+
+    def experiments(self) -> ExperimentStore:
+        registry, _ = self._open()
+        return ExperimentStore(registry.store, registry.name)
+
+    async def poll_experiment(self) -> None:
+        try:
+            await self.sync_experiment()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the record is unreadable or the store is down: keep routing as before
+            log.warning("experiment poll failed: %s", exc)
+
+    async def sync_experiment(self) -> ActiveExperiment | None:
+        """Follow the experiment record: start routing (after the challenger loaded), change traffic, stop."""
+        record = await anyio.to_thread.run_sync(lambda: self.experiments().current())
+        await self._record_trips(record)
+        active = self.experiment
+        if record is None or record.name in self._tripped:
+            if active is not None:
+                self._end_locally(active, "the experiment ended" if record is None else "tripped")
+            return None
+        if active is not None and active.name == record.name and active.challenger.version == record.challenger:
+            if active.record != record:
+                self.experiment = ActiveExperiment(record, active.challenger, active.splitter, active.guard)
+                telemetry.EXPERIMENT_TRAFFIC.labels(record.name, record.mode).set(record.traffic)
+                log.info("experiment %s: traffic %g", record.name, record.traffic)
+            return self.experiment
+        registry, _ = await anyio.to_thread.run_sync(self._open)
+        current = self.state
+        try:
+            if current is not None and current.version == record.challenger:
+                challenger = current
+            elif active is not None and active.challenger.version == record.challenger:
+                challenger = active.challenger
+            else:
+                challenger = await anyio.to_thread.run_sync(load_state, registry, record.challenger, self.cache_size)
+        except Exception as exc:
+            self.trip(record, f"challenger {record.challenger} failed to load: {type(exc).__name__}: {exc}", "load")
+            return None
+        if active is not None:
+            self._end_locally(active, f"replaced by {record.name}")
+        self.experiment = ActiveExperiment(record, challenger, Splitter(record.name))
+        telemetry.EXPERIMENT_TRAFFIC.labels(record.name, record.mode).set(record.traffic)
+        log.info(
+            "experiment %s (%s): challenger %s for %g of users, production %s",
+            record.name,
+            record.mode,
+            record.challenger,
+            record.traffic,
+            current.version if current else None,
+        )
+        return self.experiment
+
+    def _end_locally(self, active: ActiveExperiment, why: str) -> None:
+        if self.experiment is active:
+            self.experiment = None
+        telemetry.EXPERIMENT_TRAFFIC.labels(active.name, active.record.mode).set(0)
+        log.info("experiment %s: routing stopped on this worker (%s)", active.name, why)
+        self._retire_later(active.challenger)
+
+    def trip(self, record: Experiment, reason: str, kind: str) -> None:
+        """The guardrail: all traffic back to production on this worker now; the record ends (for every worker)
+        in the background. Called on the event loop."""
+        if record.name in self._tripped:
+            return
+        self._tripped[record.name] = reason
+        telemetry.GUARDRAIL_TRIPS.labels(record.name, kind).inc()
+        log.warning("experiment %s stopped by the guardrail: %s", record.name, reason)
+        active = self.experiment
+        if active is not None and active.name == record.name:
+            self._end_locally(active, "guardrail")
+        task = asyncio.create_task(self._record_trips(record), name="gamerec-guardrail")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _record_trips(self, record: Experiment | None) -> None:
+        """Write this worker's trips into the record (retried at each poll until it is written or already ended)."""
+        if record is None or record.name not in self._tripped:
+            return
+        reason = self._tripped[record.name]
+
+        def write() -> None:
+            registry, _ = self._open()
+            try:
+                self.experiments().end(f"guardrail: {reason}", status="stopped", by=_guardrail_name(), only=record.name)
+            except ExperimentError:
+                return  # ended meanwhile (by an operator or another worker's guardrail)
+            if registry.challenger() == record.challenger:
+                registry.set_challenger(None, reason=f"experiment {record.name} stopped by the guardrail")
+
+        try:
+            await anyio.to_thread.run_sync(write)
+        except Exception as exc:
+            log.warning(
+                "experiment %s: recording the guardrail's stop failed (retried at each poll): %s", record.name, exc
+            )
+
+    async def _flush_answers(self) -> None:
+        """Write the buffered experiment answers every FLUSH_S (a failure keeps them for the next flush)."""
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            if not self.answer_log.pending:
+                continue
+            try:
+                await anyio.to_thread.run_sync(self.answer_log.flush)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("writing experiment answers failed (%d pending): %s", self.answer_log.pending, exc)
+
+
+def _guardrail_name() -> str:
+    import os
+    import socket
+
+    return f"guardrail@{socket.gethostname()}:{os.getpid()}"

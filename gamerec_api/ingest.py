@@ -39,6 +39,7 @@ from gamerec_api.event_auth import EVENTS_BY_KEY, Credential
 from gamerec_api.holder import ModelHolder
 from gamerec_api.schemas import EventIn, EventResult, EventsResponse
 from gamerec_api.state import ServingState
+from gamerec_assets.recsys import experiment_ids
 from gamerec_assets.recsys.feedback import MAX_ID, Event, EventRejected, check_event, now_us
 from gamerec_assets.store.event_requests import MAX_KEY, AlreadyRecorded, RequestLog
 from gamerec_assets.store.event_store import AppendResult, CommitUncertain, EventStore
@@ -98,6 +99,8 @@ class Outcome:
     replayed: bool = False
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (type, result), fresh outcomes only
     unknown: Counter[str] = field(default_factory=Counter)
+    # accepted events whose request_id names an experiment's answer: (experiment, variant, version, type)
+    attributed: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
 
 
 class EventSink:
@@ -129,6 +132,7 @@ class EventSink:
 
         def answer(stored: AppendResult) -> tuple[int, bytes]:
             response, fresh.counts, fresh.unknown = _respond(self.holder.state, sent, checked, stored)
+            fresh.attributed = _attributed(checked, stored)
             fresh.body = msgspec.json.encode(response)
             return 202, fresh.body
 
@@ -218,7 +222,22 @@ async def post_events(
         EVENTS_BY_KEY.labels(key, result).inc(n)
     for kind, n in outcome.unknown.items():
         telemetry.EVENTS_UNKNOWN_GAME.labels(kind).inc(n)
+    for labels, n in outcome.attributed.items():
+        telemetry.EVENTS_ATTRIBUTED.labels(*labels).inc(n)
     return outcome
+
+
+def _attributed(checked: list[Event | str], stored: AppendResult) -> Counter[tuple[str, str, str, str]]:
+    """The accepted events whose request id carries an experiment (`experiment_ids`), by experiment, variant, the
+    version that answered and type: attributed from the id alone, whichever worker gave the answer."""
+    out: Counter[tuple[str, str, str, str]] = Counter()
+    flags = iter(stored.accepted)
+    for c in checked:
+        if isinstance(c, str) or not next(flags) or not c.request_id or "~" not in c.request_id:
+            continue
+        if (a := experiment_ids.parse(c.request_id)) is not None:
+            out[a.experiment, a.arm, a.version, c.type] += 1
+    return out
 
 
 def _respond(

@@ -36,6 +36,7 @@ UserId = Annotated[
     ),
 ]
 K = Annotated[int, msgspec.Meta(ge=1, le=100, description="how many games to return", examples=[10])]
+Variant = Literal["production", "challenger", "interleave"]
 Source = Literal["item_cf", "basket", "popular"]
 ItemSource = Literal["item_cf", "popular"]
 
@@ -104,6 +105,8 @@ class PredictResponse(msgspec.Struct):
     # the answer's id and the token that lets a browser post its events (`answer_tokens`); always set by the API
     request_id: str = ""
     event_token: str = ""
+    # which model answered: `production`, or during an online experiment `challenger` (A/B) or `interleave`
+    variant: Variant = "production"
 
 
 class SimilarItem(msgspec.Struct):
@@ -124,6 +127,7 @@ class SimilarResponse(msgspec.Struct):
     # the answer's id and the token that lets a browser post its events (`answer_tokens`); always set by the API
     request_id: str = ""
     event_token: str = ""
+    variant: Variant = "production"  # `challenger` when an A/B experiment's challenger answered
 
 
 class SearchResponse(msgspec.Struct):

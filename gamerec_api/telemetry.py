@@ -8,6 +8,7 @@ aggregates every worker.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -70,6 +71,27 @@ for _type in EVENT_TYPES:  # every series exists from the start
     EVENTS_UNKNOWN_GAME.labels(_type)
     for _result in ("accepted", "duplicate", "rejected"):
         EVENTS.labels(_type, _result)
+
+
+_VARIANT_REQUESTS: dict[tuple[str, str, str, str], Any] = {}
+_VARIANT_LATENCY: dict[tuple[str, str, str], Any] = {}
+
+
+def variant_requests(experiment: str, variant: str, version: str, endpoint: str) -> Any:
+    """The labelled child of VARIANT_REQUESTS, kept: a label lookup per answer costs more than the increment."""
+    key = (experiment, variant, version, endpoint)
+    child = _VARIANT_REQUESTS.get(key)
+    if child is None:
+        child = _VARIANT_REQUESTS[key] = VARIANT_REQUESTS.labels(*key)
+    return child
+
+
+def variant_latency(experiment: str, variant: str, version: str) -> Any:
+    key = (experiment, variant, version)
+    child = _VARIANT_LATENCY.get(key)
+    if child is None:
+        child = _VARIANT_LATENCY[key] = VARIANT_LATENCY.labels(*key)
+    return child
 
 
 def model_swapped(previous: str | None, version: str, n_items: int, n_users: int, loaded_at: float) -> None:

@@ -2,8 +2,8 @@
 
 1. resolve (`player`): the asking user's history row in the served version and their realtime overlay, merged
    once (trained history ∪ games played since − dislikes), plus the request's liked games;
-2. pick (`variant`): the state (model, cards, JSON fragments) that answers: the production version today, the
-   seam where an experiment's variant will be chosen;
+2. pick (`variant`): the state (model, cards, JSON fragments) that answers: production, or while an online
+   experiment runs the player's variant (the challenger, or both models interleaved);
 3. score (`score`): the model's compiled kernels (item-CF with popularity fill; a game's neighbours);
 4. policy (`policy`): what a list may hold (no played, liked or disliked game); filters, editions and diversity
    will be functions of this stage;

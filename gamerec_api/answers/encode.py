@@ -27,11 +27,23 @@ def with_user(text: str, rest: bytes) -> bytes:
     return b'{"user_id":' + _encode(text) + rest
 
 
-def with_answer(user_json: bytes, request_id: bytes, token: bytes, rest: bytes) -> bytes:
-    """The /predict body served over HTTP: the user id, then the answer's `request_id` and `event_token` (made per
-    request: `answer_tokens.AnswerTokens.issue`), then the cacheable rest."""
+_VARIANT = {v: b'","variant":"' + v.encode() + b'"' for v in ("production", "challenger", "interleave")}
+
+
+def with_answer(user_json: bytes, request_id: bytes, token: bytes, rest: bytes, variant: str = "production") -> bytes:
+    """The /predict body served over HTTP: the user id, then the answer's `request_id`, `event_token` (made per
+    request: `answer_tokens.AnswerTokens.issue`) and `variant`, then the cacheable rest."""
     return b"".join(
-        (b'{"user_id":', user_json, b',"request_id":"', request_id, b'","event_token":"', token, b'"', rest)
+        (
+            b'{"user_id":',
+            user_json,
+            b',"request_id":"',
+            request_id,
+            b'","event_token":"',
+            token,
+            _VARIANT[variant],
+            rest,
+        )
     )
 
 
@@ -56,6 +68,29 @@ def predict_rest(state: ServingState, rec: Recommended, source: Source, reasons:
     if len(out) > 3:
         out[-1] = out[-1][:-1]  # the last item's trailing comma
     out += (b'],"because_games":[', b",".join([fragments.ref[j] for j in reasons]), b"]}")
+    return b"".join(out)
+
+
+def interleaved_rest(version: bytes, source: Source, picks: list[tuple[ServingState, Recommended, int]]) -> bytes:
+    """The /predict body after the user id for an interleaved list: each pick (its model's state, that model's
+    ranked list, the position in it) encoded from its own model's fragments, with its own score and `because`;
+    `because_games` names every cited game once. `version`: the JSON of the model version the body names."""
+    out = [b',"model_version":', version, _SOURCE[source]]
+    refs: dict[bytes, bytes] = {}
+    for state, rec, j in picks:
+        fragments = state.fragments
+        i = rec.idx[j]
+        if j < rec.n_cf:
+            because = [fragments.id_json[b] for b in rec.because[j]]
+            for b in rec.because[j]:
+                refs.setdefault(fragments.id_json[b], fragments.ref[b])
+            score = _encode(round(rec.scores[j], 6))
+            out += (fragments.item_head[i], score, _SOURCE_CF, b",".join(because), b"]},")
+        else:
+            out += (fragments.item_head[i], _SOURCE_POP)
+    if len(out) > 3:
+        out[-1] = out[-1][:-1]
+    out += (b'],"because_games":[', b",".join(refs.values()), b"]}")
     return b"".join(out)
 
 

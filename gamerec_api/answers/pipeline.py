@@ -12,22 +12,31 @@ response; the controllers call exactly one of them.
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from collections.abc import Mapping
 
 import anyio.to_thread
 import msgspec
+from litestar.exceptions import HTTPException
 
 from gamerec_api import telemetry
+from gamerec_api.active_experiment import ActiveExperiment
 from gamerec_api.answer_tokens import AnswerTokens
 from gamerec_api.answers import encode, explain, policy, score
 from gamerec_api.answers.batch import BatchRow, batch_rows
 from gamerec_api.answers.errors import NoHistory, UnknownGame
-from gamerec_api.answers.player import merge, resolve, scored_history, with_liked
-from gamerec_api.answers.variant import pick, served
+from gamerec_api.answers.player import Player, merge, resolve, scored_history, user_key, with_liked
+from gamerec_api.answers.variant import Route, production_route, route, served
 from gamerec_api.holder import ModelHolder
 from gamerec_api.overlay import UserOverlay
 from gamerec_api.schemas import BatchResponse, PredictRequest, SimilarResponse, Source, UserHistoryResponse
 from gamerec_api.state import ServingState
+from gamerec_assets.recsys.interleaving import team_draft
+from gamerec_assets.recsys.served_model import Recommended
+
+log = logging.getLogger("gamerec_api")
 
 BATCH_K = 10  # items of GET /users/{id}/recommendations (the batch asset's k)
 _COUNTERS = {s: telemetry.PREDICTIONS.labels(s) for s in ("item_cf", "basket", "popular")}
@@ -52,20 +61,14 @@ def _answer(
     current: ServingState, req: PredictRequest, overlay: Mapping[bytes, UserOverlay] | None
 ) -> tuple[bytes, bytes, Source, bytes]:
     """(the user id as JSON, the body after it, the source, the answer's game ids for its event token)."""
-    player = resolve(current, req.user_id, overlay)
-    state = pick(current, player)
+    state = current
+    player = resolve(state, req.user_id, overlay)
     extra, liked = player.extra, req.liked_game_ids
     key: tuple[int, ...] = (player.row, req.k) if extra is None else (player.row, req.k, extra.gen)
     user = msgspec.json.encode(player.text)
     if not liked and (hit := state.answers.get(key)) is not None:
         return user, hit[0], hit[1], hit[2]  # type: ignore[return-value]
-    history, excluded = scored_history(state, player)
-    has_history = history.size > 0
-    scored = score.recommend(
-        state, with_liked(state, history, liked) if liked else history, policy.ask(req.k, excluded)
-    )
-    rec = policy.apply(scored, excluded, req.k)
-    source = policy.source_of(has_history, bool(liked), rec.n_cf)
+    rec, source = _ranked(state, player, req)
     rest = encode.predict_rest(state, rec, source, explain.reasons(rec))
     games = encode.answer_games(state, rec.idx)
     if not liked:
@@ -73,13 +76,113 @@ def _answer(
     return user, rest, source, games
 
 
+def _ranked(state: ServingState, player: Player, req: PredictRequest) -> tuple[Recommended, Source]:
+    """Score, then the policy: the player's ranked list in `state` and its source."""
+    liked = req.liked_game_ids
+    history, excluded = scored_history(state, player)
+    scored = score.recommend(
+        state, with_liked(state, history, liked) if liked else history, policy.ask(req.k, excluded)
+    )
+    rec = policy.apply(scored, excluded, req.k)
+    return rec, policy.source_of(history.size > 0, bool(liked), rec.n_cf)
+
+
 def predict(holder: ModelHolder, req: PredictRequest, tokens: AnswerTokens) -> bytes:
-    """POST /predict: the body with this answer's `request_id` and `event_token`, counted by source. The realtime
-    overlay is read from memory, never the database."""
-    user, rest, source, games = _answer(served(holder), req, holder.overlay.users)
+    """POST /predict: the body with this answer's `request_id`, `event_token` and `variant`, counted by source and
+    variant. The realtime overlay is read from memory, never the database."""
+    current = served(holder)
+    exp = holder.experiment
+    if exp is not None:
+        return _predict_in_experiment(holder, current, exp, req, tokens)
+    user, rest, source, games = _answer(current, req, holder.overlay.users)
     request_id, token = tokens.issue(user, games)
     _COUNTERS[source].inc()
+    telemetry.variant_requests("", "production", current.version, "predict").inc()
     return encode.with_answer(user, request_id, token, rest)
+
+
+def _predict_in_experiment(
+    holder: ModelHolder, current: ServingState, exp: ActiveExperiment, req: PredictRequest, tokens: AnswerTokens
+) -> bytes:
+    """/predict while an experiment runs: the player's route, timed and counted per variant for the guardrail and
+    the metrics; the answer logged for the online evaluation. A treated answer that fails with a server error is
+    answered by production instead (untagged: its events count for neither arm) and counted as the challenger's."""
+    overlay = holder.overlay.users
+    text, key = user_key(req.user_id)
+    r = route(current, exp, key)
+    treated = r.variant != "production"
+    started = time.perf_counter()
+    try:
+        if r.variant == "interleave":
+            user, rest, source, games, teams = _interleaved(r, req, overlay)
+        else:
+            user, rest, source, games = _answer(r.state, req, overlay)
+            teams = None
+    except HTTPException:
+        raise
+    except Exception as exc:
+        _failed(holder, exp, r, time.perf_counter() - started, exc)
+        if not treated:
+            raise
+        r = production_route(current, None)
+        user, rest, source, games = _answer(current, req, overlay)
+        teams = None
+    else:
+        elapsed = time.perf_counter() - started
+        telemetry.variant_latency(exp.name, r.variant, r.state.version).observe(elapsed)
+        if (why := exp.guard.record(treated, elapsed, True)) is not None:
+            holder.trip(exp.record, why, "latency")
+    attribution = r.attribution
+    tag = exp.tag(attribution) if attribution is not None else b""
+    request_id, token = tokens.issue(user, games, tag)
+    _COUNTERS[source].inc()
+    telemetry.variant_requests(exp.name if attribution else "", r.variant, r.state.version, "predict").inc()
+    if attribution is not None:
+        holder.answer_log.add(
+            request_id.decode(),
+            exp.name,
+            "pci"[("production", "challenger", "interleave").index(r.variant)],
+            r.state.version,
+            r.other.version if r.other is not None else "",
+            text,
+            games if teams is None else [int(g) for g in games.split(b"_") if g],
+            teams,
+        )
+    return encode.with_answer(user, request_id, token, rest, r.variant)
+
+
+def _failed(holder: ModelHolder, exp: ActiveExperiment, r: Route, elapsed: float, exc: Exception) -> None:
+    """Count a server error of an arm; the guardrail may stop the experiment."""
+    log.warning("experiment %s: the %s arm failed: %s: %s", exp.name, r.variant, type(exc).__name__, exc)
+    telemetry.VARIANT_ERRORS.labels(exp.name, r.variant, r.state.version).inc()
+    if (why := exp.guard.record(r.variant != "production", elapsed, False)) is not None:
+        holder.trip(exp.record, why, "errors")
+
+
+def _interleaved(
+    r: Route, req: PredictRequest, overlay: Mapping[bytes, UserOverlay] | None
+) -> tuple[bytes, bytes, Source, bytes, str]:
+    """Both models rank the player (each in its own version), team-draft interleaving merges the lists: the body
+    after the user id, its source (production's, or item_cf when the challenger's picks are), the game ids and the
+    team of each. Not cached: only the experiment's share of players pays for two rankings."""
+    production, challenger = r.state, r.other
+    assert challenger is not None
+    p_player = resolve(production, req.user_id, overlay)
+    c_player = resolve(challenger, req.user_id, overlay)
+    p_rec, p_source = _ranked(production, p_player, req)
+    c_rec, c_source = _ranked(challenger, c_player, req)
+    p_ids = [production.cards[i].game_id for i in p_rec.idx]
+    c_ids = [challenger.cards[i].game_id for i in c_rec.idx]
+    merged, teams = team_draft(p_ids, c_ids, req.k, random.getrandbits(32))
+    p_at = {g: j for j, g in enumerate(p_ids)}
+    c_at = {g: j for j, g in enumerate(c_ids)}
+    picks = [
+        (production, p_rec, p_at[g]) if t == "p" else (challenger, c_rec, c_at[g])
+        for g, t in zip(merged, teams, strict=True)
+    ]
+    source = p_source if p_source != "popular" else c_source
+    rest = encode.interleaved_rest(production.fragments.version, source, picks)
+    return msgspec.json.encode(p_player.text), rest, source, "_".join(map(str, merged)).encode(), teams
 
 
 def game_index(current: ServingState, game_id: int) -> int:
@@ -93,13 +196,25 @@ def game_index(current: ServingState, game_id: int) -> int:
 def similar(holder: ModelHolder, game_id: int, k: int, tokens: AnswerTokens, user_id: str = "") -> SimilarResponse:
     """A game's stored neighbours (no popularity fill: may be fewer than k). The event token covers the game and
     its neighbours for `user_id` ("" : no user, no events)."""
-    state = pick(served(holder))
+    current = served(holder)
+    exp = holder.experiment
+    r = route(current, exp, user_id.encode() if user_id else None)
+    if r.variant == "interleave":  # interleaving merges /predict's lists; a game's neighbours stay production's
+        r = production_route(current, exp)
+    state = r.state
     idx = game_index(state, game_id)
     items, scores = score.neighbours(state, idx, k)
     plays = state.model.popularity  # 0: nobody has played it in the model's data (a new game)
     cards = encode.similar_items(state.cards, plays, items, scores)
-    request_id, token = tokens.issue_text(user_id, [state.cards[idx].game_id, *(c.game_id for c in cards)])
+    tag = exp.tag(r.attribution) if exp is not None and r.attribution is not None else b""
+    games = [state.cards[idx].game_id, *(c.game_id for c in cards)]
+    request_id, token = tokens.issue_text(user_id, games, tag)
+    telemetry.variant_requests(exp.name if tag else "", r.variant, state.version, "similar").inc()
+    if exp is not None and r.attribution is not None:
+        arm = "c" if r.variant == "challenger" else "p"
+        holder.answer_log.add(request_id, exp.name, arm, state.version, "", user_id, games[1:])
     return SimilarResponse(
+        variant=r.variant,
         game=state.cards[idx],
         model_version=state.version,
         items=cards,
@@ -112,8 +227,8 @@ def similar(holder: ModelHolder, game_id: int, k: int, tokens: AnswerTokens, use
 def history(holder: ModelHolder, user_id: str) -> UserHistoryResponse:
     """The history the answers are scored from: trained − disliked, then the realtime plays the version lacks."""
     current = served(holder)
-    player = resolve(current, user_id, holder.overlay.users)
-    state = pick(current, player)
+    state = current
+    player = resolve(state, user_id, holder.overlay.users)
     trained = state.history_items(player.row)
     played, realtime = trained.tolist(), []
     if player.extra is not None:
@@ -146,7 +261,7 @@ async def _recommendations(holder: ModelHolder, user_id: str) -> BatchResponse:
         return _from_batch(current, user_id, rows)
     if player.row < 0 and rows is None:
         raise NoHistory(detail=f"unknown user {user_id}: no history in model {current.version}")
-    state = pick(current, player)
+    state = current
     rec = score.recommend(state, state.history_items(player.row), BATCH_K)
     cards = state.cards
     items = [

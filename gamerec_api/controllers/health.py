@@ -53,7 +53,10 @@ class AdminController(Controller):
     async def reload(self, state: State) -> ReloadResult:
         """Loads in a worker thread and swaps atomically; requests keep being served by the old model meanwhile."""
         try:
-            return await holder_of(state).reload(force=True)
+            holder = holder_of(state)
+            result = await holder.reload(force=True)
+            await holder.poll_experiment()
+            return result
         except NotReady as exc:
             raise ServiceUnavailableException(detail=str(exc)) from exc
         except Exception as exc:

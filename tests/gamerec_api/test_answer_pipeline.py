@@ -241,7 +241,8 @@ def test_variant_stage_serves_the_production_state_and_503_before_one(home: Home
     assert loading.value.status_code == 503
     holder.state = state
     assert variant.served(holder) is state
-    assert variant.pick(state, resolve(state, "7", None)) is state
+    chosen = variant.route(state, None, b"7")  # no experiment: production answers, the request id untagged
+    assert chosen.state is state and chosen.variant == "production" and chosen.attribution is None
 
 
 def test_batch_rows_adapt_to_the_tables_user_id_type(home: Home, state: ServingState) -> None:
