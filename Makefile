@@ -16,7 +16,7 @@ export WANDB_MODE   ?= offline
 # they are the documented commands of this release, so the notice is noise here.
 export PYTHONWARNINGS ?= ignore:Function `asset_materialize_command` is superseded,ignore:Function `dev_command` is superseded
 
-.PHONY: run test test-fast install install-dev browser lint materialize materialize-stale serve dagster-home clean
+.PHONY: run test test-fast install install-dev browser prometheus lint materialize materialize-stale serve dagster-home clean
 
 $(STAMP_RUN): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,9 +40,14 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "WARNING: could not install chromium"; }
 
+# Debian's prometheus (prometheus + promtool) for the dashboard and alert-rule tests (tests/deploy); its own
+# service is stopped and disabled, the tests start theirs on a free port.
+prometheus:
+	@bash scripts/install-prometheus.sh
+
 # Every test: the core, the graph, and the integration tests (MariaDB, moto's S3, RabbitMQ + Celery workers,
-# server processes, headless Chromium). `.ci/run` runs this one.
-test: install-dev browser
+# server processes, headless Chromium, Prometheus). `.ci/run` runs this one.
+test: install-dev browser prometheus
 	$(BIN)/python -m pytest $(ARGS)
 
 # The edit-run loop (under 3 minutes on 2 cores): everything but the tests marked `integration` (tests/support/
