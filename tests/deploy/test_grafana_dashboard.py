@@ -47,6 +47,12 @@ def test_dashboard_is_an_importable_grafana_dashboard() -> None:
         assert {"h", "w", "x", "y"} <= panel["gridPos"].keys()
         for target in panel["targets"]:
             assert target["expr"].strip() and target["refId"], panel["title"]
+    # on the 24-column grid, no panel over another
+    boxes = [(p["gridPos"]["x"], p["gridPos"]["y"], p["gridPos"]["w"], p["gridPos"]["h"], p["title"]) for p in every]
+    for i, (x, y, w, h, title) in enumerate(boxes):
+        assert x >= 0 and x + w <= 24, title
+        for x2, y2, w2, h2, other in boxes[i + 1 :]:
+            assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, f"{title!r} overlaps {other!r}"
     variables = {v["name"]: v for v in board["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
     # what the issue asks the dashboard to show, one panel each
