@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from gamerec_assets import backends
-from gamerec_assets.assets import features, ingestion, interactions, modeling, serving
+from gamerec_assets.assets import features, ingestion, interactions, modeling, online, serving
 from gamerec_assets.resources.from_settings import build_resources
 from gamerec_assets.schedules import daily_refresh, refresh_all
 from gamerec_assets.sensors import build_retrain_sensor
@@ -25,7 +25,7 @@ from gamerec_assets.settings import Settings
 EXECUTOR = dg.multiprocess_executor.configured(
     {"start_method": {"forkserver": {"preload_modules": ["gamerec_assets.definitions"]}}}
 )
-ASSET_MODULES = [ingestion, features, interactions, modeling, serving]
+ASSET_MODULES = [ingestion, features, interactions, modeling, serving, online]
 log = logging.getLogger("gamerec")
 
 

@@ -532,6 +532,42 @@ class GuardSettings:
         )
 
 
+# -- online evaluation of experiments (issue 23 part 2) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnlineSettings:
+    """The `online_evaluation` asset and the online promotion rule (`recsys.online_evaluation`).
+
+    GAMEREC_ONLINE_GATE=true: while an experiment runs, `production_model` promotes only when the offline gate passes
+    and the online result is not significantly worse (off by default: a site without traffic has no online result).
+    GAMEREC_ONLINE_ALPHA: the level of the sequential test behind both. GAMEREC_ONLINE_RETENTION_DAYS: how long the
+    served answers (`experiment_answers`) are kept; older ones are pruned when the asset runs.
+    """
+
+    VARIABLES: ClassVar[tuple[str, ...]] = (
+        "GAMEREC_ONLINE_GATE",
+        "GAMEREC_ONLINE_ALPHA",
+        "GAMEREC_ONLINE_RETENTION_DAYS",
+    )
+
+    gate: bool = False
+    alpha: float = 0.05
+    retention_days: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        alpha = _float(env, "GAMEREC_ONLINE_ALPHA", 0.05, minimum=1e-6)
+        if not alpha < 0.5:
+            raw = _text(env, "GAMEREC_ONLINE_ALPHA")
+            raise ValueError(f"GAMEREC_ONLINE_ALPHA must be a number in [1e-06, 0.5), got {raw!r}")
+        return cls(
+            gate=_flag(env, "GAMEREC_ONLINE_GATE"),
+            alpha=alpha,
+            retention_days=_float(env, "GAMEREC_ONLINE_RETENTION_DAYS", 30.0, minimum=1.0),
+        )
+
+
 SECTIONS = (
     StorageSettings,
     RawgSettings,
@@ -544,6 +580,7 @@ SECTIONS = (
     RetrainSettings,
     IngestSettings,
     GuardSettings,
+    OnlineSettings,
 )
 # Every variable this module reads, in section order (the README's Configuration table lists the same set).
 VARIABLES: tuple[str, ...] = tuple(dict.fromkeys(name for section in SECTIONS for name in section.VARIABLES))
@@ -564,6 +601,7 @@ class Settings:
     retrain: RetrainSettings = RetrainSettings()
     ingest: IngestSettings = IngestSettings()
     guards: GuardSettings = GuardSettings()
+    online: OnlineSettings = OnlineSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -581,6 +619,7 @@ class Settings:
             retrain=RetrainSettings.from_env(env),
             ingest=IngestSettings.from_env(env),
             guards=GuardSettings.from_env(env),
+            online=OnlineSettings.from_env(env),
         )
 
 

@@ -34,7 +34,9 @@ from gamerec_assets.recsys.model_artifact import ModelArtifact
 from gamerec_assets.recsys.selection import Trial, trials_frame
 from gamerec_assets.recsys.training import TrainingParams, strongest_pairs, train
 from gamerec_assets.resources import ArtifactsResource
+from gamerec_assets.resources.online_gate import OnlineEvaluationResource
 from gamerec_assets.resources.tracking import ExperimentTracker, wandb_table
+from gamerec_assets.store.experiments import ExperimentError, ExperimentStore
 from gamerec_assets.store.registry import MODEL_NAME
 
 TRAINING_DEFAULTS = TrainingParams()
@@ -263,6 +265,58 @@ class ProductionModelConfig(dg.Config):
 RULE_NO_CHAMPION = "no production model: the gate (beats popularity on the trusted holdout) decided"
 RULE_SAME = "the challenger's trusted-holdout figure is not below the champion's by more than the tolerance"
 RULE_FELL = "the challenger's trusted-holdout figure fell below the champion's by more than the tolerance"
+# `decided_by`: which rule decided (the online ones only with GAMEREC_ONLINE_GATE=true and an experiment running)
+BY_OFFLINE = "offline gate"
+BY_OFFLINE_NO_EXPERIMENT = "offline gate (online gate on, no experiment running)"
+BY_ONLINE_NOT_WORSE = "offline gate + online: not worse"
+BY_ONLINE_WORSE = "online: challenger significantly worse"
+BY_ONLINE_OTHER = "online gate: an experiment runs another challenger"
+
+
+def online_rule(
+    online: OnlineEvaluationResource, artifacts: ArtifactsResource, challenger: str
+) -> tuple[str | None, dict[str, object]]:
+    """With the online gate on and an experiment running: (why the challenger must not be promoted, or None when
+    the online result allows it; the metadata saying what was measured). Gate off or no experiment: (None, {}).
+
+    The experiment compares its challenger with production on live traffic, so only that version has an online
+    result: it may be promoted unless the result is significantly worse (`recsys.online_evaluation`'s verdict, the
+    asset's test on the same data). Any other version would replace the production the experiment measures against
+    (`gamerec models promote` refuses that too): kept out until the experiment ends."""
+    if not online.gate:
+        return None, {}
+    running = ExperimentStore(artifacts.store(), MODEL_NAME).current()
+    if running is None:
+        return None, {"online_gate": "on", "online_experiment": "none running"}
+    meta: dict[str, object] = {
+        "online_gate": "on",
+        "online_experiment": running.name,
+        "online_mode": running.mode,
+        "online_challenger": running.challenger,
+    }
+    if running.challenger != challenger:
+        return (
+            f"experiment {running.name!r} runs challenger {running.challenger} against production {running.production}"
+            f"; {challenger} has no online result, and promoting it would end the comparison: stop or promote the "
+            "experiment first (`gamerec experiments stop | promote`)",
+            meta,
+        )
+    verdict = online.evaluate([running], only=running.name).verdict(running.name) or {}
+    meta |= {
+        "online_verdict": str(verdict.get("verdict", "not yet significant")),
+        "online_metric": str(verdict.get("metric", "")),
+        "online_effect": verdict.get("effect"),
+        "online_p_value": verdict.get("p_value"),
+        "online_alpha": online.alpha,
+        "online_impressions": verdict.get("impressions", 0),
+    }
+    if verdict.get("verdict") == "challenger worse":
+        return (
+            f"online: in experiment {running.name!r} the challenger is significantly worse ({verdict['metric']} "
+            f"effect {verdict['effect']:+.4f}, always-valid p {verdict['p_value']:.4g} <= {online.alpha})",
+            meta,
+        )
+    return None, meta
 
 
 @dg.asset(group_name="serving", kinds={"registry"}, deps=[evaluation_report])
@@ -273,6 +327,7 @@ def production_model(
     user_logs: pl.DataFrame,
     game_features: pl.DataFrame,
     artifacts: ArtifactsResource,
+    online: OnlineEvaluationResource,
 ) -> dg.MaterializeResult:
     """The registry's `production` alias: what the API serves. Runs only after the blocking gate passed.
 
@@ -284,6 +339,10 @@ def production_model(
     parameters re-scored under the challenger's split. The metadata names the `rule` that decided, with both
     figures. Never across a change of source (catalogue or interactions): the two figures do not compare, so this
     fails and `gamerec models promote VERSION` is the explicit way.
+
+    The online rule (GAMEREC_ONLINE_GATE=true, off by default): while an experiment runs, its challenger is promoted
+    only when the offline rule above passes and the online result is not significantly worse (`online_rule`); any
+    other version is kept out until the experiment ends. `decided_by` names the rule that decided.
     """
     registry = artifacts.registry(MODEL_NAME)
     challenger = str(item_similarity.version)
@@ -318,16 +377,63 @@ def production_model(
             context.log.warning(f"keeping {champion}: challenger {challenger} {figures} on the trusted holdout")
             rule = f"{RULE_FELL}: {figures}; promote it explicitly with `gamerec models promote {challenger}`"
             return dg.MaterializeResult(
-                metadata={**meta, "decision": "kept champion", "rule": rule, "version": champion}
+                metadata={
+                    **meta,
+                    "decision": "kept champion",
+                    "rule": rule,
+                    "decided_by": BY_OFFLINE,
+                    "version": champion,
+                }
             )
         meta["rule"] = f"{RULE_SAME}: {GATE_METRIC} {score:.4f} >= {best:.4f} - {config.tolerance}"
     else:
         meta["rule"] = RULE_NO_CHAMPION if champion is None else "already production"
+    refusal, online_meta = online_rule(online, artifacts, challenger) if champion != challenger else (None, {})
+    meta |= online_meta
+    if refusal is not None:
+        context.log.warning(f"keeping {champion}: {refusal}")
+        worse = online_meta.get("online_verdict") == "challenger worse"
+        return dg.MaterializeResult(
+            metadata={
+                **meta,
+                "decision": "kept champion",
+                "rule": refusal,
+                "decided_by": BY_ONLINE_WORSE if worse else BY_ONLINE_OTHER,
+                "version": str(champion),
+            }
+        )
+    if not online_meta:
+        meta["decided_by"] = BY_OFFLINE
+    elif "online_verdict" in online_meta:
+        meta["decided_by"] = BY_ONLINE_NOT_WORSE
+        meta["rule"] = f"{meta['rule']}; online: {online_meta['online_verdict']} (not significantly worse)"
+    else:
+        meta["decided_by"] = BY_OFFLINE_NO_EXPERIMENT
     state = registry.promote(challenger, reason=f"dagster run {context.run_id}")
     context.log.info(f"production: {champion} -> {state['version']}")
+    if "online_verdict" in online_meta:  # the experiment's challenger is production now: the experiment is over
+        ended = end_experiment(artifacts, str(online_meta["online_experiment"]), context.run_id)
+        meta["online_experiment_ended"] = ended
     return dg.MaterializeResult(
         metadata={**meta, "decision": "promoted", "version": state["version"], "registry": artifacts.store().describe()}
     )
+
+
+def end_experiment(artifacts: ArtifactsResource, name: str, run_id: str) -> str:
+    """Record the experiment as promoted and clear the `challenger` alias, as `gamerec experiments promote` does;
+    what happened (a concurrent stop may have ended it already)."""
+    registry = artifacts.registry(MODEL_NAME)
+    try:
+        ExperimentStore(registry.store, registry.name).end(
+            "challenger promoted by production_model (online gate)",
+            status="promoted",
+            by=f"dagster run {run_id}",
+            only=name,
+        )
+    except ExperimentError as exc:
+        return f"not recorded: {exc}"
+    registry.set_challenger(None, reason=f"experiment {name} promoted")
+    return "recorded as promoted; challenger alias cleared"
 
 
 @dg.asset_check(asset=production_model, description="The production alias resolves to a complete, loadable model.")

@@ -14,6 +14,7 @@ import dagster as dg
 from gamerec_assets import backends
 from gamerec_assets.io_managers import ArtifactIOManager, TableIOManager
 from gamerec_assets.recsys.rawg_pages import BUNDLED_SNAPSHOT
+from gamerec_assets.resources.online_gate import OnlineEvaluationResource
 from gamerec_assets.resources.rawg import LiveRawgClient, RawgClient, SnapshotRawgClient
 from gamerec_assets.resources.sources import CatalogueFileClient, InteractionSources
 from gamerec_assets.resources.storage import (
@@ -81,6 +82,13 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             burst_new_users=settings.retrain.burst_new_users,
             game_growth=settings.retrain.trust_game_growth,
             game_floor=settings.retrain.trust_game_floor,
+        ),
+        "online": OnlineEvaluationResource(  # online evaluation and production_model's online rule (issue #23)
+            tables=tables,
+            artifacts=artifacts,
+            gate=settings.online.gate,
+            alpha=settings.online.alpha,
+            retention_days=settings.online.retention_days,
         ),
         "sources": InteractionSources(
             catalog=settings.sources.catalog,

@@ -9,4 +9,5 @@ ASSETS = {
     "evaluation_report",
     "production_model",
     "batch_recommendations",
+    "online_evaluation",
 }

@@ -29,6 +29,10 @@ def test_definitions_load_with_lineage(gamerec_home) -> None:
     assert parents["item_similarity"] == {"user_logs", "game_features"}
     assert parents["production_model"] == {"item_similarity", "evaluation_report", "user_logs", "game_features"}
     assert "production_model" in parents["batch_recommendations"]
+    assert parents["online_evaluation"] == {"interaction_events"}  # issue 23: observes the events
+    # the schedule and the events sensor run refresh_all, which materializes the online evaluation too
+    refresh = defs.resolve_job_def("refresh_all")
+    assert dg.AssetKey("online_evaluation") in refresh.asset_layer.executable_asset_keys
     checks = {c.name for c in graph.asset_check_keys}
     assert "item_similarity_beats_popularity" in checks and len(checks) >= 9
     schedule = defs.resolve_schedule_def("daily_refresh")
@@ -76,6 +80,21 @@ def test_rawg_tracking_and_sources_come_from_settings(gamerec_home) -> None:
     assert "not-to-be-stored" not in repr(live["rawg"])  # the key stays a dg.EnvVar until the run starts
     assert live["tracker"].mode == "online"
     assert live["sources"].steam_path == "/data/steam.csv.gz"
+
+
+def test_online_evaluation_settings_reach_its_resource(gamerec_home) -> None:
+    default = build_definitions({"GAMEREC_HOME": str(gamerec_home)}).resources["online"]
+    assert (default.gate, default.alpha, default.retention_days) == (False, 0.05, 30.0)
+    assert default.tables.url.startswith("sqlite:///")
+    env = {
+        "GAMEREC_HOME": str(gamerec_home),
+        "GAMEREC_ONLINE_GATE": "true",
+        "GAMEREC_ONLINE_ALPHA": "0.01",
+        "GAMEREC_ONLINE_RETENTION_DAYS": "14",
+    }
+    online = build_definitions(env).resources["online"]
+    assert (online.gate, online.alpha, online.retention_days) == (True, 0.01, 14.0)
+    assert online.params().alpha == 0.01
 
 
 def test_definitions_apply_the_thread_setting(gamerec_home) -> None:

@@ -14,6 +14,7 @@ from gamerec_assets.settings import (
     ApiSettings,
     IngestSettings,
     InstanceSettings,
+    OnlineSettings,
     RawgSettings,
     ScaleSettings,
     Settings,
@@ -48,6 +49,7 @@ def test_defaults_without_variables() -> None:
     assert s.api == ApiSettings()
     assert (s.api.host, s.api.port, s.api.reload_interval, s.api.predict_cache) == ("127.0.0.1", 8000, 30.0, 10_000)
     assert s.api.admin_token is None and s.api.metrics_dir is None
+    assert s.online == OnlineSettings(gate=False, alpha=0.05, retention_days=30.0)  # the online gate is off
 
 
 def test_every_variable_is_parsed(tmp_path: Path) -> None:
@@ -109,6 +111,10 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
         "GAMEREC_MAX_HEADER_BYTES": "32768",
         "GAMEREC_MAX_HEADERS": "50",
+        # online evaluation (issue 23 part 2)
+        "GAMEREC_ONLINE_GATE": "on",
+        "GAMEREC_ONLINE_ALPHA": "0.01",
+        "GAMEREC_ONLINE_RETENTION_DAYS": "7",
     }
     assert set(env) == set(VARIABLES)  # this test covers every variable settings.py reads
     s = Settings.from_env(env)
@@ -141,6 +147,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         32768,
         50,
     )
+    assert s.online == OnlineSettings(gate=True, alpha=0.01, retention_days=7.0)
     # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
     text = repr(s)
     for secret in (
@@ -208,6 +215,10 @@ def test_thread_setting_reaches_the_kernels() -> None:
         ("GAMEREC_INTERACTIONS", "steam", "'steam' needs a path"),
         ("GAMEREC_INTERACTIONS", "rawg", "GAMEREC_INTERACTIONS must be 'simulated' or 'steam:<path>' or 'file:<path>'"),
         ("GAMEREC_INTERACTIONS", "simulated:x", "GAMEREC_INTERACTIONS must be"),
+        ("GAMEREC_ONLINE_GATE", "maybe", "GAMEREC_ONLINE_GATE must be true or false"),
+        ("GAMEREC_ONLINE_ALPHA", "0", "GAMEREC_ONLINE_ALPHA must be a number >= 1e-06"),
+        ("GAMEREC_ONLINE_ALPHA", "0.5", "GAMEREC_ONLINE_ALPHA must be a number in [1e-06, 0.5)"),
+        ("GAMEREC_ONLINE_RETENTION_DAYS", "0.5", "GAMEREC_ONLINE_RETENTION_DAYS must be a number >= 1.0"),
     ],
 )
 def test_bad_values_name_their_variable(variable: str, value: str, message: str) -> None:

@@ -16,7 +16,8 @@ from gamerec_assets.assets.modeling import (
     production_model_loadable,
 )
 from gamerec_assets.recsys.models import build_model
-from gamerec_assets.resources.storage import LocalArtifactsResource
+from gamerec_assets.resources.online_gate import OnlineEvaluationResource
+from gamerec_assets.resources.storage import LocalArtifactsResource, TablesResource
 from gamerec_assets.resources.tracking import ExperimentTracker
 
 FIXED = ItemSimilarityConfig(strategy="fixed", neighbors=50, serving_neighbors=50)
@@ -40,7 +41,11 @@ def test_item_similarity_fits_the_configured_model_and_records_it(
 
 
 def test_release_path_alone(
-    logs: pl.DataFrame, features: pl.DataFrame, tracker: ExperimentTracker, artifacts: LocalArtifactsResource
+    logs: pl.DataFrame,
+    features: pl.DataFrame,
+    tracker: ExperimentTracker,
+    artifacts: LocalArtifactsResource,
+    no_events: TablesResource,
 ) -> None:
     artifact = item_similarity(dg.build_asset_context(), FIXED, logs, features, tracker).value
     registry = artifacts.registry()
@@ -55,6 +60,10 @@ def test_release_path_alone(
     assert report.metadata["model_version"].value == published.version
     assert evaluation_report_complete(report.value).passed
 
-    result = production_model(dg.build_asset_context(), ProductionModelConfig(), published, logs, features, artifacts)
+    online = OnlineEvaluationResource(tables=no_events, artifacts=artifacts)  # the online gate is off by default
+    result = production_model(
+        dg.build_asset_context(), ProductionModelConfig(), published, logs, features, artifacts, online
+    )
     assert result.metadata["decision"] == "promoted" and registry.production() == published.version
+    assert result.metadata["decided_by"] == "offline gate"
     assert production_model_loadable(artifacts).passed
