@@ -27,15 +27,14 @@ def instance() -> dg.DagsterInstance:
         yield inst
 
 
-def materialize(home: Path, instance: dg.DagsterInstance) -> dict:
-    settings = Settings.from_env({"GAMEREC_HOME": str(home)})
-    result = dg.materialize([online_evaluation], resources=build_resources(settings), instance=instance)
+def materialize(env: dict[str, str], instance: dg.DagsterInstance) -> dict:
+    result = dg.materialize([online_evaluation], resources=build_resources(Settings.from_env(env)), instance=instance)
     assert result.success
     return result.asset_materializations_for_node("online_evaluation")[0].metadata
 
 
 def test_without_an_experiment_it_publishes_an_empty_table(gamerec_home: Path, instance: dg.DagsterInstance) -> None:
-    meta = materialize(gamerec_home, instance)
+    meta = materialize({"GAMEREC_HOME": str(gamerec_home)}, instance)
     assert meta["verdict"].value == "no experiment recorded: nothing to evaluate"
     assert meta["experiments"].value == 0 and meta["running"].value == "none"
     assert meta["dagster/row_count"].value == 0
@@ -45,8 +44,14 @@ def test_without_an_experiment_it_publishes_an_empty_table(gamerec_home: Path, i
     assert table.height == 0 and {"experiment", "variant", "ctr", "preference_share"} <= set(table.columns)
 
 
-def test_an_ab_experiment_gets_its_figures_verdict_and_plot(gamerec_home: Path, instance: dg.DagsterInstance) -> None:
-    storage = Settings.from_env({"GAMEREC_HOME": str(gamerec_home)}).storage
+@pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
+def test_an_ab_experiment_gets_its_figures_verdict_and_plot(
+    gamerec_home: Path, instance: dg.DagsterInstance, backend: str, request: pytest.FixtureRequest
+) -> None:
+    env = {"GAMEREC_HOME": str(gamerec_home)}
+    if backend == "mariadb":  # the tables (experiment_answers, interaction_events, the result) on the real MariaDB
+        env["GAMEREC_MYSQL_URL"] = str(request.getfixturevalue("mysql_db")["url"])
+    storage = Settings.from_env(env).storage
     ExperimentStore(backends.artifact_store(storage)).start("online-test", C, P, 0.5, "ab", by="test")
     assert seed_ab_traffic(storage, P, C, ctr_p=0.05, ctr_c=0.10) > 0
     # an answer served long before the retention window: pruned, never counted
@@ -55,7 +60,7 @@ def test_an_ab_experiment_gets_its_figures_verdict_and_plot(gamerec_home: Path, 
         [AnswerRecord(old, "online-test", "c", C, "", "u", 1, (1,), "c")]
     )
 
-    meta = materialize(gamerec_home, instance)
+    meta = materialize(env, instance)
     assert meta["pruned_answers"].value == 1 and meta["running"].value == "online-test"
     assert meta["verdict"].value.startswith("online-test: challenger better (ctr 0.1000 vs 0.0500")
     assert "| online-test | ab | ctr |" in meta["verdicts"].value
