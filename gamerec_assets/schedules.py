@@ -16,7 +16,7 @@ refresh_all = dg.define_asset_job(
     "refresh_all",
     selection=REFRESH_SELECTION,
     description="Rebuild every asset: ingestion -> features -> interactions (+ events) -> model -> report -> "
-    "recommendations.",
+    "recommendations, and the online evaluation of experiments.",
 )
 
 

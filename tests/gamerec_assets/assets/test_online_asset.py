@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from gamerec_assets import backends
+from gamerec_assets.assets.modeling import online_rule
 from gamerec_assets.assets.online import online_evaluation
 from gamerec_assets.recsys.experiment_ids import Attribution, tag
 from gamerec_assets.resources.from_settings import build_resources
@@ -72,3 +73,15 @@ def test_an_ab_experiment_gets_its_figures_verdict_and_plot(
     assert total["challenger"]["ctr"] == pytest.approx(0.10) and total["production"]["ctr"] == pytest.approx(0.05)
     assert total["challenger"]["ctr_low"] < 0.10 < total["challenger"]["ctr_high"]
     assert total["challenger"]["model_version"] == C and table["day"].n_unique() == 3  # two days and the total
+
+
+def test_the_online_rule_stands_aside_when_off_or_without_an_experiment(gamerec_home: Path) -> None:
+    resources = build_resources(Settings.from_env({"GAMEREC_HOME": str(gamerec_home), "GAMEREC_ONLINE_GATE": "on"}))
+    online, artifacts = resources["online"], resources["artifacts"]
+    assert online_rule(online.model_copy(update={"gate": False}), artifacts, C) == (None, {})
+    assert online_rule(online, artifacts, C) == (None, {"online_gate": "on", "online_experiment": "none running"})
+    ExperimentStore(artifacts.store()).start("running", C, P, 0.1, "interleave", by="test")
+    refusal, meta = online_rule(online, artifacts, "v20260103T000000-cccccc")
+    assert refusal is not None and "has no online result" in refusal and meta["online_experiment"] == "running"
+    refusal, meta = online_rule(online, artifacts, C)  # no traffic yet: not significantly worse
+    assert refusal is None and meta["online_verdict"] == "not yet significant" and meta["online_impressions"] == 0
