@@ -85,7 +85,8 @@ def plot(result: OnlineResult) -> dg.MetadataValue:
         part = part.sort("day")
         ctr = part["ctr"].to_numpy()
         err = np.vstack([ctr - part["ctr_low"].to_numpy(), part["ctr_high"].to_numpy() - ctr])
-        left.errorbar(part["day"].to_list(), ctr, yerr=err, marker="o", capsize=3, label=f"{exp} {variant}/{team}")
+        label = f"{exp} {team} team" if variant == "interleave" else f"{exp} {variant}"
+        left.errorbar(part["day"].to_list(), ctr, yerr=err, marker="o", capsize=3, label=label)
     left.set_ylabel("CTR (95 % Wilson)" if result.params.alpha == 0.05 else "CTR (Wilson)")
     left.set_title("CTR per day")
     left.legend(fontsize=7)
