@@ -232,6 +232,17 @@ def test_interleaving_credit_on_a_hand_built_example() -> None:
     assert verdict["unattributed_events"] == 1
     assert verdict["verdict"] == "not yet significant"  # 3 decisive answers prove nothing
 
+    # under an interleaving experiment the API splits /games/{id}/similar A/B: those answers get rows of their own,
+    # and the verdict stays the interleaved answers'
+    similar = f"s1~mix~c~{C}"
+    mixed = evaluate(
+        frame.vstack(events((similar, 50, "click", T0 + 1))),
+        rows.vstack(answers(answer(similar, [50, 51], "cc", arm="c"))),
+    )
+    challenger_rows = mixed.metrics.filter((pl.col("day") == TOTAL) & (pl.col("variant") == "challenger"))
+    assert challenger_rows.select("mode", "impressions", "clicks").row(0) == ("ab", 2, 1)
+    assert mixed.verdicts.drop("outside_answer").equals(result.verdicts.drop("outside_answer"))
+
 
 def _ab_data(n: int, ctr_p: float, ctr_c: float, days: int = 4) -> tuple[pl.DataFrame, pl.DataFrame]:
     """n answers of 5 games per arm and day, the first round(ctr × 5n) games of each day's arm clicked."""
