@@ -17,6 +17,7 @@ from gamerec_assets.recsys.model_artifact import ArtifactError
 from gamerec_assets.settings import Settings
 from gamerec_assets.store import ModelRegistry, RegistryError
 from gamerec_assets.store.artifact_store import ArtifactStoreError
+from gamerec_assets.store.experiment_answers import ExperimentAnswers
 from gamerec_assets.store.experiments import ExperimentError, ExperimentStore, operator
 from gamerec_assets.store.registry import MODEL_NAME, check_version
 from gamerec_assets.store.table_store import TableStoreError
@@ -104,6 +105,7 @@ def experiments_start(args: argparse.Namespace) -> int:
     if production is None:
         raise ExperimentError("no production model yet: materialize the graph (make materialize) first")
     registry.load(challenger)  # refused before anything is recorded
+    ExperimentAnswers(backends.table_store(Settings.from_env().storage)).ensure()  # before any worker appends
     exp = _experiments(registry).start(
         args.name or _default_name(), challenger, production, args.traffic, args.mode, by=operator()
     )

@@ -32,10 +32,10 @@ from gamerec_assets.recsys.catalogue_file import DataFileError
 from gamerec_assets.recsys.event_trust import Champion, assess
 from gamerec_assets.recsys.feedback import EVENT_WEIGHTS, check_event_weights, event_pairs, iso, merge_event_pairs
 from gamerec_assets.recsys.interaction_file import LOG_SCHEMA, read_interactions
-from gamerec_assets.recsys.linking import STEAM_ONLY_BASE, link_titles
+from gamerec_assets.recsys.linking import STEAM_ONLY_BASE
 from gamerec_assets.recsys.provenance import logs_version
 from gamerec_assets.recsys.simulate import SimulationParams, simulate_user_logs
-from gamerec_assets.recsys.steam import implicit_weight, read_steam_log
+from gamerec_assets.recsys.steam import read_steam_log, steam_interactions
 from gamerec_assets.resources.sources import InteractionSources, catalog_label
 from gamerec_assets.resources.storage import ArtifactsResource, TablesResource
 from gamerec_assets.resources.trust import EventTrustResource, production_champion
@@ -119,12 +119,7 @@ def steam_user_logs(path: str, game_features: pl.DataFrame) -> tuple[pl.DataFram
         log = read_steam_log(path)
     except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
         raise dg.Failure(description=f"user_logs: cannot read the Steam log {path}: {exc}") from exc
-    links = link_titles(log["title"], game_features)
-    log = log.with_columns(pl.Series("weight", implicit_weight(log["hours"].to_numpy()), dtype=pl.Float64))
-    logs = log.join(links, on="title", how="left", maintain_order="left").select(
-        pl.col("user_id").cast(pl.Utf8), "game_id", "weight", "title"
-    )
-    logs = logs.group_by("user_id", "game_id", maintain_order=True).agg(pl.col("weight").max(), pl.col("title").first())
+    logs, links = steam_interactions(log, game_features)
     per_rule = links.group_by("rule").len()
     linked_titles = int(links.filter(pl.col("rule") != "unmatched").height)
     linked_rows = int(logs.filter(pl.col("game_id") < STEAM_ONLY_BASE).height)

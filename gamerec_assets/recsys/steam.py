@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from gamerec_assets.recsys.linking import link_titles
+
 RAW_SCHEMA = {
     "user_id": pl.Int64,
     "title": pl.Utf8,
@@ -52,3 +54,16 @@ def implicit_weight(hours: np.ndarray | pl.Series | float) -> np.ndarray:
     if np.any(h < 0):
         raise ValueError("hours must be non-negative")
     return 1.0 + np.log1p(h)
+
+
+def steam_interactions(log: pl.DataFrame, game_features: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(user logs: user_id Utf8, game_id, weight, title; the title links) of a `read_steam_log` frame: each title
+    linked to a catalogue game (`linking.link_titles`; an unmatched title gets its own stable id), weighted by
+    `implicit_weight`, one row per (user, game) with the largest weight (two titles may link to one game)."""
+    links = link_titles(log["title"], game_features)
+    log = log.with_columns(pl.Series("weight", implicit_weight(log["hours"].to_numpy()), dtype=pl.Float64))
+    logs = log.join(links, on="title", how="left", maintain_order="left").select(
+        pl.col("user_id").cast(pl.Utf8), "game_id", "weight", "title"
+    )
+    logs = logs.group_by("user_id", "game_id", maintain_order=True).agg(pl.col("weight").max(), pl.col("title").first())
+    return logs, links

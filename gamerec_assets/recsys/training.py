@@ -114,7 +114,12 @@ def fit_artifact(
     started = time.perf_counter()
     model = build_model(dict(params), content).fit(full.matrix)
     fit_seconds = time.perf_counter() - started
-    similarity = model.similarity
+    # Popularity pairs no items: served as an empty similarity, every answer its popularity fill (the baseline an
+    # online experiment compares against)
+    n = len(item_ids)
+    similarity = getattr(model, "similarity", None)
+    if similarity is None:
+        similarity = sp.csr_matrix((n, n), dtype=np.float32)
     manifest = {
         "parameters": dict(params),
         "weights": "signed" if similarity.nnz and similarity.data.min() < 0 else "similarity",

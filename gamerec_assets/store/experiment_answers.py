@@ -88,12 +88,26 @@ class ExperimentAnswers:
         self.tables.append(EXPERIMENT_ANSWERS_TABLE, self.to_frame(records))
         return len(records)
 
+    def ensure(self) -> None:
+        """Create the (empty) table unless it exists. `gamerec experiments start` calls it before any worker routes
+        traffic: a worker's first append would otherwise publish the table, and two workers' first appends at once
+        would each publish their own rows and one would replace the other's."""
+        if not self.tables.exists(EXPERIMENT_ANSWERS_TABLE):
+            self.tables.write(EXPERIMENT_ANSWERS_TABLE, pl.DataFrame(schema=SCHEMA))
+
     def frame(self, experiment: str | None = None) -> pl.DataFrame:
-        """Every stored answer (of one experiment), oldest first; an empty frame with the schema when none."""
+        """Every stored answer (of one experiment), oldest first; an empty frame with the schema when none (also
+        while a first append is publishing the table: created, not yet recorded)."""
         if not self.tables.exists(EXPERIMENT_ANSWERS_TABLE):
             return pl.DataFrame(schema=SCHEMA)
         where = {"experiment": experiment} if experiment is not None else None
-        return self.tables.read(EXPERIMENT_ANSWERS_TABLE, where=where).sort("served_us", maintain_order=True)
+        try:
+            rows = self.tables.read(EXPERIMENT_ANSWERS_TABLE, where=where)
+        except TableStoreError as exc:
+            if "does not exist" in str(exc):
+                return pl.DataFrame(schema=SCHEMA)
+            raise
+        return rows.sort("served_us", maintain_order=True)
 
     def prune(self, older_than_us: int) -> int:
         """Delete answers served before `older_than_us`; the number deleted."""

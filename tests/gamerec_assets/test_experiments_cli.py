@@ -27,6 +27,11 @@ def test_experiment_lifecycle(cli_registry) -> None:
         "canary", "ab", v2, v1, 0.01,
     )  # fmt: skip
     assert registry.challenger() == v2 and registry.production() == v1
+    from gamerec_assets import backends
+    from gamerec_assets.settings import StorageSettings
+
+    tables = backends.table_store(StorageSettings.from_env(env))  # made before any API worker appends to it
+    assert tables.exists("experiment_answers")
     listing = json.loads(gamerec_main(env, "models", "list", "--json").stdout)
     assert (listing["production"], listing["challenger"]) == (v1, v2)
 

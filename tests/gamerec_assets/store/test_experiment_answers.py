@@ -37,6 +37,15 @@ def test_append_read_prune(answers: ExperimentAnswers) -> None:
     assert answers.frame()["request_id"].to_list() == ["r3~y~c~v2"]
 
 
+def test_ensure_creates_the_table_once_and_appends_keep_every_workers_rows(answers: ExperimentAnswers) -> None:
+    answers.ensure()
+    assert answers.tables.exists("experiment_answers") and answers.frame().height == 0
+    answers.append([_record("r1~x~p~v1", "x", "p", 1_000)])  # appended, not published over
+    answers.append([_record("r2~x~c~v2", "x", "c", 2_000)])
+    answers.ensure()  # a second start: the rows stay
+    assert answers.frame()["request_id"].to_list() == ["r1~x~p~v1", "r2~x~c~v2"]
+
+
 def test_records_are_checked() -> None:
     with pytest.raises(ValueError, match="arm"):
         AnswerRecord("r", "x", "z", "v1", "", "u", 1, (1,), "p")
