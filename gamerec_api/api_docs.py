@@ -6,6 +6,12 @@ no package ships those bundles for a local copy. The documented entry is therefo
 `/schema/openapi.json`, which any tool (Swagger Editor, openapi-generator, schemathesis, an IDE) reads, and
 `/schema` is a page rendered on the server from that same document: every operation with its parameters,
 request body fields with their examples, and responses. No script, no external asset, one local stylesheet.
+
+Descriptions are Markdown (the handlers' docstrings, the schemas' field descriptions): rendered with markdown-it
+(CommonMark, raw HTML off: any HTML in a description is shown as text), block text for the API's and each
+operation's description, inline for table cells. The document's own description is neutral (it is built once);
+the page adds what is served now: the model version, its family and where its players and catalogue come from,
+read from the served version's manifest, and credits RAWG only when the catalogue is RAWG's.
 """
 
 from __future__ import annotations
@@ -16,8 +22,42 @@ from typing import Any
 import msgspec
 from litestar import Request
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
+from markdown_it import MarkdownIt
+
+from gamerec_api.state import ServingState
 
 METHODS = ("get", "post", "put", "patch", "delete", "head")
+DESCRIPTION = (
+    "Game recommendations from the served model version: an item-to-item model (item-based collaborative "
+    "filtering or one of its relatives, chosen by validation) trained on the deployment's game catalogue and play "
+    "logs. `GET /users` says where the served version's players and catalogue come from, `GET /readyz` which "
+    "version is served."
+)
+_MD = MarkdownIt("commonmark", {"html": False})
+
+
+def markdown(text: object) -> str:
+    """Block Markdown as HTML (paragraphs, lists, `code`, **bold**, links); raw HTML is escaped."""
+    return _MD.render(str(text or ""))
+
+
+def markdown_inline(text: object) -> str:
+    """One table cell's Markdown as inline HTML (no paragraph)."""
+    return _MD.renderInline(str(text or ""))
+
+
+def served_now(state: ServingState | None) -> str:
+    """Markdown: what the server answers from right now (empty while nothing is loaded)."""
+    if state is None:
+        return ""
+    family = (state.model.artifact.manifest.get("parameters") or {}).get("model")
+    players = state.source or "not recorded"
+    catalogue = state.catalog_source or "not recorded"
+    out = (
+        f"Served now: model version `{state.version}`" + (f" ({family})" if family else "") + f"; players: "
+        f"`{players}`; catalogue: `{catalogue}`."
+    )
+    return out + (" Data from RAWG (https://rawg.io)." if state.catalog_source == "rawg" else "")
 
 
 def _resolve(schema: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +102,7 @@ def _body(content: dict[str, Any], doc: dict[str, Any]) -> list[str]:
                 example[name] = prop["examples"][0]
             rows.append(
                 f"<tr><td><code>{escape(name)}</code>{' (required)' if name in required else ''}</td>"
-                f"<td>{escape(_type(prop, doc))}</td><td>{escape(str(prop.get('description', '')))}</td></tr>"
+                f"<td>{escape(_type(prop, doc))}</td><td>{markdown_inline(prop.get('description', ''))}</td></tr>"
             )
         out.append("<table><tr><th>field</th><th>type</th><th>description</th></tr>" + "".join(rows) + "</table>")
         if example:
@@ -70,15 +110,17 @@ def _body(content: dict[str, Any], doc: dict[str, Any]) -> list[str]:
     return out
 
 
-def render_html(doc: dict[str, Any], json_url: str, stylesheet: str = "/static/docs.css") -> bytes:
-    """The whole page for an OpenAPI document (a pure function: tested without an app)."""
+def render_html(doc: dict[str, Any], json_url: str, stylesheet: str = "/static/docs.css", served: str = "") -> bytes:
+    """The whole page for an OpenAPI document (a pure function: tested without an app); `served`: Markdown about
+    the served version (`served_now`)."""
     info = doc.get("info", {})
     title = escape(str(info.get("title", "API")))
     out = [
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title} API</title>'
         f'<link rel="stylesheet" href="{escape(stylesheet)}"></head><body>',
         f"<h1>{title} {escape(str(info.get('version', '')))}</h1>",
-        f"<p>{escape(str(info.get('description', '')))}</p>",
+        markdown(info.get("description", "")),
+        markdown(served),
         f'<p>The OpenAPI document: <a href="{escape(json_url)}">{escape(json_url)}</a> (for tools and clients).</p>',
     ]
     for path, item in doc.get("paths", {}).items():
@@ -87,9 +129,9 @@ def render_html(doc: dict[str, Any], json_url: str, stylesheet: str = "/static/d
             if not op:
                 continue
             out.append(f'<section class="op"><h2><span class="method">{method.upper()}</span> {escape(path)}</h2>')
-            out.append(f"<p><strong>{escape(str(op.get('summary', '')))}</strong></p>")
+            out.append(f"<p><strong>{markdown_inline(op.get('summary', ''))}</strong></p>")
             if op.get("description"):
-                out.append(f"<p>{escape(str(op['description']))}</p>")
+                out.append(markdown(op["description"]))
             if op.get("security"):
                 out.append("<p>Requires <code>Authorization: Bearer &lt;token&gt;</code>.</p>")
             params = op.get("parameters", [])
@@ -100,13 +142,13 @@ def render_html(doc: dict[str, Any], json_url: str, stylesheet: str = "/static/d
                     out.append(
                         f"<tr><td><code>{escape(str(p.get('name')))}</code>{req}</td><td>{escape(str(p.get('in')))}"
                         f"</td><td>{escape(_type(p.get('schema', {}), doc))}</td>"
-                        f"<td>{escape(str(p.get('description', '')))}</td></tr>"
+                        f"<td>{markdown_inline(p.get('description', ''))}</td></tr>"
                     )
                 out.append("</table>")
             if body := op.get("requestBody"):
                 out += _body(body.get("content", {}), doc)
             codes = ", ".join(
-                f"<code>{escape(str(code))}</code> {escape(str(r.get('description', '')))}"
+                f"<code>{escape(str(code))}</code> {markdown_inline(r.get('description', ''))}"
                 for code, r in op.get("responses", {}).items()
             )
             out.append(f"<p>Responses: {codes}</p></section>")
@@ -121,7 +163,9 @@ class LocalDocsPlugin(OpenAPIRenderPlugin):
         super().__init__(path=path)
 
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        return render_html(openapi_schema, self.get_openapi_json_route(request))
+        holder = request.app.state.get("holder")
+        served = served_now(getattr(holder, "state", None))
+        return render_html(openapi_schema, self.get_openapi_json_route(request), served=served)
 
 
 def docs_plugins() -> list[OpenAPIRenderPlugin]:

@@ -20,7 +20,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
 
 from gamerec_api.admin_access import AdminStatusController
-from gamerec_api.api_docs import docs_plugins
+from gamerec_api.api_docs import DESCRIPTION, docs_plugins
 from gamerec_api.client_address import TRUSTED_PROXIES, parse_trusted
 from gamerec_api.controllers import (
     AdminController,
@@ -133,7 +133,7 @@ def create_app(
     openapi = OpenAPIConfig(
         title="gamerec_api",
         version="1.0.0",
-        description="Game recommendations (item-based CF over RAWG games). Data from RAWG (https://rawg.io).",
+        description=DESCRIPTION,
         path="/schema",
         render_plugins=docs_plugins(),
         components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),

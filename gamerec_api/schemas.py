@@ -4,7 +4,8 @@
 - `item_cf`: item-based collaborative filtering over a known user's play history (plus any liked games);
 - `basket`: item-CF over the liked games only, for a user without history (cold start);
 - `popular`: the most played games the user has not seen (no history and no liked games, or popularity fill
-  after the item-CF neighbourhood ran out; such items have score 0.0 and no `because`);
+  after the item-CF neighbourhood ran out; such items have no `because`, and their score is the game's plays
+  relative to the most played game's in the model's data, in (0, 1]: not comparable with item-CF scores);
 - `batch`: precomputed offline by the `batch_recommendations` asset (GET /users/{id}/recommendations), served only
   when the table was made by the served model version;
 - `computed`: the same top-10 computed now from the served version, because the table holds another version's
@@ -23,7 +24,7 @@ import msgspec
 from gamerec_assets.recsys import model_artifact
 
 MAX_ID = 2**63 - 1  # ids are int64 in the tables and the model
-GameId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID, description="RAWG game id", examples=[3498])]
+GameId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID, description="game id (the catalogue's)", examples=[3498])]
 MAX_USER_ID = 128  # characters of a user id
 UserIdText = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USER_ID)]
 UserIdNumber = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
@@ -142,8 +143,10 @@ class UserSummary(msgspec.Struct):
 
 class UsersResponse(msgspec.Struct):
     """`total`: users whose id starts with `prefix` (every user for an empty prefix), in the served version.
-    `interaction_source`: where its play logs came from (`simulated`, `steam`, ...; null when the version does not
-    record it); `simulated` says plainly whether the players are made up (null: unknown)."""
+    `interaction_source`: where the version's play logs came from, as its manifest records it: `simulated`, or
+    `file:<file name>` / `steam:<file name>` (an interaction file, the steam-200k log; no directories); null when
+    the version does not record it. `simulated`: whether the players are made up (null: unknown).
+    `catalog_source`: where its catalogue came from: `rawg` or `file:<file name>` (null: not recorded)."""
 
     model_version: str
     prefix: str
@@ -151,6 +154,7 @@ class UsersResponse(msgspec.Struct):
     items: list[UserSummary]
     interaction_source: str | None
     simulated: bool | None
+    catalog_source: str | None = None
 
 
 class HistoryResponse(msgspec.Struct):
@@ -236,7 +240,9 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True):
         str | int,
         msgspec.Meta(description="a string of 1..128 characters, or an integer (the user of its decimal string)"),
     ]
-    game_id: Annotated[int, msgspec.Meta(description="RAWG game id (positive); unknown games are stored too")]
+    game_id: Annotated[
+        int, msgspec.Meta(description="game id (the catalogue's, positive); unknown games are stored too")
+    ]
     type: Annotated[
         EventType,
         msgspec.Meta(

@@ -50,15 +50,22 @@ class NoServingData(InvalidVersion):
 
 @dataclass(frozen=True)
 class Fragments:
-    """Per model item: the constant part of an item object, its id as JSON and its {game_id, name} reference."""
+    """Per model item: the constant part of an item object, the whole object as popularity fill, its id as JSON
+    and its {game_id, name} reference."""
 
     item_head: tuple[bytes, ...]  # b'{"game_id":..,"name":..,"genres":..,"rating":..,"background_image":..,"score":'
+    popular_item: tuple[bytes, ...]  # item_head + b'<fill score>,"source":"popular","because":[]},' (score: per item)
     id_json: tuple[bytes, ...]  # the game id as JSON
     ref: tuple[bytes, ...]  # b'{"game_id":..,"name":..}'
     version: bytes  # the model version as a JSON string
 
 
-def build_fragments(cards: tuple[GameCard, ...], version: str) -> Fragments:
+POPULAR_TAIL = b',"source":"popular","because":[]},'
+
+
+def build_fragments(cards: tuple[GameCard, ...], version: str, fill_scores: np.ndarray) -> Fragments:
+    """`fill_scores`: per item, its score as popularity fill (`ServingModel.popular_score`), rounded to 6 places
+    like every score; a fill item is then one precomputed fragment on the request path."""
     encode = msgspec.json.encode
     heads, refs = [], []
     for c in cards:
@@ -73,26 +80,32 @@ def build_fragments(cards: tuple[GameCard, ...], version: str) -> Fragments:
         )
         heads.append(obj[:-1] + b',"score":')
         refs.append(encode({"game_id": c.game_id, "name": c.name}))
-    return Fragments(tuple(heads), tuple(encode(c.game_id) for c in cards), tuple(refs), encode(version))
+    fill = [encode(round(x, 6)) for x in np.asarray(fill_scores, np.float64).tolist()]
+    popular = tuple(h + f + POPULAR_TAIL for h, f in zip(heads, fill, strict=True))
+    return Fragments(tuple(heads), popular, tuple(encode(c.game_id) for c in cards), tuple(refs), encode(version))
 
 
-def interaction_source(manifest: Mapping[str, Any]) -> str | None:
-    """Where the version's play logs came from (`simulated`, `steam`, ...), or None when the manifest does not say.
+def public_source(spec: object) -> str | None:
+    """A source as the API shows it: `simulated`, `rawg`, or `<kind>:<file name>` (`file:interactions.csv`,
+    `steam:steam-200k.csv.gz`); None for a missing or `unknown` one. The directories are left out: the page is
+    public, the server's file layout is not its business."""
+    if not isinstance(spec, str) or not spec or spec == "unknown":
+        return None
+    kind, sep, path = spec.partition(":")
+    if not sep:
+        return spec[:100]
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return f"{kind}:{name}"[:100] if name else kind[:100]
 
-    Read defensively: the training manifest records it as `source` (a name, or an object with the kind of the
-    interactions); older versions have nothing, and the page then says it cannot tell."""
-    for holder in (manifest, manifest.get("training_data") or {}):
-        value = holder.get("source") if isinstance(holder, Mapping) else None
-        if isinstance(value, Mapping):
-            for key in ("interactions", "user_logs", "kind", "source", "name", "type"):
-                inner = value.get(key)
-                if isinstance(inner, Mapping):
-                    inner = inner.get("source") or inner.get("kind")
-                if isinstance(inner, str) and inner:
-                    return inner[:100]
-        elif isinstance(value, str) and value:
-            return value[:100]
-    return None
+
+def data_sources(manifest: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(interactions, catalogue) the version was trained on, from its manifest's `data` block (what
+    `recsys.provenance.provenance` records: `interactions` = the `user_logs` source spec, `catalog` = `rawg` or
+    `file:<path>`), as `public_source` shows them; None where the version does not record it (older versions)."""
+    data = manifest.get("data")
+    if not isinstance(data, Mapping):
+        return None, None
+    return public_source(data.get("interactions")), public_source(data.get("catalog"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,7 +119,8 @@ class ServingState:
     hist_indices: np.ndarray  # int64 model item indices, sorted within each user (the kernel's input type)
     search_index: tuple[tuple[str, int], ...]  # (lower-case name, item index), most popular first
     fragments: Fragments  # pre-encoded JSON per item for /predict
-    source: str | None = None  # where the version's play logs came from (`interaction_source`)
+    source: str | None = None  # where the version's play logs came from (`data_sources`), None: not recorded
+    catalog_source: str | None = None  # where its catalogue came from (`rawg`, `file:<name>`), None: not recorded
     cache_size: int = 0  # /predict answers kept per state (0: off); a swap starts an empty cache
     loaded_at: float = field(default_factory=time.time)
     # (user row or -1 for "no history", k) -> (JSON after the user id, source, the answer's game ids for its event
@@ -214,6 +228,7 @@ def build_state(model: ServingModel, cache_size: int = 0) -> ServingState:
         )
     cards = cards_of(users.cards)  # the API's own type, converted once per version
     search_index = tuple((cards[i].name.lower(), i) for i in users.search_order.tolist())
+    source, catalog_source = data_sources(model.artifact.manifest)
     return ServingState(
         version=model.version,
         model=model,
@@ -223,8 +238,9 @@ def build_state(model: ServingModel, cache_size: int = 0) -> ServingState:
         hist_indptr=np.asarray(users.hist_indptr, np.int64),
         hist_indices=_widen(users.hist_indices),
         search_index=search_index,
-        fragments=build_fragments(cards, model.version),
-        source=interaction_source(model.artifact.manifest),
+        fragments=build_fragments(cards, model.version, model.popular_score),
+        source=source,
+        catalog_source=catalog_source,
         cache_size=cache_size,
     )
 

@@ -2,7 +2,8 @@
 
 /predict's body is assembled from JSON fragments precomputed per game at load time (`state.Fragments`): per
 request only the scores, the `because` ids and the list structure are formatted (one flat list of byte strings,
-one join; the scores in one msgspec call). The bytes decode to `PredictResponse` (a test checks it with msgspec
+one join; the scores in one msgspec call). A popularity-fill item is one precomputed object, its fill score
+(`ServingModel.popular_score`) included. The bytes decode to `PredictResponse` (a test checks it with msgspec
 in strict mode, and schemathesis validates them against the OpenAPI schema). The other answers are msgspec
 Structs built from the version's `GameCard`s (the API's own type, converted once at load).
 """
@@ -19,7 +20,6 @@ from gamerec_assets.recsys.served_model import Recommended
 _encode = msgspec.json.encode
 _SOURCE = {s: b',"source":"' + s.encode() + b'","items":[' for s in ("item_cf", "basket", "popular")}
 _SOURCE_CF = b',"source":"item_cf","because":['
-_SOURCE_POP = b'0.0,"source":"popular","because":[]},'
 
 
 def with_user(text: str, rest: bytes) -> bytes:
@@ -56,15 +56,14 @@ def answer_games(state: ServingState, idx: list[int]) -> bytes:
 def predict_rest(state: ServingState, rec: Recommended, source: Source, reasons: list[int]) -> bytes:
     """The /predict body after the user id: model version, source, items and `because_games`."""
     fragments = state.fragments
-    heads, id_json = fragments.item_head, fragments.id_json
+    heads, id_json, popular = fragments.item_head, fragments.id_json, fragments.popular_item
     n_cf = rec.n_cf
     out = [b',"model_version":', fragments.version, _SOURCE[source]]
     if n_cf:
         scores = _encode([round(x, 6) for x in rec.scores[:n_cf]])[1:-1].split(b",")
         for i, score, because in zip(rec.idx, scores, rec.because, strict=False):
             out += (heads[i], score, _SOURCE_CF, b",".join([id_json[j] for j in because]), b"]},")
-    for i in rec.idx[n_cf:]:
-        out += (heads[i], _SOURCE_POP)
+    out += [popular[i] for i in rec.idx[n_cf:]]  # whole precomputed objects, with the item's fill score
     if len(out) > 3:
         out[-1] = out[-1][:-1]  # the last item's trailing comma
     out += (b'],"because_games":[', b",".join([fragments.ref[j] for j in reasons]), b"]}")
@@ -87,7 +86,7 @@ def interleaved_rest(version: bytes, source: Source, picks: list[tuple[ServingSt
             score = _encode(round(rec.scores[j], 6))
             out += (fragments.item_head[i], score, _SOURCE_CF, b",".join(because), b"]},")
         else:
-            out += (fragments.item_head[i], _SOURCE_POP)
+            out.append(fragments.popular_item[i])
     if len(out) > 3:
         out[-1] = out[-1][:-1]
     out += (b'],"because_games":[', b",".join(refs.values()), b"]}")

@@ -12,7 +12,7 @@ from gamerec_api import answers
 from gamerec_api.controllers.common import ERRORS_READ, ModelLoading, game_index, holder_of, serving
 from gamerec_api.schemas import MAX_ID, GameCard, SearchResponse, SimilarResponse
 
-GamePath = Annotated[int, Parameter(ge=0, le=MAX_ID, description="RAWG game id")]
+GamePath = Annotated[int, Parameter(ge=0, le=MAX_ID, description="game id (the catalogue's)")]
 
 
 class GamesController(Controller):

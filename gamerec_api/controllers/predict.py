@@ -25,9 +25,10 @@ class PredictController(Controller):
         description=(
             "`source`: `item_cf` (the user's play history, plus liked games), `basket` (liked games only: a user "
             "without history), `popular` (nothing known, or the item-CF neighbourhood yielded nothing). Per item, "
-            "`source` tells item-CF from popularity fill (score 0.0, empty `because`). Never returns a played or "
-            "liked game, nor one the user disliked (realtime events). `because`: up to 3 played/liked game ids most "
-            "similar to the recommended game."
+            "`source` tells item-CF from popularity fill (empty `because`; score: the game's plays relative to the "
+            "most played game's in the model's data, in (0, 1], not comparable with item-CF scores). Never returns "
+            "a played or liked game, nor one the user disliked (realtime events). `because`: up to 3 played/liked "
+            "game ids most similar to the recommended game."
         ),
         raises=[ValidationException, BodyTooLarge, UnsupportedMediaType, ModelLoading],
         responses={200: ResponseSpec(PredictResponse, description="Recommended games, best first")},

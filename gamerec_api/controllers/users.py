@@ -23,9 +23,8 @@ UserPath = Annotated[str, Parameter(min_length=1, max_length=MAX_USER_ID, descri
 
 
 def simulated(source: str | None) -> bool | None:
-    if source is None:
-        return None
-    return "simul" in source.lower()
+    """Whether the players are made up: the `simulated` source (None: the version does not say)."""
+    return None if source is None else source == "simulated"
 
 
 class UsersController(Controller):
@@ -56,6 +55,7 @@ class UsersController(Controller):
             items=[UserSummary(u, c) for u, c in zip(ids, counts, strict=True)],
             interaction_source=current.source,
             simulated=simulated(current.source),
+            catalog_source=current.catalog_source,
         )
 
     @get("/{user_id:str}/history", summary="Games a user played (in the served version)", raises=ERRORS_READ)

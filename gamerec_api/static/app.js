@@ -223,8 +223,17 @@ async function search() {
 
 const gamesText = (n) => `${n} ${n === 1 ? "game" : "games"}`;
 
+// Ids are up to 128 characters: a long one is shortened in the middle in the list (both ends stay readable)
+// and given whole in the tooltip, the select's own tooltip, the search results and the "Games … played" title.
+const SHORT_ID = 28;
+function shortId(id) {
+  const chars = [...id];
+  return chars.length <= SHORT_ID ? id : `${chars.slice(0, 16).join("")}…${chars.slice(-10).join("")}`;
+}
+
 function playerOption(u) {
-  return el("option", { value: u.user_id }, `Player ${u.user_id} (${gamesText(u.games_played)})`);
+  return el("option", { value: u.user_id, title: u.user_id },
+    `Player ${shortId(u.user_id)} (${gamesText(u.games_played)})`);
 }
 
 // Select a player (adding it to the list when it came from the id search) and show what they played.
@@ -238,6 +247,7 @@ function choosePlayer(u) {
 // The player's own games next to the recommendations, so "because you played" can be judged.
 async function showPlayed() {
   const userId = player();
+  $("user").title = userId; // the whole id, however long (the list shortens it)
   if (!userId) { $("played-section").hidden = true; return; }
   try {
     const res = await api(`/users/${encodeURIComponent(userId)}/history`);
@@ -250,14 +260,23 @@ async function showPlayed() {
   }
 }
 
+// Where the served version's players come from, exactly as its manifest records it (GET /users).
 function describePlayers(res) {
-  if (res.simulated === true) {
-    return `These players are simulated: their play logs were generated from the catalogue (model ${res.model_version}), not recorded from real people.`;
+  if (res.interaction_source === "simulated") {
+    return `Players: simulated (the default demo): their play logs were generated from the catalogue, not recorded from real people (model ${res.model_version}).`;
   }
-  if (res.simulated === false) {
-    return `These players come from real play logs (${res.interaction_source}), model ${res.model_version}.`;
+  if (res.interaction_source) return `Players: from ${res.interaction_source} (model ${res.model_version}).`;
+  return `Players: model ${res.model_version} does not record where they come from.`;
+}
+
+// The footer credits RAWG only when the served catalogue is RAWG's; a site's own catalogue is named instead.
+function showCredit(catalog) {
+  const credit = $("credit");
+  if (catalog === "rawg") {
+    credit.replaceChildren("Data from ", el("a", { href: "https://rawg.io", rel: "noopener" }, "RAWG (https://rawg.io)"), ".");
+  } else {
+    credit.replaceChildren(catalog ? `Catalogue: ${catalog}.` : "");
   }
-  return `Model ${res.model_version} does not record where its players come from (they may be simulated).`;
 }
 
 let playerSeq = 0;
@@ -269,7 +288,7 @@ async function searchPlayers() {
     const res = await api(`/users?prefix=${encodeURIComponent(text)}&limit=10`);
     if (seq !== playerSeq) return; // a newer search is on its way
     const items = res.items.map((u) => {
-      const pick = el("button", { type: "button", class: "link", "data-testid": "player-result" },
+      const pick = el("button", { type: "button", class: "link", "data-testid": "player-result", title: u.user_id },
         `Player ${u.user_id} (${gamesText(u.games_played)})`);
       pick.addEventListener("click", () => { choosePlayer(u); $("player-results").replaceChildren(); });
       return el("li", {}, pick);
@@ -287,6 +306,7 @@ async function loadUsers() {
     for (const u of res.items) $("user").append(playerOption(u));
     $("players-note").textContent = describePlayers(res);
     $("players-note").classList.toggle("simulated", res.simulated === true);
+    showCredit(res.catalog_source);
     $("model").textContent = `model ${res.model_version}`;
   } catch (err) {
     setStatus(`The service is not ready: ${err.message}`, true);

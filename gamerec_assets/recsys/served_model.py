@@ -1,7 +1,10 @@
 """A loaded model artifact ready to answer: the batch recommendations and the API's requests share it.
 
 Item-CF scores come first; when a user's neighbourhood yields fewer than N unseen games, the rest of the list is
-filled with the most popular unseen games (flagged, so callers can say where each item came from).
+filled with the most popular unseen games (flagged, so callers can say where each item came from). A fill item's
+score is its popularity relative to the most played game (`popular_score`: plays / max plays, in (0, 1]; 0 only
+for a game nobody played, which fills a list only when every played game is taken): it orders the fill and says
+how popular the game is, and is not comparable with the item-CF scores before it.
 
 Two callers, two shapes of the same answers. The batch path (`recommend`, `similar`) ranks many users at once
 from a sparse history matrix, in game ids. The request path (`recommend_history`, `neighbours`) ranks one history
@@ -39,7 +42,7 @@ class Recommendations:
 @dataclass(frozen=True)
 class Recommended:
     """One ranked list: model item indices and scores; the first n_cf come from item-CF (each with its `because`
-    item indices), the rest is popularity fill (score 0).
+    item indices), the rest is popularity fill (score: `ServingModel.popular_score`).
 
     Plain lists, not arrays: the API formats them item by item, and lists are what that loop reads fastest.
     """
@@ -66,9 +69,12 @@ class ServingModel:
         pop = np.asarray(artifact.popularity, np.float64)
         self.popular_order = np.lexsort((np.arange(self.n_items), -pop))
         self.popularity = pop
+        top = float(pop.max(initial=0.0))
+        self.popular_score = pop / top if top > 0 else np.zeros_like(pop)  # a fill item's score (module docstring)
         # the request path's forms of the same data: CSR arrays for the kernel, Python ints for the short walks
         self.sim_arrays = (self.similarity.indptr, self.similarity.indices, self.similarity.data)
         self.popular_list: list[int] = self.popular_order.tolist()
+        self.popular_score_list: list[float] = self.popular_score.tolist()
         # game id -> model item index: for a few ids a dict lookup beats numpy
         self.item_pos: dict[int, int] = dict(zip(self.item_ids.tolist(), range(self.n_items), strict=True))
 
@@ -144,7 +150,7 @@ class ServingModel:
         ok = (pos < N) & (fill_ids >= 0)
         rr = np.broadcast_to(np.arange(len(gaps))[:, None], ok.shape)[ok]
         for_rows[rr, pos[ok]] = fill_ids[ok]
-        for_scores[rr, pos[ok]] = 0.0
+        for_scores[rr, pos[ok]] = self.popular_score[fill_ids[ok]]
         idx = idx.copy()
         scores = scores.copy()
         idx[gaps] = for_rows
@@ -181,7 +187,10 @@ class ServingModel:
         n_cf = len(top)
         if n_cf < N:
             fill = self._popular_after(h, top, N - n_cf)
-            return Recommended(top + fill, score_list + [0.0] * len(fill), n_cf, because + [[] for _ in fill])
+            fill_scores = self.popular_score_list
+            return Recommended(
+                top + fill, score_list + [fill_scores[i] for i in fill], n_cf, because + [[] for _ in fill]
+            )
         return Recommended(top, score_list, n_cf, because)
 
     def _popular_after(self, history: np.ndarray, taken: list[int], N: int) -> list[int]:

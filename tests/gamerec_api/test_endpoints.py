@@ -14,7 +14,8 @@ from litestar.testing import TestClient
 from gamerec_api.app import create_app
 from gamerec_assets import backends
 from gamerec_assets.settings import StorageSettings
-from tests.gamerec_api.support import Home
+from tests.gamerec_api.conftest import LONG_ID
+from tests.gamerec_api.support import Home, wait_ready
 
 
 def test_similar_games_are_the_models_neighbours(client: TestClient, home: Home) -> None:
@@ -85,7 +86,28 @@ def test_users_by_prefix_and_where_they_come_from(client: TestClient, home: Home
         **client.get("/users", params={"prefix": "zzz"}).json(),
         "total": 0,
     }
-    assert body["simulated"] in (True, None)  # the demo home simulates; the manifest may not record it yet
+    # where the players come from: the served version's manifest (`data`), as the demo's simulated default records it
+    assert (body["interaction_source"], body["simulated"], body["catalog_source"]) == ("simulated", True, "rawg")
+
+
+def test_users_from_own_files_say_so(file_home: Home) -> None:
+    """A version trained on a catalogue file and an interaction file: each file's name (no directories), and the
+    players are not simulated."""
+    data = file_home.registry().manifest(file_home.seeded.version)["data"]
+    files = file_home.path.parent / "data"
+    assert (data["interactions"], data["catalog"]) == (
+        f"file:{files / 'interactions.csv'}",
+        f"file:{files / 'games.csv'}",
+    )
+    with TestClient(create_app(file_home.settings, reload_interval=0, env={})) as c:
+        wait_ready(c)
+        body = c.get("/users", params={"prefix": "player0"}).json()
+    assert (body["interaction_source"], body["simulated"], body["catalog_source"]) == (
+        "file:interactions.csv",
+        False,
+        "file:games.csv",
+    )
+    assert [u["user_id"] for u in body["items"]] == [LONG_ID] and body["total"] == 1
 
 
 def test_batch_recommendations_come_from_the_table(client: TestClient, home: Home) -> None:

@@ -313,6 +313,37 @@ def test_schema_page_is_local_and_documents_the_json(client: TestClient) -> None
         assert client.get(old_ui).status_code == 404
 
 
+def test_schema_page_renders_markdown_and_says_what_is_served(client: TestClient, home: Home, file_home: Home) -> None:
+    """Descriptions are Markdown rendered (no literal backticks); the page names the served version's data, and
+    credits RAWG only for RAWG's catalogue."""
+    html = client.get("/schema").text
+    assert "`" not in html and "<code>item_cf</code>" in html and "RAWG games" not in html
+    assert (
+        f"<p>Served now: model version <code>{home.seeded.version}</code> (ItemCF); players: <code>simulated</code>; "
+        "catalogue: <code>rawg</code>. Data from RAWG (https://rawg.io).</p>"
+    ) in html
+    assert "item-based CF over RAWG games" not in client.get("/schema/openapi.json").json()["info"]["description"]
+    with TestClient(create_app(file_home.settings, reload_interval=0, env={})) as own:
+        wait_ready(own)
+        html = own.get("/schema").text
+    assert (
+        f"<p>Served now: model version <code>{file_home.seeded.version}</code> (ItemCF); players: "
+        "<code>file:interactions.csv</code>; catalogue: <code>file:games.csv</code>.</p>"
+    ) in html
+    assert "RAWG" not in html
+
+
+def test_docs_markdown_is_rendered_and_raw_html_is_not() -> None:
+    doc = {
+        "info": {"title": "t", "description": "Uses `code` and **bold**.\n\n- one\n- two"},
+        "paths": {"/a": {"get": {"summary": "S", "description": "<img src=x onerror=alert(1)> `x`"}}},
+    }
+    html = render_html(doc, "/schema/openapi.json").decode()
+    assert "<p>Uses <code>code</code> and <strong>bold</strong>.</p>" in html
+    assert "<li>one</li>" in html and "<code>x</code>" in html
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
 def test_request_schema_has_real_examples(client: TestClient) -> None:
     schema = client.get("/schema/openapi.json").json()["components"]["schemas"]["PredictRequest"]["properties"]
     assert schema["user_id"]["examples"] == ["7", 7]

@@ -18,6 +18,7 @@ from gamerec_api.app import create_app
 from gamerec_assets import backends
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.event_store import EventStore
+from tests.gamerec_api.conftest import LONG_ID
 from tests.gamerec_api.support import Home, serve
 
 pytestmark = pytest.mark.integration  # uvicorn and headless Chromium
@@ -56,6 +57,13 @@ def base_url(home: Home, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         yield base
 
 
+@pytest.fixture(scope="module")
+def file_base_url(file_home: Home) -> Iterator[str]:
+    """The page over own data: a catalogue file and an interaction file (read-only: nothing is posted)."""
+    with serve(create_app(file_home.settings, reload_interval=0, env={})) as base:
+        yield base
+
+
 def _events_post(response) -> bool:  # type: ignore[no-untyped-def]
     return response.url.endswith("/events") and response.request.method == "POST"
 
@@ -86,11 +94,15 @@ def new_page(browser, base_url: str, **context_args):  # type: ignore[no-untyped
     return page, errors
 
 
-def test_recommend_for_a_user_then_similar_games(browser, base_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_recommend_for_a_user_then_similar_games(browser, base_url: str, home: Home, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     page, errors = new_page(browser, base_url, viewport={"width": 1280, "height": 900})
     # locator waits, not wait_for_function: a string predicate that needs polling is an eval, which the CSP blocks
     page.locator("#user option").nth(1).wait_for(state="attached")
-    assert "simulated" in page.locator("[data-testid=players-note]").inner_text()
+    assert page.locator("[data-testid=players-note]").inner_text() == (
+        "Players: simulated (the default demo): their play logs were generated from the catalogue, not recorded "
+        f"from real people (model {home.seeded.version})."
+    )
+    assert page.locator("[data-testid=credit]").inner_text() == "Data from RAWG (https://rawg.io)."
     page.select_option("#user", "7")
     played = page.locator("[data-testid=played] [data-testid=card]")
     played.first.wait_for()
@@ -197,4 +209,51 @@ def test_find_any_player_by_id_prefix(browser, base_url: str, home: Home) -> Non
     page.click("[data-testid=batch]")
     page.locator("[data-testid=recs] [data-testid=card]").first.wait_for()
     assert page.locator("[data-testid=source]").inner_text() in ("precomputed", "computed now")
+    assert errors == []
+
+
+# the element's text ends inside the element's own box (a long word that does not wrap runs past it)
+INSIDE = """(e) => { const r = document.createRange(); r.selectNodeContents(e);
+  return r.getBoundingClientRect().right <= e.getBoundingClientRect().right + 1 && e.scrollWidth <= e.clientWidth; }"""
+
+
+def test_own_data_names_its_sources_and_shows_long_ids_whole(
+    browser, file_base_url: str, file_home: Home, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Over a catalogue file and an interaction file the page says exactly where its players and games come from
+    (no RAWG credit: the catalogue is the site's own), and a 128-character player id is never cut off: the list
+    shortens it in the middle with the whole id as tooltip, the search result and the heading wrap it whole."""
+    page, errors = new_page(browser, file_base_url, viewport={"width": 1280, "height": 900})
+    option = page.locator(f'#user option[title="{LONG_ID}"]')
+    option.wait_for(state="attached")
+    version = file_home.seeded.version
+    assert (
+        page.locator("[data-testid=players-note]").inner_text()
+        == f"Players: from file:interactions.csv (model {version})."
+    )
+    assert page.locator("[data-testid=credit]").inner_text() == "Catalogue: file:games.csv."
+    assert "RAWG" not in page.locator("footer").inner_text()
+    logs = file_home.seeded.logs
+    n = logs.filter(logs["user_id"] == LONG_ID).height
+    games = f"{n} game" if n == 1 else f"{n} games"
+    assert option.inner_text() == f"Player {LONG_ID[:16]}…{LONG_ID[-10:]} ({games})"
+    assert option.get_attribute("value") == LONG_ID
+
+    page.fill("[data-testid=player-search]", "player0")
+    result = page.locator("[data-testid=player-result]")
+    result.first.wait_for()
+    assert result.count() == 1 and result.first.inner_text() == f"Player {LONG_ID} ({games})"
+    assert result.first.get_attribute("title") == LONG_ID
+    assert result.first.evaluate(INSIDE)  # wrapped, not cut off
+    result.first.click()
+    assert page.locator("#user").input_value() == LONG_ID and page.locator("#user").get_attribute("title") == LONG_ID
+    page.locator("[data-testid=played] [data-testid=card]").first.wait_for()
+    assert page.locator("#played-who").inner_text() == f"player {LONG_ID}"
+    assert page.locator("#played-title").evaluate(INSIDE)
+    page.screenshot(path=str(tmp_path / "long_id.png"), full_page=True)
+    # the select keeps to its column (the long option does not widen the controls) and nothing scrolls sideways
+    select, controls = page.locator("#user").bounding_box(), page.locator(".controls").bounding_box()
+    assert select is not None and controls is not None
+    assert select["x"] + select["width"] <= controls["x"] + controls["width"] / 3 + 1
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert errors == []

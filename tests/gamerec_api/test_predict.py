@@ -110,7 +110,12 @@ def test_nothing_known_gives_the_most_popular_games(client: TestClient, home: Ho
     body = client.post("/predict", json={"user_id": 0, "k": 5}).json()
     assert body["source"] == "popular"
     assert [i["game_id"] for i in body["items"]] == model.item_ids[model.popular_order[:5]].tolist()
-    assert all(i["source"] == "popular" and i["because"] == [] and i["score"] == 0.0 for i in body["items"])
+    assert all(i["source"] == "popular" and i["because"] == [] for i in body["items"])
+    # a fill item's score: its plays relative to the most played game's, so the most popular game scores 1.0
+    top = model.popularity.max()
+    expected = [round(float(model.popularity[j] / top), 6) for j in model.popular_order[:5]]
+    assert [i["score"] for i in body["items"]] == expected and expected[0] == 1.0
+    assert all(0 < s <= 1 for s in expected) and expected == sorted(expected, reverse=True)
     assert body["because_games"] == []
 
 
@@ -124,6 +129,11 @@ def test_k_is_honoured_and_popularity_fills_the_tail(client: TestClient, home: H
     # item-CF first, then the popularity fill, never interleaved
     assert sources == sorted(sources, key=lambda s: s != "item_cf")
     assert "popular" in sources
+    model = home.model()
+    fill = [i for i in body["items"] if i["source"] == "popular"]
+    pop = model.popularity / model.popularity.max()
+    assert [i["score"] for i in fill] == [round(float(pop[model.item_index(i["game_id"])]), 6) for i in fill]
+    assert all(0 < i["score"] <= 1 for i in fill)
 
 
 def test_default_k_is_10(client: TestClient) -> None:

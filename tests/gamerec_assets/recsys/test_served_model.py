@@ -77,3 +77,21 @@ def test_neighbours_shown_to_people_are_only_positive() -> None:
     assert cols.tolist() == [1, 3] and (vals > 0).all()
     cols, vals = served.neighbours(1, 10)
     assert cols.tolist() == [0, 2] and np.allclose(vals, [0.8, 0.1])
+
+
+def test_popular_fill_scores_are_plays_relative_to_the_most_played() -> None:
+    """A fill item's score is popularity / max popularity, in (0, 1], in the batch path, the request path and the
+    batch table alike (never a bare 0.0, which read as "no relevance at all")."""
+    from gamerec_assets.recsys.served_model import batch_frame
+
+    pop = np.array([0, 8, 2, 4, 1, 0], np.float64)
+    weights = sp.csr_matrix(np.zeros((6, 6)))  # no neighbours: every list is popularity fill
+    served = ServingModel(ModelArtifact(np.arange(6) + 10, weights, pop, {"version": "v"}))
+    np.testing.assert_allclose(served.popular_score, [0, 1, 0.25, 0.5, 0.125, 0])
+    rec = served.recommend_history([3], 3)
+    assert (rec.idx, rec.scores, rec.n_cf) == ([1, 2, 4], [1.0, 0.25, 0.125], 0)
+    batch = served.recommend(sp.csr_matrix(np.array([[0, 0, 0, 1.0, 0, 0]])), 3)
+    assert batch.game_ids.tolist() == [[11, 12, 14]] and not batch.from_cf.any()
+    np.testing.assert_allclose(batch.scores, [[1.0, 0.25, 0.125]])
+    table = batch_frame(served, np.array(["u"]), np.array([0]), np.array([13]), 3)
+    assert table["score"].to_list() == [1.0, 0.25, 0.125] and set(table["source"]) == {"popular"}
