@@ -294,7 +294,13 @@ def test_a_table_store_failure_is_answered_from_the_model_without_its_reason(
 
 def test_admin_status_when_ready(admin_client: TestClient, home: Home) -> None:
     r = admin_client.get("/admin/status", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
-    expected = {"status": "ready", "model_version": home.seeded.version, "detail": "", "refused_reload": None}
+    expected = {
+        "status": "ready",
+        "model_version": home.seeded.version,
+        "detail": "",
+        "refused_reload": None,
+        "experiment": None,
+    }  # no experiment running
     assert r.json() == expected
 
 
