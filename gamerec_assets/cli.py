@@ -159,7 +159,9 @@ def experiments_promote(args: argparse.Namespace) -> int:
     experiments = _experiments(registry)
     exp = experiments.current()
     if exp is None:
-        raise ExperimentError("no experiment is running: nothing to promote (`gamerec models promote VERSION`)")
+        raise ExperimentError(
+            "no experiment is running: nothing to promote (`.venv/bin/gamerec models promote VERSION`)"
+        )
     state = registry.promote(exp.challenger, reason=f"experiment {exp.name} promoted")
     experiments.end("challenger promoted", status="promoted", by=operator(), only=exp.name)
     registry.set_challenger(None, reason=f"experiment {exp.name} promoted")

@@ -143,7 +143,7 @@ async function recommend() {
     fill($("recs"), res.items.map((g) => card(g, g.because.length
       ? `Because you ${res.source === "item_cf" ? "played" : "like"} ${g.because.map((id) => names.get(id)).join(", ")}`
       : "Popular with players", feedback)), "No recommendations.");
-    $("model").textContent = `model ${res.model_version}`;
+    $("model").textContent = modelLabel(res);
     setStatus(`${res.items.length} games (${res.source}).`);
   } catch (err) {
     setStatus(`Could not recommend: ${err.message}`, true);
@@ -298,6 +298,14 @@ async function searchPlayers() {
   } catch (err) {
     setStatus(`Player search failed: ${err.message}`, true);
   }
+}
+
+// Which model answered: during an online experiment the request id names it (<id>~<experiment>~<arm>~<version>).
+function modelLabel(res) {
+  const parts = (res.request_id || "").split("~");
+  if (!res.variant || parts.length < 4) return `model ${res.model_version}`;
+  if (res.variant === "interleave") return `models ${parts[3]} and ${parts[4]} interleaved (experiment ${parts[1]})`;
+  return `model ${res.model_version}, the ${res.variant} of experiment ${parts[1]}`;
 }
 
 async function loadUsers() {

@@ -35,6 +35,7 @@ from gamerec_assets.recsys.selection import Trial, trials_frame
 from gamerec_assets.recsys.training import TrainingParams, strongest_pairs, train
 from gamerec_assets.resources import ArtifactsResource
 from gamerec_assets.resources.online_gate import OnlineEvaluationResource
+from gamerec_assets.resources.sources import InteractionSources, catalog_label
 from gamerec_assets.resources.tracking import ExperimentTracker, wandb_table
 from gamerec_assets.store.experiments import ExperimentError, ExperimentStore
 from gamerec_assets.store.registry import MODEL_NAME
@@ -319,6 +320,19 @@ def online_rule(
     return None, meta
 
 
+RULE_SETTINGS_CHANGE = (
+    "the deployment's settings changed the data source: the first model on the new source is published since it "
+    "passed the gate (beats popularity on its own trusted holdout); the figures of two sources do not compare"
+)
+
+
+def settings_change(data: dict, sources: InteractionSources) -> bool:
+    """Whether the version was trained on the deployment's configured sources (GAMEREC_CATALOG and
+    GAMEREC_INTERACTIONS as they are now): changing them is the operator's explicit act, a run-config override is
+    not."""
+    return data.get("catalog") == catalog_label(sources.catalog) and data.get("interactions") == sources.interactions
+
+
 @dg.asset(group_name="serving", kinds={"registry"}, deps=[evaluation_report])
 def production_model(
     context: dg.AssetExecutionContext,
@@ -328,6 +342,7 @@ def production_model(
     game_features: pl.DataFrame,
     artifacts: ArtifactsResource,
     online: OnlineEvaluationResource,
+    sources: InteractionSources,
 ) -> dg.MaterializeResult:
     """The registry's `production` alias: what the API serves. Runs only after the blocking gate passed.
 
@@ -337,8 +352,10 @@ def production_model(
     champion's figure is its recorded one when both were measured on the same trusted fold (each model fit on its
     own training data: a model trained on poisoned events shows a lower figure, and is kept out), else its
     parameters re-scored under the challenger's split. The metadata names the `rule` that decided, with both
-    figures. Never across a change of source (catalogue or interactions): the two figures do not compare, so this
-    fails and `gamerec models promote VERSION` is the explicit way.
+    figures. Across a change of source (catalogue or interactions) the two figures do not compare: when the new
+    source is the deployment's settings (the operator changed GAMEREC_CATALOG / GAMEREC_INTERACTIONS) the first model
+    on it is published, having passed the gate, and the `rule` says so; a run-config override fails here instead,
+    and `gamerec models promote VERSION` is the explicit way.
 
     The online rule (GAMEREC_ONLINE_GATE=true, off by default): while an experiment runs, its challenger is promoted
     only when the offline rule above passes and the online result is not significantly worse (`online_rule`); any
@@ -363,29 +380,36 @@ def production_model(
     if champion is not None and champion != challenger:
         champion_manifest = registry.manifest(champion)
         changed = source_change(champion_manifest, item_similarity.manifest)
-        if changed:
+        if changed and not settings_change(data, sources):
             raise dg.Failure(
-                description=f"production_model: the data source changed ({changed}) since production {champion}; "
-                f"not promoting {challenger} automatically (the figures do not compare). Promote it explicitly "
-                f"with `gamerec models promote {challenger}`.",
+                description=f"production_model: this run's data source ({changed}) is a run-config override, not "
+                f"the deployment's settings (catalog {catalog_label(sources.catalog)}, interactions "
+                f"{sources.interactions}); not promoting {challenger} over {champion} automatically (the figures do "
+                f"not compare). Promote it explicitly with `.venv/bin/gamerec models promote {challenger}`, or set "
+                "GAMEREC_CATALOG / GAMEREC_INTERACTIONS to make it the deployment's source.",
                 metadata={**meta, "decision": "refused: source changed", "source_change": changed},
             )
-        best, how = champion_score(champion_manifest, item_similarity.manifest, user_logs, game_features)
-        meta.update({f"champion_{GATE_METRIC}": best, "champion_scored": how, "change": round(score - best, 6)})
-        if score < best - config.tolerance:
-            figures = f"{GATE_METRIC} {score:.4f} < {best:.4f} - {config.tolerance}"
-            context.log.warning(f"keeping {champion}: challenger {challenger} {figures} on the trusted holdout")
-            rule = f"{RULE_FELL}: {figures}; promote it explicitly with `gamerec models promote {challenger}`"
-            return dg.MaterializeResult(
-                metadata={
-                    **meta,
-                    "decision": "kept champion",
-                    "rule": rule,
-                    "decided_by": BY_OFFLINE,
-                    "version": champion,
-                }
-            )
-        meta["rule"] = f"{RULE_SAME}: {GATE_METRIC} {score:.4f} >= {best:.4f} - {config.tolerance}"
+        if changed:
+            meta["source_change"] = changed
+            meta["rule"] = f"{RULE_SETTINGS_CHANGE} ({changed}); the previous production {champion} stays listed"
+        else:
+            best, how = champion_score(champion_manifest, item_similarity.manifest, user_logs, game_features)
+            meta.update({f"champion_{GATE_METRIC}": best, "champion_scored": how, "change": round(score - best, 6)})
+            if score < best - config.tolerance:
+                figures = f"{GATE_METRIC} {score:.4f} < {best:.4f} - {config.tolerance}"
+                context.log.warning(f"keeping {champion}: challenger {challenger} {figures} on the trusted holdout")
+                promote = f"`.venv/bin/gamerec models promote {challenger}`"
+                rule = f"{RULE_FELL}: {figures}; promote it explicitly with {promote}"
+                return dg.MaterializeResult(
+                    metadata={
+                        **meta,
+                        "decision": "kept champion",
+                        "rule": rule,
+                        "decided_by": BY_OFFLINE,
+                        "version": champion,
+                    }
+                )
+            meta["rule"] = f"{RULE_SAME}: {GATE_METRIC} {score:.4f} >= {best:.4f} - {config.tolerance}"
     else:
         meta["rule"] = RULE_NO_CHAMPION if champion is None else "already production"
     refusal, online_meta = online_rule(online, artifacts, challenger) if champion != challenger else (None, {})

@@ -257,3 +257,23 @@ def test_own_data_names_its_sources_and_shows_long_ids_whole(
     assert select["x"] + select["width"] <= controls["x"] + controls["width"] / 3 + 1
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert errors == []
+
+
+def test_the_page_says_which_models_answered_during_an_experiment(browser, fresh_home: Home) -> None:  # type: ignore[no-untyped-def]
+    from gamerec_assets.store.experiments import ExperimentStore
+    from tests.gamerec_api.test_hot_swap import publish_second_model
+
+    v1, v2 = fresh_home.seeded.version, publish_second_model(fresh_home)
+    registry = fresh_home.registry()
+    ExperimentStore(registry.store, registry.name).start("il-page", v2, v1, 1.0, "interleave", by="test")
+    app = create_app(fresh_home.settings, reload_interval=0, env={})  # the first load routes the experiment
+    with serve(app) as base:
+        page, errors = new_page(browser, base)
+        page.locator("#user option").nth(1).wait_for(state="attached")
+        page.select_option("#user", "7")
+        page.click("[data-testid=recommend]")
+        page.locator("[data-testid=recs] [data-testid=card]").first.wait_for()
+        label = page.locator("#model")
+        label.filter(has_text="interleaved").wait_for()
+        assert label.inner_text() == f"models {v1} and {v2} interleaved (experiment il-page)"
+        assert errors == []

@@ -1,6 +1,7 @@
 """The whole graph on a catalogue file and an interaction file (the README's *Bring your own data* example), set as
 deployment settings: it materializes, evaluates and promotes; a plain second run keeps the data; a change of
-source refuses the automatic promote and says how to promote explicitly."""
+source by the settings publishes the first model on it, one by run config refuses the automatic promote and says
+how to promote explicitly."""
 
 import re
 from datetime import UTC, datetime
@@ -86,19 +87,48 @@ def test_own_files_materialize_evaluate_promote_and_stay(own_env: dict[str, str]
         assert again["production_model"]["decision"].value in ("promoted", "kept champion")
 
 
-def test_a_change_of_source_refuses_the_automatic_promote(own_env: dict[str, str]) -> None:
+def test_a_change_of_the_settings_publishes_the_first_model_on_the_new_source(own_env: dict[str, str]) -> None:
+    """The operator changed GAMEREC_CATALOG / GAMEREC_INTERACTIONS: one run leaves the new source served (the model
+    promoted since it passed the gate, the batch table rebuilt), and the metadata says which rule decided."""
+    defaults = {"GAMEREC_HOME": own_env["GAMEREC_HOME"]}
+    with dg.instance_for_test() as instance:
+        assert materialize(defaults, instance).success  # the first `make run`: bundled RAWG games, simulated users
+        registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env(own_env)))
+        first = registry.production()
+        result = materialize(own_env, instance)  # then *Bring your own data*
+    assert result.success
+    meta = metadata(result)
+    production = meta["production_model"]
+    assert production["decision"].value == "promoted"
+    assert "the deployment's settings changed the data source" in production["rule"].value
+    change = production["source_change"].value
+    assert "catalog rawg -> file:" in change and "interactions simulated -> file:" in change
+    new = registry.production()
+    assert new != first and registry.manifest(new)["data"]["interactions"] == own_env["GAMEREC_INTERACTIONS"]
+    recs = backends.table_store(StorageSettings.from_env(own_env)).read("batch_recommendations")
+    assert set(recs["model_version"]) == {new} and {"alice", "player-07"} <= set(recs["user_id"])
+
+
+def test_a_run_config_override_refuses_the_automatic_promote(own_env: dict[str, str]) -> None:
     with dg.instance_for_test() as instance:
         assert materialize(own_env, instance).success
         registry = ModelRegistry(backends.artifact_store(StorageSettings.from_env(own_env)))
         champion = registry.production()
-        defaults = {"GAMEREC_HOME": own_env["GAMEREC_HOME"]}  # back to the bundled RAWG games + simulated users
-        result = materialize(defaults, instance)
+        # this run only: the bundled RAWG games and simulated users, the deployment's settings unchanged
+        override = {
+            "ops": {
+                **FAST["ops"],
+                "raw_games": {"config": {"catalog": "rawg"}},
+                "user_logs": {"config": {"source": "simulated"}},
+            }
+        }
+        result = materialize(own_env, instance, override)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "production_model")
     message = failure.step_failure_data.error.message
-    assert "the data source changed (catalog file:" in message and "-> rawg; interactions file:" in message
-    assert "-> simulated" in message
-    assert "gamerec models promote" in message
+    assert "is a run-config override, not the deployment's settings" in message
+    assert "catalog file:" in message and "-> rawg; interactions file:" in message and "-> simulated" in message
+    assert "`.venv/bin/gamerec models promote" in message
     assert registry.production() == champion  # production untouched
     assert "batch_recommendations" not in metadata(result)  # nothing downstream overwritten
     # the explicit way: `gamerec models promote VERSION` (the registry call behind it)

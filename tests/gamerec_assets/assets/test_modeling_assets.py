@@ -17,6 +17,7 @@ from gamerec_assets.assets.modeling import (
 )
 from gamerec_assets.recsys.models import build_model
 from gamerec_assets.resources.online_gate import OnlineEvaluationResource
+from gamerec_assets.resources.sources import InteractionSources
 from gamerec_assets.resources.storage import LocalArtifactsResource, TablesResource
 from gamerec_assets.resources.tracking import ExperimentTracker
 
@@ -62,7 +63,14 @@ def test_release_path_alone(
 
     online = OnlineEvaluationResource(tables=no_events, artifacts=artifacts)  # the online gate is off by default
     result = production_model(
-        dg.build_asset_context(), ProductionModelConfig(), published, logs, features, artifacts, online
+        dg.build_asset_context(),
+        ProductionModelConfig(),
+        published,
+        logs,
+        features,
+        artifacts,
+        online,
+        InteractionSources(),  # the defaults' sources: the bundled RAWG games and simulated players
     )
     assert result.metadata["decision"] == "promoted" and registry.production() == published.version
     assert result.metadata["decided_by"] == "offline gate"
