@@ -26,7 +26,7 @@ from gamerec_api.active_experiment import ActiveExperiment
 from gamerec_api.answer_tokens import AnswerTokens
 from gamerec_api.answers import encode, explain, policy, score
 from gamerec_api.answers.batch import BatchRow, batch_rows
-from gamerec_api.answers.errors import NoHistory, UnknownGame
+from gamerec_api.answers.errors import NoHistory, UnknownGame, UnknownGames
 from gamerec_api.answers.player import Player, merge, resolve, scored_history, user_key, with_liked
 from gamerec_api.answers.variant import Route, production_route, route, served
 from gamerec_api.holder import ModelHolder
@@ -118,6 +118,14 @@ def _predict_in_experiment(
         else:
             user, rest, source, games = _answer(r.state, req, overlay)
             teams = None
+    except UnknownGames:
+        if not treated:
+            raise
+        # a liked game the challenger's version does not know (it may be older than production's catalogue):
+        # production answers, untagged; the player's request is not the challenger's error
+        r = production_route(current, None)
+        user, rest, source, games = _answer(current, req, overlay)
+        teams = None
     except HTTPException:
         raise
     except Exception as exc:

@@ -262,3 +262,24 @@ def test_the_guardrail_stops_a_challenger_that_fails_to_load(two_versions: tuple
         assert "failed to load" in (ended.reason or ""), ended.reason
         assert holder.experiment is None
         assert predict(c, "7")["model_version"] == v1
+
+
+def test_a_liked_game_the_challenger_does_not_know_is_answered_by_production(fresh_home: Home) -> None:
+    from gamerec_api.demo import fit_artifact
+    from gamerec_assets.recsys import SimulationParams, simulate_user_logs
+
+    home = fresh_home
+    features = home.seeded.features
+    missing = int(features["game_id"][0])
+    smaller = features.filter(features["game_id"] != missing)  # an older catalogue, without that game
+    logs = simulate_user_logs(smaller, SimulationParams(n_users=200, seed=3))
+    v2 = home.registry().publish(fit_artifact(smaller, logs))
+    with running(home) as (c, holder):
+        start(home, "older", v2, 1.0)
+        until(lambda: holder.experiment is not None, what="the challenger")
+        assert holder.experiment is not None and holder.experiment.challenger.model.item_index(missing) < 0
+        r = c.post("/predict", json={"user_id": "guest-1", "k": 5, "liked_game_ids": [missing]})
+        assert r.status_code == 200, r.text
+        assert r.json()["variant"] == "production" and "~" not in r.json()["request_id"]
+        assert holder.experiment is not None and holder.experiment.guard.treated.errors == 0  # not its error
+        assert predict(c, "guest-1")["variant"] == "challenger"  # without that game, the challenger answers
