@@ -8,10 +8,19 @@ Events on top of the base log (`recsys.feedback.event_pairs` / `merge_event_pair
 weight of its event types (`UserLogsConfig.event_weights`, default `feedback.EVENT_WEIGHTS`; play weighs
 `1 + log1p(total hours)` times the play weight), merged with the base log by the larger weight per pair; a dislike
 newer than the pair's latest positive event (play, purchase, like) removes the pair, from the base log too; pairs
-whose events weigh 0 (impressions, clicks by default) add nothing. Events for games the catalogue does not know
-are kept (a site adds games before the catalogue refresh) and counted. The `interaction_events` source asset is
-observed at the start of every refresh (its data version is the newest seq), so the UI shows `user_logs` stale
-when events arrived since.
+whose events weigh 0 (impressions, clicks by default) add nothing. The types and weights are the interaction
+file's too (`feedback.EVENT_TYPES`, one vocabulary). The `interaction_events` source asset is observed at the start
+of every refresh (its data version is the newest seq), so the UI shows `user_logs` stale when events arrived since.
+
+Events met under another source than the one they were posted under (issue #26 §5), each rule counted in the
+metadata (`event_rules`):
+- `other_source`: events posted while the production model was trained on another catalogue or interaction source
+  (the demo's simulated players after a switch to a real catalogue and file: their user ids and game ids mean
+  something else now) are left out of training, stay stored, and are counted (`provenance.other_source_until`);
+- `unknown_game`: events for games the catalogue does not know are kept as items (a site adds games before the
+  catalogue refresh) and counted;
+- `new_user`: events of users the base source does not have add those users (the trust rules decide when their
+  rows count in training); `base_user`: events of the base source's users join their histories.
 
 Trust (`recsys.event_trust`, issue #22): every row is `trusted` (it counts in training: the model, the popularity
 list, the holdouts) or `held_back` (the reason: `burst`, `new_user`, `game_cap`), measured against the production
@@ -29,19 +38,21 @@ import polars as pl
 
 from gamerec_assets.assets.metadata import figure, markdown_table, png_markdown
 from gamerec_assets.recsys.catalogue_file import DataFileError
+from gamerec_assets.recsys.evaluation import source_change
 from gamerec_assets.recsys.event_trust import Champion, assess
 from gamerec_assets.recsys.feedback import EVENT_WEIGHTS, check_event_weights, event_pairs, iso, merge_event_pairs
 from gamerec_assets.recsys.interaction_file import LOG_SCHEMA, read_interactions
 from gamerec_assets.recsys.linking import STEAM_ONLY_BASE
-from gamerec_assets.recsys.provenance import logs_version
+from gamerec_assets.recsys.provenance import OTHER_SOURCE_COLUMN, logs_version, other_source_until
 from gamerec_assets.recsys.simulate import SimulationParams, simulate_user_logs
 from gamerec_assets.recsys.steam import read_steam_log, steam_interactions
 from gamerec_assets.resources.sources import InteractionSources, catalog_label
 from gamerec_assets.resources.storage import ArtifactsResource, TablesResource
 from gamerec_assets.resources.trust import EventTrustResource, production_champion
 from gamerec_assets.settings import parse_interactions, source_path
+from gamerec_assets.store.artifact_store import ArtifactStoreError
 from gamerec_assets.store.event_store import FRAME_SCHEMA
-from gamerec_assets.store.registry import MODEL_NAME
+from gamerec_assets.store.registry import MODEL_NAME, RegistryError
 
 HISTORY_CHECK = "user_logs_history_lengths"
 
@@ -62,7 +73,8 @@ class UserLogsConfig(dg.Config):
     seed: int = 42
     # Stored events on top of the base source: `events: false` trains on the base source alone.
     events: bool = True
-    # Training weight per event type (`recsys.feedback.EVENT_WEIGHTS` for the types not named here)
+    # Training weight per event type (`recsys.feedback.EVENT_WEIGHTS` for the types not named here), for the
+    # stored events and an interaction file's rows alike
     event_weights: dict[str, float] = dict(EVENT_WEIGHTS)  # noqa: RUF012 (pydantic copies defaults per instance)
     # The poisoning guards (`recsys.event_trust`): `false` trusts every event (for an experiment, never by default)
     trust_rules: bool = True
@@ -133,11 +145,13 @@ def steam_user_logs(path: str, game_features: pl.DataFrame) -> tuple[pl.DataFram
     }
 
 
-def file_user_logs(path: str, game_features: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, object]]:
-    """An interaction file (`recsys.interaction_file`); games missing from the catalogue stay, as items without
-    metadata (their `title` when the file gives one), and are counted in the metadata."""
+def file_user_logs(
+    path: str, game_features: pl.DataFrame, weights: dict[str, float] = EVENT_WEIGHTS
+) -> tuple[pl.DataFrame, dict[str, object]]:
+    """An interaction file (`recsys.interaction_file`, weighed with the run's `weights`); games missing from the
+    catalogue stay, as items without metadata (their `title` when the file gives one), and are counted."""
     try:
-        logs, report = read_interactions(path)
+        logs, report = read_interactions(path, weights)
     except DataFileError as exc:
         raise dg.Failure(description=f"user_logs: {exc}") from exc
     extra: dict[str, object] = {"interactions_path": path, **report.metadata(), **unknown_games(logs, game_features)}
@@ -189,6 +203,18 @@ with warnings.catch_warnings():
         )
 
 
+def production_manifest(context: dg.AssetExecutionContext, artifacts: ArtifactsResource) -> dict | None:
+    """The production model's manifest, or None (none, or unreadable: then the events count as if there were none,
+    and the log says why)."""
+    try:
+        registry = artifacts.registry(MODEL_NAME)
+        version = registry.production()
+        return registry.manifest(version) if version else None
+    except (RegistryError, ArtifactStoreError, OSError, ValueError) as exc:
+        context.log.warning(f"user_logs: the production model's manifest is unreadable ({exc}): every event counts")
+        return None
+
+
 def with_events(
     context: dg.AssetExecutionContext,
     config: UserLogsConfig,
@@ -196,16 +222,23 @@ def with_events(
     game_features: pl.DataFrame,
     tables: TablesResource,
     trust: tuple[EventTrustResource, ArtifactsResource],
+    sources: tuple[str, str],
+    weights: dict[str, float],
 ) -> tuple[pl.DataFrame, dict[str, object]]:
-    """The base log with every stored event up to the newest seq merged in (the module's rule), the trust columns
-    and the constant event columns added, and the metadata saying what the events did."""
+    """The base log with the stored events up to the newest seq merged in (the module's rules; `sources`: this
+    run's catalogue and interaction source), the trust columns and the constant event columns added, and the
+    metadata saying what the events did and which rule met them."""
     store = tables.events()
     until = store.last_seq() if config.events else 0
-    events = store.read(until_seq=until) if until else pl.DataFrame(schema=FRAME_SCHEMA)
-    try:
-        weights = check_event_weights(config.event_weights)
-    except ValueError as exc:
-        raise dg.Failure(description=f"user_logs: {exc}") from exc
+    stored = store.read(until_seq=until) if until else pl.DataFrame(schema=FRAME_SCHEMA)
+    catalog, spec = sources
+    production = production_manifest(context, trust[1]) if stored.height else None
+    changed = source_change(production, {"data": {"catalog": catalog, "interactions": spec}}) if production else None
+    other_until, other_why = other_source_until(production, changed, until)
+    events = stored.filter(pl.col("seq") > other_until)
+    other = stored.height - events.height
+    if other:
+        context.log.warning(f"user_logs: {other:,} events up to seq {other_until} left out of training: {other_why}")
     merged, report = merge_event_pairs(logs, event_pairs(events, weights))
     merged, trust_meta = with_trust(context, config, merged, events, trust)
     by_type = dict(sorted(events.group_by("type").len().iter_rows()))
@@ -214,19 +247,34 @@ def with_events(
         pl.lit(until, pl.Int64).alias("events_seq"),
         pl.lit(events.height, pl.Int64).alias("events_count"),
         pl.lit(newest, pl.Int64).alias("events_until_us"),
+        pl.lit(other_until, pl.Int64).alias(OTHER_SOURCE_COLUMN),
     )
     unknown = events.join(game_features.select("game_id"), on="game_id", how="anti")
+    base_users = logs.select(pl.col("user_id").cast(pl.Utf8)).unique()
+    new_user = events.join(base_users, on="user_id", how="anti")
     if events.height:
         context.log.info(
             f"user_logs: {events.height:,} events up to seq {until} {by_type}: {report.added} pairs added, "
             f"{report.changed} changed, {report.removed} removed"
         )
     summary = {"count": events.height, "by_type": by_type, "until_seq": until, "newest_us": newest}
+    rules = {
+        "other_source": {"events": other, "action": "left out of training (still stored)"},
+        "unknown_game": {"events": unknown.height, "action": "kept as items without metadata"},
+        "new_user": {"events": new_user.height, "users": new_user["user_id"].n_unique(), "action": "added users"},
+        "base_user": {"events": events.height - new_user.height, "action": "joined the base source's users"},
+    }
     return merged, {
         **events_metadata(summary),
         **report.metadata(),
+        "event_rules": dg.MetadataValue.json(rules),
+        "events_other_source": other,
+        "events_other_source_until_seq": other_until,
+        "events_other_source_why": other_why,
         "unknown_game_events": unknown.height,
         "unknown_event_games": unknown["game_id"].n_unique(),
+        "new_user_events": new_user.height,
+        "new_event_users": new_user["user_id"].n_unique(),
         "event_weights": dg.MetadataValue.json(weights),
         "events_included": config.events,
         **trust_meta,
@@ -293,17 +341,22 @@ def user_logs(
     """user_id (text), game_id, weight, title: one row per game a user has. Simulated (default), the steam-200k
     log, or an interaction file, as GAMEREC_INTERACTIONS (or this run's `source`) says, with every stored event
     merged in (the module's rule). `timestamp_us`: the pair's newest weighted event (null: base source only);
-    `events_seq`, `events_count`, `events_until_us`: which events the table includes (the same on every row).
+    `events_seq`, `events_count`, `events_until_us`: which events the table includes (the same on every row);
+    `events_other_source_seq`: the events up to it were posted under another source and are left out.
     `in_base`: the pair is in the base source; `trusted` / `held_back`: whether training counts the row, and why not
     (`recsys.event_trust`: bursts, new users, the per-game cap, measured against the production model).
 
     Simulated users (`recsys.simulate`) draw 1..max_games games near their taste. Steam weights:
     1 + log1p(hours played) (a purchase without play weighs 1). Titles are linked to RAWG games by normalised title;
     unmatched titles stay items of their own (ids >= 10^12) and keep their title. Interaction files: weights by
-    event (`recsys.interaction_file.EVENT_WEIGHTS`); games missing from the catalogue stay and are counted.
+    event (`recsys.feedback.EVENT_WEIGHTS`, the events' table); games missing from the catalogue stay and are counted.
     `title` is null for games the catalogue has. The history check runs here, with the config in hand.
     """
     spec, source_from = resolve_source(config, sources)
+    try:
+        weights = check_event_weights(config.event_weights)
+    except ValueError as exc:
+        raise dg.Failure(description=f"user_logs: {exc}") from exc
     extra: dict[str, object] = {}
     max_games: int | None = None  # real logs have no per-user limit
     if source_from == "run config":
@@ -311,15 +364,16 @@ def user_logs(
     if spec.startswith("steam:"):
         logs, extra = steam_user_logs(source_path(spec), game_features)
     elif spec.startswith("file:"):
-        logs, extra = file_user_logs(source_path(spec), game_features)
+        logs, extra = file_user_logs(source_path(spec), game_features, weights)
     else:
         logs = simulated_user_logs(config, game_features)
         max_games = config.max_games
         extra = {"simulation": config.simulation, "max_games": config.max_games, "seed": config.seed}
     base = logs
-    logs, events_meta = with_events(context, config, logs, game_features, tables, (event_trust, artifacts))
-    extra |= events_meta
     catalog = upstream_catalog(context, sources)
+    trust = (event_trust, artifacts)
+    logs, events_meta = with_events(context, config, logs, game_features, tables, trust, (catalog, spec), weights)
+    extra |= events_meta
     # provenance rides with the rows, so training records both sources in the model manifest
     logs = logs.with_columns(pl.lit(catalog, pl.Utf8).alias("catalog"), pl.lit(spec, pl.Utf8).alias("source"))
     context.log.info(f"{spec}: {logs.height:,} interactions for {logs['user_id'].n_unique():,} users")

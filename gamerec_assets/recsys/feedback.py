@@ -1,9 +1,12 @@
 """Players' feedback as typed events: the types, their checks, and what they weigh.
 
-One vocabulary for the whole loop: `POST /events` checks events with `check_event`, the store keeps them as
-`Event`s, the API's realtime overlay applies `POSITIVE` and `NEGATIVE` types, and `user_logs` turns them into
-weights with `EVENT_WEIGHTS` (configurable per run). Timestamps are integer microseconds since the Unix epoch (UTC)
-everywhere below the HTTP layer: one exact, portable type on SQLite and MariaDB alike.
+One vocabulary for the whole loop (issue #26 §5): `EVENT_TYPES` are the types `POST /events` accepts and the
+values an interaction file's `event` column takes, `EVENT_WEIGHTS` is the one weight table both are trained with
+(`event_pairs`: the file reader and `user_logs`' events use it alike; configurable per run), and `EVENT_MEANINGS`
+says what each is (the README's table is generated from these). `POST /events` checks events with `check_event`,
+the store keeps them as `Event`s, the API's realtime overlay applies `POSITIVE` and `NEGATIVE` types. Timestamps
+are integer microseconds since the Unix epoch (UTC) everywhere below the HTTP layer: one exact, portable type on
+SQLite and MariaDB alike.
 """
 
 from __future__ import annotations
@@ -17,12 +20,34 @@ from typing import Any
 
 import polars as pl
 
-EVENT_TYPES = ("impression", "click", "play", "purchase", "like", "dislike")
+# What each type means; the keys, in this order, are the vocabulary (weakest signal first).
+EVENT_MEANINGS = {
+    "impression": "the game was shown to the player (in a recommendation answer)",
+    "click": "the player clicked a recommendation shown to them",
+    "view": "the player opened the game's page on their own (browsing, search)",
+    "wishlist": "the player put the game on their wishlist",
+    "play": "the player played the game; `value`: hours played",
+    "purchase": "the player bought the game",
+    "like": "the player said they like the game",
+    "dislike": "the player said they do not like it: the pair leaves the training log, the game is never shown again",
+}
+EVENT_TYPES = tuple(EVENT_MEANINGS)
 POSITIVE = frozenset({"play", "purchase", "like"})  # the game joins the user's history at once
 NEGATIVE = frozenset({"dislike"})  # the game is never shown to that user again
-# Training weight per type (play: 1 + log1p(hours) when a value is given, the steam-200k weight). Impressions and
-# clicks weigh nothing by default: they measure the recommendations (online evaluation), they are not taste.
-EVENT_WEIGHTS = {"impression": 0.0, "click": 0.0, "play": 1.0, "purchase": 1.0, "like": 2.0, "dislike": 0.0}
+# Training weight per type (play: 1 + log1p(hours) times its weight, the steam-200k weight). Impressions and clicks
+# weigh nothing by default: they measure the recommendations (online evaluation), and training on the clicks the
+# model's own answers drew would feed its exposure back into it. A view the player made on their own (0.25) and a
+# wishlist (0.5) are weak interest; a like (2) says more than an unplayed purchase (1).
+EVENT_WEIGHTS = {
+    "impression": 0.0,
+    "click": 0.0,
+    "view": 0.25,
+    "wishlist": 0.5,
+    "play": 1.0,
+    "purchase": 1.0,
+    "like": 2.0,
+    "dislike": 0.0,
+}
 MAX_FUTURE_S = 300.0  # a client clock may run ahead by this much; later timestamps are refused
 MAX_ID = 128  # characters of event_id, user_id and request_id: the tables' VARCHAR(128) keys
 MAX_GAME_ID = 2**63 - 1

@@ -6,18 +6,23 @@ Format (one row per event):
 |---|---|---|
 | `user_id` | yes | any string or integer id, at most 128 characters (vanity names, UUIDs; 7 and "7" are one user) |
 | `game_id` | yes | the catalogue's integer id |
-| `event` | no (default `play`) | `play`, `purchase`, `like`, `wishlist`, `view` (case-insensitive) |
+| `event` | no (default `play`) | one of `feedback.EVENT_TYPES`, the types `POST /events` takes (case-insensitive) |
 | `value` | no | hours played, for `play` rows (a pair's play rows are summed); ignored for other events |
-| `timestamp` | no | ISO 8601 date or date-time, or Unix seconds; checked and reported (the split is not temporal) |
+| `timestamp` | no | ISO 8601 date or date-time, or Unix seconds; orders a pair's events (else file order) |
 | `title` | no | the game's title, kept for games the catalogue does not have |
 
-A (user, game) pair's weight is the largest of its events' weights (`EVENT_WEIGHTS`); play counts
-`1 + log1p(total hours)`, the steam-200k log's weight. A bad file raises `InteractionFileError` naming the file,
-the row and the problem.
+The rows are events like `POST /events`' and become (user, game) pairs by the same rule, `feedback.event_pairs`
+with the one weight table (`feedback.EVENT_WEIGHTS`, or the run's `event_weights`): a pair weighs the largest
+weight of its event types, play `1 + log1p(total hours)` times the play weight (the steam-200k log's weight); a
+`dislike` newer than the pair's latest play, purchase or like removes the pair (rows without a timestamp count as
+older than timed ones, in file order); pairs whose events all weigh 0 (impressions, clicks by default) are no
+interaction. Both are counted in the report. A bad file raises `InteractionFileError` naming the file, the row and
+the problem.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,10 +40,9 @@ from gamerec_assets.recsys.catalogue_file import (
     require_columns,
     where,
 )
+from gamerec_assets.recsys.feedback import EVENT_TYPES, EVENT_WEIGHTS, event_pairs
 
 MAX_USER_ID = 128  # characters: the tables' VARCHAR(128) key
-# play is 1 + log1p(hours) (1 without a value); the others are fixed: a like says more than an unplayed purchase
-EVENT_WEIGHTS = {"play": 1.0, "purchase": 1.0, "like": 2.0, "wishlist": 0.5, "view": 0.25}
 LOG_SCHEMA = {"user_id": pl.Utf8, "game_id": pl.Int64, "weight": pl.Float64, "title": pl.Utf8}
 
 
@@ -52,9 +56,16 @@ class InteractionReport:
     events: dict[str, int] = field(default_factory=dict)
     first_timestamp: str | None = None
     last_timestamp: str | None = None
+    pairs_disliked: int = 0  # pairs a dislike removed
+    pairs_unweighted: int = 0  # pairs whose events all weigh 0 (impressions, clicks)
 
     def metadata(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"rows_in": self.rows_in, "events": str(self.events)}
+        out: dict[str, Any] = {
+            "rows_in": self.rows_in,
+            "events": str(self.events),
+            "file_pairs_disliked": self.pairs_disliked,
+            "file_pairs_unweighted": self.pairs_unweighted,
+        }
         if self.first_timestamp:
             out |= {"first_timestamp": self.first_timestamp, "last_timestamp": self.last_timestamp}
         return out
@@ -102,8 +113,11 @@ def _timestamps(raw: pl.Series, path: str | Path, csv: bool) -> pl.Series:
     return parsed
 
 
-def read_interactions(path: str | Path) -> tuple[pl.DataFrame, InteractionReport]:
-    """user_id (text), game_id, weight, title: one row per (user, game), sorted; or InteractionFileError."""
+def read_interactions(
+    path: str | Path, weights: Mapping[str, float] = EVENT_WEIGHTS
+) -> tuple[pl.DataFrame, InteractionReport]:
+    """user_id (text), game_id, weight, title: one row per (user, game) with weight, sorted; or
+    InteractionFileError. `weights`: per event type, on top of EVENT_WEIGHTS (the run's `event_weights`)."""
     frame, csv = read_table(path, InteractionFileError)
     require_columns(frame, path, ("user_id", "game_id"), InteractionFileError)
     if frame.height == 0:
@@ -122,10 +136,10 @@ def read_interactions(path: str | Path) -> tuple[pl.DataFrame, InteractionReport
     check_game_ids(games, games_raw, path, csv, InteractionFileError)
     if "event" in frame.columns:
         events = frame["event"].cast(pl.Utf8).str.strip_chars().str.to_lowercase().fill_null("play").replace("", "play")
-        bad = first_bad(~events.is_in(list(EVENT_WEIGHTS)))
+        bad = first_bad(~events.is_in(list(EVENT_TYPES)))
         if bad is not None:
             raise InteractionFileError(
-                f"{where(path, bad, csv)}: event {frame['event'][bad]!r} is not one of {sorted(EVENT_WEIGHTS)}"
+                f"{where(path, bad, csv)}: event {frame['event'][bad]!r} is not one of {', '.join(EVENT_TYPES)}"
             )
     else:
         events = pl.Series("event", ["play"] * frame.height)
@@ -139,33 +153,45 @@ def read_interactions(path: str | Path) -> tuple[pl.DataFrame, InteractionReport
     else:
         values = pl.Series("value", [None] * frame.height, pl.Float64)
     report = InteractionReport(frame.height, dict(sorted(events.value_counts().iter_rows())))
+    stamps = pl.Series("timestamp_us", [None] * frame.height, pl.Int64)
     if "timestamp" in frame.columns:
-        stamps = _timestamps(frame["timestamp"], path, csv)
-        if stamps.is_not_null().any():
-            report.first_timestamp, report.last_timestamp = str(stamps.min()), str(stamps.max())
+        parsed = _timestamps(frame["timestamp"], path, csv)
+        if parsed.is_not_null().any():
+            report.first_timestamp, report.last_timestamp = str(parsed.min()), str(parsed.max())
+        stamps = parsed.dt.epoch("us")
     titles = (
         frame["title"].cast(pl.Utf8).str.strip_chars().replace("", None)
         if "title" in frame.columns
         else pl.Series("title", [None] * frame.height, pl.Utf8)
     )
     rows = pl.DataFrame(
-        {"user_id": users, "game_id": games, "event": events, "value": values, "title": titles}
-    ).with_columns(pl.col("event").replace_strict(EVENT_WEIGHTS, return_dtype=pl.Float64).alias("fixed"))
+        {
+            "seq": pl.int_range(frame.height, dtype=pl.Int64, eager=True),  # file order breaks timestamp ties
+            "user_id": users,
+            "game_id": games,
+            "type": events,
+            "value": values,
+            "timestamp_us": stamps,
+            "title": titles,
+        }
+    )
+    try:
+        pairs = event_pairs(rows, weights)
+    except ValueError as exc:  # a weight table the caller did not check
+        raise InteractionFileError(f"{path}: {exc}") from exc
+    report.pairs_disliked = int(pairs["removed"].sum())
+    report.pairs_unweighted = int((~pairs["removed"] & (pairs["weight"] <= 0)).sum())
+    named = rows.group_by("user_id", "game_id").agg(pl.col("title").drop_nulls().first())
     logs = (
-        rows.group_by("user_id", "game_id")
-        .agg(
-            pl.col("fixed").max(),
-            pl.col("value").filter(pl.col("event") == "play").sum().alias("hours"),
-            (pl.col("event") == "play").any().alias("played"),
-            pl.col("title").drop_nulls().first(),
-        )
-        .with_columns(
-            pl.max_horizontal(
-                "fixed", pl.when("played").then(1.0 + pl.col("hours").fill_null(0.0).log1p()).otherwise(0.0)
-            ).alias("weight")
-        )
+        pairs.filter(~pl.col("removed") & (pl.col("weight") > 0))
+        .join(named, on=["user_id", "game_id"], how="left")
         .select("user_id", "game_id", "weight", "title")
         .sort("user_id", "game_id")
     )
+    if logs.height == 0:
+        raise InteractionFileError(
+            f"{path}: no (user, game) pair has weight (disliked: {report.pairs_disliked}, only events that weigh 0: "
+            f"{report.pairs_unweighted})"
+        )
     assert np.all(np.isfinite(logs["weight"].to_numpy()))
     return logs.cast(LOG_SCHEMA), report  # type: ignore[arg-type]

@@ -8,12 +8,18 @@ rows (the fingerprint).
 `events_until_us`), and the manifest's `data.events` = {"until_seq", "count", "until"} says up to which
 `interaction_events` seq a model was trained (`feedback.events_until_seq` reads it back). Events never change the
 `interactions` source label: a retrain on new events compares with the champion like any other retrain.
+
+Events posted under another source (`other_source_until`): events name the users and game ids of the model served
+when they were posted, so after the deployment's source changed (the demo's simulated players, then a real
+catalogue and file) the events stored before are left out of training. The boundary rides in `user_logs`' constant
+column `events_other_source_seq` and the manifest's `data.events.other_source_until_seq` (present when > 0), so
+later models on the new source keep leaving them out.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -21,6 +27,7 @@ import polars as pl
 from gamerec_assets.recsys.feedback import iso
 
 EVENT_COLUMNS = ("events_seq", "events_count", "events_until_us")  # constant per table: what user_logs included
+OTHER_SOURCE_COLUMN = "events_other_source_seq"  # constant: events up to this seq were posted under another source
 
 
 def fingerprint(frame: pl.DataFrame, key: Sequence[str] | None = None) -> str:
@@ -82,8 +89,32 @@ def events_included(user_logs: pl.DataFrame) -> dict[str, Any]:
         return None if value is None else int(value)
 
     until_us = first("events_until_us")
+    other = first(OTHER_SOURCE_COLUMN) or 0
     return {
         "until_seq": first("events_seq") or 0,
         "count": first("events_count") or 0,
         "until": iso(until_us) if until_us is not None else None,
+        **({"other_source_until_seq": other} if other else {}),
     }
+
+
+def other_source_until(production: Mapping[str, Any] | None, changed: str | None, last_seq: int) -> tuple[int, str]:
+    """(seq, why): the stored events up to `seq` were posted under another data source and are left out of
+    training (0: none). `production`: the production model's manifest (None: there is none); `changed`: how its
+    sources differ from this run's (`evaluation.source_change`, None: the same).
+
+    - no production model: every event was posted before any model of another source was served: 0;
+    - production trained on another source: every stored event (up to `last_seq`) was posted while it was served,
+      naming its players and its catalogue's game ids: all left out;
+    - production on this source: its own boundary (`data.events.other_source_until_seq`, 0 when absent).
+    """
+    if production is None:
+        return 0, "no production model: every event counts"
+    if changed:
+        return last_seq, f"posted while the production model was trained on another source ({changed})"
+    data = production.get("data")
+    events = data.get("events") if isinstance(data, Mapping) else None
+    seq = events.get("other_source_until_seq") if isinstance(events, Mapping) else None
+    if isinstance(seq, int) and not isinstance(seq, bool) and 0 < seq <= last_seq:
+        return seq, "posted before this source was served (the production model's boundary)"
+    return 0, "the production model was trained on this source: every event counts"

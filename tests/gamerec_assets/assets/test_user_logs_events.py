@@ -110,4 +110,4 @@ def test_events_can_be_left_out_or_weighted_per_run(features: pl.DataFrame, tabl
     assert guarded.metadata["trust_held_back_pairs"].value == 2  # the two newcomers' pairs wait
     assert rows["clicker"] == 0.5 and math.isclose(rows["player"], 2.0 * (1 + math.log1p(1.0)))
     with pytest.raises(dg.Failure, match="unknown event types"):
-        run(features, tables, event_weights={"wishlist": 1.0})
+        run(features, tables, event_weights={"share": 1.0})

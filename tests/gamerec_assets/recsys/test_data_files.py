@@ -8,7 +8,8 @@ import pytest
 
 from gamerec_assets.recsys.catalogue_file import CatalogueFileError, catalogue_pages, read_catalogue
 from gamerec_assets.recsys.cleaning import clean_games
-from gamerec_assets.recsys.interaction_file import EVENT_WEIGHTS, InteractionFileError, read_interactions
+from gamerec_assets.recsys.feedback import EVENT_TYPES, EVENT_WEIGHTS
+from gamerec_assets.recsys.interaction_file import InteractionFileError, read_interactions
 from gamerec_assets.recsys.provenance import fingerprint
 from gamerec_assets.recsys.rawg_pages import GAME_SCHEMA, parse_pages
 
@@ -121,6 +122,38 @@ def test_weights_per_event_and_integer_ids_are_text(tmp_path: Path) -> None:
     # an integer id and its decimal string are one user
     write(tmp_path / "log.csv", "user_id,game_id\n7,1\n 7 ,2\n")
     assert read_interactions(tmp_path / "log.csv")[0]["user_id"].to_list() == ["7", "7"]
+
+
+def test_every_event_type_loads_with_the_one_weight_table(tmp_path: Path) -> None:
+    """The file takes exactly POST /events' types (feedback.EVENT_TYPES), each weighed by feedback.EVENT_WEIGHTS:
+    one user per type, one row each; types that weigh 0 make no pair, and the report counts them."""
+    lines = [f"u-{t},{10 + i},{t.upper() if i % 2 else t}" for i, t in enumerate(EVENT_TYPES)]
+    logs, report = read_interactions(write(tmp_path / "all.csv", "user_id,game_id,event\n" + "\n".join(lines)))
+    weights = {r["user_id"].removeprefix("u-"): r["weight"] for r in logs.iter_rows(named=True)}
+    assert weights == {t: w for t, w in EVENT_WEIGHTS.items() if w > 0}  # play without hours: 1 x play weight
+    assert report.events == dict.fromkeys(sorted(EVENT_TYPES), 1)
+    assert report.pairs_unweighted == 2 and report.pairs_disliked == 1  # impression, click; the lone dislike
+    # the run's weight table applies to the file as to the events
+    logs, _ = read_interactions(tmp_path / "all.csv", {"click": 0.3, "view": 0.0})
+    weights = {r["user_id"].removeprefix("u-"): r["weight"] for r in logs.iter_rows(named=True)}
+    assert weights["click"] == 0.3 and "view" not in weights
+
+
+def test_a_dislike_newer_than_the_last_positive_event_removes_the_pair(tmp_path: Path) -> None:
+    text = (
+        "user_id,game_id,event,timestamp\n"
+        "a,1,play,2024-01-01\na,1,dislike,2024-02-01\n"  # played, then disliked: gone
+        "a,2,dislike,2024-01-01\na,2,like,2024-02-01\n"  # disliked, then liked: kept
+        "a,3,wishlist,\na,3,dislike,\n"  # no timestamps: file order; a wishlist is no positive event
+        "b,1,impression,\nb,2,play,\n"
+    )
+    logs, report = read_interactions(write(tmp_path / "d.csv", text))
+    assert sorted(logs.select("user_id", "game_id").iter_rows()) == [("a", 2), ("b", 2)]
+    assert (report.pairs_disliked, report.pairs_unweighted) == (2, 1)
+    meta = report.metadata()
+    assert (meta["file_pairs_disliked"], meta["file_pairs_unweighted"]) == (2, 1)
+    with pytest.raises(InteractionFileError, match="no \\(user, game\\) pair has weight"):
+        read_interactions(write(tmp_path / "none.csv", "user_id,game_id,event\na,1,impression\na,2,dislike\n"))
 
 
 @pytest.mark.parametrize(

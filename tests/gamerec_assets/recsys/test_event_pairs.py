@@ -66,7 +66,7 @@ def test_configured_weights_apply_and_bad_ones_are_refused() -> None:
     assert math.isclose(pairs[("u", 1)]["weight"], 2.0 * (1 + math.log1p(1.0)))
     assert pairs[("u", 2)]["weight"] == 0.5
     with pytest.raises(ValueError, match="unknown event types"):
-        check_event_weights({"wishlist": 1.0})
+        check_event_weights({"share": 1.0})
     with pytest.raises(ValueError, match=">= 0"):
         check_event_weights({"like": -1.0})
 
