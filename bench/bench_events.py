@@ -79,7 +79,7 @@ class ThrowawayDatabase:
 def events(n: int, tag: str) -> list[Event]:
     now = now_us()
     return [
-        Event(f"{tag}-{i}", f"user-{i % 5000}", 1 + i % 3000, EVENT_TYPES[i % 6], None, now - i, now, None)
+        Event(f"{tag}-{i}", f"user-{i % 5000}", 1 + i % 3000, EVENT_TYPES[i % len(EVENT_TYPES)], None, now - i, now)
         for i in range(n)
     ]
 
@@ -115,7 +115,7 @@ def body(n: int, tag: str) -> bytes:
         {
             "events": [
                 {"event_id": f"{tag}-{i}", "user_id": f"user-{i % 5000}", "game_id": 1 + i % 3000,
-                 "type": EVENT_TYPES[i % 6], "timestamp": stamp}
+                 "type": EVENT_TYPES[i % len(EVENT_TYPES)], "timestamp": stamp}
                 for i in range(n)
             ]
         }

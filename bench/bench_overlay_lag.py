@@ -56,7 +56,7 @@ def appender(url: str, tag: str, rate: float, batch: int, seconds: float, ready:
         now = now_us()
         events = [
             Event(f"{tag}-{sent + i}", f"user-{(sent + i) * 7919 % 5000}", 1 + (sent + i) % 3000,
-                  EVENT_TYPES[(sent + i) % 6], None, now, now)
+                  EVENT_TYPES[(sent + i) % len(EVENT_TYPES)], None, now, now)
             for i in range(batch)
         ]  # fmt: skip
         store.append(events)

@@ -227,7 +227,8 @@ class ReloadResult(msgspec.Struct):
 # -- POST /events (players' feedback) ----------------------------------------------------------------------------
 
 MAX_EVENTS = 1000  # events per POST /events request
-EventType = Literal["impression", "click", "play", "purchase", "like", "dislike"]  # recsys.feedback.EVENT_TYPES
+# feedback.EVENT_TYPES spelled out for the schema (tests/gamerec_api/test_events.py checks that they agree)
+EventType = Literal["impression", "click", "view", "wishlist", "play", "purchase", "like", "dislike"]
 EventResultKind = Literal["accepted", "duplicate", "rejected"]
 
 

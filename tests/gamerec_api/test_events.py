@@ -3,6 +3,7 @@ process killed with SIGKILL right after its 202 has every accepted event stored 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -13,15 +14,20 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 import httpx
 import polars as pl
 import pytest
 from litestar.testing import TestClient
 
+from gamerec_api.answer_tokens import TOKEN_EVENT_TYPES
 from gamerec_api.app import create_app
+from gamerec_api.schemas import EventType
 from gamerec_assets import backends
-from gamerec_assets.recsys.feedback import EVENT_TYPES, iso, now_us
+from gamerec_assets.recsys.feedback import EVENT_TYPES, EVENT_WEIGHTS, NEGATIVE, POSITIVE, event_pairs, iso, now_us
+from gamerec_assets.recsys.interaction_file import read_interactions
+from gamerec_assets.recsys.online_evaluation import COUNTED_TYPES
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.event_store import EventStore
 from gamerec_assets.store.write_keys import WriteKeys
@@ -101,10 +107,38 @@ def test_accepted_duplicate_rejected_in_request_order(events_client: TestClient,
     assert abs(click["timestamp_us"] - now_us()) < 60_000_000, "no timestamp: the server's receive time"
 
 
+def test_the_api_and_the_interaction_file_take_one_vocabulary(
+    events_client: TestClient, fresh_home: Home, tmp_path: Path
+) -> None:
+    """feedback.EVENT_TYPES is what POST /events takes and what an interaction file's `event` column takes: each
+    type posted and each type loaded from a file gives the same pairs with the same weights (EVENT_WEIGHTS);
+    every other list of types is a part of it."""
+    assert get_args(EventType) == EVENT_TYPES and set(EVENT_WEIGHTS) == set(EVENT_TYPES)
+    assert TOKEN_EVENT_TYPES | set(COUNTED_TYPES) | POSITIVE | NEGATIVE <= set(EVENT_TYPES)
+    rows = [(f"vocab-{t}", _game(fresh_home, i), t, 2.0 if t == "play" else None) for i, t in enumerate(EVENT_TYPES)]
+    posted = [{"user_id": u, "game_id": g, "type": t, "value": v} for u, g, t, v in rows]
+    body = events_client.post("/events", json={"events": posted}).json()
+    assert body["accepted"] == len(EVENT_TYPES), body
+    for t in EVENT_TYPES:  # telemetry has a series per type
+        assert _metric(events_client, "gamerec_events_total", type=t, result="accepted") >= 1, t
+    stored = _store(fresh_home.settings).read().filter(pl.col("user_id").str.starts_with("vocab-"))
+    pairs = event_pairs(stored).filter(~pl.col("removed") & (pl.col("weight") > 0))
+    from_api = {(r["user_id"], r["game_id"]): r["weight"] for r in pairs.iter_rows(named=True)}
+    text = "user_id,game_id,event,value\n" + "".join(f"{u},{g},{t},{'' if v is None else v}\n" for u, g, t, v in rows)
+    (tmp_path / "events.csv").write_text(text)
+    logs, report = read_interactions(tmp_path / "events.csv")
+    from_file = {(r["user_id"], r["game_id"]): r["weight"] for r in logs.iter_rows(named=True)}
+    expected = {
+        (u, g): EVENT_WEIGHTS[t] * (1 + math.log1p(v) if t == "play" else 1) for u, g, t, v in rows if EVENT_WEIGHTS[t]
+    }
+    assert from_api == from_file == pytest.approx(expected)
+    assert set(report.events) == set(EVENT_TYPES)
+
+
 def test_replaying_a_batch_stores_nothing_twice(events_client: TestClient, fresh_home: Home) -> None:
     game = _game(fresh_home)
     batch = [
-        {"event_id": f"replay-{i}", "user_id": f"u{i % 7}", "game_id": game, "type": EVENT_TYPES[i % 6]}
+        {"event_id": f"replay-{i}", "user_id": f"u{i % 7}", "game_id": game, "type": EVENT_TYPES[i % len(EVENT_TYPES)]}
         for i in range(300)
     ]
     first = events_client.post("/events", json={"events": batch}).json()
