@@ -13,7 +13,7 @@ from gamerec_assets.recsys.feedback import (
     events_until_seq,
     merge_event_pairs,
 )
-from gamerec_assets.recsys.provenance import provenance
+from gamerec_assets.recsys.provenance import OTHER_SOURCE_COLUMN, other_source_until, provenance
 from gamerec_assets.store.event_store import FRAME_SCHEMA
 
 
@@ -142,3 +142,21 @@ def test_the_manifest_records_the_events_and_new_events_are_no_change_of_source(
     assert new["data"]["events"] == {"until_seq": 41, "count": 12, "until": "2026-11-30T00:53:20Z"}
     assert events_until_seq(new) == 41
     assert new["data"]["interactions"] == "simulated" and source_change(old, new) is None
+
+
+def test_events_posted_under_another_source_are_left_out_and_the_boundary_carries_on() -> None:
+    features = pl.DataFrame({"game_id": [1, 2]})
+    logs = pl.DataFrame(
+        {"user_id": ["a"], "game_id": [1], "weight": [1.0], "catalog": ["file:c.csv"], "source": ["file:i.csv"]}
+    )
+    demo = {"data": {"catalog": "rawg", "interactions": "simulated", "events": {"until_seq": 5}}}
+    mine = {"data": {"catalog": "file:c.csv", "interactions": "file:i.csv"}}
+    assert other_source_until(None, None, 30) == (0, "no production model: every event counts")
+    seq, why = other_source_until(demo, source_change(demo, mine), 30)  # every stored event: the demo's
+    assert seq == 30 and "catalog rawg -> file:c.csv" in why and "interactions simulated -> file:i.csv" in why
+    # a model on the new source records the boundary, and the next run reads it back from its manifest
+    first = {"data": provenance(logs.with_columns(pl.lit(30, pl.Int64).alias(OTHER_SOURCE_COLUMN)), features)}
+    assert first["data"]["events"]["other_source_until_seq"] == 30 and source_change(first, mine) is None
+    assert other_source_until(first, None, 45)[0] == 30
+    assert other_source_until({"data": provenance(logs, features)}, None, 45)[0] == 0  # no boundary recorded
+    assert other_source_until(first, None, 10)[0] == 0  # a boundary past the table's end (a new table) is ignored
