@@ -1,4 +1,5 @@
-"""Rewrite the README's generated sections from the code: the asset lineage diagram and the endpoint table.
+"""Rewrite the README's generated sections from the code: the asset lineage diagram, the endpoint table and the
+event types.
 
     .venv/bin/python scripts/readme_tables.py           # rewrite README.md in place
     .venv/bin/python scripts/readme_tables.py --check   # exit 1 (and say what differs) when README.md is stale
@@ -6,7 +7,8 @@
 The diagram is `gamerec_assets.definitions.defs`' resolved asset graph (every asset, grouped by its group, every
 dependency an edge); the table is the OpenAPI schema of `gamerec_api.app.create_app()` (with the admin routes on),
 followed by the routes the schema leaves out, each of which needs a line in OTHER_ROUTES. Whoever adds an asset or
-an endpoint re-runs this; `tests/test_readme_tables.py` fails until they do.
+an endpoint re-runs this; `tests/test_readme_tables.py` fails until they do. The event types table is
+`gamerec_assets.recsys.feedback`'s one vocabulary (types, default weights, meanings) with what each type does.
 """
 
 from __future__ import annotations
@@ -97,13 +99,34 @@ def endpoints() -> str:
     return "\n".join(rows)
 
 
+def vocabulary() -> str:
+    """The event types: what an interaction file's `event` column and `POST /events`' `type` take, alike."""
+    from gamerec_api.answer_tokens import TOKEN_EVENT_TYPES
+    from gamerec_assets.recsys.feedback import EVENT_MEANINGS, EVENT_WEIGHTS, NEGATIVE, POSITIVE
+    from gamerec_assets.recsys.online_evaluation import COUNTED_TYPES
+
+    rows = [
+        "| type | weight | meaning | realtime history | answer token | online evaluation |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, meaning in EVENT_MEANINGS.items():
+        weight = f"{EVENT_WEIGHTS[name]:g}"
+        if name == "play":
+            weight += " × (1 + log1p(hours))"
+        realtime = "joins" if name in POSITIVE else "removes" if name in NEGATIVE else "-"
+        token = "yes" if name in TOKEN_EVENT_TYPES else "no (write key)"
+        counted = "counted" if name in COUNTED_TYPES else "-"
+        rows.append(f"| `{name}` | {weight} | {_cell(meaning)} | {realtime} | {token} | {counted} |")
+    return "\n".join(rows)
+
+
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
 def render(readme: str) -> str:
     """`readme` with every generated section replaced by what the code says now."""
-    for name, build in (("lineage", lineage), ("endpoints", endpoints)):
+    for name, build in (("lineage", lineage), ("endpoints", endpoints), ("event types", vocabulary)):
         begin, end = _markers(name)
         if readme.count(begin) != 1 or readme.count(end) != 1:
             raise SystemExit(f"README.md must hold exactly one {begin!r} ... {end!r} pair")

@@ -70,3 +70,16 @@ def test_serve_script_defaults_are_the_documented_settings() -> None:
         "GAMEREC_API_PORT": str(api.port),
         "DAGSTER_PORT": str(api.dagster_port),
     }
+
+
+def test_event_types_table_is_the_one_vocabulary() -> None:
+    """The README's event types (the interaction file's `event`, POST /events' `type`) are feedback's, with its
+    weights, and the POST /events section lists the same types in the same order."""
+    from gamerec_assets.recsys.feedback import EVENT_TYPES, EVENT_WEIGHTS
+
+    rows = re.findall(r"^\| `(\w+)` \| ([0-9.]+)", _section("event types"), re.MULTILINE)
+    assert [name for name, _ in rows] == list(EVENT_TYPES)
+    assert {name: float(weight) for name, weight in rows} == EVENT_WEIGHTS
+    posted = README.split("### Feedback: POST /events", 1)[1].split("`type`: ", 1)[1]
+    listed = " ".join(posted.split()[: len(EVENT_TYPES)]).rstrip(",")
+    assert listed == ", ".join(f"`{t}`" for t in EVENT_TYPES), listed

@@ -29,7 +29,7 @@ EVENT_MEANINGS = {
     "play": "the player played the game; `value`: hours played",
     "purchase": "the player bought the game",
     "like": "the player said they like the game",
-    "dislike": "the player said they do not like it: the pair leaves the training log, the game is never shown again",
+    "dislike": "the player said they do not like the game: never shown to them again, the pair leaves training",
 }
 EVENT_TYPES = tuple(EVENT_MEANINGS)
 POSITIVE = frozenset({"play", "purchase", "like"})  # the game joins the user's history at once
