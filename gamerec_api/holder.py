@@ -45,7 +45,7 @@ from gamerec_api.overlay import TAIL_ERRORS, RealtimeOverlay
 from gamerec_api.schemas import ReloadResult
 from gamerec_api.state import NotReady, ServingState, load_state
 from gamerec_assets import backends
-from gamerec_assets.recsys.feedback import events_until_seq
+from gamerec_assets.recsys.feedback import events_other_source_until, events_until_seq
 from gamerec_assets.recsys.traffic_split import Splitter
 from gamerec_assets.settings import Settings, StorageSettings
 from gamerec_assets.store.event_store import EventStore
@@ -303,7 +303,10 @@ class ModelHolder:
             retired = [self.state] if self.state is not None else []
             self.state = new_state  # the swap: one reference assignment
             # the overlay drops what the new model was trained on (a few ms per 100,000 entries, off the loop)
-            await anyio.to_thread.run_sync(self.overlay.align, events_until_seq(new_state.model.artifact.manifest))
+            manifest = new_state.model.artifact.manifest
+            await anyio.to_thread.run_sync(
+                self.overlay.align, events_until_seq(manifest), events_other_source_until(manifest)
+            )
             if retired:
                 self._retire_later(retired[0])
             self.detail = ""

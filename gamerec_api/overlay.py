@@ -155,6 +155,7 @@ class RealtimeOverlay:
         self._n_dislikes = 0
         self.floor: int | None = None  # the served model's events_until_seq (None: no model yet, nothing to read)
         self.standing_floor: int | None = None  # the floor whose standing dislikes were read
+        self.other_source_until = 0  # the served model's events up to this seq were another source's: not standing
         self.last_seq = 0  # newest seq read
         # open gaps: the missing seq, when it was first missed (server clock, see EventStore.tail; and monotonic)
         self._gap_seq = np.empty(0, np.int64)
@@ -184,11 +185,14 @@ class RealtimeOverlay:
 
     # -- the model -------------------------------------------------------------------------------------------------
 
-    def align(self, until_seq: int) -> None:
+    def align(self, until_seq: int, other_source_until: int = 0) -> None:
         """A model trained on events up to `until_seq` is served: drop what it covers (a dislike moves to the
         dislikes, until that model's standing dislikes are read). An older model (a rollback) covers less than was
-        pruned already: start over from its seq (the next poll reads what it lacks)."""
+        pruned already: start over from its seq (the next poll reads what it lacks). `other_source_until`: the
+        model left the events up to it out (posted under another source), so their dislikes do not stand."""
         with self._lock:
+            if other_source_until != self.other_source_until:
+                self.other_source_until, self.standing_floor = other_source_until, None  # read them again
             if self.floor is not None and until_seq < self.floor:
                 self._touched.update(self._games)
                 for key, games in self._games.items():
@@ -226,7 +230,7 @@ class RealtimeOverlay:
         floor = self.floor
         if floor is None:
             return
-        frame = store.standing_dislikes(floor).tail(self.max_standing)
+        frame = store.standing_dislikes(floor, after_seq=self.other_source_until).tail(self.max_standing)
         grouped = frame.group_by("user_id", maintain_order=True).agg("game_id", "seq")
         with self._lock:
             if self.floor != floor:  # another model came in meanwhile: its own read follows

@@ -152,6 +152,16 @@ def events_until_seq(manifest: Mapping[str, Any]) -> int:
     return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0 else 0
 
 
+def events_other_source_until(manifest: Mapping[str, Any]) -> int:
+    """The newest `interaction_events` seq posted under another data source than the one a model version was
+    trained on: its manifest's `data.events.other_source_until_seq` (0: none, or not recorded). Training left those
+    events out (`provenance.other_source_until`), and the API's standing dislikes leave them out too."""
+    data = manifest.get("data")
+    events = data.get("events") if isinstance(data, Mapping) else None
+    seq = events.get("other_source_until_seq") if isinstance(events, Mapping) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0 else 0
+
+
 # -- retraining on events: stored events -> per-pair weights -> merged into the base log ------------------------
 
 EVENT_PAIR_SCHEMA = {

@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from gamerec_assets.recsys.feedback import iso
+from gamerec_assets.recsys.feedback import events_other_source_until, iso
 
 EVENT_COLUMNS = ("events_seq", "events_count", "events_until_us")  # constant per table: what user_logs included
 OTHER_SOURCE_COLUMN = "events_other_source_seq"  # constant: events up to this seq were posted under another source
@@ -112,9 +112,7 @@ def other_source_until(production: Mapping[str, Any] | None, changed: str | None
         return 0, "no production model: every event counts"
     if changed:
         return last_seq, f"posted while the production model was trained on another source ({changed})"
-    data = production.get("data")
-    events = data.get("events") if isinstance(data, Mapping) else None
-    seq = events.get("other_source_until_seq") if isinstance(events, Mapping) else None
-    if isinstance(seq, int) and not isinstance(seq, bool) and 0 < seq <= last_seq:
+    seq = events_other_source_until(production)
+    if 0 < seq <= last_seq:
         return seq, "posted before this source was served (the production model's boundary)"
     return 0, "the production model was trained on this source: every event counts"

@@ -292,20 +292,22 @@ class EventStore:
             {name: pl.Series(name, col, dtype=READ_SCHEMA[name]) for name, col in zip(names, columns, strict=True)}
         )
 
-    def standing_dislikes(self, until_seq: int, chunk: int = 500) -> pl.DataFrame:
-        """(user_id, game_id, seq) of the pairs whose latest play/purchase/like/dislike up to `until_seq` is a
-        dislike: what a model trained up to that seq has dropped from the user's history (`feedback.event_pairs`,
-        whose order this keeps: by timestamp, then seq), and must still never show that user. Two filtered scans
-        (dislikes are few), the second only for the users who disliked; no index beyond the primary key is needed,
-        so appends stay as cheap as they are."""
+    def standing_dislikes(self, until_seq: int, chunk: int = 500, after_seq: int = 0) -> pl.DataFrame:
+        """(user_id, game_id, seq) of the pairs whose latest play/purchase/like/dislike in (`after_seq`,
+        `until_seq`] is a dislike (`after_seq`: the events up to it were posted under another source, which the
+        model left out): what a model trained up to that seq has dropped from the user's history
+        (`feedback.event_pairs`, whose order this keeps: by timestamp, then seq), and must still never show that
+        user. Two filtered scans (dislikes are few), the second only for the users who disliked; no index beyond the
+        primary key is needed, so appends stay as cheap as they are."""
         schema = {"user_id": pl.Utf8, "game_id": pl.Int64, "seq": pl.Int64}
         if until_seq <= 0 or not self.exists():
             return pl.DataFrame(schema=schema)
         neg = ", ".join(f"'{t}'" for t in sorted(NEGATIVE))
         pos = ", ".join(f"'{t}'" for t in sorted(POSITIVE))
-        columns = f"SELECT user_id, game_id, timestamp_us, seq FROM {EVENTS_TABLE} WHERE seq <= {self._ph}"
+        seqs = f"seq <= {self._ph} AND seq > {self._ph}"
+        columns = f"SELECT user_id, game_id, timestamp_us, seq FROM {EVENTS_TABLE} WHERE {seqs}"
         with self.tables.cursor(f"reading dislikes from {EVENTS_TABLE} of") as (_, cursor):
-            cursor.execute(f"{columns} AND type IN ({neg})", (int(until_seq),))
+            cursor.execute(f"{columns} AND type IN ({neg})", (int(until_seq), int(after_seq)))
             disliked = cursor.fetchall()
             users = sorted({r[0] for r in disliked})
             liked: list[tuple[Any, ...]] = []
@@ -313,7 +315,7 @@ class EventStore:
                 part = users[lo : lo + chunk]
                 cursor.execute(
                     f"{columns} AND type IN ({pos}) AND user_id IN ({', '.join([self._ph] * len(part))})",
-                    (int(until_seq), *part),
+                    (int(until_seq), int(after_seq), *part),
                 )
                 liked.extend(cursor.fetchall())
         rows = {"user_id": pl.Utf8, "game_id": pl.Int64, "timestamp_us": pl.Int64, "seq": pl.Int64}

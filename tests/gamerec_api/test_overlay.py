@@ -277,6 +277,27 @@ def test_a_standing_dislike_outlives_the_model_trained_on_it(tmp_path: Path) -> 
     assert b"ann" not in overlay.users
 
 
+def test_dislikes_posted_under_another_source_do_not_stand(tmp_path: Path) -> None:
+    """A model that left the events up to seq 2 out (posted under another source: its manifest's
+    `data.events.other_source_until_seq`) does not hold their dislikes against its own players."""
+    store = EventStore(TableStore(f"sqlite:///{tmp_path / 'gamerec.db'}"))
+    received = now_us()
+    store.append(
+        [
+            check_event(user_id=u, game_id=g, type="dislike", value=None, timestamp=None, received_us=received)
+            for u, g in [("7", 10), ("7", 11), ("ann", 12)]  # the demo's player 7, then a player of the new source
+        ]
+    )
+    overlay = RealtimeOverlay()
+    overlay.align(3)
+    overlay.load_standing(store)
+    assert overlay.users[b"7"].excluded == {10, 11}
+    overlay.align(3, other_source_until=2)  # the same seq, another boundary: read again
+    assert overlay.needs_standing()
+    overlay.load_standing(store)
+    assert b"7" not in overlay.users and overlay.users[b"ann"].excluded == {12}
+
+
 # -- dislikes outlive eviction -------------------------------------------------------------------------------------
 
 
