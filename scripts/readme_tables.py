@@ -100,7 +100,7 @@ def endpoints() -> str:
 
 
 def vocabulary() -> str:
-    """The event types: what an interaction file's `event` column and `POST /events`' `type` take, alike."""
+    """The event types: what an interaction file's `type` column and `POST /events`' `type` take, alike."""
     from gamerec_api.answer_tokens import TOKEN_EVENT_TYPES
     from gamerec_assets.recsys.feedback import EVENT_MEANINGS, EVENT_WEIGHTS, NEGATIVE, POSITIVE
     from gamerec_assets.recsys.online_evaluation import COUNTED_TYPES

@@ -73,7 +73,7 @@ def test_serve_script_defaults_are_the_documented_settings() -> None:
 
 
 def test_event_types_table_is_the_one_vocabulary() -> None:
-    """The README's event types (the interaction file's `event`, POST /events' `type`) are feedback's, with its
+    """The README's event types (the interaction file's and POST /events' `type`) are feedback's, with its
     weights, and the POST /events section lists the same types in the same order."""
     from gamerec_assets.recsys.feedback import EVENT_TYPES, EVENT_WEIGHTS
 

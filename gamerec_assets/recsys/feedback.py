@@ -1,7 +1,7 @@
 """Players' feedback as typed events: the types, their checks, and what they weigh.
 
 One vocabulary for the whole loop (issue #26 §5): `EVENT_TYPES` are the types `POST /events` accepts and the
-values an interaction file's `event` column takes, `EVENT_WEIGHTS` is the one weight table both are trained with
+values an interaction file's `type` column takes, `EVENT_WEIGHTS` is the one weight table both are trained with
 (`event_pairs`: the file reader and `user_logs`' events use it alike; configurable per run), and `EVENT_MEANINGS`
 says what each is (the README's table is generated from these). `POST /events` checks events with `check_event`,
 the store keeps them as `Event`s, the API's realtime overlay applies `POSITIVE` and `NEGATIVE` types. Timestamps

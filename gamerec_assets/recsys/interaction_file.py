@@ -6,12 +6,13 @@ Format (one row per event):
 |---|---|---|
 | `user_id` | yes | any string or integer id, at most 128 characters (vanity names, UUIDs; 7 and "7" are one user) |
 | `game_id` | yes | the catalogue's integer id |
-| `event` | no (default `play`) | one of `feedback.EVENT_TYPES`, the types `POST /events` takes (case-insensitive) |
+| `type` (or `event`) | no (default `play`) | one of `feedback.EVENT_TYPES`, as `POST /events`' `type` (any case) |
 | `value` | no | hours played, for `play` rows (a pair's play rows are summed); ignored for other events |
 | `timestamp` | no | ISO 8601 date or date-time, or Unix seconds; orders a pair's events (else file order) |
 | `title` | no | the game's title, kept for games the catalogue does not have |
 
-The rows are events like `POST /events`' and become (user, game) pairs by the same rule, `feedback.event_pairs`
+`event` is the column's earlier name, still read (a file with both is refused). The rows are events like
+`POST /events`' (the same field names) and become (user, game) pairs by the same rule, `feedback.event_pairs`
 with the one weight table (`feedback.EVENT_WEIGHTS`, or the run's `event_weights`): a pair weighs the largest
 weight of its event types, play `1 + log1p(total hours)` times the play weight (the steam-200k log's weight); a
 `dislike` newer than the pair's latest play, purchase or like removes the pair (rows without a timestamp count as
@@ -43,6 +44,7 @@ from gamerec_assets.recsys.catalogue_file import (
 from gamerec_assets.recsys.feedback import EVENT_TYPES, EVENT_WEIGHTS, event_pairs
 
 MAX_USER_ID = 128  # characters: the tables' VARCHAR(128) key
+TYPE_COLUMNS = ("type", "event")  # POST /events' field name; the file format's earlier name
 LOG_SCHEMA = {"user_id": pl.Utf8, "game_id": pl.Int64, "weight": pl.Float64, "title": pl.Utf8}
 
 
@@ -134,12 +136,16 @@ def read_interactions(
         frame = frame.with_columns(pl.col("game_id").str.strip_chars().replace("", None))
     games = cast_column(frame, "game_id", pl.Int64(), path, csv, InteractionFileError, strict_int=True)
     check_game_ids(games, games_raw, path, csv, InteractionFileError)
-    if "event" in frame.columns:
-        events = frame["event"].cast(pl.Utf8).str.strip_chars().str.to_lowercase().fill_null("play").replace("", "play")
+    named = [c for c in TYPE_COLUMNS if c in frame.columns]
+    if len(named) > 1:
+        raise InteractionFileError(f"{path}: columns `type` and `event` both give the event type: keep `type`")
+    if named:
+        column = named[0]
+        events = frame[column].cast(pl.Utf8).str.strip_chars().str.to_lowercase().fill_null("play").replace("", "play")
         bad = first_bad(~events.is_in(list(EVENT_TYPES)))
         if bad is not None:
             raise InteractionFileError(
-                f"{where(path, bad, csv)}: event {frame['event'][bad]!r} is not one of {', '.join(EVENT_TYPES)}"
+                f"{where(path, bad, csv)}: {column} {frame[column][bad]!r} is not one of {', '.join(EVENT_TYPES)}"
             )
     else:
         events = pl.Series("event", ["play"] * frame.height)

@@ -110,7 +110,7 @@ def test_accepted_duplicate_rejected_in_request_order(events_client: TestClient,
 def test_the_api_and_the_interaction_file_take_one_vocabulary(
     events_client: TestClient, fresh_home: Home, tmp_path: Path
 ) -> None:
-    """feedback.EVENT_TYPES is what POST /events takes and what an interaction file's `event` column takes: each
+    """feedback.EVENT_TYPES is what POST /events takes and what an interaction file's `type` column takes: each
     type posted and each type loaded from a file gives the same pairs with the same weights (EVENT_WEIGHTS);
     every other list of types is a part of it."""
     assert get_args(EventType) == EVENT_TYPES and set(EVENT_WEIGHTS) == set(EVENT_TYPES)
@@ -124,7 +124,7 @@ def test_the_api_and_the_interaction_file_take_one_vocabulary(
     stored = _store(fresh_home.settings).read().filter(pl.col("user_id").str.starts_with("vocab-"))
     pairs = event_pairs(stored).filter(~pl.col("removed") & (pl.col("weight") > 0))
     from_api = {(r["user_id"], r["game_id"]): r["weight"] for r in pairs.iter_rows(named=True)}
-    text = "user_id,game_id,event,value\n" + "".join(f"{u},{g},{t},{'' if v is None else v}\n" for u, g, t, v in rows)
+    text = "user_id,game_id,type,value\n" + "".join(f"{u},{g},{t},{'' if v is None else v}\n" for u, g, t, v in rows)
     (tmp_path / "events.csv").write_text(text)
     logs, report = read_interactions(tmp_path / "events.csv")
     from_file = {(r["user_id"], r["game_id"]): r["weight"] for r in logs.iter_rows(named=True)}

@@ -128,7 +128,7 @@ def test_every_event_type_loads_with_the_one_weight_table(tmp_path: Path) -> Non
     """The file takes exactly POST /events' types (feedback.EVENT_TYPES), each weighed by feedback.EVENT_WEIGHTS:
     one user per type, one row each; types that weigh 0 make no pair, and the report counts them."""
     lines = [f"u-{t},{10 + i},{t.upper() if i % 2 else t}" for i, t in enumerate(EVENT_TYPES)]
-    logs, report = read_interactions(write(tmp_path / "all.csv", "user_id,game_id,event\n" + "\n".join(lines)))
+    logs, report = read_interactions(write(tmp_path / "all.csv", "user_id,game_id,type\n" + "\n".join(lines)))
     weights = {r["user_id"].removeprefix("u-"): r["weight"] for r in logs.iter_rows(named=True)}
     assert weights == {t: w for t, w in EVENT_WEIGHTS.items() if w > 0}  # play without hours: 1 x play weight
     assert report.events == dict.fromkeys(sorted(EVENT_TYPES), 1)
@@ -141,7 +141,7 @@ def test_every_event_type_loads_with_the_one_weight_table(tmp_path: Path) -> Non
 
 def test_a_dislike_newer_than_the_last_positive_event_removes_the_pair(tmp_path: Path) -> None:
     text = (
-        "user_id,game_id,event,timestamp\n"
+        "user_id,game_id,type,timestamp\n"
         "a,1,play,2024-01-01\na,1,dislike,2024-02-01\n"  # played, then disliked: gone
         "a,2,dislike,2024-01-01\na,2,like,2024-02-01\n"  # disliked, then liked: kept
         "a,3,wishlist,\na,3,dislike,\n"  # no timestamps: file order; a wishlist is no positive event
@@ -166,6 +166,8 @@ def test_a_dislike_newer_than_the_last_positive_event_removes_the_pair(tmp_path:
         ("user_id,game_id\na,-3\n", "row 1 (line 2): game_id '-3' is out of range"),
         ("user_id,game_id\na,\n", "row 1 (line 2): game_id is missing"),
         ("user_id,game_id,event\na,1,play\na,2,rate\n", "row 2 (line 3): event 'rate' is not one of"),
+        ("user_id,game_id,type\na,1,rate\n", "row 1 (line 2): type 'rate' is not one of impression, click, view"),
+        ("user_id,game_id,type,event\na,1,play,play\n", "columns `type` and `event` both give the event type"),
         ("user_id,game_id,value\na,1,lots\n", "row 1 (line 2): value 'lots' is not a number"),
         ("user_id,game_id,value\na,1,-2\n", "row 1 (line 2): value '-2' is negative"),
         ("user_id,game_id,timestamp\na,1,2024-01-01\na,2,yesterday\n", "row 2 (line 3): timestamp 'yesterday' is not"),
