@@ -12,21 +12,39 @@ as one ordinary `dagster asset materialize` run (same executor, checks and run c
 Every asset is rebuilt only when asked: `make materialize` (or `--all`) forces the whole graph, as the daily
 schedule does. What Dagster cannot see is not looked at: a changed source setting (GAMEREC_CATALOG, ...) or edited
 code of an asset without a `code_version` leaves it fresh; use `make materialize` then.
+
+On screen: one line per finished step with its time, and for a failed step the error's own line (issue #26 §4).
+Dagster's whole output (its DEBUG events, warnings, tracebacks) goes to GAMEREC_HOME/logs/materialize.log. Settings
+that name files are checked before anything is imported (`settings.check_or_exit`): a bad one is one line, exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
-import dagster as dg
+from gamerec_assets.settings import check_or_exit, log_dir
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 MODULE = "gamerec_assets.definitions"
+LOG_NAME = "materialize.log"
+# Dagster's console line: `<time> - dagster - <LEVEL> - <job> - <run id> - <pid> - <step> - <EVENT> - <message>`
+_EVENT = re.compile(r" - dagster - \w+ - .* - (?P<step>\S+) - (?P<event>STEP_SUCCESS|STEP_FAILURE) - (?P<message>.*)")
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
+# An exception's own line (`module.Error: message`), Dagster's wrappers around the asset's error excepted
+_ERROR_LINE = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Failure|Interrupt)\w*): (?P<message>.+)")
+_WRAPPERS = ("dagster._core.errors.", "DagsterExecutionStepExecutionError", "dagster_shared.")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -80,33 +98,159 @@ def plan(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[AssetPlan]:
     return plans
 
 
-def materialize_command(keys: Sequence[dg.AssetKey], extra: Sequence[str]) -> list[str]:
-    """The `dagster asset materialize` call `make materialize` makes, narrowed to `keys`."""
+def materialize_command(keys: Sequence[dg.AssetKey | str], extra: Sequence[str]) -> list[str]:
+    """The `dagster asset materialize` call of `make materialize` (`["*"]`: every asset), narrowed to `keys`."""
     dagster = Path(sys.executable).with_name("dagster")
-    selection = ",".join(key.to_user_string() for key in keys)
+    selection = ",".join(key if isinstance(key, str) else key.to_user_string() for key in keys)
     return [str(dagster), "asset", "materialize", "-m", MODULE, "--select", selection, *extra]
+
+
+@dataclass
+class Progress:
+    """Reads Dagster's console output line by line: the screen gets one line per finished step, the log all."""
+
+    out: TextIO
+    assets: frozenset[str] = frozenset()  # step keys that build an asset (the others run asset checks)
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    failed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the last error lines seen (a failure's cause, or a load error)
+    _failing: str | None = None  # the step whose STEP_FAILURE text (its error, over several lines) is being read
+    _last: float = field(default_factory=time.monotonic)
+
+    def feed(self, line: str) -> None:
+        line = _ANSI.sub("", line.rstrip("\n"))
+        event = _EVENT.search(line)
+        if event is None:
+            if _LOG_LINE.match(line):
+                self._end_failure()
+            cause = _ERROR_LINE.match(line.strip())
+            if cause and not cause["type"].startswith(_WRAPPERS):
+                self.errors.append(line.strip())
+            return
+        self._end_failure()
+        now = time.monotonic()
+        step = event["step"]
+        if event["event"] == "STEP_SUCCESS":
+            self.done += 1
+            taken = re.search(r" in (\S+)\.$", event["message"])  # Dagster's own duration: "in 219ms", "in 1m2s"
+            verb = "built" if step in self.assets or not self.assets else "checked"
+            self.say(f"  {verb:<8}{step:<52} {taken[1] if taken else f'{now - self._last:.1f}s'}")
+        else:
+            self._failing = step
+            self.errors = []
+        self._last = now
+
+    def _end_failure(self) -> None:
+        if self._failing is None:
+            return
+        cause = self.errors[-1] if self.errors else "see the log"
+        self.failed.append(self._failing)
+        self.say(f"  FAILED {self._failing}: {cause}")
+        self._failing = None
+
+    def finish(self) -> None:
+        self._end_failure()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+
+def run_with_progress(
+    command: Sequence[str], log_path: Path, assets: Iterable[str] = (), out: TextIO = sys.stdout
+) -> int:
+    """Run `command` (a `dagster asset materialize`) with its output in `log_path`; on `out`, one line per step.
+
+    `assets`: the step keys that build assets (`step_keys`), so a check's step says "checked".
+    """
+    progress = Progress(out, frozenset(assets))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a", encoding="utf-8") as log:
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S %z')}: {' '.join(command)}\n")
+        log.flush()
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1
+        )
+        try:
+            assert proc.stdout is not None
+            for line in _lines(proc.stdout):
+                log.write(_ANSI.sub("", line))
+                progress.feed(line)
+            status = proc.wait()
+        except KeyboardInterrupt:  # Ctrl-C: the run stops within seconds, not after its step
+            _stop(proc)
+            progress.say(f"gamerec: interrupted; the run's log: {_shown(log_path)}")
+            return 130
+    progress.finish()
+    took = time.monotonic() - progress.started
+    if status == 0:
+        progress.say(f"gamerec: {progress.done} steps done in {took:.0f} s (Dagster's log: {_shown(log_path)})")
+    else:
+        if not progress.failed:  # failed before any step (the code location did not load, a bad run config)
+            progress.say(f"  {progress.errors[-1] if progress.errors else 'dagster asset materialize failed'}")
+        progress.say(f"gamerec: the run failed after {took:.0f} s; the whole output: {_shown(log_path)}")
+    return status
+
+
+def step_keys(defs: dg.Definitions) -> set[str]:
+    """The step key of each asset of `defs` (its key's path joined by `__`, as Dagster names an asset's op)."""
+    return {"__".join(key.path) for key in defs.resolve_asset_graph().get_all_asset_keys()}
+
+
+def _lines(stream: TextIO) -> Iterable[str]:
+    yield from iter(stream.readline, "")
+
+
+def _stop(proc: subprocess.Popen[str], grace: float = 3.0) -> None:
+    """SIGINT reached the child too (one process group); give it `grace` seconds, then end it."""
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _shown(path: Path) -> str:
+    """The path relative to the working directory when it is below it (shorter on screen)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gamerec_assets.materialize_stale", description=__doc__)
     parser.add_argument("--all", action="store_true", help="materialize every asset, fresh or not")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, materialize nothing")
+    parser.add_argument("--command", default="make run", help="the command named in a suggested fix")
     parser.add_argument("dagster_args", nargs="*", help="passed to `dagster asset materialize` (after --), e.g. -c")
     args = parser.parse_args(argv)
+    check_or_exit(args.command)
+
+    import dagster as dg
 
     from gamerec_assets.definitions import defs
 
+    if args.all:  # the whole graph, as `make materialize` and the daily schedule do: no plan to compute
+        print("gamerec: materializing every asset", flush=True)
+        return run_with_progress(materialize_command(["*"], args.dagster_args), log_dir() / LOG_NAME, step_keys(defs))
     with dg.DagsterInstance.get() as instance:
         plans = plan(defs, instance)
-    if args.all:
-        plans = [AssetPlan(p.key, p.status, ("--all",), True) for p in plans]
     todo = [p.key for p in plans if p.selected]
-    print(f"gamerec: {len(todo)} of {len(plans)} assets to materialize", flush=True)
-    for p in plans:
-        print(p.line(), flush=True)
+    why = ", ".join(f"{n} {s}" for s in ("missing", "stale") if (n := sum(p.status == s for p in plans if p.selected)))
+    downstream = sum(p.status == "fresh" for p in plans if p.selected)
+    detail = ", ".join(filter(None, [why, f"{downstream} downstream of them" if downstream else ""]))
+    print(f"gamerec: {len(todo)} of {len(plans)} assets to materialize{f' ({detail})' if detail else ''}", flush=True)
+    if args.dry_run:
+        for p in plans:
+            print(p.line(), flush=True)
     if not todo or args.dry_run:
         return 0
-    return subprocess.call(materialize_command(todo, args.dagster_args))
+    return run_with_progress(materialize_command(todo, args.dagster_args), log_dir() / LOG_NAME, step_keys(defs))
 
 
 if __name__ == "__main__":
