@@ -25,8 +25,9 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -39,8 +40,7 @@ if TYPE_CHECKING:
 MODULE = "gamerec_assets.definitions"
 LOG_NAME = "materialize.log"
 # Dagster's console line: `<time> - dagster - <LEVEL> - <job> - <run id> - <pid> - <step> - <EVENT> - <message>`
-_EVENT = re.compile(r" - dagster - \w+ - .* - (?P<step>\S+) - (?P<event>STEP_SUCCESS|STEP_FAILURE) - (?P<message>.*)")
-_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
+_RUN_ID = re.compile(r"(?<= - )[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?= - )")
 # An exception's own line (`module.Error: message`), Dagster's wrappers around the asset's error excepted
 _ERROR_LINE = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Failure|Interrupt)\w*): (?P<message>.+)")
 _WRAPPERS = ("dagster._core.errors.", "DagsterExecutionStepExecutionError", "dagster_shared.")
@@ -105,64 +105,115 @@ def materialize_command(keys: Sequence[dg.AssetKey | str], extra: Sequence[str])
     return [str(dagster), "asset", "materialize", "-m", MODULE, "--select", selection, *extra]
 
 
+@dataclass(frozen=True)
+class StepEvent:
+    """A step's start, success or failure, from the run's event log (`cause`: a failure's own error line)."""
+
+    step: str
+    kind: str  # "start", "success", "failure"
+    timestamp: float
+    cause: str = ""
+
+
+# Reads the run's step events after a cursor: (events, new cursor). The instance's event log, not the console: a
+# step's console lines can be lost (wandb captures a step process's stderr while its run is open).
+StepEvents = Callable[[str, str | None], tuple[list[StepEvent], str | None]]
+
+
+def instance_step_events(instance: dg.DagsterInstance) -> StepEvents:
+    """The run's STEP_START / STEP_SUCCESS / STEP_FAILURE records from `instance`'s event log."""
+    import dagster as dg
+
+    kinds = {
+        dg.DagsterEventType.STEP_START: "start",
+        dg.DagsterEventType.STEP_SUCCESS: "success",
+        dg.DagsterEventType.STEP_FAILURE: "failure",
+    }
+
+    def read(run_id: str, cursor: str | None) -> tuple[list[StepEvent], str | None]:
+        found = instance.get_records_for_run(run_id, cursor=cursor, of_type=set(kinds))
+        events = []
+        for record in found.records:
+            entry = record.event_log_entry
+            event = entry.dagster_event
+            if event is None or entry.step_key is None:
+                continue
+            kind = kinds[event.event_type]
+            error = event.step_failure_data.error if kind == "failure" and event.step_failure_data else None
+            events.append(StepEvent(entry.step_key, kind, entry.timestamp, root_cause(error)))
+        return events, found.cursor
+
+    return read
+
+
+def root_cause(error: object) -> str:
+    """The deepest cause's first line, `Type: message` (Dagster's wrapper errors and module paths left out)."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause  # type: ignore[attr-defined]
+    if error is None:
+        return ""
+    message = (getattr(error, "message", "") or "").strip().splitlines()
+    first = message[0] if message else getattr(error, "cls_name", "error")
+    kind, sep, text = first.partition(": ")
+    return f"{kind.rsplit('.', 1)[-1]}: {text}" if sep and " " not in kind else first
+
+
 @dataclass
 class Progress:
-    """Reads Dagster's console output line by line: the screen gets one line per finished step, the log all."""
+    """What the screen gets: one line per finished step with its time; a failed step with its error's own line."""
 
     out: TextIO
     assets: frozenset[str] = frozenset()  # step keys that build an asset (the others run asset checks)
     started: float = field(default_factory=time.monotonic)
     done: int = 0
     failed: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # the last error lines seen (a failure's cause, or a load error)
-    _failing: str | None = None  # the step whose STEP_FAILURE text (its error, over several lines) is being read
-    _last: float = field(default_factory=time.monotonic)
+    errors: list[str] = field(default_factory=list)  # error lines of the console (a load error before any step)
+    run_id: str | None = None
+    _starts: dict[str, float] = field(default_factory=dict)
 
-    def feed(self, line: str) -> None:
-        line = _ANSI.sub("", line.rstrip("\n"))
-        event = _EVENT.search(line)
-        if event is None:
-            if _LOG_LINE.match(line):
-                self._end_failure()
-            cause = _ERROR_LINE.match(line.strip())
-            if cause and not cause["type"].startswith(_WRAPPERS):
-                self.errors.append(line.strip())
+    def console(self, line: str) -> None:
+        """A line of Dagster's console output: the run's id, and exception lines for a failure before any step."""
+        if self.run_id is None and (found := _RUN_ID.search(line)):
+            self.run_id = found[0]
+        cause = _ERROR_LINE.match(line.strip())
+        if cause and not cause["type"].startswith(_WRAPPERS):
+            self.errors.append(root_cause(_Line(line.strip())))
+
+    def event(self, event: StepEvent) -> None:
+        if event.kind == "start":
+            self._starts[event.step] = event.timestamp
             return
-        self._end_failure()
-        now = time.monotonic()
-        step = event["step"]
-        if event["event"] == "STEP_SUCCESS":
+        took = event.timestamp - self._starts.get(event.step, event.timestamp)
+        if event.kind == "success":
             self.done += 1
-            taken = re.search(r" in (\S+)\.$", event["message"])  # Dagster's own duration: "in 219ms", "in 1m2s"
-            verb = "built" if step in self.assets or not self.assets else "checked"
-            self.say(f"  {verb:<8}{step:<52} {taken[1] if taken else f'{now - self._last:.1f}s'}")
+            verb = "built" if event.step in self.assets or not self.assets else "checked"
+            self.say(f"  {verb:<8}{event.step:<52} {took:5.1f} s")
         else:
-            self._failing = step
-            self.errors = []
-        self._last = now
-
-    def _end_failure(self) -> None:
-        if self._failing is None:
-            return
-        cause = self.errors[-1] if self.errors else "see the log"
-        self.failed.append(self._failing)
-        self.say(f"  FAILED {self._failing}: {cause}")
-        self._failing = None
-
-    def finish(self) -> None:
-        self._end_failure()
+            self.failed.append(event.step)
+            self.say(f"  FAILED  {event.step} after {took:.1f} s: {event.cause or 'see the log'}")
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
 
-def run_with_progress(
-    command: Sequence[str], log_path: Path, assets: Iterable[str] = (), out: TextIO = sys.stdout
-) -> int:
-    """Run `command` (a `dagster asset materialize`) with its output in `log_path`; on `out`, one line per step.
+@dataclass(frozen=True)
+class _Line:
+    """A console error line in the shape `root_cause` reads."""
 
-    `assets`: the step keys that build assets (`step_keys`), so a check's step says "checked".
-    """
+    message: str
+    cause: None = None
+
+
+def run_with_progress(
+    command: Sequence[str],
+    log_path: Path,
+    events: StepEvents,
+    assets: Iterable[str] = (),
+    out: TextIO = sys.stdout,
+) -> int:
+    """Run `command` (a `dagster asset materialize`) with its whole output in `log_path`; on `out`, one line per step
+    from the run's event log (`events`: `instance_step_events`). `assets`: the step keys that build assets
+    (`step_keys`), so an asset check's step says "checked"."""
     progress = Progress(out, frozenset(assets))
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a", encoding="utf-8") as log:
@@ -171,17 +222,26 @@ def run_with_progress(
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1
         )
+        reader = threading.Thread(target=_copy_output, args=(proc, log, progress), daemon=True)
+        reader.start()
+        cursor: str | None = None
         try:
-            assert proc.stdout is not None
-            for line in _lines(proc.stdout):
-                log.write(_ANSI.sub("", line))
-                progress.feed(line)
-            status = proc.wait()
+            while True:
+                finished = proc.poll() is not None
+                if finished:
+                    reader.join()  # every console line read: the run id is known if there was a run
+                if progress.run_id is not None:
+                    found, cursor = events(progress.run_id, cursor)
+                    for event in found:
+                        progress.event(event)
+                if finished:
+                    break
+                time.sleep(0.5)
         except KeyboardInterrupt:  # Ctrl-C: the run stops within seconds, not after its step
             _stop(proc)
             progress.say(f"gamerec: interrupted; the run's log: {_shown(log_path)}")
             return 130
-    progress.finish()
+    status = proc.returncode
     took = time.monotonic() - progress.started
     if status == 0:
         progress.say(f"gamerec: {progress.done} steps done in {took:.0f} s (Dagster's log: {_shown(log_path)})")
@@ -192,13 +252,19 @@ def run_with_progress(
     return status
 
 
+def _copy_output(proc: subprocess.Popen[str], log: TextIO, progress: Progress) -> None:
+    """The child's output into the log file (without colour codes), each line shown to `progress.console`."""
+    assert proc.stdout is not None
+    for line in iter(proc.stdout.readline, ""):
+        line = _ANSI.sub("", line)
+        log.write(line)
+        progress.console(line)
+    log.flush()
+
+
 def step_keys(defs: dg.Definitions) -> set[str]:
     """The step key of each asset of `defs` (its key's path joined by `__`, as Dagster names an asset's op)."""
     return {"__".join(key.path) for key in defs.resolve_asset_graph().get_all_asset_keys()}
-
-
-def _lines(stream: TextIO) -> Iterable[str]:
-    yield from iter(stream.readline, "")
 
 
 def _stop(proc: subprocess.Popen[str], grace: float = 3.0) -> None:
@@ -237,7 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.all:  # the whole graph, as `make materialize` and the daily schedule do: no plan to compute
         print("gamerec: materializing every asset", flush=True)
-        return run_with_progress(materialize_command(["*"], args.dagster_args), log_dir() / LOG_NAME, step_keys(defs))
+        with dg.DagsterInstance.get() as instance:
+            command = materialize_command(["*"], args.dagster_args)
+            return run_with_progress(command, log_dir() / LOG_NAME, instance_step_events(instance), step_keys(defs))
     with dg.DagsterInstance.get() as instance:
         plans = plan(defs, instance)
     todo = [p.key for p in plans if p.selected]
@@ -250,7 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(p.line(), flush=True)
     if not todo or args.dry_run:
         return 0
-    return run_with_progress(materialize_command(todo, args.dagster_args), log_dir() / LOG_NAME, step_keys(defs))
+    with dg.DagsterInstance.get() as instance:
+        command = materialize_command(todo, args.dagster_args)
+        return run_with_progress(command, log_dir() / LOG_NAME, instance_step_events(instance), step_keys(defs))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from gamerec_assets.materialize_stale import LOG_NAME, MODULE, materialize_command, plan, run_with_progress
+from gamerec_assets.materialize_stale import (
+    LOG_NAME,
+    MODULE,
+    instance_step_events,
+    materialize_command,
+    plan,
+    run_with_progress,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,8 +110,8 @@ defs = dg.Definitions(assets=[catalogue, scores])
 
 
 def test_a_run_shows_one_line_per_step_and_the_error_and_logs_the_rest(tmp_path: Path) -> None:
-    """A real `dagster asset materialize`: on screen one line per step (built / FAILED with the asset's own
-    error line), no colour codes, no DEBUG events; the log file has Dagster's whole output."""
+    """A real `dagster asset materialize`: on screen one line per step from the run's event log (built / FAILED
+    with the asset's own error line), no colour codes, no DEBUG events; the log file has Dagster's whole output."""
     (tmp_path / "graph.py").write_text(TWO_ASSETS)
     (tmp_path / "dagster_home").mkdir()
     dagster = Path(sys.executable).with_name("dagster")
@@ -112,12 +119,13 @@ def test_a_run_shows_one_line_per_step_and_the_error_and_logs_the_rest(tmp_path:
     screen = io.StringIO()
     log = tmp_path / "logs" / LOG_NAME
     env = {"DAGSTER_HOME": str(tmp_path / "dagster_home"), "PYTHONWARNINGS": "ignore"}
-    with _environment(env):
-        status = run_with_progress(command, log, assets={"catalogue", "scores"}, out=screen)
+    with _environment(env), dg.DagsterInstance.get() as instance:
+        status = run_with_progress(command, log, instance_step_events(instance), {"catalogue", "scores"}, screen)
     shown = screen.getvalue().splitlines()
     assert status != 0
-    assert re.fullmatch(r"  built   catalogue +\S+", shown[0]), shown
-    assert shown[1] == "  FAILED scores: ValueError: games.csv: row 3 (line 4): game_id 'x' is not an integer"
+    assert re.fullmatch(r"  built   catalogue +\d+\.\d s", shown[0]), shown
+    cause = "ValueError: games.csv: row 3 (line 4): game_id 'x' is not an integer"
+    assert re.fullmatch(rf"  FAILED  scores after \d+\.\d s: {re.escape(cause)}", shown[1]), shown
     assert re.fullmatch(rf"gamerec: the run failed after \d+ s; the whole output: {re.escape(str(log))}", shown[2])
     assert len(shown) == 3
     assert "\x1b[" not in screen.getvalue() and "DEBUG" not in screen.getvalue()
