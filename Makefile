@@ -22,6 +22,7 @@ export PYTHONWARNINGS ?= ignore:Function `asset_materialize_command` is supersed
 # One line per install step with its time ("gamerec: installing the project into .venv ... 74 s"); pip's own output
 # goes to $(GAMEREC_HOME)/logs/install.log, and its last lines to the screen only when it fails.
 INSTALL_LOG := $(GAMEREC_HOME)/logs/install.log
+comma := ,
 define step
 	@mkdir -p $(dir $(INSTALL_LOG)); t0=$$(date +%s); printf 'gamerec: %s ... ' "$(1)"; \
 	if $(2) >>$(INSTALL_LOG) 2>&1; then echo "$$(( $$(date +%s) - t0 )) s"; \
@@ -41,11 +42,13 @@ $(STAMP_MYSQL): $(STAMP_RUN)
 	@rm -f $(VENV)/.installed-mysql-* && touch $@
 
 $(STAMP_DEV): $(STAMP_RUN)
-	$(call step,installing the test extras and the MySQL extra,$(PIP) -e '.[mysql,dev]')
+	$(call step,installing the test extras and the MySQL extra,$(PIP) -e '.[mysql$(comma)dev]')
 	@rm -f $(VENV)/.installed-dev-* $(VENV)/.installed-mysql-* && touch $@ $(STAMP_MYSQL)
 
 install: $(STAMP_RUN) $(WANT_MYSQL)
+	@:  # (not "Nothing to be done" when installed)
 install-dev: $(STAMP_DEV)
+	@:
 
 # Headless Chromium for the web-page test: Debian's package (Playwright's own browser download is not reachable).
 browser:
