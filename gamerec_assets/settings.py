@@ -821,9 +821,11 @@ def source_exports(env: Mapping[str, str]) -> dict[str, str]:
     snapshot = RawgSettings.from_env(env).snapshot
     if snapshot is not None:
         out["GAMEREC_RAWG_SNAPSHOT"] = str(snapshot.expanduser().resolve())
-    home = _text(env, "GAMEREC_HOME")
-    if home:
+    if _text(env, "GAMEREC_HOME"):
         out["GAMEREC_HOME"] = str(_home(env))
+    dagster_home = _text(env, "DAGSTER_HOME")
+    if dagster_home:
+        out["DAGSTER_HOME"] = str(Path(dagster_home).expanduser().resolve())
     return out
 
 

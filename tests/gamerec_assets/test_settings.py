@@ -377,8 +377,9 @@ def test_good_settings_pass_the_check(tmp_path: Path) -> None:
     }
     assert settings_module.check(env) == []
     assert settings_module.check({}) == []
-    exports = settings_module.source_exports({**env, "GAMEREC_CATALOG": "file:games.csv"})
+    exports = settings_module.source_exports({**env, "GAMEREC_CATALOG": "file:games.csv", "DAGSTER_HOME": "dh"})
     assert exports["GAMEREC_CATALOG"] == f"file:{Path.cwd() / 'games.csv'}"  # absolute, for `dagster dev`'s cwd
+    assert exports["DAGSTER_HOME"] == str(Path.cwd() / "dh")
 
 
 def test_mysql_without_its_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
