@@ -45,7 +45,8 @@ RUN python3 -m venv /opt/gamerec \
 
 # The dependencies first, from pyproject.toml alone (an empty project stands in for the sources), so that a change
 # of the code or the README does not reinstall them; no build isolation: the project's build backend is the venv's
-# setuptools above (from the wheelhouse offline). Then the venv slimmed (docker/slim_venv.py: test suites, sources,
+# setuptools above (from the wheelhouse offline); with the [mysql] extra, since the image's deployments keep tables on
+# MariaDB (GAMEREC_MYSQL_URL). Then the venv slimmed (docker/slim_venv.py: test suites, sources,
 # unused optional modules, symbol tables); strip comes from binutils: in the build base, else apt (online), else the
 # libraries keep their symbols.
 WORKDIR /src
@@ -53,7 +54,7 @@ COPY pyproject.toml ./
 COPY docker/slim_venv.py /opt/slim_venv.py
 RUN mkdir gamerec_assets gamerec_api \
  && touch README.md gamerec_assets/__init__.py gamerec_api/__init__.py \
- && sh /usr/local/bin/gamerec-pip-install --no-build-isolation . \
+ && sh /usr/local/bin/gamerec-pip-install --no-build-isolation '.[mysql]' \
  && { command -v strip >/dev/null \
       || { apt-get update -qq && apt-get install -y -qq --no-install-recommends binutils >/dev/null; } \
       || echo "no binutils: not stripping"; } \

@@ -5,9 +5,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 # Re-install whenever pyproject.toml changes; otherwise a re-run skips straight to the work.
-HASH      := $(shell sha1sum pyproject.toml 2>/dev/null | cut -c1-12)
-STAMP_RUN := $(VENV)/.installed-run-$(HASH)
-STAMP_DEV := $(VENV)/.installed-dev-$(HASH)
+HASH        := $(shell sha1sum pyproject.toml 2>/dev/null | cut -c1-12)
+STAMP_RUN   := $(VENV)/.installed-run-$(HASH)
+STAMP_MYSQL := $(VENV)/.installed-mysql-$(HASH)
+STAMP_DEV   := $(VENV)/.installed-dev-$(HASH)
+# The [mysql] extra (PyMySQL, connectorx, pyarrow: ~350 MB) only where tables or Dagster's storage are on MySQL.
+WANT_MYSQL  := $(if $(strip $(GAMEREC_MYSQL_URL)$(DAGSTER_MYSQL_HOST)),$(STAMP_MYSQL))
 
 export GAMEREC_HOME ?= $(CURDIR)/.gamerec
 export DAGSTER_HOME ?= $(GAMEREC_HOME)/dagster_home
@@ -16,22 +19,36 @@ export WANDB_MODE   ?= offline
 # they are the documented commands of this release, so the notice is noise here.
 export PYTHONWARNINGS ?= ignore:Function `asset_materialize_command` is superseded,ignore:Function `dev_command` is superseded
 
-.PHONY: run test test-fast install install-dev browser prometheus lint materialize materialize-stale serve dagster-home clean
+# One line per install step with its time ("gamerec: installing the project into .venv ... 74 s"); pip's own output
+# goes to $(GAMEREC_HOME)/logs/install.log, and its last lines to the screen only when it fails.
+INSTALL_LOG := $(GAMEREC_HOME)/logs/install.log
+comma := ,
+define step
+	@mkdir -p $(dir $(INSTALL_LOG)); t0=$$(date +%s); printf 'gamerec: %s ... ' "$(1)"; \
+	if $(2) >>$(INSTALL_LOG) 2>&1; then echo "$$(( $$(date +%s) - t0 )) s"; \
+	else echo "failed; the last lines of $(INSTALL_LOG):"; tail -n 15 $(INSTALL_LOG); exit 1; fi
+endef
+
+.PHONY: run test test-fast install install-dev browser prometheus lint materialize materialize-stale serve dagster-home clean check-run
 
 $(STAMP_RUN): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "gamerec: installing the project into $(VENV)"
-	@$(PIP) --upgrade pip
-	@$(PIP) -e .
+	$(call step,creating $(VENV),$(SHELL) -c 'test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)')
+	$(call step,upgrading pip,$(PIP) --upgrade pip)
+	$(call step,installing the project into $(VENV),$(PIP) -e .)
 	@rm -f $(VENV)/.installed-run-* && touch $@
 
-$(STAMP_DEV): $(STAMP_RUN)
-	@echo "gamerec: installing the test extras"
-	@$(PIP) -e '.[dev]'
-	@rm -f $(VENV)/.installed-dev-* && touch $@
+$(STAMP_MYSQL): $(STAMP_RUN)
+	$(call step,installing the MySQL extra (GAMEREC_MYSQL_URL or DAGSTER_MYSQL_HOST is set),$(PIP) -e '.[mysql]')
+	@rm -f $(VENV)/.installed-mysql-* && touch $@
 
-install: $(STAMP_RUN)
+$(STAMP_DEV): $(STAMP_RUN)
+	$(call step,installing the test extras and the MySQL extra,$(PIP) -e '.[mysql$(comma)dev]')
+	@rm -f $(VENV)/.installed-dev-* $(VENV)/.installed-mysql-* && touch $@ $(STAMP_MYSQL)
+
+install: $(STAMP_RUN) $(WANT_MYSQL)
+	@:  # (not "Nothing to be done" when installed)
 install-dev: $(STAMP_DEV)
+	@:
 
 # Headless Chromium for the web-page test: Debian's package (Playwright's own browser download is not reachable).
 browser:
@@ -65,19 +82,25 @@ dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-# Every asset, fresh or not (what the daily schedule does).
+# Every asset, fresh or not (what the daily schedule does): `dagster asset materialize --select '*'`, through
+# materialize_stale for its settings check (one line, exit 2) and its progress (one line per step; Dagster's own
+# output in $(GAMEREC_HOME)/logs/materialize.log). ARGS='-- -c file.yaml': run config.
 materialize: install dagster-home
-	$(BIN)/dagster asset materialize -m gamerec_assets.definitions --select '*'
+	@$(BIN)/python -m gamerec_assets.materialize_stale --all --command 'make materialize' $(ARGS)
 
-# Only what Dagster calls missing or stale, and what is downstream of it; prints what it skips and why.
-# ARGS=--dry-run: the plan only; ARGS='-- -c file.yaml': run config for the run it starts.
+# Only what Dagster calls missing or stale, and what is downstream of it. ARGS=--dry-run: the plan and why;
+# ARGS='-- -c file.yaml': run config for the run it starts.
 materialize-stale: install dagster-home
 	@$(BIN)/python -m gamerec_assets.materialize_stale $(ARGS)
 
 serve: install dagster-home
 	@bash scripts/serve.sh
 
-run: materialize-stale serve
+# `make run` checks its settings and both ports before building, so a busy port does not wait for the build.
+check-run: install
+	@$(BIN)/python -m gamerec_assets.settings --check --ports --command 'make run'
+
+run: check-run materialize-stale serve
 
 clean:
 	rm -rf $(GAMEREC_HOME)

@@ -159,7 +159,7 @@ do_wheelhouse() {
   n=$(find "$WHEELHOUSE" -maxdepth 1 -name '*.whl' | wc -l)
   # Wheels for every dependency (and setuptools/wheel, the project's build backend, for an offline build); the
   # project's own wheel is not kept: the image builds it from its sources.
-  local wanted=("$ROOT" "setuptools>=77" wheel)
+  local wanted=("$ROOT[mysql]" "setuptools>=77" wheel)  # the image installs the [mysql] extra (Dockerfile)
   if [ "$n" -gt 0 ] && "$PYTHON" -m pip wheel -q --no-index --find-links "$WHEELHOUSE" -w "$WHEELHOUSE" \
     "${wanted[@]}" >/dev/null 2>&1; then
     say "wheelhouse: complete from the cache ($n wheels)"

@@ -6,7 +6,7 @@ import argparse
 import shutil
 import tempfile
 
-from gamerec_assets.settings import Settings, export_to_children
+from gamerec_assets.settings import Settings, check_or_exit, export_to_children, port_problem
 
 
 def http_protocol() -> str:
@@ -19,6 +19,7 @@ def http_protocol() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    check_or_exit("python -m gamerec_api")  # a bad setting: one line and exit 2, not a traceback
     settings = Settings.from_env()
     api, guards = settings.api, settings.guards
     parser = argparse.ArgumentParser(prog="python -m gamerec_api", description=__doc__)
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be >= 1")
+    busy = port_problem(args.host, args.port) if args.port else None
+    if busy:  # uvicorn would log a traceback-free error too, but only after importing the whole app
+        parser.exit(2, f"--port {args.port}: {args.host}:{args.port} is {busy}; pick another (GAMEREC_API_PORT)\n")
     # Workers build the app from the environment (uvicorn's factory mode): hand them what the flags changed.
     if args.reload_interval is not None:
         export_to_children({"GAMEREC_RELOAD_INTERVAL": str(args.reload_interval)})

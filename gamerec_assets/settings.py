@@ -259,7 +259,15 @@ def parse_source(name: str, raw: str, kinds: tuple[str, ...]) -> str:
     if kind in with_path:
         example = f"'{kind}:data/{kind}.csv'"
         raise ValueError(f"{name} must be {expected}: {kind!r} needs a path (e.g. {example}), got {raw!r}")
+    if _looks_like_path(text):  # the common slip: the path without its kind (`file:` first: the usual one)
+        written = " or ".join(f"{name}={k}:{text}" for k in sorted(with_path, key=lambda k: k != "file"))
+        raise ValueError(f"{name}={text}: a path needs its kind in front; write {written}")
     raise ValueError(f"{name} must be {expected}, got {raw!r}")
+
+
+def _looks_like_path(text: str) -> bool:
+    """`data/x.csv`, `/srv/games.parquet`, `~/x`, `games.csv`: a path, not a misspelt kind."""
+    return any(mark in text for mark in ("/", "\\", ".")) or text.startswith("~")
 
 
 def parse_catalog(raw: str, name: str = "GAMEREC_CATALOG") -> str:
@@ -632,3 +640,252 @@ def export_to_children(values: Mapping[str, str]) -> None:
     if unknown:
         raise ValueError(f"not settings variables: {unknown}")
     os.environ.update(values)
+
+
+# -- checks when a command starts (issue #26 §3) ------------------------------------------------------------------
+#
+# `Settings.from_env` never looks at the disk (a missing file must not stop a code location from loading); the
+# commands a person types (`make run`, `make materialize`, `make serve`) call `check` first, so a wrong setting is
+# one line naming the variable, the value and the fix, before anything starts, not a traceback 19 s into a run.
+
+# The formats `recsys.catalogue_file.read_table` reads (catalogue and interaction files alike).
+DATA_FILE_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv", ".parquet", ".pq")
+_SOURCE_FIXES = {
+    ("GAMEREC_CATALOG", "file"): "file:<path of a CSV or Parquet catalogue>",
+    ("GAMEREC_INTERACTIONS", "file"): "file:<path of a CSV or Parquet interaction file>",
+    ("GAMEREC_INTERACTIONS", "steam"): "steam:<path of the steam-200k CSV>",
+}
+# SQLAlchemy's MySQL drivers -> the module each imports (a bare `mysql://` means mysqlclient)
+_MYSQL_DRIVERS = {"pymysql": "pymysql", "mysqldb": "MySQLdb", "mysqlconnector": "mysql.connector"}
+MYSQL_EXTRA_FIX = (
+    "install the MySQL extra: .venv/bin/pip install -e '.[mysql]' (make install adds it when GAMEREC_MYSQL_URL is set)"
+)
+
+
+def _file_problem(raw_path: str, suffixes: tuple[str, ...] = ()) -> str | None:
+    """Why `raw_path` cannot be read as a data file, or None; relative paths say where they were resolved from."""
+    path = Path(raw_path).expanduser()
+    cwd = Path.cwd()
+    resolved = "" if path.is_absolute() else f" (relative paths are resolved from {cwd})"
+    full = path if path.is_absolute() else cwd / path
+    if not full.exists():
+        return f"no such file{resolved}"
+    if full.is_dir():
+        return f"is a directory, not a file{resolved}"
+    if not os.access(full, os.R_OK):
+        return "cannot be read (permissions)"
+    if suffixes and not full.name.lower().endswith(suffixes):
+        return f"unknown format (expected {', '.join(suffixes)})"
+    return None
+
+
+def _dir_problem(raw_path: str) -> str | None:
+    """Why `raw_path` cannot be (or become) a writable directory, or None."""
+    path = Path(raw_path).expanduser().absolute()
+    if path.exists():
+        if not path.is_dir():
+            return "is a file, not a directory"
+        return None if os.access(path, os.W_OK | os.X_OK) else "cannot be written (permissions)"
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot be created ({parent} is not a writable directory)"
+    return None
+
+
+def _masked_url(url: str) -> str:
+    """The URL without its password (an error line must not print a secret)."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def mysql_driver_problem(url: str) -> str | None:
+    """None when `url` is not MySQL or its driver imports; else why not (the `[mysql]` extra is missing)."""
+    import importlib.util
+
+    scheme = url.partition("://")[0].lower()
+    dialect, _, driver = scheme.partition("+")
+    if dialect not in ("mysql", "mariadb"):
+        return None
+    module = _MYSQL_DRIVERS.get(driver or "mysqldb", driver)
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted module whose parent is missing
+        found = False
+    return None if found else f"its driver {module} is not installed"
+
+
+def check(env: Mapping[str, str]) -> list[str]:
+    """Every setting a command cannot start with, one line each: `VAR=value: problem; fix`. Empty when all is well."""
+    lines: list[str] = []
+    try:
+        Settings.from_env(env)
+    except ValueError as exc:
+        lines.append(str(exc))  # the parsers' messages name the variable, the value and what it must be
+    for name in ("GAMEREC_CATALOG", "GAMEREC_INTERACTIONS"):
+        raw = _text(env, name)
+        kind, sep, path = (raw or "").partition(":")
+        fix = _SOURCE_FIXES.get((name, kind.strip().lower()))
+        if raw is None or not sep or fix is None or not path.strip() or any(name in line for line in lines):
+            continue
+        suffixes = DATA_FILE_SUFFIXES if kind.strip().lower() == "file" else ()
+        problem = _file_problem(path.strip(), suffixes)
+        if problem:
+            lines.append(f"{name}={raw}: {problem}; set it to {fix}")
+    for name, fix in (
+        ("GAMEREC_STEAM_PATH", "set it to the path of the steam-200k CSV, or unset it (deprecated)"),
+        ("GAMEREC_RAWG_SNAPSHOT", "set it to the path of a RAWG snapshot, or unset it for the bundled one"),
+    ):
+        raw = _text(env, name)
+        problem = _file_problem(raw) if raw else None
+        if problem:
+            lines.append(f"{name}={raw}: {problem}; {fix}")
+    for name, fix in (
+        ("GAMEREC_HOME", "set it to a writable directory (default: .gamerec in the checkout)"),
+        ("DAGSTER_HOME", "set it to a writable directory (default: $GAMEREC_HOME/dagster_home)"),
+    ):
+        raw = _text(env, name)
+        problem = _dir_problem(raw) if raw else None
+        if problem:
+            lines.append(f"{name}={raw}: {problem}; {fix}")
+    metrics = _text(env, "PROMETHEUS_MULTIPROC_DIR")
+    if metrics and not Path(metrics).expanduser().is_dir():
+        lines.append(f"PROMETHEUS_MULTIPROC_DIR={metrics}: no such directory; create it (mkdir -p) or unset it")
+    url = _text(env, "GAMEREC_MYSQL_URL")
+    problem = mysql_driver_problem(url) if url else None
+    if problem and url:
+        lines.append(f"GAMEREC_MYSQL_URL={_masked_url(url)}: {problem}; {MYSQL_EXTRA_FIX}")
+    return lines
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why a server could not listen on host:port (bound the way uvicorn binds: SO_REUSEADDR), or None."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "in use by another program"
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return "not an address of this machine"
+            if exc.errno == errno.EACCES:
+                return "needs privileges (ports below 1024)"
+            return exc.strerror or str(exc)
+    return None
+
+
+def _free_port(host: str, start: int, avoid: set[int]) -> int | None:
+    """The first port after `start` a server could listen on (a suggestion, not a reservation)."""
+    return next(
+        (p for p in range(start + 1, min(start + 50, 65535)) if p not in avoid and port_problem(host, p) is None),
+        None,
+    )
+
+
+def check_ports(env: Mapping[str, str], command: str = "make serve") -> list[str]:
+    """The API's and the Dagster UI's ports (scripts/serve.sh starts both): busy ones, one line each."""
+    try:
+        api = ApiSettings.from_env(env)
+    except ValueError:
+        return []  # `check` reports it
+    wanted = [("GAMEREC_API_PORT", api.host, api.port), ("DAGSTER_PORT", "127.0.0.1", api.dagster_port)]
+    lines: list[str] = []
+    if api.port == api.dagster_port:
+        return [f"GAMEREC_API_PORT={api.port}: DAGSTER_PORT is the same port; set one of them to another port"]
+    for name, host, port in wanted:
+        if port == 0:
+            continue  # any free port
+        problem = port_problem(host, port)
+        if problem == "not an address of this machine":
+            lines.append(f"GAMEREC_API_HOST={host}: {problem}; set it to 127.0.0.1, 0.0.0.0 or one of its addresses")
+        elif problem:
+            free = _free_port(host, port, {api.port, api.dagster_port})
+            example = f"{name}={free} {command}" if free else f"{name}=<another port> {command}"
+            lines.append(f"{name}={port}: {host}:{port} is {problem}; stop that program or pick another: {example}")
+    return lines
+
+
+def source_exports(env: Mapping[str, str]) -> dict[str, str]:
+    """The path settings made absolute, for a child started in another directory (`dagster dev` in DAGSTER_HOME)."""
+    sources = SourceSettings.from_env(env)
+    out = {"GAMEREC_CATALOG": sources.catalog, "GAMEREC_INTERACTIONS": sources.interactions}
+    if _text(env, "GAMEREC_STEAM_PATH"):
+        out["GAMEREC_STEAM_PATH"] = str(Path(sources.steam_path).expanduser().resolve())
+    snapshot = RawgSettings.from_env(env).snapshot
+    if snapshot is not None:
+        out["GAMEREC_RAWG_SNAPSHOT"] = str(snapshot.expanduser().resolve())
+    if _text(env, "GAMEREC_HOME"):
+        out["GAMEREC_HOME"] = str(_home(env))
+    dagster_home = _text(env, "DAGSTER_HOME")
+    if dagster_home:
+        out["DAGSTER_HOME"] = str(Path(dagster_home).expanduser().resolve())
+    return out
+
+
+def log_dir(env: Mapping[str, str] | None = None) -> Path:
+    """GAMEREC_HOME/logs: the debug logs (tracebacks, Dagster's events, the Dagster UI's output), off the screen."""
+    env = os.environ if env is None else env
+    return _home(env) / "logs"
+
+
+def write_debug_log(name: str, text: str, env: Mapping[str, str] | None = None) -> Path | None:
+    """Append `text` (a traceback, a failed check) to GAMEREC_HOME/logs/<name>; None when it cannot be written."""
+    import time
+
+    path = log_dir(env) / name
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as out:
+            out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n{text.rstrip()}\n")
+    except OSError:
+        return None
+    return path
+
+
+def check_or_exit(command: str, ports: bool = False, env: Mapping[str, str] | None = None) -> None:
+    """`check` (and `check_ports`) for a command's start: on a problem, one line each on stderr and exit code 2."""
+    import sys
+    import traceback
+
+    env = dict(os.environ if env is None else env)
+    try:
+        lines = check(env) + (check_ports(env, command) if ports else [])
+    except Exception:  # a check that breaks must not hide the command's own error
+        write_debug_log("gamerec.log", f"{command}: settings check failed\n{traceback.format_exc()}", env)
+        return
+    if not lines:
+        return
+    write_debug_log("gamerec.log", f"{command}: not started\n" + "\n".join(lines), env)
+    for line in lines:
+        print(line, file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m gamerec_assets.settings --check [--ports] [--export] [--command NAME]`: make targets' first step."""
+    import argparse
+    import shlex
+
+    parser = argparse.ArgumentParser(prog="python -m gamerec_assets.settings", description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="check the settings that name files, drivers, homes")
+    parser.add_argument("--ports", action="store_true", help="also check the API's and the Dagster UI's ports")
+    parser.add_argument("--export", action="store_true", help="print `export VAR=...` lines with absolute paths")
+    parser.add_argument("--command", default="make run", help="the command named in a suggested fix")
+    args = parser.parse_args(argv)
+    if args.check or args.ports:
+        check_or_exit(args.command, ports=args.ports)
+    if args.export:
+        for name, value in source_exports(os.environ).items():
+            print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -42,10 +42,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from gamerec_assets.settings import DB_CONNECT_TIMEOUT_S as CONNECT_TIMEOUT_S
 from gamerec_assets.settings import DB_READ_TIMEOUT_S as READ_TIMEOUT_S
 from gamerec_assets.settings import DB_WRITE_TIMEOUT_S as WRITE_TIMEOUT_S
+from gamerec_assets.settings import MYSQL_EXTRA_FIX
 
-try:  # the bulk read path on MySQL/MariaDB; without it, reads take the DBAPI cursor path (same result, slower)
+try:  # the bulk read path on MySQL/MariaDB ([mysql] extra); without it, reads take the DBAPI cursor path (slower)
     import connectorx
-except ImportError:  # pragma: no cover - a declared dependency
+except ImportError:  # a SQLite-only install (no [mysql] extra)
     connectorx = None
 
 SCHEMA_TABLE = "gamerec_tables"
@@ -194,7 +195,11 @@ class TableStore:
                 **self.timeouts,
                 **engine_kwargs.get("connect_args", {}),
             }
-        self.engine = sa.create_engine(url, **engine_kwargs)
+        try:
+            self.engine = sa.create_engine(url, **engine_kwargs)
+        except ModuleNotFoundError as exc:  # the driver is in the `[mysql]` extra, not in a SQLite-only install
+            shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+            raise TableStoreError(f"{shown}: the driver {exc.name} is not installed; {MYSQL_EXTRA_FIX}") from None
         self._load_data = self.engine.dialect.name == "mysql"
         self.dialect = self.engine.dialect.name
         self._schema_table_ready = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -68,3 +69,34 @@ def test_package_exports_create_app_lazily() -> None:
         [sys.executable, "-c", code, "/nonexistent-home"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def _cli(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    return subprocess.run(
+        [sys.executable, "-m", "gamerec_api", *args],
+        cwd=tmp_path,
+        env={**keep, "PYTHONPATH": str(ROOT), "GAMEREC_HOME": str(tmp_path / "home"), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_bad_setting_or_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """issue #26 §3: no traceback, no half-started server, the variable and the fix named."""
+    done = _cli(tmp_path, {"GAMEREC_CATALOG": "games.csv"})
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == "GAMEREC_CATALOG=games.csv: a path needs its kind in front; write GAMEREC_CATALOG=file:games.csv\n"
+    )
+    port = free_port()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        done = _cli(tmp_path, {}, "--port", str(port))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr == (
+        f"--port {port}: 127.0.0.1:{port} is in use by another program; pick another (GAMEREC_API_PORT)\n"
+    )

@@ -1,6 +1,9 @@
 """gamerec_assets.settings: parsing, defaults, errors, and that nothing else reads the environment."""
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -294,3 +297,117 @@ def test_source_settings_resolve_paths_keep_the_steam_alias(tmp_path: Path, monk
     alias = SourceSettings.from_env({"GAMEREC_STEAM_PATH": "/data/steam.csv.gz"})
     assert (alias.interactions, alias.steam_path) == ("simulated", "/data/steam.csv.gz")
     assert SourceSettings.from_env({"GAMEREC_CATALOG": "RAWG", "GAMEREC_INTERACTIONS": ""}).catalog == "rawg"
+
+
+# -- checks when a command starts (issue #26 §3) ------------------------------------------------------------------
+
+
+def _check_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    return subprocess.run(
+        [sys.executable, "-m", "gamerec_assets.settings", "--check", *args],
+        cwd=cwd,
+        env={**keep, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_missing_file_is_one_line_naming_variable_value_and_fix(tmp_path: Path) -> None:
+    """The example of the issue: a relative path that does not exist, from the command line: exit 2, one line."""
+    home = tmp_path / "home"
+    done = _check_cli({"GAMEREC_HOME": str(home), "GAMEREC_CATALOG": "file:data/x.csv"}, tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"GAMEREC_CATALOG=file:data/x.csv: no such file (relative paths are resolved from {tmp_path}); "
+        "set it to file:<path of a CSV or Parquet catalogue>\n"
+    )
+    # the details go to the debug log, not the screen
+    assert "GAMEREC_CATALOG=file:data/x.csv" in (home / "logs" / "gamerec.log").read_text()
+
+
+def test_a_path_without_its_kind_says_what_to_write(tmp_path: Path) -> None:
+    done = _check_cli({"GAMEREC_HOME": str(tmp_path), "GAMEREC_CATALOG": "data/x.csv"}, tmp_path)
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == "GAMEREC_CATALOG=data/x.csv: a path needs its kind in front; write GAMEREC_CATALOG=file:data/x.csv\n"
+    )
+    # the same words where Dagster parses the settings (a code location, a run)
+    both = "write GAMEREC_INTERACTIONS=file:plays.csv or GAMEREC_INTERACTIONS=steam:plays.csv"
+    with pytest.raises(ValueError, match=re.escape(both)):
+        SourceSettings.from_env({"GAMEREC_INTERACTIONS": "plays.csv"})
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("GAMEREC_CATALOG", "file:{dir}", "is a directory, not a file; set it to file:<path of a CSV or Parquet"),
+        ("GAMEREC_CATALOG", "file:{dir}/games.xlsx", "unknown format (expected .csv, .csv.gz, .txt, .tsv, .parquet"),
+        ("GAMEREC_INTERACTIONS", "file:{dir}/none.csv", "no such file; set it to file:<path of a CSV or Parquet inter"),
+        ("GAMEREC_INTERACTIONS", "steam:{dir}/none.csv", "no such file; set it to steam:<path of the steam-200k CSV>"),
+        ("GAMEREC_STEAM_PATH", "{dir}/none.csv", "no such file; set it to the path of the steam-200k CSV"),
+        ("GAMEREC_RAWG_SNAPSHOT", "{dir}/none.json.gz", "no such file; set it to the path of a RAWG snapshot"),
+        ("GAMEREC_HOME", "{dir}/games.xlsx", "is a file, not a directory; set it to a writable directory"),
+        ("DAGSTER_HOME", "{dir}/games.xlsx", "is a file, not a directory; set it to a writable directory"),
+        ("PROMETHEUS_MULTIPROC_DIR", "{dir}/none", "no such directory; create it (mkdir -p) or unset it"),
+        ("GAMEREC_API_PORT", "http", "GAMEREC_API_PORT must be an integer"),
+    ],
+)
+def test_every_setting_that_names_a_file_is_checked(tmp_path: Path, variable: str, value: str, problem: str) -> None:
+    (tmp_path / "games.xlsx").write_text("x")
+    (tmp_path / "games.csv").write_text("game_id,name\n1,a\n")
+    value = value.format(dir=tmp_path)
+    lines = settings_module.check({"GAMEREC_HOME": str(tmp_path / "h"), variable: value})
+    assert len(lines) == 1, lines
+    assert (
+        lines[0].startswith(f"{variable}={value}: ") or lines[0].startswith(f"{variable} must")
+    ) and problem in lines[0]
+
+
+def test_good_settings_pass_the_check(tmp_path: Path) -> None:
+    (tmp_path / "games.csv").write_text("game_id,name\n1,a\n")
+    (tmp_path / "plays.parquet").write_bytes(b"PAR1")
+    env = {
+        "GAMEREC_HOME": str(tmp_path / "new" / "home"),  # created later: its parent is writable
+        "GAMEREC_CATALOG": f"file:{tmp_path / 'games.csv'}",
+        "GAMEREC_INTERACTIONS": f"file:{tmp_path / 'plays.parquet'}",
+    }
+    assert settings_module.check(env) == []
+    assert settings_module.check({}) == []
+    exports = settings_module.source_exports({**env, "GAMEREC_CATALOG": "file:games.csv", "DAGSTER_HOME": "dh"})
+    assert exports["GAMEREC_CATALOG"] == f"file:{Path.cwd() / 'games.csv'}"  # absolute, for `dagster dev`'s cwd
+    assert exports["DAGSTER_HOME"] == str(Path.cwd() / "dh")
+
+
+def test_mysql_without_its_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SQLite-only install has no PyMySQL ([mysql] extra): the check and the table store both name the extra."""
+    from gamerec_assets.store.table_store import TableStore, TableStoreError
+
+    url = "mysql+pymysql://root:secret-pw@127.0.0.1:3306/gamerec"
+    assert settings_module.check({"GAMEREC_MYSQL_URL": url}) == []  # installed here (make install-dev)
+    monkeypatch.setitem(sys.modules, "pymysql", None)  # what a venv without the extra gives: the import fails
+    lines = settings_module.check({"GAMEREC_MYSQL_URL": url})
+    assert lines == [
+        "GAMEREC_MYSQL_URL=mysql+pymysql://root:***@127.0.0.1:3306/gamerec: its driver pymysql is not installed; "
+        "install the MySQL extra: .venv/bin/pip install -e '.[mysql]' (make install adds it when GAMEREC_MYSQL_URL "
+        "is set)"
+    ]
+    missing = "the driver pymysql is not installed; install the MySQL extra"
+    with pytest.raises(TableStoreError, match=re.escape(missing)) as err:
+        TableStore(url)
+    assert "secret-pw" not in str(err.value)
+
+
+def test_mysql_extra_holds_the_mysql_only_packages() -> None:
+    """The run-only install stays lean: PyMySQL, connectorx and pyarrow only in `[mysql]` (and so in dev)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=\[ ]", spec, maxsplit=1)[0].lower() for spec in project["dependencies"]}
+    assert names.isdisjoint({"pymysql", "connectorx", "pyarrow", "pandas"})
+    mysql = {re.split(r"[<>=\[ ]", spec, maxsplit=1)[0].lower() for spec in project["optional-dependencies"]["mysql"]}
+    assert mysql == {"pymysql", "connectorx", "pyarrow"}
+    assert "dagster-mysql" in names  # Dagster's storage on MySQL stays installed (it brings mysql-connector-python)
