@@ -1,6 +1,7 @@
 """`gamerec models list | promote VERSION | rollback`: the model registry from a shell; `gamerec keys create NAME |
 list | revoke NAME`: the write keys of `POST /events` (the `write_keys` table in the table store); `gamerec
-experiments start | status | set | stop | promote`: online experiments between production and a challenger version.
+experiments start | status | set | stop | promote`: online experiments between production and a challenger version;
+`gamerec users forget ID`: erase a player (`store.forgotten_users`; README "Forgetting a player").
 
 Uses the same environment as the assets and the API (GAMEREC_HOME, GAMEREC_S3_BUCKET, AWS_ENDPOINT_URL, ...).
 A failure is one line on stderr and exit code 2; `list` marks broken versions instead of failing on them.
@@ -19,6 +20,7 @@ from gamerec_assets.store import ModelRegistry, RegistryError
 from gamerec_assets.store.artifact_store import ArtifactStoreError
 from gamerec_assets.store.experiment_answers import ExperimentAnswers
 from gamerec_assets.store.experiments import ExperimentError, ExperimentStore, operator
+from gamerec_assets.store.forgotten_users import ForgottenUsers
 from gamerec_assets.store.registry import MODEL_NAME, check_version
 from gamerec_assets.store.table_store import TableStoreError
 from gamerec_assets.store.write_keys import WriteKeyError, WriteKeys
@@ -227,6 +229,35 @@ def keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def users_forget(args: argparse.Namespace) -> int:
+    """Record the forget (every API worker masks the user within its events poll), then erase the user's rows."""
+    if not args.user_id:
+        print("gamerec: error: the user id must not be empty", file=sys.stderr)
+        return EXIT_ERROR
+    report = ForgottenUsers(backends.table_store(Settings.from_env().storage)).forget(args.user_id)
+    if args.json:
+        print(json.dumps({"user_id": report.user_id, "seq": report.seq, "until_seq": report.until_seq,
+                          "deleted": report.deleted}, indent=2))  # fmt: skip
+        return 0
+    where = ", ".join(f"{n} from {t}" for t, n in sorted(report.deleted.items())) or "no rows were stored"
+    print(f"user {report.user_id!r} forgotten (forget #{report.seq}, events up to seq {report.until_seq}): {where}")
+    print(
+        "API workers mask the user within GAMEREC_EVENTS_POLL; the next user_logs materialization leaves them out; "
+        "older model versions keep their history in serving.npz (README: Forgetting a player)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _users_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    users = sub.add_parser("users", help="players: forget one (erase their events and rows)")
+    cmds = users.add_subparsers(dest="command", required=True)
+    forget = cmds.add_parser("forget", help="erase player ID from every table and mask them in the served model")
+    forget.add_argument("user_id", metavar="ID")
+    forget.add_argument("--json", action="store_true")
+    forget.set_defaults(func=users_forget)
+
+
 def _when(us: int | None) -> str:
     import datetime as dt
 
@@ -254,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     _keys_parser(sub)
     _experiments_parser(sub)
+    _users_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
