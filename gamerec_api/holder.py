@@ -16,7 +16,7 @@ too: a version claiming events beyond it is refused (it would silence the overla
 a model is served is kept in `refused` (version, time, reason) for GET /admin/status; the next successful swap
 clears it.
 
-Forgotten players (`forgetting`): with every events read the holder also reads the new forgets of
+Forgotten players (`forgotten_mask`): with every events read the holder also reads the new forgets of
 `forgotten_users`, drops those users from the overlay and masks them in the production and challenger states; a
 newly loaded version is masked before it is swapped in (and once more after the swap, for a forget read meanwhile).
 
@@ -45,7 +45,7 @@ import anyio.to_thread
 from gamerec_api import telemetry
 from gamerec_api.active_experiment import ActiveExperiment
 from gamerec_api.answer_log import FLUSH_S, AnswerLog
-from gamerec_api.forgetting import ForgottenMask
+from gamerec_api.forgotten_mask import ForgottenMask
 from gamerec_api.overlay import TAIL_ERRORS, RealtimeOverlay
 from gamerec_api.schemas import ReloadResult
 from gamerec_api.state import NotReady, ServingState, load_state
@@ -181,7 +181,7 @@ class ModelHolder:
         for state in (self.state, active.challenger if active is not None else None):
             if state is not None:
                 self.forgotten.mask(state, keys)
-        log.info("forgot %d users: %s", len(new), ", ".join(repr(f.user_id) for f in new[:10]))
+        log.info("forgotten players: %d more masked (forgotten_users up to seq %d)", len(new), self.forgotten.seq)
         return len(new)
 
     def forget(self, user_id: str) -> ForgetReport:

@@ -127,7 +127,7 @@ class ServingState:
     # token); bounded, first in first out. A user with realtime events is keyed (row, k, gen of the user's overlay
     # value): see answers.pipeline
     answers: dict[tuple[int, ...], tuple[bytes, str, bytes]] = field(default_factory=dict, repr=False)
-    # forgotten users hidden in this version (`forgetting`): UTF-8 id -> their history row, out of `user_index`
+    # forgotten users hidden in this version (`forgotten_mask`): UTF-8 id -> their history row, out of `user_index`
     masked: dict[bytes, int] = field(default_factory=dict, repr=False)
 
     def remember(self, key: tuple[int, ...], value: tuple[bytes, str, bytes]) -> None:

@@ -29,7 +29,7 @@ user's served history. `in_base` marks the base source's pairs, on which the tru
 counts what was held back and why (`trust_*`); run config `trust_rules: false` turns the rules off for a run.
 
 Forgotten players (`gamerec users forget ID`, the `forgotten_users` table) are left out: their base-source rows and
-their events up to the forget (`recsys.forgetting`); the metadata counts them (`forgotten_*`).
+their events up to the forget (`recsys.forgotten_rows`); the metadata counts them (`forgotten_*`).
 """
 
 import warnings
@@ -44,7 +44,7 @@ from gamerec_assets.recsys.catalogue_file import DataFileError
 from gamerec_assets.recsys.evaluation import source_change
 from gamerec_assets.recsys.event_trust import Champion, assess
 from gamerec_assets.recsys.feedback import EVENT_WEIGHTS, check_event_weights, event_pairs, iso, merge_event_pairs
-from gamerec_assets.recsys.forgetting import without_forgotten_events, without_forgotten_users
+from gamerec_assets.recsys.forgotten_rows import without_forgotten_events, without_forgotten_users
 from gamerec_assets.recsys.interaction_file import LOG_SCHEMA, read_interactions
 from gamerec_assets.recsys.linking import STEAM_ONLY_BASE
 from gamerec_assets.recsys.provenance import OTHER_SOURCE_COLUMN, logs_version, other_source_until

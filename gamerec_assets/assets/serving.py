@@ -10,7 +10,7 @@ from gamerec_assets.assets.metadata import markdown_table
 from gamerec_assets.assets.modeling import production_model
 from gamerec_assets.io_managers import TableChunks
 from gamerec_assets.lineage import step_materialization
-from gamerec_assets.recsys.forgetting import without_forgotten_users
+from gamerec_assets.recsys.forgotten_rows import without_forgotten_users
 from gamerec_assets.recsys.served_model import ServingModel, batch_frame
 from gamerec_assets.resources.storage import ArtifactsResource, TablesResource
 from gamerec_assets.store.forgotten_users import ForgottenUsers

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gamerec_api.forgetting import ForgottenMask
+from gamerec_api.forgotten_mask import ForgottenMask
 from gamerec_api.state import build_state
 from gamerec_assets.recsys.served_model import ServingModel
 from tests.gamerec_api.support import Home

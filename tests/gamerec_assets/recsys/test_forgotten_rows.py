@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from gamerec_assets.recsys.forgetting import without_forgotten_events, without_forgotten_users
+from gamerec_assets.recsys.forgotten_rows import without_forgotten_events, without_forgotten_users
 
 FORGOTTEN = pl.DataFrame({"user_id": ["7", "bob"], "until_seq": [10, 20]})
 
