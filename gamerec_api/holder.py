@@ -239,6 +239,16 @@ class ModelHolder:
             await asyncio.sleep(self.reload_interval)
             await self._attempt(force=False)
             await self.poll_experiment()
+            if self.events_poll <= 0:  # no events tail to read the forgets with
+                await self._poll_forgotten()
+
+    async def _poll_forgotten(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.sync_forgotten)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the table database is down: the next poll tries again
+            log.warning("reading forgotten_users failed: %s", exc)
 
     async def _attempt(self, force: bool) -> None:
         try:

@@ -172,7 +172,7 @@ class ForgottenUsers:
         forget = self.record(user_id, events.last_seq())
         report = ForgetReport(user_id, forget.seq, forget.until_seq)
         if events.exists():
-            n = self._delete(EVENTS_TABLE, user_id, f" AND seq <= {self._ph}", (forget.until_seq,), count=False)
+            n = self._delete_events(user_id, forget.until_seq)
             if n:
                 report.deleted[EVENTS_TABLE] = n
         for table, integer in self.user_tables().items():
@@ -181,7 +181,7 @@ class ForgottenUsers:
                 if not (user_id.isascii() and user_id.isdecimal() and int(user_id) <= _MAX_INT64):
                     continue  # an integer column cannot hold this user
                 value = int(user_id)
-            n = self._delete(table, value, "", (), count=True)
+            n = self._delete(table, value, count=True)
             if n:
                 report.deleted[table] = n
         self.mark_erased(report)
@@ -203,13 +203,33 @@ class ForgottenUsers:
                         out[name] = kind in _INTEGER_SQL
         return out
 
-    def _delete(self, table: str, value: str | int, extra: str, params: tuple[int, ...], count: bool) -> int:
+    def _delete_events(self, user_id: str, until_seq: int, chunk: int = 1_000) -> int:
+        """The user's events up to `until_seq`, deleted by primary key in one transaction: the seqs are found by a
+        plain (non-locking) read first, because `interaction_events` has no index on user_id and a DELETE that
+        scans the table would lock every row it reads on InnoDB and hold up `POST /events` meanwhile."""
+        ph = self._ph
+        with self.tables.cursor(f"deleting a forgotten user's events from {EVENTS_TABLE} in") as (raw, cursor):
+            cursor.execute(f"SELECT seq FROM {EVENTS_TABLE} WHERE user_id = {ph} AND seq <= {ph}", (user_id, until_seq))
+            seqs = [int(r[0]) for r in cursor.fetchall()]
+            deleted = 0
+            for lo in range(0, len(seqs), chunk):
+                part = seqs[lo : lo + chunk]
+                marks = ", ".join([ph] * len(part))
+                cursor.execute(
+                    f"DELETE FROM {EVENTS_TABLE} WHERE seq IN ({marks}) AND user_id = {ph}", (*part, user_id)
+                )
+                deleted += int(cursor.rowcount or 0)
+            raw.commit()
+        return deleted
+
+    def _delete(self, table: str, value: str | int, count: bool) -> int:
         """DELETE the user's rows of `table` in one transaction, with its recorded row count (`gamerec_tables`,
-        `count`) in the same one; the rows deleted. Text matches byte for byte (the exact collation)."""
+        `count`) in the same one; the rows deleted. Text matches byte for byte (the exact collation); published
+        tables keyed by user_id (user_logs, batch_recommendations) find the rows by their primary key's index."""
         ph = self._ph
         quoted = self.tables.engine.dialect.identifier_preparer.quote(table)
         with self.tables.cursor(f"deleting a forgotten user's rows from {table} in") as (raw, cursor):
-            cursor.execute(f"DELETE FROM {quoted} WHERE {USER_COLUMN} = {ph}{extra}", (value, *params))
+            cursor.execute(f"DELETE FROM {quoted} WHERE {USER_COLUMN} = {ph}", (value,))
             n = int(cursor.rowcount or 0)
             if count and n:
                 rows = self.tables.engine.dialect.identifier_preparer.quote_identifier("rows")  # reserved on MySQL

@@ -157,3 +157,16 @@ def test_forget_erases_every_store_and_masks_every_worker(forget_home: dict[str,
     tables = backends.table_store(settings)
     assert [f.user_id for f in ForgottenUsers(tables).since()] == ["7", "8"]
     tables.engine.dispose()
+
+
+def test_a_worker_without_the_events_tail_reads_forgets_at_its_reload_poll(fresh_home: Home) -> None:
+    """GAMEREC_EVENTS_POLL=0 (no overlay): the forget still reaches the worker, at its alias poll."""
+    app = create_app(fresh_home.settings, reload_interval=0.2, admin_token=ADMIN_TOKEN, env=APP_ENV, events_poll=0)
+    with TestClient(app) as client:
+        wait_ready(client, timeout=120)
+        assert client.get("/users/11/history").status_code == 200
+        tables = backends.table_store(fresh_home.settings)
+        assert ForgottenUsers(tables).forget("11").deleted["user_logs"] > 0
+        tables.engine.dispose()
+        _wait(lambda: client.get("/users/11/history").status_code == 404, "the reload poll to read the forget")
+        _forgotten(client, "11")
