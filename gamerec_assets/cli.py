@@ -267,6 +267,8 @@ def _purge(forgotten: ForgottenUsers) -> PurgeReport:
 def _print_purge(report: PurgeReport) -> None:
     for version in report.deleted:
         print(f"deleted model version {version}: it held a player forgotten past the retention")
+    for run in report.deleted_runs:
+        print(f"deleted {run}: the sharded batch run's histories held a player forgotten past the retention")
     for version in report.kept_served:
         print(f"kept model version {version}: served (the players are masked); the purge after the next promote "
               "deletes it")  # fmt: skip
@@ -281,7 +283,7 @@ def users_purge(args: argparse.Namespace) -> int:
         print(json.dumps(report.__dict__, indent=2))
         return 0
     _print_purge(report)
-    if not report.deleted and not report.kept_served:
+    if not report.deleted and not report.kept_served and not report.deleted_runs:
         print(f"no model version holds a player forgotten past the retention ({report.due} forgets past it)")
     return 0
 

@@ -5,6 +5,7 @@ versions without the player."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import polars as pl
@@ -74,3 +75,21 @@ def test_cli_forget_then_purge(cli_registry, logs) -> None:
     assert [f.user_id for f in ForgottenUsers(tables).since()] == ["5"]
     out = gamerec_main({**env, "GAMEREC_FORGET_RETENTION_DAYS": "0"}, "users", "purge")
     assert "no model version holds a player forgotten past the retention (1 forgets past it)" in out.stdout
+
+
+def test_purge_deletes_sharded_batch_runs_holding_a_forgotten_player(cli_registry) -> None:
+    registry, _ = cli_registry
+    store = registry.store
+
+    def parquet(frame: pl.DataFrame) -> bytes:
+        buf = io.BytesIO()
+        frame.write_parquet(buf)
+        return buf.getvalue()
+
+    store.put("scale/runs/r1/batch/history-000.parquet", parquet(pl.DataFrame({"user_id": [3, 4], "game_id": [1, 2]})))
+    store.put("scale/runs/r1/batch/chunk-000.parquet", parquet(pl.DataFrame({"user_id": [3], "rank": [1]})))
+    store.put("scale/runs/r2/batch/history-000.parquet", parquet(pl.DataFrame({"user_id": ["4"], "game_id": [1]})))
+    store.put("scale/runs/r1/plan_blocks/spec.npz", b"item-item only")
+    report = purge(store, [Forget(1, "3", 0, forgotten_us=0)], retention_days=0, now_us=1)
+    assert report.deleted_runs == ["scale/runs/r1/batch"]
+    assert store.list("scale") == ["scale/runs/r1/plan_blocks/spec.npz", "scale/runs/r2/batch/history-000.parquet"]
