@@ -176,6 +176,7 @@ class ModelHolder:
             return 0
         for f in new:
             self.overlay.forget(f.user_id, f.until_seq)
+        self.answer_log.forget({f.user_id for f in new})  # experiment answers not written yet
         keys = [f.user_id.encode() for f in new]
         active = self.experiment
         for state in (self.state, active.challenger if active is not None else None):

@@ -57,3 +57,13 @@ def test_a_version_trained_after_the_forget_is_not_masked(home: Home) -> None:
     assert mask.mask(later) == 0 and later.user_row(victim) == 0
     mask.users = {victim: 50}
     assert mask.mask(later) == 1 and later.user_row(victim) == -1
+
+
+def test_unwritten_experiment_answers_of_a_forgotten_player_are_dropped() -> None:
+    from gamerec_api.answer_log import AnswerLog
+
+    log = AnswerLog(lambda: None)  # type: ignore[arg-type,return-value]  # never flushed here
+    for i, user in enumerate(["gone", "kept", "gone", "gone "]):
+        log.add(f"r{i}", "x", "p", "v1", "", user, b"1_2")
+    assert log.forget({"gone"}) == 2 and log.pending == 2
+    assert [p[5] for p in log._pending] == ["kept", "gone "]
