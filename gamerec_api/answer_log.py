@@ -67,6 +67,17 @@ class AnswerLog:
     def pending(self) -> int:
         return len(self._pending)
 
+    def forget(self, user_ids: set[str]) -> int:
+        """In a worker thread: drop the pending answers of forgotten players (not yet written, so the erasure
+        cannot reach them); the number dropped. Answers added meanwhile stay behind the kept ones, in order."""
+        with self._lock:
+            batch: list[Pending] = []
+            while self._pending:
+                batch.append(self._pending.popleft())
+            keep = [p for p in batch if p[5] not in user_ids]
+            self._pending.extendleft(reversed(keep))
+        return len(batch) - len(keep)
+
     def flush(self) -> int:
         """In a worker thread: write what is pending in one transaction; the rows written. On failure the rows go
         back to the front of the buffer (bounded) and the error is raised."""

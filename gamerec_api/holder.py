@@ -16,6 +16,10 @@ too: a version claiming events beyond it is refused (it would silence the overla
 a model is served is kept in `refused` (version, time, reason) for GET /admin/status; the next successful swap
 clears it.
 
+Forgotten players (`forgotten_mask`): with every events read the holder also reads the new forgets of
+`forgotten_users`, drops those users from the overlay and masks them in the production and challenger states; a
+newly loaded version is masked before it is swapped in (and once more after the swap, for a forget read meanwhile).
+
 Experiments: every poll also reads the experiment record (`store.experiments`, one small object). When one runs,
 the holder loads and validates its challenger in a worker thread and only then sets `experiment`
 (`ActiveExperiment`), so no request is routed to a model that is not in memory; a traffic change replaces the record
@@ -41,6 +45,7 @@ import anyio.to_thread
 from gamerec_api import telemetry
 from gamerec_api.active_experiment import ActiveExperiment
 from gamerec_api.answer_log import FLUSH_S, AnswerLog
+from gamerec_api.forgotten_mask import ForgottenMask
 from gamerec_api.overlay import TAIL_ERRORS, RealtimeOverlay
 from gamerec_api.schemas import ReloadResult
 from gamerec_api.state import NotReady, ServingState, load_state
@@ -50,6 +55,7 @@ from gamerec_assets.recsys.traffic_split import Splitter
 from gamerec_assets.settings import Settings, StorageSettings
 from gamerec_assets.store.event_store import EventStore
 from gamerec_assets.store.experiments import Experiment, ExperimentError, ExperimentStore
+from gamerec_assets.store.forgotten_users import ForgetReport, ForgottenUsers
 from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry
 from gamerec_assets.store.table_store import TableStore
 
@@ -109,6 +115,8 @@ class ModelHolder:
         self._tripped: dict[str, str] = {}  # experiments this worker's guardrail ended -> why (until recorded)
         self._background: set[asyncio.Task[None]] = set()
         self._flush_task: asyncio.Task[None] | None = None
+        self.forgotten = ForgottenMask()
+        self._forgotten_store: ForgottenUsers | None = None
 
     # -- storage (created lazily in a worker thread: both may do network or disk IO) ---------------------------
 
@@ -153,6 +161,52 @@ class ModelHolder:
                     self._events = backends.event_store(self._open()[1])
         return self._events
 
+    # -- forgotten players ---------------------------------------------------------------------------------------
+
+    def forgotten_users(self) -> ForgottenUsers:
+        if self._forgotten_store is None:
+            self._forgotten_store = ForgottenUsers(self._open()[1])
+        return self._forgotten_store
+
+    def sync_forgotten(self) -> int:
+        """In a worker thread: read the new forgets, drop them from the overlay and mask them in the served states
+        (production and a running challenger); the number of new forgets."""
+        new = self.forgotten.sync(self.forgotten_users())
+        if not new:
+            return 0
+        for f in new:
+            self.overlay.forget(f.user_id, f.until_seq)
+        self.answer_log.forget({f.user_id for f in new})  # experiment answers not written yet
+        keys = [f.user_id.encode() for f in new]
+        active = self.experiment
+        for state in (self.state, active.challenger if active is not None else None):
+            if state is not None:
+                self.forgotten.mask(state, keys)
+        log.info("forgotten players: %d more masked (forgotten_users up to seq %d)", len(new), self.forgotten.seq)
+        return len(new)
+
+    def forget(self, user_id: str) -> ForgetReport:
+        """In a worker thread: forget a player (record, then erase: `ForgottenUsers.forget`) and mask them in this
+        worker at once; other workers follow within their events poll."""
+        report = self.forgotten_users().forget(user_id)
+        self.sync_forgotten()
+        return report
+
+    def _load_masked(
+        self, registry: ModelRegistry, version: str | None, cache_size: int, fallback: bool = False
+    ) -> ServingState:
+        """`load_state`, then the forgotten users read and masked in it (in the loading thread, before any request
+        sees it)."""
+        state = load_state(registry, version, cache_size, fallback)
+        try:
+            self.sync_forgotten()
+        except Exception as exc:  # the table database is down: mask whom this worker knows; the tail retries
+            log.warning(
+                "model load: cannot read forgotten_users (%s); masking the %d known", exc, len(self.forgotten.users)
+            )
+        self.forgotten.mask(state)
+        return state
+
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -186,6 +240,16 @@ class ModelHolder:
             await asyncio.sleep(self.reload_interval)
             await self._attempt(force=False)
             await self.poll_experiment()
+            if self.events_poll <= 0:  # no events tail to read the forgets with
+                await self._poll_forgotten()
+
+    async def _poll_forgotten(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.sync_forgotten)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the table database is down: the next poll tries again
+            log.warning("reading forgotten_users failed: %s", exc)
 
     async def _attempt(self, force: bool) -> None:
         try:
@@ -202,7 +266,9 @@ class ModelHolder:
         events = self.events()
         if self.overlay.needs_standing():
             self.overlay.load_standing(events)
-        return self.overlay.poll(events)
+        n = self.overlay.poll(events)
+        self.sync_forgotten()  # after the events read: a forget read now also drops what that read applied
+        return n
 
     async def _tail(self) -> None:
         """Read new events every `events_poll` s (at once while a read fills a whole batch: catching up); on
@@ -302,6 +368,7 @@ class ModelHolder:
                 raise
             retired = [self.state] if self.state is not None else []
             self.state = new_state  # the swap: one reference assignment
+            self.forgotten.mask(new_state)  # a forget read while it loaded (a dict probe per forgotten user)
             # the overlay drops what the new model was trained on (a few ms per 100,000 entries, off the loop)
             manifest = new_state.model.artifact.manifest
             await anyio.to_thread.run_sync(
@@ -327,7 +394,7 @@ class ModelHolder:
     async def _load(self, registry: ModelRegistry, version: str) -> ServingState:
         """Load a version in a worker thread. Nothing served yet: fall back along the alias history past an
         unservable version; a running server keeps its model instead (a failed load raises, nothing is swapped)."""
-        return await anyio.to_thread.run_sync(load_state, registry, version, self.cache_size, self.state is None)
+        return await anyio.to_thread.run_sync(self._load_masked, registry, version, self.cache_size, self.state is None)
 
     # -- experiments ---------------------------------------------------------------------------------------------
 
@@ -366,7 +433,9 @@ class ModelHolder:
             elif active is not None and active.challenger.version == record.challenger:
                 challenger = active.challenger
             else:
-                challenger = await anyio.to_thread.run_sync(load_state, registry, record.challenger, self.cache_size)
+                challenger = await anyio.to_thread.run_sync(
+                    self._load_masked, registry, record.challenger, self.cache_size
+                )
         except Exception as exc:
             self.trip(record, f"challenger {record.challenger} failed to load: {type(exc).__name__}: {exc}", "load")
             return None

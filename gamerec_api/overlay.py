@@ -66,6 +66,10 @@ dislikes beyond that cap can do it. Measured (tracemalloc, with the user's publi
 per pair when each user has one dislike (mostly the published value: 100,000 users, 69 MB), ~155 per pair at 100
 dislikes per user (10,000 users, 155 MB); so the default cap bounds the dislikes at ~700 MB in the worst case of a
 million users with one dislike each. Lower `max_standing` on small workers.
+
+Forgotten users (`forget`, from the holder's poll of `forgotten_users`): everything held for the user goes (their
+realtime games and their dislikes), and their events up to the forget's `until_seq` are ignored from then on (one
+that commits late, or a gap re-read, never brings them back); a newer event is the player coming back.
 """
 
 from __future__ import annotations
@@ -167,6 +171,8 @@ class RealtimeOverlay:
         self._evicted = {"user": 0, "game": 0, "dislike": 0}
         self._gen = itertools.count(1)
         self._lock = threading.Lock()
+        # forgotten users: id -> the forget's until_seq (their events up to it are ignored)
+        self._forgotten: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self.users)
@@ -231,6 +237,10 @@ class RealtimeOverlay:
         if floor is None:
             return
         frame = store.standing_dislikes(floor, after_seq=self.other_source_until).tail(self.max_standing)
+        forgotten = dict(self._forgotten)
+        if forgotten:  # read before a forget's erasure reached the events
+            until = pl.col("user_id").replace_strict(forgotten, default=None, return_dtype=pl.Int64)
+            frame = frame.filter(until.is_null() | (pl.col("seq") > until))
         grouped = frame.group_by("user_id", maintain_order=True).agg("game_id", "seq")
         with self._lock:
             if self.floor != floor:  # another model came in meanwhile: its own read follows
@@ -287,6 +297,20 @@ class RealtimeOverlay:
                 self.last_seq = max(self.last_seq, int(frame["seq"].max()))  # type: ignore[arg-type]
             self._finish()
 
+    def forget(self, user_id: str, until_seq: int) -> None:
+        """Drop everything held for a forgotten user and ignore their events up to `until_seq` from now on."""
+        key = user_id.encode()
+        with self._lock:
+            self._forgotten[user_id] = max(until_seq, self._forgotten.get(user_id, until_seq))
+            games = self._games.pop(key, None)
+            if games:
+                self._entries -= len(games)
+            disliked = self._dislikes.pop(key, None)
+            if disliked:
+                self._n_dislikes -= len(disliked)
+            self._touched.add(key)
+            self._finish()
+
     # -- internals (under the lock) --------------------------------------------------------------------------------
 
     def _track_gaps(
@@ -328,10 +352,12 @@ class RealtimeOverlay:
         keep = pl.col("seq") > (self.floor or 0)
         if late is not None and late.any():
             keep = keep | pl.Series(late)
-        events = (
-            frame.select("seq", "user_id", "game_id", "type")
-            .filter(keep & pl.col("type").is_in(list(_SIGN)))
-            .with_columns((pl.col("seq") * pl.col("type").replace_strict(_SIGN, return_dtype=pl.Int64)).alias("s"))
+        events = frame.select("seq", "user_id", "game_id", "type")
+        if self._forgotten:  # a forgotten user's events up to the forget stay forgotten
+            until = pl.col("user_id").replace_strict(self._forgotten, default=None, return_dtype=pl.Int64)
+            keep = keep & (until.is_null() | (pl.col("seq") > until))
+        events = events.filter(keep & pl.col("type").is_in(list(_SIGN))).with_columns(
+            (pl.col("seq") * pl.col("type").replace_strict(_SIGN, return_dtype=pl.Int64)).alias("s")
         )
         for kind, n in events.group_by("type").len().iter_rows():
             EVENTS.labels(kind).inc(n)

@@ -224,6 +224,18 @@ class ReloadResult(msgspec.Struct):
     model_version: str | None
 
 
+class ForgetResult(msgspec.Struct):
+    """DELETE /admin/users/{id}: the forget is recorded (`forget_seq`; every worker masks the user within its
+    events poll) and the user's rows erased: `deleted` counts rows per table (`interaction_events` up to
+    `events_until_seq`, `user_logs`, `batch_recommendations`, ...)."""
+
+    user_id: str
+    forget_seq: int
+    events_until_seq: int
+    deleted: dict[str, int]
+    model_version: str | None  # the version this worker serves, in which the user is now masked
+
+
 # -- POST /events (players' feedback) ----------------------------------------------------------------------------
 
 MAX_EVENTS = 1000  # events per POST /events request

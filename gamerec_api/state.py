@@ -127,6 +127,8 @@ class ServingState:
     # token); bounded, first in first out. A user with realtime events is keyed (row, k, gen of the user's overlay
     # value): see answers.pipeline
     answers: dict[tuple[int, ...], tuple[bytes, str, bytes]] = field(default_factory=dict, repr=False)
+    # forgotten users hidden in this version (`forgotten_mask`): UTF-8 id -> their history row, out of `user_index`
+    masked: dict[bytes, int] = field(default_factory=dict, repr=False)
 
     def remember(self, key: tuple[int, ...], value: tuple[bytes, str, bytes]) -> None:
         """Keep an answer; the oldest goes when full (the event loop is the only writer)."""
@@ -146,6 +148,46 @@ class ServingState:
     def user_row(self, key: bytes) -> int:
         """Row of the user (UTF-8 id) in the history CSR, -1 for users without history: one dict probe."""
         return self.user_index[hash(key) & (SHARDS - 1)].get(key, -1)
+
+    def mask(self, key: bytes) -> bool:
+        """Hide a forgotten user in this version: out of the index (every answer then treats them as unknown) and
+        of the listing, their cached answers dropped. Runs beside requests: each step is one atomic dict operation.
+        True when the version knew the user."""
+        row = self.user_index[hash(key) & (SHARDS - 1)].pop(key, -1)
+        if row < 0:
+            return False
+        self.masked[key] = row
+        for cached in [k for k in list(self.answers) if k[0] == row]:
+            self.answers.pop(cached, None)
+        return True
+
+    def listed_rows(self, rows: range, offset: int, limit: int) -> tuple[int, list[int]]:
+        """(users in `rows` not masked, the rows of the page [offset, offset + limit) of them): `rows` sliced
+        as it is when nobody is masked; otherwise the masked rows (few) are skipped."""
+        hidden = sorted(r for r in self.masked.values() if r in rows)
+        if not hidden:
+            return len(rows), list(rows[offset : offset + limit])
+        skip = set(hidden)
+        # the first row of the page: offset visible rows precede it
+        start = rows.start + offset
+        while True:
+            before = bisect.bisect_right(hidden, start)
+            at = rows.start + offset + before
+            if at == start:
+                break
+            start = at
+        page: list[int] = []
+        row = start
+        while row < rows.stop and len(page) < limit:
+            if row not in skip:
+                page.append(row)
+            row += 1
+        return len(rows) - len(hidden), page
+
+    def listed(self, rows: list[int]) -> list[tuple[str, int]]:
+        """(user id, games played) of history rows."""
+        indptr = self.hist_indptr
+        return [(self._key_at(r).decode(), int(indptr[r + 1] - indptr[r])) for r in rows]
 
     def history(self, key: bytes) -> list[int]:
         """Sorted model item indices the user played (empty for unknown users)."""

@@ -1,6 +1,9 @@
 """`gamerec models list | promote VERSION | rollback`: the model registry from a shell; `gamerec keys create NAME |
 list | revoke NAME`: the write keys of `POST /events` (the `write_keys` table in the table store); `gamerec
-experiments start | status | set | stop | promote`: online experiments between production and a challenger version.
+experiments start | status | set | stop | promote`: online experiments between production and a challenger version;
+`gamerec users forget ID | purge`: erase a player, then delete the unserved model versions that still hold a
+player forgotten longer than GAMEREC_FORGET_RETENTION_DAYS ago (`store.forgotten_users`, `store.forget_retention`;
+README "Forgetting a player").
 
 Uses the same environment as the assets and the API (GAMEREC_HOME, GAMEREC_S3_BUCKET, AWS_ENDPOINT_URL, ...).
 A failure is one line on stderr and exit code 2; `list` marks broken versions instead of failing on them.
@@ -19,6 +22,8 @@ from gamerec_assets.store import ModelRegistry, RegistryError
 from gamerec_assets.store.artifact_store import ArtifactStoreError
 from gamerec_assets.store.experiment_answers import ExperimentAnswers
 from gamerec_assets.store.experiments import ExperimentError, ExperimentStore, operator
+from gamerec_assets.store.forget_retention import PurgeReport, purge
+from gamerec_assets.store.forgotten_users import ForgottenUsers
 from gamerec_assets.store.registry import MODEL_NAME, check_version
 from gamerec_assets.store.table_store import TableStoreError
 from gamerec_assets.store.write_keys import WriteKeyError, WriteKeys
@@ -227,6 +232,76 @@ def keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def users_forget(args: argparse.Namespace) -> int:
+    """Record the forget (every API worker masks the user within its events poll), then erase the user's rows."""
+    if not args.user_id:
+        print("gamerec: error: the user id must not be empty", file=sys.stderr)
+        return EXIT_ERROR
+    forgotten = ForgottenUsers(backends.table_store(Settings.from_env().storage))
+    report = forgotten.forget(args.user_id)
+    purged = _purge(forgotten)
+    if args.json:
+        print(json.dumps({"user_id": report.user_id, "seq": report.seq, "until_seq": report.until_seq,
+                          "deleted": report.deleted, "versions": purged.__dict__}, indent=2))  # fmt: skip
+        return 0
+    where = ", ".join(f"{n} from {t}" for t, n in sorted(report.deleted.items())) or "no rows were stored"
+    print(f"user {report.user_id!r} forgotten (forget #{report.seq}, events up to seq {report.until_seq}): {where}")
+    _print_purge(purged)
+    print(
+        "API workers mask the user within GAMEREC_EVENTS_POLL; the next user_logs materialization leaves them out; "
+        "unserved model versions keep their history until GAMEREC_FORGET_RETENTION_DAYS passes "
+        f"({Settings.from_env().forget.retention_days:g} days; README: Forgetting a player)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _purge(forgotten: ForgottenUsers) -> PurgeReport:
+    from gamerec_assets.recsys.feedback import now_us
+
+    settings = Settings.from_env()
+    store = backends.artifact_store(settings.storage)
+    return purge(store, forgotten.since(0), settings.forget.retention_days, now_us())
+
+
+def _print_purge(report: PurgeReport) -> None:
+    for version in report.deleted:
+        print(f"deleted model version {version}: it held a player forgotten past the retention")
+    for run in report.deleted_runs:
+        print(f"deleted {run}: the sharded batch run's histories held a player forgotten past the retention")
+    for version in report.kept_served:
+        print(f"kept model version {version}: served (the players are masked); the purge after the next promote "
+              "deletes it")  # fmt: skip
+    if report.next_due_us is not None:
+        print(f"{report.pending} forgets within the retention; the next passes it at {_when(report.next_due_us)}")
+
+
+def users_purge(args: argparse.Namespace) -> int:
+    """The retention step alone (daily, from cron)."""
+    report = _purge(ForgottenUsers(backends.table_store(Settings.from_env().storage)))
+    if args.json:
+        print(json.dumps(report.__dict__, indent=2))
+        return 0
+    _print_purge(report)
+    if not report.deleted and not report.kept_served and not report.deleted_runs:
+        print(f"no model version holds a player forgotten past the retention ({report.due} forgets past it)")
+    return 0
+
+
+def _users_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    users = sub.add_parser("users", help="players: forget one (erase their events and rows); purge old versions")
+    cmds = users.add_subparsers(dest="command", required=True)
+    forget = cmds.add_parser("forget", help="erase player ID from every table and mask them in the served model")
+    forget.add_argument("user_id", metavar="ID")
+    forget.add_argument("--json", action="store_true")
+    forget.set_defaults(func=users_forget)
+    purge_ = cmds.add_parser(
+        "purge", help="delete unserved model versions holding players forgotten past GAMEREC_FORGET_RETENTION_DAYS"
+    )
+    purge_.add_argument("--json", action="store_true")
+    purge_.set_defaults(func=users_purge)
+
+
 def _when(us: int | None) -> str:
     import datetime as dt
 
@@ -254,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     _keys_parser(sub)
     _experiments_parser(sub)
+    _users_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

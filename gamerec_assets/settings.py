@@ -576,6 +576,23 @@ class OnlineSettings:
         )
 
 
+@dataclass(frozen=True)
+class ForgetSettings:
+    """Forgetting a player (`gamerec users forget ID`, README "Forgetting a player").
+
+    GAMEREC_FORGET_RETENTION_DAYS: how long model versions that are not served keep a forgotten player's history
+    in their serving data; past it `gamerec users forget` / `gamerec users purge` deletes them.
+    """
+
+    VARIABLES: ClassVar[tuple[str, ...]] = ("GAMEREC_FORGET_RETENTION_DAYS",)
+
+    retention_days: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Self:
+        return cls(retention_days=_float(env, "GAMEREC_FORGET_RETENTION_DAYS", 30.0, minimum=0.0))
+
+
 SECTIONS = (
     StorageSettings,
     RawgSettings,
@@ -589,6 +606,7 @@ SECTIONS = (
     IngestSettings,
     GuardSettings,
     OnlineSettings,
+    ForgetSettings,
 )
 # Every variable this module reads, in section order (the README's Configuration table lists the same set).
 VARIABLES: tuple[str, ...] = tuple(dict.fromkeys(name for section in SECTIONS for name in section.VARIABLES))
@@ -610,6 +628,7 @@ class Settings:
     ingest: IngestSettings = IngestSettings()
     guards: GuardSettings = GuardSettings()
     online: OnlineSettings = OnlineSettings()
+    forget: ForgetSettings = ForgetSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -628,6 +647,7 @@ class Settings:
             ingest=IngestSettings.from_env(env),
             guards=GuardSettings.from_env(env),
             online=OnlineSettings.from_env(env),
+            forget=ForgetSettings.from_env(env),
         )
 
 

@@ -265,6 +265,8 @@ async def _recommendations(holder: ModelHolder, user_id: str) -> BatchResponse:
     current = served(holder)  # read once: the answer is this version's, whatever a swap does meanwhile
     player = resolve(current, user_id, None)
     table_version, rows = await anyio.to_thread.run_sync(batch_rows, holder.tables, user_id)
+    if player.key in current.masked:  # forgotten: rows the erasure has not reached yet are not served
+        table_version, rows = None, None
     if rows is not None and table_version == current.version:
         return _from_batch(current, user_id, rows)
     if player.row < 0 and rows is None:

@@ -1,17 +1,20 @@
-"""Liveness, readiness and the bearer-protected reload."""
+"""Liveness, readiness, and the bearer-protected reload and forget."""
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get, post
+import anyio.to_thread
+from litestar import Controller, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.exceptions import ServiceUnavailableException
 from litestar.openapi.datastructures import ResponseSpec
 
 from gamerec_api.admin_access import ADMIN_ERRORS, require_admin_token
 from gamerec_api.controllers.common import holder_of
+from gamerec_api.controllers.users import UserPath
 from gamerec_api.readiness import public_detail
-from gamerec_api.schemas import Health, Ready, ReloadResult
+from gamerec_api.schemas import ForgetResult, Health, Ready, ReloadResult
 from gamerec_api.state import NotReady
+from gamerec_assets.store.table_store import TableStoreError
 
 
 class HealthController(Controller):
@@ -63,3 +66,30 @@ class AdminController(Controller):
             raise ServiceUnavailableException(
                 detail=f"reload failed, still serving the previous model: {type(exc).__name__}: {exc}"
             ) from exc
+
+    @delete(
+        "/users/{user_id:str}",
+        status_code=200,
+        summary="Forget a player: erase their events and rows, mask them in the served model (bearer token)",
+        raises=[*ADMIN_ERRORS, ServiceUnavailableException],
+        security=[{"bearer": []}],
+    )
+    async def forget_user(self, state: State, user_id: UserPath) -> ForgetResult:
+        """`gamerec users forget ID` through the API: recorded first, then erased (README: Forgetting a player).
+        This worker masks the user before answering; the others within their events poll. Safe to repeat: a
+        503 (the table database failed halfway) is fixed by sending it again."""
+        holder = holder_of(state)
+        try:
+            report = await anyio.to_thread.run_sync(holder.forget, user_id)
+        except TableStoreError as exc:
+            raise ServiceUnavailableException(
+                detail=f"forgetting user {user_id!r} failed; send the request again (a forget is safe to repeat): {exc}"
+            ) from exc
+        current = holder.state
+        return ForgetResult(
+            user_id=user_id,
+            forget_seq=report.seq,
+            events_until_seq=report.until_seq,
+            deleted=report.deleted,
+            model_version=current.version if current is not None else None,
+        )

@@ -45,14 +45,19 @@ class UsersController(Controller):
         current = serving(state)
         answers.user_key(prefix)  # 400 for a prefix that is no valid text
         rows = current.user_rows_with_prefix(prefix)
-        page = rows[offset : offset + limit]
-        ids = current.user_ids(page)
-        counts = current.games_played(page.start, page.stop) if len(page) else []
+        if current.masked:  # forgotten users are not listed
+            total, listed = current.listed_rows(rows, offset, limit)
+            items = [UserSummary(u, c) for u, c in current.listed(listed)]
+        else:
+            page = rows[offset : offset + limit]
+            ids = current.user_ids(page)
+            counts = current.games_played(page.start, page.stop) if len(page) else []
+            total, items = len(rows), [UserSummary(u, c) for u, c in zip(ids, counts, strict=True)]
         return UsersResponse(
             model_version=current.version,
             prefix=prefix,
-            total=len(rows),
-            items=[UserSummary(u, c) for u, c in zip(ids, counts, strict=True)],
+            total=total,
+            items=items,
             interaction_source=current.source,
             simulated=simulated(current.source),
             catalog_source=current.catalog_source,

@@ -27,6 +27,9 @@ list, the holdouts) or `held_back` (the reason: `burst`, `new_user`, `game_cap`)
 model (`EventTrustResource`, thresholds from GAMEREC_TRUST_*, GAMEREC_EVENTS_BURST_*). A held-back row stays in its
 user's served history. `in_base` marks the base source's pairs, on which the trusted holdout is drawn. The metadata
 counts what was held back and why (`trust_*`); run config `trust_rules: false` turns the rules off for a run.
+
+Forgotten players (`gamerec users forget ID`, the `forgotten_users` table) are left out: their base-source rows and
+their events up to the forget (`recsys.forgotten_rows`); the metadata counts them (`forgotten_*`).
 """
 
 import warnings
@@ -41,6 +44,7 @@ from gamerec_assets.recsys.catalogue_file import DataFileError
 from gamerec_assets.recsys.evaluation import source_change
 from gamerec_assets.recsys.event_trust import Champion, assess
 from gamerec_assets.recsys.feedback import EVENT_WEIGHTS, check_event_weights, event_pairs, iso, merge_event_pairs
+from gamerec_assets.recsys.forgotten_rows import without_forgotten_events, without_forgotten_users
 from gamerec_assets.recsys.interaction_file import LOG_SCHEMA, read_interactions
 from gamerec_assets.recsys.linking import STEAM_ONLY_BASE
 from gamerec_assets.recsys.provenance import OTHER_SOURCE_COLUMN, logs_version, other_source_until
@@ -52,6 +56,7 @@ from gamerec_assets.resources.trust import EventTrustResource, production_champi
 from gamerec_assets.settings import parse_interactions, source_path
 from gamerec_assets.store.artifact_store import ArtifactStoreError
 from gamerec_assets.store.event_store import FRAME_SCHEMA
+from gamerec_assets.store.forgotten_users import ForgottenUsers
 from gamerec_assets.store.registry import MODEL_NAME, RegistryError
 
 HISTORY_CHECK = "user_logs_history_lengths"
@@ -224,13 +229,18 @@ def with_events(
     trust: tuple[EventTrustResource, ArtifactsResource],
     sources: tuple[str, str],
     weights: dict[str, float],
+    forgotten: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, dict[str, object]]:
     """The base log with the stored events up to the newest seq merged in (the module's rules; `sources`: this
     run's catalogue and interaction source), the trust columns and the constant event columns added, and the
-    metadata saying what the events did and which rule met them."""
+    metadata saying what the events did and which rule met them. `forgotten`: players whose events up to their
+    forget are left out."""
     store = tables.events()
     until = store.last_seq() if config.events else 0
     stored = store.read(until_seq=until) if until else pl.DataFrame(schema=FRAME_SCHEMA)
+    dropped = 0
+    if forgotten is not None:
+        stored, dropped = without_forgotten_events(stored, forgotten)
     catalog, spec = sources
     production = production_manifest(context, trust[1]) if stored.height else None
     changed = source_change(production, {"data": {"catalog": catalog, "interactions": spec}}) if production else None
@@ -277,6 +287,7 @@ def with_events(
         "new_event_users": new_user["user_id"].n_unique(),
         "event_weights": dg.MetadataValue.json(weights),
         "events_included": config.events,
+        "forgotten_events": dropped,
         **trust_meta,
     }
 
@@ -369,11 +380,17 @@ def user_logs(
         logs = simulated_user_logs(config, game_features)
         max_games = config.max_games
         extra = {"simulation": config.simulation, "max_games": config.max_games, "seed": config.seed}
+    forgotten = ForgottenUsers(tables.store()).frame()
+    logs, forgotten_rows = without_forgotten_users(logs, forgotten)
+    if forgotten_rows:
+        context.log.info(f"user_logs: {forgotten_rows:,} rows of forgotten players left out of {spec}")
     base = logs
     catalog = upstream_catalog(context, sources)
     trust = (event_trust, artifacts)
-    logs, events_meta = with_events(context, config, logs, game_features, tables, trust, (catalog, spec), weights)
-    extra |= events_meta
+    logs, events_meta = with_events(
+        context, config, logs, game_features, tables, trust, (catalog, spec), weights, forgotten
+    )
+    extra |= events_meta | {"forgotten_users": forgotten.height, "forgotten_rows": forgotten_rows}
     # provenance rides with the rows, so training records both sources in the model manifest
     logs = logs.with_columns(pl.lit(catalog, pl.Utf8).alias("catalog"), pl.lit(spec, pl.Utf8).alias("source"))
     context.log.info(f"{spec}: {logs.height:,} interactions for {logs['user_id'].n_unique():,} users")

@@ -10,8 +10,10 @@ from gamerec_assets.assets.metadata import markdown_table
 from gamerec_assets.assets.modeling import production_model
 from gamerec_assets.io_managers import TableChunks
 from gamerec_assets.lineage import step_materialization
+from gamerec_assets.recsys.forgotten_rows import without_forgotten_users
 from gamerec_assets.recsys.served_model import ServingModel, batch_frame
-from gamerec_assets.resources.storage import ArtifactsResource
+from gamerec_assets.resources.storage import ArtifactsResource, TablesResource
+from gamerec_assets.store.forgotten_users import ForgottenUsers
 from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry
 
 
@@ -64,6 +66,7 @@ def batch_recommendations(
     user_logs: pl.DataFrame,
     game_features: pl.DataFrame,
     artifacts: ArtifactsResource,
+    tables: TablesResource,
 ) -> dg.Output[TableChunks]:
     """Top-K per user (rank, game_id, score, source item_cf | popular, model_version).
 
@@ -75,6 +78,8 @@ def batch_recommendations(
     if version is None:
         raise dg.Failure(description="batch_recommendations: the registry has no production model yet")
     context.log.info(f"model {version}: {source}")
+    # players forgotten since this run's user_logs was read (the forget may not have reached its rows yet)
+    user_logs, forgotten_rows = without_forgotten_users(user_logs, ForgottenUsers(tables.store()).frame())
     model = ServingModel(registry.load(version))
     sample = next(
         recommendation_chunks(
@@ -91,6 +96,7 @@ def batch_recommendations(
         metadata={
             "model_version": version,
             "k": config.k,
+            "forgotten_rows": forgotten_rows,
             "users": user_logs["user_id"].n_unique(),
             "preview": markdown_table(preview, 15, ["user_id", "rank", "name", "score", "source"]),
         },

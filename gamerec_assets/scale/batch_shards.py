@@ -30,11 +30,13 @@ import polars as pl
 
 from gamerec_assets.assets.serving import recommendation_chunks, released_version
 from gamerec_assets.io_managers import FINGERPRINT, ContentFingerprint
+from gamerec_assets.recsys.forgotten_rows import without_forgotten_users
 from gamerec_assets.recsys.served_model import BATCH_SCHEMA, ServingModel
 from gamerec_assets.resources.storage import ArtifactsResource, TablesResource
 from gamerec_assets.scale.block_assets import where_am_i
 from gamerec_assets.scale.block_io import IO_MANAGER_KEY, PREFIX, Arrays
 from gamerec_assets.store.artifact_store import ArtifactStore
+from gamerec_assets.store.forgotten_users import ForgottenUsers
 from gamerec_assets.store.registry import MODEL_NAME
 
 BATCH_TABLE = "batch_recommendations"
@@ -91,6 +93,8 @@ def plan_shards(
     if version is None:
         raise dg.Failure(description="batch_recommendations: the registry has no production model yet")
     user_logs = tables.store().read("user_logs")
+    # players forgotten since user_logs was written (the forget may not have reached its rows yet)
+    user_logs, _ = without_forgotten_users(user_logs, ForgottenUsers(tables.store()).frame())
     if user_logs.height == 0:
         raise dg.Failure(description="batch_recommendations: user_logs has no users")
     shards = user_shards(user_logs, config.shards)

@@ -64,6 +64,9 @@ class ArtifactStore(Protocol):
     def list(self, prefix: str) -> list[str]:
         """Keys below `prefix`, sorted."""
 
+    def delete(self, key: str) -> None:
+        """Remove an object (nothing when absent): only the retention of forgotten players' data deletes."""
+
     def describe(self) -> str:
         """Where the objects live, for logs and metadata (`file:///...`, `s3://bucket/prefix`)."""
 
@@ -170,6 +173,12 @@ class LocalArtifactStore:
             if p.is_file() and not p.name.startswith((".tmp-", ".lock-"))
         )
 
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise ArtifactStoreError(f"cannot delete artifact {key!r} in {self.describe()}: {exc}") from exc
+
     def describe(self) -> str:
         return self.root.as_uri()
 
@@ -274,6 +283,9 @@ class S3ArtifactStore:
         except Exception as exc:
             raise ArtifactStoreError(f"S3 list {self.describe()}/{prefix} at {self.endpoint()} failed: {exc}") from exc
         return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self._call("delete_object", key)  # S3 answers 204 for an absent key too
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"

@@ -321,6 +321,31 @@ class ModelRegistry:
         self.store.update(self._alias_key(), change)
         return dict(result)
 
+    def delete_version(self, version: str, reason: str) -> list[str]:
+        """Delete a version that is neither production nor the challenger (the retention of forgotten players'
+        data): its manifest first (from then on it is not listed and cannot load), then its other files; then it
+        leaves the aliases' histories (a rollback never targets it). The keys deleted."""
+        check_version(version)
+        if version in (self.production(), self.challenger()):
+            raise RegistryError(f"model version {version} is served ({ALIAS} or {CHALLENGER}): not deleted")
+        keys = self.store.list(f"{self.name}/{version}")
+        manifest = self._key(version, MANIFEST)
+        ordered = [k for k in keys if k == manifest] + [k for k in keys if k != manifest]
+        for key in ordered:
+            self.store.delete(key)
+        for alias in (ALIAS, CHALLENGER):
+
+            def change(raw: bytes | None, alias: str = alias) -> bytes | None:
+                state = self._parse_alias(raw, alias)
+                if not state or version not in state["previous"]:
+                    return None
+                previous = [v for v in state["previous"] if v != version]
+                return json.dumps({**state, "previous": previous, "pruned": reason}, indent=2).encode()
+
+            if self.store.exists(self._alias_key(alias)):
+                self.store.update(self._alias_key(alias), change)
+        return ordered
+
     def load_serving(
         self, version: str | None = None, require_serving: bool = False
     ) -> tuple[ModelArtifact, list[tuple[str, str]]]:

@@ -15,6 +15,7 @@ from gamerec_assets.settings import (
     RAWG_DEFAULT_BASE_URL,
     VARIABLES,
     ApiSettings,
+    ForgetSettings,
     IngestSettings,
     InstanceSettings,
     OnlineSettings,
@@ -53,6 +54,7 @@ def test_defaults_without_variables() -> None:
     assert (s.api.host, s.api.port, s.api.reload_interval, s.api.predict_cache) == ("127.0.0.1", 8000, 30.0, 10_000)
     assert s.api.admin_token is None and s.api.metrics_dir is None
     assert s.online == OnlineSettings(gate=False, alpha=0.05, retention_days=30.0)  # the online gate is off
+    assert s.forget == ForgetSettings(retention_days=30.0)
 
 
 def test_every_variable_is_parsed(tmp_path: Path) -> None:
@@ -118,6 +120,8 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         "GAMEREC_ONLINE_GATE": "on",
         "GAMEREC_ONLINE_ALPHA": "0.01",
         "GAMEREC_ONLINE_RETENTION_DAYS": "7",
+        # forgetting a player (issue 25 part 5)
+        "GAMEREC_FORGET_RETENTION_DAYS": "0.5",
     }
     assert set(env) == set(VARIABLES)  # this test covers every variable settings.py reads
     s = Settings.from_env(env)
@@ -151,6 +155,7 @@ def test_every_variable_is_parsed(tmp_path: Path) -> None:
         50,
     )
     assert s.online == OnlineSettings(gate=True, alpha=0.01, retention_days=7.0)
+    assert s.forget == ForgetSettings(retention_days=0.5)
     # Keys are never kept, and the secrets that are kept stay out of repr (logs, Dagster metadata).
     text = repr(s)
     for secret in (
@@ -222,6 +227,7 @@ def test_thread_setting_reaches_the_kernels() -> None:
         ("GAMEREC_ONLINE_ALPHA", "0", "GAMEREC_ONLINE_ALPHA must be a number >= 1e-06"),
         ("GAMEREC_ONLINE_ALPHA", "0.5", "GAMEREC_ONLINE_ALPHA must be a number in [1e-06, 0.5)"),
         ("GAMEREC_ONLINE_RETENTION_DAYS", "0.5", "GAMEREC_ONLINE_RETENTION_DAYS must be a number >= 1.0"),
+        ("GAMEREC_FORGET_RETENTION_DAYS", "-1", "GAMEREC_FORGET_RETENTION_DAYS must be a number >= 0"),
     ],
 )
 def test_bad_values_name_their_variable(variable: str, value: str, message: str) -> None:

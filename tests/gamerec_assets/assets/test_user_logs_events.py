@@ -111,3 +111,29 @@ def test_events_can_be_left_out_or_weighted_per_run(features: pl.DataFrame, tabl
     assert rows["clicker"] == 0.5 and math.isclose(rows["player"], 2.0 * (1 + math.log1p(1.0)))
     with pytest.raises(dg.Failure, match="unknown event types"):
         run(features, tables, event_weights={"share": 1.0})
+
+
+def test_forgotten_players_are_left_out_of_the_base_source_and_the_events(
+    features: pl.DataFrame, tables: TablesResource
+) -> None:
+    """A simulated (base source) player and an events-only player are forgotten: the next user_logs has neither,
+    and its metadata counts them; an event sent after the forget (the player came back) counts again."""
+    from gamerec_assets.store.forgotten_users import ForgottenUsers
+
+    base, _ = run(features, tables)
+    known = features["game_id"].to_list()
+    simulated = str(base.value["user_id"][0])
+    tables.events().append([event("newcomer", known[0], "play", 1), event("newcomer", known[1], "like", 2)])
+    forgotten = ForgottenUsers(tables.store())
+    forgotten.forget(simulated)
+    forgotten.forget("newcomer")
+    tables.events().append([event("newcomer", known[2], "play", 3)])  # after the forget: the player came back
+
+    output, check = run(features, tables)
+    logs, meta = output.value, {k: v.value for k, v in output.metadata.items()}
+    assert simulated not in logs["user_id"].cast(pl.Utf8).to_list()
+    assert logs.filter(pl.col("user_id") == "newcomer")["game_id"].to_list() == [known[2]]
+    removed = base.value.filter(pl.col("user_id").cast(pl.Utf8) == simulated).height
+    assert meta["forgotten_users"] == 2 and meta["forgotten_rows"] == removed > 0
+    assert meta["forgotten_events"] == 0  # erased by the forget already: nothing was left to drop
+    assert logs.height == base.value.height - removed + 1 and check.passed
