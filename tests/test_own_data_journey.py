@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ from gamerec_assets import backends
 from gamerec_assets.settings import StorageSettings
 from gamerec_assets.store.registry import MODEL_NAME, ModelRegistry
 from tests.support.net import free_port
+from tests.support.uvicorn_server import wait_ready
 
 pytestmark = pytest.mark.integration  # two whole-graph runs through make and a served stack: minutes
 
@@ -71,15 +71,7 @@ def test_bring_your_own_data_after_a_first_run(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as c:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if c.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the API did not become ready"
-                time.sleep(0.2)
+            wait_ready(c, 120)
             answer = c.post("/predict", json={"user_id": "alice", "k": 5}).json()
             assert answer["model_version"] == version and answer["source"] == "item_cf" and answer["items"]
             batch = c.get("/users/alice/recommendations").json()

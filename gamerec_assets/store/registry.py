@@ -245,10 +245,15 @@ class ModelRegistry:
         """Point production at `version` after loading and validating it in full; a refused version leaves the
         alias unchanged. The old production goes to the front of the history."""
         self.load(check_version(version))
+        return self._point(ALIAS, version, reason)
+
+    def _point(self, alias: str, version: str | None, reason: str) -> dict[str, Any]:
+        """Move `alias` to `version` (None: clear it) in one compare-and-swap, the old target first in its history;
+        the alias's state after (unchanged, and not rewritten, when it already pointed there)."""
         result: dict[str, Any] = {}
 
         def change(raw: bytes | None) -> bytes | None:
-            state = self._parse_alias(raw) or {"version": None, "previous": []}
+            state = self._parse_alias(raw, alias) or {"version": None, "previous": []}
             result.clear()
             if state["version"] == version:
                 result.update(state)
@@ -261,7 +266,7 @@ class ModelRegistry:
             )
             return json.dumps(result, indent=2).encode()
 
-        self.store.update(self._alias_key(), change)
+        self.store.update(self._alias_key(alias), change)
         return dict(result)
 
     def challenger(self) -> str | None:
@@ -276,24 +281,7 @@ class ModelRegistry:
         the CLI and the catalogue of versions, and is set and cleared with the record."""
         if version is not None:
             self.load(check_version(version))
-        result: dict[str, Any] = {}
-
-        def change(raw: bytes | None) -> bytes | None:
-            state = self._parse_alias(raw, CHALLENGER) or {"version": None, "previous": []}
-            result.clear()
-            if state["version"] == version:
-                result.update(state)
-                return None
-            result.update(
-                version=version,
-                previous=_history([state["version"], *state["previous"]], exclude=version),
-                updated_at=_now(),
-                reason=reason,
-            )
-            return json.dumps(result, indent=2).encode()
-
-        self.store.update(self._alias_key(CHALLENGER), change)
-        return dict(result)
+        return self._point(CHALLENGER, version, reason)
 
     def rollback(self) -> dict[str, Any]:
         """Point production back at the version it replaced, in one compare-and-swap; refused (alias unchanged) when

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from gamerec_assets.recsys.traffic_split import Splitter
-from tests.gamerec_api.support import Home, free_port
+from tests.gamerec_api.support import Home, free_port, wait_ready
 from tests.gamerec_api.test_hot_swap import publish_second_model
 from tests.gamerec_assets.test_models_cli import gamerec
 
@@ -43,15 +43,7 @@ def worker(home: Path) -> Iterator[httpx.Client]:
     )  # fmt: skip
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if c.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "a worker did not become ready"
-                time.sleep(0.05)
+            wait_ready(c, 90)
             yield c
     finally:
         proc.terminate()

@@ -17,10 +17,17 @@ from tests.support.net import free_port
 
 
 def wait_ready(client: TestClient | httpx.Client, timeout: float = 30.0) -> dict:
-    """Poll /readyz until the service says it is ready; its JSON body."""
+    """Poll /readyz until the service says it is ready; its JSON body. A server process that is not listening yet
+    is waited for too."""
     deadline = time.monotonic() + timeout
     while True:
-        r = client.get("/readyz")
+        try:
+            r = client.get("/readyz")
+        except httpx.TransportError as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"service not listening after {timeout}s: {exc}") from exc
+            time.sleep(0.05)
+            continue
         if r.status_code == 200:
             return r.json()
         if time.monotonic() > deadline:
