@@ -192,6 +192,10 @@ class ModelHolder:
         self.sync_forgotten()
         return report
 
+    async def forget_player(self, user_id: str) -> ForgetReport:
+        """`forget` off the event loop: DELETE /admin/users/{id}'s service."""
+        return await anyio.to_thread.run_sync(self.forget, user_id)
+
     def _load_masked(
         self, registry: ModelRegistry, version: str | None, cache_size: int, fallback: bool = False
     ) -> ServingState:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import anyio.to_thread
 from litestar import Controller, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.exceptions import ServiceUnavailableException
@@ -80,7 +79,7 @@ class AdminController(Controller):
         503 (the table database failed halfway) is fixed by sending it again."""
         holder = holder_of(state)
         try:
-            report = await anyio.to_thread.run_sync(holder.forget, user_id)
+            report = await holder.forget_player(user_id)
         except TableStoreError as exc:
             raise ServiceUnavailableException(
                 detail=f"forgetting user {user_id!r} failed; send the request again (a forget is safe to repeat): {exc}"
