@@ -66,7 +66,7 @@ class FoldIn:
         y = np.ascontiguousarray(item_factors, dtype=np.float32)
         y64 = y.astype(np.float64)
         gram = y64.T @ y64 + float(regularization) * np.eye(y.shape[1])
-        return cls(y, gram, float(alpha))
+        return cls(y, (gram + gram.T) / 2.0, float(alpha))
 
     @property
     def n_items(self) -> int:
@@ -81,23 +81,47 @@ class FoldIn:
             object.__setattr__(self, "_y64", cached)
         return cached
 
+    @property
+    def gram_inv(self) -> np.ndarray:
+        """G⁻¹ (the fold-in's Woodbury form for short histories, `kernels.fold_in`); cached per object."""
+        cached = self.__dict__.get("_gram_inv")
+        if cached is None:
+            cached = np.ascontiguousarray(np.linalg.inv(self.gram))
+            cached = (cached + cached.T) / 2.0
+            object.__setattr__(self, "_gram_inv", cached)
+        return cached
+
     def user_vectors(self, user_items: sp.csr_matrix) -> np.ndarray:
         """(rows, f) folded-in user vectors of a users × items matrix's rows (binary: values are ignored)."""
         x = sp.csr_matrix(user_items)
-        return fold_in_rows(x.indptr, x.indices, self.factors64, self.gram, self.alpha)
+        return fold_in_rows(x.indptr, x.indices, self.factors64, self.gram64, self.gram_inv, self.alpha)
+
+    @property
+    def gram64(self) -> np.ndarray:
+        return np.ascontiguousarray(self.gram, dtype=np.float64)
 
     def history_vector(self, history: np.ndarray) -> np.ndarray:
         """One history's user vector (sorted, duplicate-free item indices): the batch path's kernel on one row."""
         h = np.asarray(history, dtype=np.int64)
-        return fold_in_rows(np.array([0, len(h)], np.int64), h, self.factors64, self.gram, self.alpha)[0]
+        indptr = np.array([0, len(h)], np.int64)
+        return fold_in_rows(indptr, h, self.factors64, self.gram64, self.gram_inv, self.alpha)[0]
 
     def contributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """w (len(items), len(history)): w_ij = α y_iᵀ A⁻¹ y_j, so that score_i = Σ_j w_ij exactly (module doc)."""
+        """w (len(items), len(history)): w_ij = α y_iᵀ A⁻¹ y_j, so that score_i = Σ_j w_ij exactly (module doc).
+
+        A⁻¹ Y_hᵀ by Woodbury for a history shorter than the factor count, as the fold-in itself."""
         h = np.asarray(history, dtype=np.int64)
         y = self.factors64
         yh = y[h]
-        a = self.gram + (self.alpha - 1.0) * (yh.T @ yh)
-        z = np.linalg.solve(a, yh.T)  # (f, |h|)
+        k, f = yh.shape
+        if self.alpha == 1.0:
+            z = self.gram_inv @ yh.T
+        elif k < f:
+            p = yh @ self.gram_inv  # (k, f)
+            s = p @ yh.T + np.eye(k) / (self.alpha - 1.0)
+            z = p.T - p.T @ np.linalg.solve(s, yh @ p.T)
+        else:
+            z = np.linalg.solve(self.gram + (self.alpha - 1.0) * (yh.T @ yh), yh.T)  # (f, |h|)
         return self.alpha * (y[np.asarray(items, dtype=np.int64)] @ z)
 
     def rank(self, user_items: sp.csr_matrix, N: int) -> tuple[np.ndarray, np.ndarray]:
