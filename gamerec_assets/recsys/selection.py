@@ -352,8 +352,8 @@ class WorkModel:
     POPULARITY_NNZ_NS = 5.0
     BLEND_ITEMS_NS = 15.0  # a Hybrid's blend of its CF part with the content similarity
     SCORE_NS = 30.0  # per scored user × item
-    ALS_NNZ_NS = 3.0  # per interaction × factor and iteration (implicit's conjugate-gradient steps)
-    ALS_ROWS_NS = 0.5  # per (user or item) × factor² and iteration
+    ALS_NNZ_NS = 6.0  # per interaction × factor and iteration (implicit's conjugate-gradient steps)
+    ALS_ROWS_NS = 1.0  # per (user or item) × factor² and iteration
     BPR_NNZ_NS = 5.0  # per interaction × factor and iteration (one SGD sample per interaction)
     FOLD_NS = 0.5  # per scored user × (factor³ + history × factor²): the fold-in's solve
 
