@@ -1,6 +1,6 @@
 """A matrix-factorisation version served like every model: published to a seeded home, hot-swapped in for the
-item-item version, answering /predict (a known user, a guest's basket) and /games/{id}/similar from its fold-in
-and factor cosine, then rolled back."""
+item-item version, answering /predict (a known user, a guest's basket, a history the realtime overlay changed) and
+/games/{id}/similar from its fold-in and factor cosine, then rolled back."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import pytest
 from litestar.testing import TestClient
 
 from gamerec_api.app import create_app
+from gamerec_api.state import load_state
 from gamerec_assets.recsys import training
 from gamerec_assets.recsys.model_artifact import FACTORS_FORMAT
 from gamerec_assets.recsys.served_model import ServingModel
 from tests.gamerec_api.support import ADMIN_TOKEN, Home, wait_ready
+from tests.gamerec_api.test_overlay import aligned, answer, frame, ids
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ALS_PARAMS = {"model": "ALS", "factors": 16, "regularization": 5.0, "alpha": 20.0, "iterations": 10}
@@ -81,3 +83,29 @@ def test_hot_swap_to_an_mf_version_serves_it_and_rolls_back(fresh_home: Home) ->
         back = c.post("/predict", json={"user_id": user, "k": 10}).json()
         assert back["model_version"] == v1
         assert [i["game_id"] for i in back["items"]] == [i["game_id"] for i in before["items"]]
+
+
+def test_the_realtime_overlay_reshapes_an_mf_versions_answers(fresh_home: Home) -> None:
+    """A known player's events join the history the MF version folds in: new plays change the answer and explain
+    it; once every trained game is disliked, only the new plays explain the recommendations."""
+    v2 = publish_mf_model(fresh_home)
+    state = load_state(fresh_home.registry(), version=v2, cache_size=1000)
+    assert state.model.fold is not None
+    overlay = aligned()
+    user = state.user_ids(range(1))[0]
+    before = answer(state, overlay, user, k=20)
+    new = ids(before)[:2]
+    overlay.apply(frame((1, user, new[0], "play"), (2, user, new[1], "like")))
+    after = answer(state, overlay, user, k=20)
+    assert after.model_version == v2 and after.source == "item_cf"
+    assert not set(new) & set(ids(after)) and ids(after) != ids(before)
+    trained = [state.cards[i].game_id for i in state.history(user.encode())]
+    overlay.apply(frame(*[(3 + n, user, g, "dislike") for n, g in enumerate(trained)]))
+    res = answer(state, overlay, user, k=20)
+    assert not set(trained) & set(ids(res))
+    because = {j for i in res.items for j in i.because}
+    assert because and because <= set(new), "only the realtime plays are left to explain the answer"
+    newcomer = aligned()
+    newcomer.apply(frame((1, "newcomer", new[0], "play")))
+    guest = answer(state, newcomer, "newcomer", k=5)
+    assert guest.source == "item_cf" and all(i.because == [new[0]] for i in guest.items if i.source == "item_cf")
