@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from gamerec_assets.recsys.factors import one_blas_thread
 from gamerec_assets.recsys.itemcf import recommend_from_similarity
 from gamerec_assets.recsys.kernels import recommend_history
 from gamerec_assets.recsys.matrix import _lookup
@@ -216,7 +217,8 @@ class ServingModel:
         -1), the same ranking as `recommend` on the history's row (same fold-in kernel, same top-n)."""
         fold = self.fold
         assert fold is not None
-        scores = fold.factors64 @ fold.history_vector(h)
+        with one_blas_thread():  # one matvec over the catalogue: BLAS's own threads only add latency here
+            scores = fold.factors64 @ fold.history_vector(h)
         scores[h] = -np.inf
         scores[scores <= 0] = -np.inf
         ids, values = dense_topn(scores[None, :], N)
