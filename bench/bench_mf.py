@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from gamerec_assets.recsys import ModelArtifact, build_model, inner_split, select_model_with_report
 from gamerec_assets.recsys.factors import ALS
+from gamerec_assets.recsys.selection import default_candidates
 from gamerec_assets.recsys.served_model import ServingModel
 
 
@@ -93,9 +94,9 @@ def main() -> int:
     als_test, als = served_ndcg(best, train, test, users)
     als_s = time.perf_counter() - t
     als_trained = trained_vectors_ndcg(als, train, test, users)
-    default = {"model": "ALS"}
-    default_test, default_model = served_ndcg(default, train, test, users)
-    bpr_test, _ = served_ndcg({"model": "BPR"}, train, test, users)
+    defaults = {c["model"]: c for c in default_candidates(train, ("ALS", "BPR"))}  # selection's starting points
+    default_test, default_model = served_ndcg(defaults["ALS"], train, test, users)
+    bpr_test, _ = served_ndcg(defaults["BPR"], train, test, users)
     lat_best = request_latency_us(als, train, users)
     lat_default = request_latency_us(default_model, train, users)
 
@@ -109,9 +110,9 @@ def main() -> int:
     print(f"\ntuned ALS {best} (inner {best_inner:.4f}): test NDCG@10 {als_test:.4f} served by fold-in")
     print(f"  same ALS ranked with implicit's trained user factors: {als_trained:.4f}; fit+score {als_s:.1f}s")
     print(f"  request path (k=10, because): median {lat_best[0]:.0f} us, p99 {lat_best[1]:.0f} us")
-    print(f"default ALS {default_model.params}: {default_test:.4f}; request median {lat_default[0]:.0f} us, ", end="")
-    print(f"p99 {lat_default[1]:.0f} us")
-    print(f"default BPR: {bpr_test:.4f}")
+    print(f"selection's default ALS {defaults['ALS']}: {default_test:.4f}; ", end="")
+    print(f"request median {lat_default[0]:.0f} us, p99 {lat_default[1]:.0f} us")
+    print(f"selection's default BPR {defaults['BPR']}: {bpr_test:.4f}")
     print(f"select_model (all families, budget {budget:.0f}s, {selection_s:.1f}s wall) -> {result.best}")
     print(f"  test NDCG@10 {selected:.4f}")
     if mf_trials:

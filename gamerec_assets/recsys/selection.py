@@ -184,7 +184,7 @@ def _grids(user_items: sp.csr_matrix, ease_max_items: int) -> dict[str, tuple[di
         "ItemCF": ({"model": "ItemCF", "similarity": "jaccard"}, {"neighbors": nb([25, 50, 100, 200, 400])}),
         "BM25": ({"model": "BM25"}, {"b": [0.25, 0.5, 0.75, 1.0], "neighbors": nb([50, 100, 200, 400])}),
     }
-    factors = sorted({min(v, max(n_items // 2, 2)) for v in (32, 64, 128)})
+    factors = sorted({min(v, max(n_items // 2, 2)) for v in (32, 64, 128, 256)})
     grids["ALS"] = (
         {"model": "ALS", "iterations": 15, "seed": 0},
         {
@@ -355,7 +355,7 @@ class WorkModel:
     ALS_NNZ_NS = 6.0  # per interaction × factor and iteration (implicit's conjugate-gradient steps)
     ALS_ROWS_NS = 1.0  # per (user or item) × factor² and iteration
     BPR_NNZ_NS = 5.0  # per interaction × factor and iteration (one SGD sample per interaction)
-    FOLD_NS = 0.5  # per scored user × (factor³ + history × factor²): the fold-in's solve
+    FOLD_NS = 0.6  # per scored user × the fold-in's solve (history × factor² + history³, or factor³ if shorter)
 
     def fit_ns(self, params: dict[str, Any], shape: DataShape) -> float:
         kind = params["model"]
@@ -383,8 +383,9 @@ class WorkModel:
         if params is None or params["model"] not in MF_FAMILIES:
             return dense
         f = float(params["factors"]) + (params["model"] == "BPR")  # BPR's item bias is one more column
-        history = shape.nnz / max(shape.users, 1)
-        return dense + self.FOLD_NS * float(shape.eval_users) * (f**3 + history * f * f)
+        k = shape.nnz / max(shape.users, 1)  # the mean history
+        solve = k * f * f + min(k, f) ** 3 + (f**3 if k >= f else 0.0)  # Woodbury below f games (kernels.fold_in)
+        return dense + self.FOLD_NS * float(shape.eval_users) * solve
 
 
 class WorkBudget:
