@@ -341,7 +341,8 @@ class WorkModel:
     kernel visits the co-occurrences only; scoring is a dense pass over the items per scored user. Estimates are
     conservative and only their order matters: they decide what fits the budget, never what wins. ALS and BPR
     (implicit, CPU) cost per iteration in interactions × factors (and, for ALS, rows × factors²); their scoring adds
-    the fold-in of every scored history (a factors³ solve), measured on steam-200k (bench/bench_mf.py).
+    the fold-in of every scored history (`kernels.fold_in`'s solve). Checked against measured times on steam-200k's
+    inner split (64 and 256 factors): about 4 × conservative for the fits, like RP3beta's, and 1-2 × for scoring.
     """
 
     FIXED_NS = 5e7  # per evaluation: the model's set-up and the metric

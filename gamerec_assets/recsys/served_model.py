@@ -86,8 +86,9 @@ class ServingModel:
         # game id -> model item index: for a few ids a dict lookup beats numpy
         self.item_pos: dict[int, int] = dict(zip(self.item_ids.tolist(), range(self.n_items), strict=True))
         self.fold = artifact.factors  # an MF version ranks by fold-in (module docstring); None: item-item
-        if self.fold is not None:
-            self.fold.factors64  # noqa: B018 - the float64 factors, converted once at load rather than per request
+        if self.fold is not None:  # the float64 factors and G⁻¹, prepared once at load rather than per request
+            self.fold.factors64  # noqa: B018
+            self.fold.gram_inv  # noqa: B018
 
     # -- ids -----------------------------------------------------------------------------------------------------
 
