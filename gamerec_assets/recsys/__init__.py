@@ -1,7 +1,8 @@
-"""Pure recommendation core: numpy, scipy and polars only (no Dagster, no Litestar)."""
+"""Pure recommendation core: numpy, scipy and polars (implicit for the MF families' fits); no Dagster, no Litestar."""
 
 from gamerec_assets.recsys.cleaning import CleaningReport, clean_games
 from gamerec_assets.recsys.evaluation import KS, Holdout, HoldoutResult, evaluate_holdout
+from gamerec_assets.recsys.factors import ALS, BPR, FoldIn
 from gamerec_assets.recsys.itemcf import ItemCF, Popularity, item_similarity_matrix
 from gamerec_assets.recsys.matrix import Interactions, build_matrix
 from gamerec_assets.recsys.metrics import catalogue_coverage, hit_matrix, per_user_metrics, ranking_metrics
@@ -32,7 +33,9 @@ from gamerec_assets.recsys.steam import implicit_weight, read_steam_log
 from gamerec_assets.recsys.training import TrainingParams, TrainingResult, train
 
 __all__ = [
+    "ALS",
     "BM25",
+    "BPR",
     "EASE",
     "KS",
     "MODELS",
@@ -40,6 +43,7 @@ __all__ = [
     "ArtifactError",
     "AsymmetricCosine",
     "CleaningReport",
+    "FoldIn",
     "Holdout",
     "HoldoutResult",
     "Interactions",

@@ -7,6 +7,10 @@ Files of one version:
   genres, rating, released, background image; a game only the play log knows keeps the log's title);
 - `serving.npz`: the histories the model was trained on (users × items CSR, users keyed by the string form of
   their id: a sorted UTF-8 blob + offsets) and the search box's order; `allow_pickle=False`;
+- for a matrix-factorisation version (format `gamerec.item_factors/1`), `similarity.npz` also holds
+  `item_factors` (items × f, float32), `fold_gram` (f × f, float64: YᵀY + λI) and `fold_alpha` (one float64, the
+  confidence of a played game): what the fold-in of a history needs (`factors.FoldIn`); its CSR matrix is then each
+  item's nearest items by factor cosine, so neighbour lookups read it as for any model;
 - `manifest.json`: format, version, created_at, parameters, training-data fingerprint, metrics, the sha256 and
   size of every other file, so a loader can tell a complete artifact from a partial or corrupted one, and the
   array sizes (`arrays`: items, nnz; `serving`: users, interactions).
@@ -37,7 +41,11 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from gamerec_assets.recsys.factors import FoldIn
+
 FORMAT = "gamerec.item_similarity/1"
+FACTORS_FORMAT = "gamerec.item_factors/1"  # an MF version: the item-item arrays plus FACTOR_ARRAYS
+FORMATS = (FORMAT, FACTORS_FORMAT)
 ARRAYS = "similarity.npz"
 MANIFEST = "manifest.json"
 
@@ -123,6 +131,50 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], manifest: Mapping[str, Any
         raise ArtifactError("invalid model artifact: " + "; ".join(problems))
 
 
+FACTOR_ARRAYS = ("item_factors", "fold_gram", "fold_alpha")
+
+
+def validate_factors(arrays: Mapping[str, np.ndarray], n_items: int, manifest: Mapping[str, Any] | None = None) -> None:
+    """Refuse factor arrays the fold-in would compute garbage (or read out of bounds) from: one finite float row of
+    factors per item, a finite symmetric positive definite f × f Gram matrix, one finite α >= 1 (α < 1 could make
+    the fold-in's matrix indefinite), and the factor count the manifest recorded. Raises ArtifactError."""
+    missing = [name for name in FACTOR_ARRAYS if name not in arrays]
+    if missing:
+        raise ArtifactError(f"invalid model artifact: missing factor arrays {missing}")
+    y, gram, alpha = (np.asarray(arrays[name]) for name in FACTOR_ARRAYS)
+    problems: list[str] = []
+    for name, arr, ndim in (("item_factors", y, 2), ("fold_gram", gram, 2), ("fold_alpha", alpha, 1)):
+        if arr.ndim != ndim:
+            problems.append(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
+        if arr.dtype.kind != "f":
+            problems.append(f"{name}: expected floating dtype, got {arr.dtype}")
+    if problems:
+        raise ArtifactError("invalid model artifact: " + "; ".join(problems))
+    f = y.shape[1]
+    if y.shape[0] != n_items or f < 1:
+        problems.append(f"item_factors: shape {y.shape}, expected ({n_items}, f >= 1) for {n_items} items")
+    elif not np.isfinite(y).all():
+        problems.append(f"item_factors: {_count(int((~np.isfinite(y)).sum()), 'entry', 'entries')} not finite")
+    if gram.shape != (f, f):
+        problems.append(f"fold_gram: shape {gram.shape}, expected ({f}, {f})")
+    elif not np.isfinite(gram).all():
+        problems.append("fold_gram: not finite")
+    elif not np.allclose(gram, gram.T, rtol=1e-6, atol=1e-8):
+        problems.append("fold_gram: not symmetric")
+    else:
+        try:
+            np.linalg.cholesky(gram)
+        except np.linalg.LinAlgError:
+            problems.append("fold_gram: not positive definite")
+    if alpha.shape != (1,) or not np.isfinite(alpha).all() or float(alpha[0]) < 1.0:
+        problems.append(f"fold_alpha: expected one finite value >= 1, got {alpha.tolist()}")
+    recorded = (manifest or {}).get("arrays", {}).get("factors")
+    if recorded is not None and recorded != f:
+        problems.append(f"manifest records {recorded} factors, the arrays hold {f}")
+    if problems:
+        raise ArtifactError("invalid model artifact: " + "; ".join(problems))
+
+
 def fingerprint(user_items: sp.csr_matrix) -> str:
     """sha256 over the sparsity pattern and values of the training matrix."""
     m = sp.csr_matrix(user_items)
@@ -141,6 +193,7 @@ class ModelArtifact:
     popularity: np.ndarray
     manifest: dict[str, Any] = field(default_factory=dict)
     serving: ServingData | None = None  # cards + histories; None in versions written before them
+    factors: FoldIn | None = None  # an MF version's item factors and fold-in; None for item-item versions
 
     @property
     def version(self) -> str | None:
@@ -156,6 +209,16 @@ class ModelArtifact:
             "indices": sim.indices.astype(np.int32),
             "indptr": sim.indptr.astype(np.int64),
             "shape": np.asarray(sim.shape, np.int64),
+            **(self.factor_arrays() if self.factors is not None else {}),
+        }
+
+    def factor_arrays(self) -> dict[str, np.ndarray]:
+        """An MF version's fold-in arrays as stored (float32 factors, float64 Gram matrix and α)."""
+        assert self.factors is not None
+        return {
+            "item_factors": np.asarray(self.factors.item_factors, np.float32),
+            "fold_gram": np.asarray(self.factors.gram, np.float64),
+            "fold_alpha": np.asarray([self.factors.alpha], np.float64),
         }
 
     def with_serving(self, user_logs: pl.DataFrame, game_features: pl.DataFrame) -> ModelArtifact:
@@ -165,20 +228,27 @@ class ModelArtifact:
 
     def validate(self) -> None:
         """ArtifactError unless the arrays, as they would be written, form a servable model."""
-        validate_arrays(self.arrays(), self.manifest)
+        arrays = self.arrays()
+        validate_arrays(arrays, self.manifest)
+        if self.factors is not None:
+            validate_factors(arrays, len(arrays["item_ids"]), self.manifest)
 
     def to_files(self) -> dict[str, bytes]:
         """Serialise; refuses (ArtifactError) a structurally invalid model, so none is ever written."""
         arrays_in = self.arrays()
         validate_arrays(arrays_in, self.manifest)
+        if self.factors is not None:
+            validate_factors(arrays_in, len(arrays_in["item_ids"]), self.manifest)
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays_in)  # type: ignore[arg-type]
         files = {ARRAYS: buf.getvalue()}
         manifest = {
             **self.manifest,
-            "format": FORMAT,
+            "format": FORMAT if self.factors is None else FACTORS_FORMAT,
             "arrays": {"items": len(arrays_in["item_ids"]), "nnz": len(arrays_in["indices"])},
         }
+        if self.factors is not None:
+            manifest["arrays"]["factors"] = int(arrays_in["item_factors"].shape[1])
         if self.serving is not None:
             serving = self.serving.arrays()
             validate_serving(serving, len(arrays_in["item_ids"]))
@@ -205,20 +275,30 @@ class ModelArtifact:
             raise ArtifactError(f"{MANIFEST} is not JSON (truncated or corrupted): {exc}") from exc
         if not isinstance(manifest, dict):
             raise ArtifactError(f"{MANIFEST} is not a JSON object")
-        if manifest.get("format") != FORMAT:
-            raise ArtifactError(f"unknown artifact format {manifest.get('format')!r}, expected {FORMAT}")
+        if manifest.get("format") not in FORMATS:
+            raise ArtifactError(f"unknown artifact format {manifest.get('format')!r}, expected one of {FORMATS}")
         expected = (manifest.get("files") or {}).get(ARRAYS)
         if hashlib.sha256(files[ARRAYS]).hexdigest() != expected:
             raise ArtifactError(f"{ARRAYS} does not match the sha256 in the manifest (partial or corrupted)")
         try:
             with np.load(io.BytesIO(files[ARRAYS]), allow_pickle=False) as npz:
-                arrays = {name: npz[name] for name in npz.files if name in ARRAY_DTYPES}
+                wanted = (*ARRAY_DTYPES, *FACTOR_ARRAYS)
+                arrays = {name: npz[name] for name in npz.files if name in wanted}
         except (OSError, ValueError, KeyError) as exc:  # zip or npy headers that do not parse
             raise ArtifactError(f"{ARRAYS} is not a readable npz archive: {exc}") from exc
         validate_arrays(arrays, manifest)  # before scipy or a kernel touches them
+        factors = None
+        if manifest["format"] == FACTORS_FORMAT:
+            validate_factors(arrays, len(arrays["item_ids"]), manifest)
+            factors = FoldIn(
+                np.ascontiguousarray(arrays["item_factors"], np.float32),
+                np.ascontiguousarray(arrays["fold_gram"], np.float64),
+                float(arrays["fold_alpha"][0]),
+            )
         shape = (int(arrays["shape"][0]), int(arrays["shape"][1]))
         similarity = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape)
-        return cls(arrays["item_ids"], similarity, arrays["popularity"], manifest, _serving(files, manifest, arrays))
+        serving = _serving(files, manifest, arrays)
+        return cls(arrays["item_ids"], similarity, arrays["popularity"], manifest, serving, factors)
 
 
 def _serving(

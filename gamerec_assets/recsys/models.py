@@ -11,9 +11,11 @@ item), scores users with `score = user_items @ similarity` and so is served by t
 - `RP3beta`: three-step random walk user → item → user → item with transition probabilities raised to α and the
   target divided by popularity^β (Paudel et al. 2016; the form of Dacrema et al. 2019).
 - `EASE`: closed-form linear item-item autoencoder (Steck 2019); dense, so only below a catalogue size.
-- `Hybrid`: any of the above blended per item pair with the catalogue's content similarity (`content.py`), the
-  collaborative part weighted n / (n + β) by how much behaviour the less-played item of the pair has, so a game
-  nobody has played yet still has neighbours and can be recommended.
+- `ALS`, `BPR` (`factors.py`): matrix factorisation, served from item factors by a fold-in of the history
+  rather than an item-item matrix; `build_model` knows them too.
+- `Hybrid`: any of the above item-item models blended per item pair with the catalogue's content similarity
+  (`content.py`), the collaborative part weighted n / (n + β) by how much behaviour the less-played item of the
+  pair has, so a game nobody has played yet still has neighbours and can be recommended.
 
 `neighbors` is the number of other items each row keeps, except for `TFIDF`/`BM25`, whose `neighbors` counts the
 item itself as implicit's `K` does (so the recommendations equal implicit's).
@@ -579,15 +581,21 @@ def build_model(params: dict[str, Any], content: ItemContent | None = None) -> R
     """An unfitted model from its `params` (the inverse of `model.params`), as served when they name
     `serving_neighbors`: the one factory for manifests, run config and selection. `content` is the catalogue's
     attributes over the matrix's items, for the models that read them (`Hybrid`); the others ignore it."""
+    from gamerec_assets.recsys.factors import FACTOR_MODELS, FactorModel  # factors builds on this module
+
     if "serving_neighbors" in params:
         inner = build_model({k: v for k, v in params.items() if k != "serving_neighbors"}, content)
+        if isinstance(inner, FactorModel):  # served from its factors: the cosine neighbours it publishes
+            inner.neighbors = int(params["serving_neighbors"])
+            return inner
         if not isinstance(inner, SimilarityModel | ItemCF):
             raise ValueError(f"{inner.name} learns no item-item matrix to serve (serving_neighbors needs one)")
         return ServableModel(inner, int(params["serving_neighbors"]))
     kind = params.get("model", "ItemCF")
-    if kind not in MODELS:
-        raise ValueError(f"unknown model {kind!r}; known: {sorted(MODELS)}")
+    known: dict[str, type[Recommender]] = {**MODELS, **FACTOR_MODELS}
+    if kind not in known:
+        raise ValueError(f"unknown model {kind!r}; known: {sorted(known)}")
     kwargs = {k: v for k, v in params.items() if k != "model"}
     if kind == "Hybrid":
         kwargs["content"] = content
-    return MODELS[kind](**kwargs)
+    return known[kind](**kwargs)

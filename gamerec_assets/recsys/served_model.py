@@ -11,6 +11,12 @@ from a sparse history matrix, in game ids. The request path (`recommend_history`
 or one item in model indices with the least work per call: it reads the similarity's CSR arrays and the popular
 order that the constructor prepared as plain attributes, so a request pays no conversion, and its answers equal the
 batch path's (a test compares every user).
+
+A matrix-factorisation version (`artifact.factors`, `factors.FoldIn`) ranks by its fold-in instead: the history is
+folded into a user vector, every item scored (one matvec), the history and non-positive scores left out, popular
+fill after, and `because` names the history games with the largest exact contributions to each item's score. Its
+similarity matrix holds each item's nearest items by factor cosine, so `similar` and `neighbours` are unchanged.
+"Item-CF" below then means "the model's own ranking" (the API's `item_cf` source).
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from gamerec_assets.recsys.factors import one_blas_thread
 from gamerec_assets.recsys.itemcf import recommend_from_similarity
 from gamerec_assets.recsys.kernels import recommend_history
 from gamerec_assets.recsys.matrix import _lookup
 from gamerec_assets.recsys.model_artifact import ModelArtifact
+from gamerec_assets.recsys.models import dense_topn
 from gamerec_assets.recsys.topk import dense_rows_topk
 
 BECAUSE = 3  # history items that explain each item-CF recommendation
@@ -77,6 +85,10 @@ class ServingModel:
         self.popular_score_list: list[float] = self.popular_score.tolist()
         # game id -> model item index: for a few ids a dict lookup beats numpy
         self.item_pos: dict[int, int] = dict(zip(self.item_ids.tolist(), range(self.n_items), strict=True))
+        self.fold = artifact.factors  # an MF version ranks by fold-in (module docstring); None: item-item
+        if self.fold is not None:  # the float64 factors and G⁻¹, prepared once at load rather than per request
+            self.fold.factors64  # noqa: B018
+            self.fold.gram_inv  # noqa: B018
 
     # -- ids -----------------------------------------------------------------------------------------------------
 
@@ -105,7 +117,10 @@ class ServingModel:
     def recommend(self, history: sp.csr_matrix, N: int, fill_popular: bool = True) -> Recommendations:
         """Top-N game ids per history row, item-CF first, popular fill after; `fill_popular=False` keeps the -1
         gaps, to compare the served ranking with a model's own."""
-        idx, scores = recommend_from_similarity(self.similarity, history, N)
+        if self.fold is not None:
+            idx, scores = self.fold.rank(history, N)
+        else:
+            idx, scores = recommend_from_similarity(self.similarity, history, N)
         from_cf = idx >= 0
         if fill_popular and not from_cf.all():
             idx, scores = self._fill_popular(history, idx, scores, N)
@@ -177,7 +192,12 @@ class ServingModel:
         with the `BECAUSE` history items that explain each item-CF pick.
         """
         h = np.asarray(history, dtype=np.int64)
-        if h.size:
+        if h.size and self.fold is not None:
+            ids, scores, because_rows = self._fold_history(h, N)
+            top = ids.tolist()
+            score_list = scores.tolist()
+            because = [[i for i in row if i >= 0] for row in because_rows.tolist()]
+        elif h.size:
             ids, scores, because_rows = recommend_history(self.sim_arrays, h, N, BECAUSE)
             top = ids.tolist()
             score_list = scores.tolist()
@@ -192,6 +212,25 @@ class ServingModel:
                 top + fill, score_list + [fill_scores[i] for i in fill], n_cf, because + [[] for _ in fill]
             )
         return Recommended(top, score_list, n_cf, because)
+
+    def _fold_history(self, h: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """An MF version's ranking of one history: (item indices, float32 scores, (n, BECAUSE) history items padded
+        -1), the same ranking as `recommend` on the history's row (same fold-in kernel, same top-n)."""
+        fold = self.fold
+        assert fold is not None
+        with one_blas_thread():  # one matvec over the catalogue: BLAS's own threads only add latency here
+            scores = fold.factors64 @ fold.history_vector(h)
+        scores[h] = -np.inf
+        scores[scores <= 0] = -np.inf
+        ids, values = dense_topn(scores[None, :], N)
+        ids, values = ids[0][ids[0] >= 0], values[0][ids[0] >= 0]
+        because = np.full((len(ids), BECAUSE), -1, dtype=np.int64)
+        if len(ids):
+            w = fold.contributions(h, ids)
+            w[w <= 0] = -np.inf  # a game that pulls the score down explains nothing
+            top, _ = dense_topn(w, min(BECAUSE, len(h)))
+            because[:, : top.shape[1]] = np.where(top >= 0, h[np.maximum(top, 0)], -1)
+        return ids, values, because
 
     def _popular_after(self, history: np.ndarray, taken: list[int], N: int) -> list[int]:
         """The N most popular items that are neither in history nor already taken: a short Python walk, cheaper

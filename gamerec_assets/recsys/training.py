@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from gamerec_assets.recsys.content import ItemContent
 from gamerec_assets.recsys.evaluation import GATE_METRIC, POPULARITY, Holdout, HoldoutResult
 from gamerec_assets.recsys.event_trust import training_rows
+from gamerec_assets.recsys.factors import FactorModel
 from gamerec_assets.recsys.matrix import build_matrix, catalogue, item_popularity
 from gamerec_assets.recsys.model_artifact import ModelArtifact, fingerprint
 from gamerec_assets.recsys.models import build_model
@@ -126,7 +127,9 @@ def fit_artifact(
         "training_data": training_data(full.matrix),
     }
     popularity = item_popularity(full.matrix)
-    artifact = ModelArtifact(item_ids, similarity, popularity, manifest).with_serving(user_logs, game_features)
+    factors = model.fold if isinstance(model, FactorModel) else None  # MF: served by fold-in from its factors
+    artifact = ModelArtifact(item_ids, similarity, popularity, manifest, factors=factors)
+    artifact = artifact.with_serving(user_logs, game_features)
     serving = artifact.serving
     if serving is not None and len(serving.search_order):  # "most popular" in the search box: trusted users first
         order = serving.search_order[np.argsort(-popularity[serving.search_order], kind="stable")]

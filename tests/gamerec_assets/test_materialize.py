@@ -128,8 +128,9 @@ def test_blocking_gate_keeps_a_losing_model_out_of_production(gamerec_home: Path
     production = registry.production()
     recs_before = backends.table_store(settings).read("batch_recommendations")
 
-    # The original simulation carries no co-occurrence signal: with this seed the model loses to popularity.
-    losing = {"simulation": "original", "n_users": 100, "max_games": 5, "seed": 1}
+    # The original simulation carries no co-occurrence signal: with this seed the selected model loses to popularity
+    # (whether a model wins on noise is the seed's luck: with seed 1 BPR, a family since #24, wins by chance).
+    losing = {"simulation": "original", "n_users": 100, "max_games": 5, "seed": 2}
     result = materialize(env, instance, {"ops": {"user_logs": {"config": losing}}})
     assert not result.success
     assert checks_by_name(result)["item_similarity_beats_popularity"] is False

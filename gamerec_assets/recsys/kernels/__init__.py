@@ -14,6 +14,7 @@ Modules, by concern
 ``user_scoring``     batch scoring of user rows against a similarity matrix (`recommend_rows`)
 ``history_scoring``  one history, with the history items that explain each result (`recommend_history`)
 ``row_topn``         top-n of the stored entries of each CSR row (`csr_rows_topn`)
+``fold_in``          MF histories folded into ALS user vectors, batch or one request (`fold_in_rows`)
 ``weighted_draws``   simulated play logs: weighted draws without replacement (`simulate_select`, `weighted_select`)
 
 Threads

@@ -15,6 +15,7 @@ from gamerec_assets.recsys.models import build_model
 from gamerec_assets.recsys.selection import (
     CF_FAMILIES,
     FAMILIES,
+    MF_FAMILIES,
     REFERENCE_UNITS_PER_S,
     DataShape,
     Search,
@@ -128,7 +129,7 @@ def test_tune_keeps_to_its_share_and_skips_families_far_behind() -> None:
     assert all(t.stage == "screen" for t in search.trials.values()) and not search.budget.exhausted
     search = search_of(clustered(), tune_within=0.0)  # every family with a grid is tuned
     tune(search, screen(search))
-    assert {t.model for t in search.trials.values() if t.stage == "tune"} == set(CF_FAMILIES)
+    assert {t.model for t in search.trials.values() if t.stage == "tune"} == {*CF_FAMILIES, *MF_FAMILIES}
     tune(search, {})  # nothing screened: nothing to tune
 
 

@@ -29,13 +29,15 @@ from gamerec_assets.settings import Settings, StorageSettings
 from tests.gamerec_assets.scale.test_scale_location import synthetic_logs
 
 
-def seed_model(env: dict[str, str], logs: pl.DataFrame, features: pl.DataFrame) -> ServingModel:
-    """user_logs and game_features in the tables, a fitted model promoted in the registry."""
+def seed_model(
+    env: dict[str, str], logs: pl.DataFrame, features: pl.DataFrame, params: dict[str, Any] | None = None
+) -> ServingModel:
+    """user_logs and game_features in the tables, a fitted model promoted in the registry (default: fixed ItemCF)."""
     tables = backends.table_store(StorageSettings.from_env(env))
     tables.write("user_logs", logs)
     tables.write("game_features", features)
     registry = artifacts_resource(Settings.from_env(env).storage).registry()
-    artifact, _ = fit_artifact(logs, features, TrainingParams(strategy="fixed").fixed_model())
+    artifact, _ = fit_artifact(logs, features, params or TrainingParams(strategy="fixed").fixed_model())
     version = registry.publish(artifact)
     registry.promote(version, reason="test")
     return ServingModel(registry.load(version))
@@ -71,13 +73,27 @@ def test_user_shards_are_contiguous_sorted_user_ranges() -> None:
     assert len(user_shards(logs, 10)) == 4  # never an empty shard
 
 
-def test_the_sharded_table_equals_the_single_process_one(gamerec_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+MF_PARAMS = {
+    "model": "ALS",
+    "factors": 8,
+    "regularization": 2.0,
+    "alpha": 10.0,
+    "iterations": 5,
+    "serving_neighbors": 20,
+}
+
+
+@pytest.mark.parametrize("params", [None, MF_PARAMS], ids=["item-item", "matrix-factorisation"])
+def test_the_sharded_table_equals_the_single_process_one(
+    gamerec_home: Path, monkeypatch: pytest.MonkeyPatch, params: dict[str, Any] | None
+) -> None:
     env = {"GAMEREC_HOME": str(gamerec_home)}
     monkeypatch.delenv("GAMEREC_MYSQL_URL", raising=False)
     monkeypatch.delenv("GAMEREC_S3_BUCKET", raising=False)
     logs, features = synthetic_logs(users=300, games=70, seed=4)
     logs = logs.with_columns(pl.format("u{}", pl.col("user_id")).alias("user_id"))  # text ids, as user_logs has
-    model = seed_model(env, logs, features)
+    model = seed_model(env, logs, features, params)
+    assert (model.fold is not None) == (params is not None)
     defs = build_scale_definitions(env)
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def(SCORE_JOB).execute_in_process(run_config=score_config(4, 5), instance=instance)
