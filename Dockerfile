@@ -2,7 +2,7 @@
 #   docker build -t gamerec .                                         # online: python:3.11-slim and PyPI
 #   docker build -t gamerec --build-arg PIP_INDEX_URL=https://mirror.example/simple \
 #                --build-arg BASE_IMAGE=registry.example/python:3.11-slim .    # behind a registry / index mirror
-#   docker build -t gamerec --build-arg BASE_IMAGE=gamerec-base:bookworm --build-arg PIP_NO_INDEX=1 .
+#   docker build -t gamerec --build-arg BASE_IMAGE=gamerec-base:bookworm-<hash> --build-arg PIP_NO_INDEX=1 .
 #                                                      # offline: wheels in docker/wheelhouse/ (.ci/docker.sh makes both)
 #   docker run --rm -v gamerec-data:/data gamerec materialize          # every asset, onto the volume
 #   docker run -d -p 8000:8000 -v gamerec-data:/data gamerec api       # Litestar service
@@ -10,7 +10,8 @@
 # DAGSTER_MYSQL_*, ...); without them every state lives on the /data volume.
 #
 # BASE_IMAGE: any Debian-like image with Python >= 3.11 and its venv module (python:3.11-slim, or a debootstrap'd
-# Debian with python3 + python3-venv). Both stages start from it, so the venv's interpreter is the same one.
+# Debian with python3 + python3-venv + libgomp1). Both stages start from it, so the venv's interpreter is the same
+# one. implicit's ALS/BPR need the OpenMP runtime (libgomp.so.1): a base without it gets Debian's libgomp1 (online).
 ARG BASE_IMAGE=python:3.11-slim
 # The build stage's base: the same image, or one with binutils added (strip; .ci/docker.sh's gamerec-build:bookworm),
 # which must keep the base's Python at the same path (the venv links to it).
@@ -40,7 +41,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 COPY ${WHEELHOUSE}/ /wheels/
 COPY docker/pip-install.sh /usr/local/bin/gamerec-pip-install
-RUN python3 -m venv /opt/gamerec \
+COPY docker/ensure-libgomp.sh /usr/local/bin/gamerec-ensure-libgomp
+RUN sh /usr/local/bin/gamerec-ensure-libgomp \
+ && python3 -m venv /opt/gamerec \
  && sh /usr/local/bin/gamerec-pip-install "setuptools>=77" wheel
 
 # The dependencies first, from pyproject.toml alone (an empty project stands in for the sources), so that a change
@@ -95,7 +98,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # A fixed uid, so a bind-mounted /data can be given to it (chown 10001 DIR); a writable home (W&B stages artifacts
 # under ~/.local/share/wandb).
-RUN groupadd --gid 10001 gamerec \
+COPY docker/ensure-libgomp.sh /usr/local/bin/gamerec-ensure-libgomp
+RUN sh /usr/local/bin/gamerec-ensure-libgomp \
+ && groupadd --gid 10001 gamerec \
  && useradd --uid 10001 --gid gamerec --home-dir /home/gamerec --create-home --shell /usr/sbin/nologin gamerec \
  && mkdir -p /data /app \
  && chown gamerec:gamerec /data

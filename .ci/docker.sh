@@ -2,7 +2,7 @@
 # Docker for the image test (tests/test_docker_image.py) on a machine without a reachable public registry:
 #   install     Debian's docker.io, docker-compose and debootstrap (apt), those not already there
 #   daemon      a Docker daemon if none answers: dockerd --iptables=false --bridge=none (containers use --network host)
-#   base        $GAMEREC_BASE_TAG (gamerec-base:bookworm): a minimal Debian with python3 + python3-venv from Debian's
+#   base        $GAMEREC_BASE_TAG (gamerec-base:bookworm-<hash>): a minimal Debian with python3 + python3-venv from Debian's
 #               packages (debootstrap), imported with `docker import`, and gamerec-build:bookworm, the same plus
 #               binutils (the build stage strips the native libraries); the rootfs tarballs are cached
 #   wheelhouse  docker/wheelhouse/: `pip wheel` of the project's dependencies from the configured package index
@@ -19,8 +19,12 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 CACHE=${GAMEREC_DOCKER_CACHE:-/var/cache/gamerec}
 SUITE=${GAMEREC_DEBIAN_SUITE:-bookworm}
-BASE_TAG=${GAMEREC_BASE_TAG:-gamerec-base:$SUITE}
-BUILD_TAG=${GAMEREC_BUILD_BASE_TAG:-gamerec-build:$SUITE}
+# The base's Debian packages: libgomp1 is the OpenMP runtime implicit's compiled ALS/BPR link against. The tags
+# carry a hash of the package lists, so a daemon holding a base made from an older list builds the new one.
+BASE_PACKAGES=python3,python3-venv,ca-certificates,libgomp1
+BUILD_PACKAGES=binutils
+BASE_TAG=${GAMEREC_BASE_TAG:-gamerec-base:$SUITE-$(echo "$BASE_PACKAGES" | sha1sum | cut -c1-8)}
+BUILD_TAG=${GAMEREC_BUILD_BASE_TAG:-gamerec-build:$SUITE-$(echo "$BASE_PACKAGES $BUILD_PACKAGES" | sha1sum | cut -c1-8)}
 IMAGE=${GAMEREC_IMAGE:-gamerec:test}
 WHEELHOUSE=$ROOT/docker/wheelhouse
 PYTHON=${PYTHON:-python3}
@@ -77,8 +81,6 @@ do_daemon() {
 }
 
 # The base's packages; the tarball's name carries them, so a change rebuilds it.
-BASE_PACKAGES=python3,python3-venv,ca-certificates
-BUILD_PACKAGES=binutils
 base_tarball() { echo "$CACHE/base-$SUITE-$(echo "$BASE_PACKAGES" | sha1sum | cut -c1-8).tar"; }
 build_tarball() { echo "$CACHE/build-$SUITE-$(echo "$BASE_PACKAGES $BUILD_PACKAGES" | sha1sum | cut -c1-8).tar"; }
 
