@@ -17,6 +17,7 @@ its decimal string (`7` and `"7"`). Answers always carry the string form.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 import msgspec
@@ -42,6 +43,35 @@ Source = Literal["item_cf", "basket", "popular"]
 ItemSource = Literal["item_cf", "popular"]
 
 
+FilterValues = Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=100)]
+FilterIds = Annotated[list[GameId], msgspec.Meta(max_length=1000)]
+
+
+class ValueFilter(msgspec.Struct, forbid_unknown_fields=True):
+    """One list attribute of a game: `any` (at least one of these values; omitted or empty: no condition) and
+    `none` (none of them). Values match case-insensitively; a value no game has matches nothing."""
+
+    any: FilterValues = msgspec.field(default_factory=list)
+    none: FilterValues = msgspec.field(default_factory=list)
+
+
+class GameFilter(msgspec.Struct, forbid_unknown_fields=True):
+    """Which games an answer may hold; every given condition must hold. Applied inside the top-k selection (and the
+    popularity fill), so an answer still has k games whenever k pass. `released_after` / `released_before`:
+    strictly after / before that day (a game without a release date fails either); `exclude`: never these game
+    ids; `only`: only these (unknown ids are ignored); `new_only`: only games nobody has played yet in the model's
+    data (those `similar` marks `new`). Unknown attributes are a 400 that lists the known ones."""
+
+    genres: ValueFilter | None = None
+    tags: ValueFilter | None = None
+    platforms: ValueFilter | None = None
+    released_after: dt.date | None = None
+    released_before: dt.date | None = None
+    exclude: FilterIds = msgspec.field(default_factory=list)
+    only: FilterIds | None = None
+    new_only: bool = False
+
+
 class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
     """POST /predict body. Unknown fields are rejected so a typo ("liked_games") does not pass silently, and types
     are strict (decoded by `controllers.strict_json.StrictJSONRequest`): `"k": "10"` or `"user_id": 1.0` is a 400."""
@@ -56,6 +86,14 @@ class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
             examples=[[3498, 3328]],  # Grand Theft Auto V, The Witcher 3: Wild Hunt
         ),
     ] = msgspec.field(default_factory=list)
+    filter: Annotated[
+        GameFilter | None,
+        msgspec.Meta(
+            description="which games the answer may hold (every given condition must hold); unknown attributes are "
+            "a 400 that lists the known ones",
+            examples=[{"genres": {"any": ["RPG", "Adventure"], "none": ["Sports"]}, "platforms": {"any": ["PC"]}}],
+        ),
+    ] = None
 
 
 class GameRef(msgspec.Struct, frozen=True):

@@ -31,6 +31,7 @@ import msgspec
 import numpy as np
 
 from gamerec_api.schemas import GameCard, cards_of
+from gamerec_assets.recsys.item_filter import CatalogueMasks, build_masks
 from gamerec_assets.recsys.model_artifact import ServingData
 from gamerec_assets.recsys.served_model import ServingModel
 from gamerec_assets.store.registry import InvalidVersion, ModelRegistry
@@ -122,6 +123,8 @@ class ServingState:
     source: str | None = None  # where the version's play logs came from (`data_sources`), None: not recorded
     catalog_source: str | None = None  # where its catalogue came from (`rawg`, `file:<name>`), None: not recorded
     cache_size: int = 0  # /predict answers kept per state (0: off); a swap starts an empty cache
+    # the request-time filters' precomputed masks over this version's items (`item_filter`); None: not built
+    filter_masks: CatalogueMasks | None = field(default=None, repr=False)
     loaded_at: float = field(default_factory=time.time)
     # (user row or -1 for "no history", k) -> (JSON after the user id, source, the answer's game ids for its event
     # token); bounded, first in first out. A user with realtime events is keyed (row, k, gen of the user's overlay
@@ -284,6 +287,21 @@ def build_state(model: ServingModel, cache_size: int = 0) -> ServingState:
         source=source,
         catalog_source=catalog_source,
         cache_size=cache_size,
+        filter_masks=_filter_masks(users, model),
+    )
+
+
+def _filter_masks(users: ServingData, model: ServingModel) -> CatalogueMasks:
+    """Per genre, tag and platform the items carrying it, and the release days, from the version's stored cards."""
+    stored = users.cards
+    return build_masks(
+        {
+            "genres": [c.genres for c in stored],
+            "tags": [c.tags for c in stored],
+            "platforms": [c.platforms for c in stored],
+        },
+        [c.released for c in stored],
+        model.popularity,
     )
 
 

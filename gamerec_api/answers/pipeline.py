@@ -31,7 +31,7 @@ from gamerec_api.answers.player import Player, merge, resolve, scored_history, u
 from gamerec_api.answers.variant import Route, production_route, route, served
 from gamerec_api.holder import ModelHolder
 from gamerec_api.overlay import UserOverlay
-from gamerec_api.schemas import BatchResponse, PredictRequest, SimilarResponse, Source, UserHistoryResponse
+from gamerec_api.schemas import BatchResponse, GameFilter, PredictRequest, SimilarResponse, Source, UserHistoryResponse
 from gamerec_api.state import ServingState
 from gamerec_assets.recsys.interleaving import team_draft
 from gamerec_assets.recsys.served_model import Recommended
@@ -66,12 +66,13 @@ def _answer(
     extra, liked = player.extra, req.liked_game_ids
     key: tuple[int, ...] = (player.row, req.k) if extra is None else (player.row, req.k, extra.gen)
     user = msgspec.json.encode(player.text)
-    if not liked and (hit := state.answers.get(key)) is not None:
+    cacheable = not liked and req.filter is None  # a filtered answer is never cached (the key has no filter)
+    if cacheable and (hit := state.answers.get(key)) is not None:
         return user, hit[0], hit[1], hit[2]  # type: ignore[return-value]
     rec, source = _ranked(state, player, req)
     rest = encode.predict_rest(state, rec, source, explain.reasons(rec))
     games = encode.answer_games(state, rec.idx)
-    if not liked:
+    if cacheable:
         state.remember(key, (rest, source, games))
     return user, rest, source, games
 
@@ -81,7 +82,10 @@ def _ranked(state: ServingState, player: Player, req: PredictRequest) -> tuple[R
     liked = req.liked_game_ids
     history, excluded = scored_history(state, player)
     scored = score.recommend(
-        state, with_liked(state, history, liked) if liked else history, policy.ask(req.k, excluded)
+        state,
+        with_liked(state, history, liked) if liked else history,
+        policy.ask(req.k, excluded),
+        policy.allowed(state, req.filter),
     )
     rec = policy.apply(scored, excluded, req.k)
     return rec, policy.source_of(history.size > 0, bool(liked), rec.n_cf)
@@ -201,9 +205,16 @@ def game_index(current: ServingState, game_id: int) -> int:
     return idx
 
 
-def similar(holder: ModelHolder, game_id: int, k: int, tokens: AnswerTokens, user_id: str = "") -> SimilarResponse:
-    """A game's stored neighbours (no popularity fill: may be fewer than k). The event token covers the game and
-    its neighbours for `user_id` ("" : no user, no events)."""
+def similar(
+    holder: ModelHolder,
+    game_id: int,
+    k: int,
+    tokens: AnswerTokens,
+    user_id: str = "",
+    game_filter: GameFilter | None = None,
+) -> SimilarResponse:
+    """A game's stored neighbours (no popularity fill: may be fewer than k), only those `game_filter` admits. The
+    event token covers the game and its neighbours for `user_id` ("" : no user, no events)."""
     current = served(holder)
     exp = holder.experiment
     r = route(current, exp, user_id.encode() if user_id else None)
@@ -211,7 +222,7 @@ def similar(holder: ModelHolder, game_id: int, k: int, tokens: AnswerTokens, use
         r = production_route(current, exp)
     state = r.state
     idx = game_index(state, game_id)
-    items, scores = score.neighbours(state, idx, k)
+    items, scores = score.neighbours(state, idx, k, policy.allowed(state, game_filter))
     plays = state.model.popularity  # 0: nobody has played it in the model's data (a new game)
     cards = encode.similar_items(state.cards, plays, items, scores)
     tag = exp.tag(r.attribution) if exp is not None and r.attribution is not None else b""

@@ -2,14 +2,43 @@
 
 Today: never a played or liked game and popularity fill (both asked of the scorer, which skips the history and
 fills in the same compiled pass), never a disliked game (`ask` over-asks by the number of dislikes, `apply` drops
-them, so k remain). Filters, editions and diversity will each be one more function of this stage, applied to the
-scored list before it is explained and encoded.
+them, so k remain). A request's `filter` becomes one allowed-items mask (`allowed`) that the scorer honours
+inside its top-k and its popularity fill, so a filtered list still holds k games whenever k pass. Editions and
+diversity will each be one more function of this stage.
 """
 
 from __future__ import annotations
 
-from gamerec_api.schemas import Source
+import numpy as np
+
+from gamerec_api.schemas import GameFilter, Source, ValueFilter
+from gamerec_api.state import ServingState
+from gamerec_assets.recsys.item_filter import ItemFilter, ValueRule, allowed_mask
 from gamerec_assets.recsys.served_model import Recommended
+
+
+def allowed(state: ServingState, f: GameFilter | None) -> np.ndarray | None:
+    """The items `f` admits in `state` as a bool mask over its items (the version's precomputed masks combined);
+    None when there is no filter, so an unfiltered request does no extra work."""
+    if f is None or state.filter_masks is None:
+        return None
+    rules: dict[str, ValueRule] = {}
+    for name, rule in (("genres", f.genres), ("tags", f.tags), ("platforms", f.platforms)):
+        if isinstance(rule, ValueFilter) and (rule.any or rule.none):
+            rules[name] = ValueRule(rule.any, rule.none)
+    index = state.model.item_pos
+    return allowed_mask(
+        state.filter_masks,
+        ItemFilter(
+            rules=rules,
+            released_after=f.released_after,
+            released_before=f.released_before,
+            only=[i for g in f.only or () if (i := index.get(g, -1)) >= 0],
+            only_given=f.only is not None,
+            exclude=[i for g in f.exclude if (i := index.get(g, -1)) >= 0],
+            new_only=f.new_only,
+        ),
+    )
 
 
 def ask(k: int, excluded: list[int]) -> int:

@@ -13,12 +13,18 @@ from gamerec_api.state import ServingState
 from gamerec_assets.recsys.served_model import Recommended
 
 
-def recommend(state: ServingState, history: np.ndarray | list[int], n: int) -> Recommended:
-    """Top `n` for a sorted, duplicate-free history of item indices (popular fill after the item-CF picks)."""
-    return state.model.recommend_history(history, n)
+def recommend(
+    state: ServingState, history: np.ndarray | list[int], n: int, allowed: np.ndarray | None = None
+) -> Recommended:
+    """Top `n` for a sorted, duplicate-free history of item indices (popular fill after the item-CF picks); only
+    `allowed` items when a filter gives a mask (`policy.allowed`)."""
+    return state.model.recommend_history(history, n, allowed)
 
 
-def neighbours(state: ServingState, item: int, k: int) -> tuple[list[int], list[float]]:
-    """Up to `k` nearest neighbours of one item: (item indices, scores rounded to 6 places), best first."""
-    cols, vals = state.model.neighbours(item, k)
+def neighbours(
+    state: ServingState, item: int, k: int, allowed: np.ndarray | None = None
+) -> tuple[list[int], list[float]]:
+    """Up to `k` nearest neighbours of one item (only `allowed` ones, when given): (item indices, scores rounded to
+    6 places), best first."""
+    cols, vals = state.model.neighbours(item, k, allowed)
     return cols.tolist(), np.round(vals.astype(np.float64), 6).tolist()

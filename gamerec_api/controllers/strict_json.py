@@ -59,7 +59,42 @@ def is_json_content_type(headers: list[tuple[bytes, bytes]] | Any) -> bool:
     return False
 
 
-def _key(message: str) -> tuple[str, str | None]:
+def _unwrap(info: Any) -> Any:
+    """The Struct inside annotations, optionals and lists (None when there is none)."""
+    while isinstance(info, msgspec.inspect.Metadata | msgspec.inspect.UnionType | msgspec.inspect.ListType):
+        if isinstance(info, msgspec.inspect.Metadata):
+            info = info.type
+        elif isinstance(info, msgspec.inspect.ListType):
+            info = info.item_type
+        else:
+            info = next((t for t in map(_unwrap, info.types) if isinstance(t, msgspec.inspect.StructType)), None)
+    return info
+
+
+def _struct_at(annotation: Any, key: str | None) -> type[msgspec.Struct] | None:
+    """The Struct type at a field path ("filter.genres") of `annotation`, through annotations, optionals, lists."""
+    info: Any = _unwrap(msgspec.inspect.type_info(annotation))
+    for part in (key or "").replace("[", ".[").split("."):
+        if not part or part.startswith("["):
+            continue
+        if not isinstance(info, msgspec.inspect.StructType):
+            return None
+        info = _unwrap(next((f.type for f in info.fields if f.encode_name == part), None))
+    return info.cls if isinstance(info, msgspec.inspect.StructType) else None
+
+
+def with_known_fields(message: str, key: str | None, annotation: Any) -> str:
+    """An unknown-field message with the fields that object does know appended ("known: genres, tags, ..."), so
+    a typo in a request's `filter` names its fix."""
+    if not message.startswith("Object contains unknown field"):
+        return message
+    cls = _struct_at(annotation, key)
+    if cls is None:
+        return message
+    return f"{message}; known: {', '.join(f.encode_name for f in msgspec.structs.fields(cls))}"
+
+
+def field_key(message: str) -> tuple[str, str | None]:
     """Split msgspec's "Expected `int`, got `str` - at `$.k`" into the message and the field path ("k")."""
     text, sep, where = message.partition(" - at `$")
     if not sep:
@@ -93,7 +128,9 @@ class StrictJSONRequest(LeanBodyRequest):
         except RecursionError as exc:  # untyped input, or a skipped unknown field of a Struct that allows them
             raise ClientException(detail="the JSON body is nested too deeply") from exc
         except msgspec.ValidationError as exc:
-            message, key = _key(str(exc))
+            message, key = field_key(str(exc))
+            if field is not None:
+                message = with_known_fields(message, key, field.annotation)
             entry: dict[str, str] = {"message": message, "source": "body"}
             if key:
                 entry["key"] = key

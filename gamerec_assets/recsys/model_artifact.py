@@ -340,11 +340,13 @@ _CHUNK = 20_000  # users per step of a Python-level loop, so a loader thread nev
 _CARD_CHUNK = 1_000  # cards per msgspec decode call (~5 ms of GIL at most)
 
 
-class GameCard(msgspec.Struct, frozen=True, gc=False):
+class GameCard(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """One game as the page shows it; the API converts these into its own `GameCard` once per version at load.
 
     `gc=False`: a card never takes part in a reference cycle, and 50,000 cards the cyclic collector need not walk
-    are 50,000 fewer objects in every full collection of a serving process."""
+    are 50,000 fewer objects in every full collection of a serving process. `tags` and `platforms` feed the
+    request-time filters (`item_filter`), not the page; empty ones are not written (`omit_defaults`), so a card
+    without them is the same line as before they existed, and older versions' cards decode with both empty."""
 
     game_id: int
     name: str
@@ -353,6 +355,8 @@ class GameCard(msgspec.Struct, frozen=True, gc=False):
     rating: float
     released: str | None
     background_image: str
+    tags: list[str] = msgspec.field(default_factory=list)
+    platforms: list[str] = msgspec.field(default_factory=list)
 
 
 @dataclass(frozen=True, eq=False)
@@ -569,6 +573,8 @@ def _cards(
         pl.col("name").cast(pl.Utf8) if "name" in have else pl.lit(None, pl.Utf8).alias("name"),
         col("slug", pl.Utf8(), ""),
         col("genres", pl.List(pl.Utf8), pl.lit([], dtype=pl.List(pl.Utf8))),
+        col("tags", pl.List(pl.Utf8), pl.lit([], dtype=pl.List(pl.Utf8))),
+        col("platforms", pl.List(pl.Utf8), pl.lit([], dtype=pl.List(pl.Utf8))),
         col("rating", pl.Float64(), 0.0),
         pl.col("released").cast(pl.Utf8) if "released" in have else pl.lit(None, pl.Utf8).alias("released"),
         col("background_image", pl.Utf8(), ""),
@@ -597,8 +603,10 @@ def _cards(
             rating=float(r or 0.0),
             released=d,
             background_image=b or "",
+            tags=list(ts or []),
+            platforms=list(ps or []),
         )
-        for g, n, ok, s, gs, r, d, b in zip(
+        for g, n, ok, s, gs, r, d, b, ts, ps in zip(
             frame["game_id"].to_list(),
             frame["name"].to_list(),
             named.tolist(),
@@ -607,6 +615,8 @@ def _cards(
             frame["rating"].to_list(),
             frame["released"].to_list(),
             frame["background_image"].to_list(),
+            frame["tags"].to_list(),
+            frame["platforms"].to_list(),
             strict=True,
         )
     )

@@ -183,22 +183,26 @@ class ServingModel:
 
     # -- one request ---------------------------------------------------------------------------------------------
 
-    def recommend_history(self, history: np.ndarray | list[int], N: int) -> Recommended:
+    def recommend_history(
+        self, history: np.ndarray | list[int], N: int, allowed: np.ndarray | None = None
+    ) -> Recommended:
         """score(j) = Σ_{i in history} sim(i, j) over unseen j with a positive score, top-N (ties: lower index);
         popular fill after. `history`: sorted, duplicate-free model item indices.
 
         Same ranking as `recommend` on a binary history row, but one compiled kernel call
         (`kernels.recommend_history`) whose cost follows the history's neighbourhood, never the catalogue, and
-        with the `BECAUSE` history items that explain each item-CF pick.
+        with the `BECAUSE` history items that explain each item-CF pick. `allowed` (a bool mask over the items, a
+        request's filter; `item_filter.allowed_mask`): only allowed items are ranked and filled, so the list holds
+        N items whenever N allowed unseen items exist. None: unfiltered, no extra work.
         """
         h = np.asarray(history, dtype=np.int64)
         if h.size and self.fold is not None:
-            ids, scores, because_rows = self._fold_history(h, N)
+            ids, scores, because_rows = self._fold_history(h, N, allowed)
             top = ids.tolist()
             score_list = scores.tolist()
             because = [[i for i in row if i >= 0] for row in because_rows.tolist()]
         elif h.size:
-            ids, scores, because_rows = recommend_history(self.sim_arrays, h, N, BECAUSE)
+            ids, scores, because_rows = recommend_history(self.sim_arrays, h, N, BECAUSE, allowed=allowed)
             top = ids.tolist()
             score_list = scores.tolist()
             because = [[i for i in row if i >= 0] for row in because_rows.tolist()]
@@ -206,14 +210,16 @@ class ServingModel:
             top, score_list, because = [], [], []
         n_cf = len(top)
         if n_cf < N:
-            fill = self._popular_after(h, top, N - n_cf)
+            fill = self._popular_after(h, top, N - n_cf, allowed)
             fill_scores = self.popular_score_list
             return Recommended(
                 top + fill, score_list + [fill_scores[i] for i in fill], n_cf, because + [[] for _ in fill]
             )
         return Recommended(top, score_list, n_cf, because)
 
-    def _fold_history(self, h: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _fold_history(
+        self, h: np.ndarray, N: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """An MF version's ranking of one history: (item indices, float32 scores, (n, BECAUSE) history items padded
         -1), the same ranking as `recommend` on the history's row (same fold-in kernel, same top-n)."""
         fold = self.fold
@@ -222,6 +228,8 @@ class ServingModel:
             scores = fold.factors64 @ fold.history_vector(h)
         scores[h] = -np.inf
         scores[scores <= 0] = -np.inf
+        if allowed is not None:
+            scores[~allowed] = -np.inf
         ids, values = dense_topn(scores[None, :], N)
         ids, values = ids[0][ids[0] >= 0], values[0][ids[0] >= 0]
         because = np.full((len(ids), BECAUSE), -1, dtype=np.int64)
@@ -232,21 +240,29 @@ class ServingModel:
             because[:, : top.shape[1]] = np.where(top >= 0, h[np.maximum(top, 0)], -1)
         return ids, values, because
 
-    def _popular_after(self, history: np.ndarray, taken: list[int], N: int) -> list[int]:
-        """The N most popular items that are neither in history nor already taken: a short Python walk, cheaper
-        than `_fill_popular`'s sparse algebra for one list."""
+    def _popular_after(
+        self, history: np.ndarray, taken: list[int], N: int, allowed: np.ndarray | None = None
+    ) -> list[int]:
+        """The N most popular items that are neither in history nor already taken (and `allowed`, when given): a
+        short Python walk, cheaper than `_fill_popular`'s sparse algebra for one list. A filter first narrows the
+        popular order to its allowed items (one vectorised pass), so the walk stays short however few pass."""
         blocked = set(history.tolist())
         blocked.update(taken)
         out: list[int] = []
-        for i in self.popular_list:
+        order = self.popular_list
+        if allowed is not None:
+            kept = self.popular_order[allowed[self.popular_order]]
+            order = kept[: len(blocked) + N].tolist()
+        for i in order:
             if i not in blocked:
                 out.append(i)
                 if len(out) == N:
                     break
         return out
 
-    def neighbours(self, item: int, N: int) -> tuple[np.ndarray, np.ndarray]:
-        """The N nearest neighbours of one item (indices, scores), from its CSR row; may be fewer than N.
+    def neighbours(self, item: int, N: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The N nearest neighbours of one item (indices, scores), from its CSR row; may be fewer than N. `allowed`
+        (a bool mask over the items): only those neighbours, the best N of them.
 
         Same order as `similar` (score desc, index asc) without its padding or id mapping. Only positive weights:
         a signed model's (EASE) negative weight says "played instead of", not "similar", and is never shown.
@@ -254,6 +270,8 @@ class ServingModel:
         indptr, indices, data = self.sim_arrays
         lo, hi = indptr[item], indptr[item + 1]
         keep = data[lo:hi] > 0
+        if allowed is not None:
+            keep &= allowed[indices[lo:hi]]
         cols = indices[lo:hi][keep]
         vals = data[lo:hi][keep]
         order = np.lexsort((cols, -vals))[:N]

@@ -35,7 +35,7 @@ def _keep_reason(bv, bi, sizes, r, n_because, v, i):  # type: ignore[no-untyped-
 
 
 @nb.njit(nogil=True)
-def _history_dense(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes):  # type: ignore[no-untyped-def]
+def _history_dense(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes, allowed, filtered):  # type: ignore[no-untyped-def]
     """The dense accumulator: the best k best first into hv/hi, their reasons into bv/bi/sizes; returns how many."""
     n_items = s_indptr.size - 1
     acc = np.zeros(n_items, np.float64)
@@ -60,7 +60,7 @@ def _history_dense(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, h
     ri = 0
     for t in range(nt):
         j = touched[t]
-        if acc[j] > 0:
+        if acc[j] > 0 and (not filtered or allowed[j]):
             size, rv, ri = offer(hv, hi, size, k, acc[j], j, rv, ri)
     sort_best_first(hv, hi, size)
     if n_because > 0:
@@ -76,7 +76,7 @@ def _history_dense(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, h
 
 
 @nb.njit(nogil=True)
-def _history_sorted(s_indptr, s_indices, s_data, hist, k, total, hv, hi):  # type: ignore[no-untyped-def]
+def _history_sorted(s_indptr, s_indices, s_data, hist, k, total, hv, hi, allowed, filtered):  # type: ignore[no-untyped-def]
     """Gather the rows, stable-sort the entries by column, sum each group; returns (size, cols, vals, src, order)."""
     cols = np.empty(total, np.int64)
     vals = np.empty(total, np.float64)
@@ -104,16 +104,18 @@ def _history_sorted(s_indptr, s_indices, s_data, hist, k, total, hv, hi):  # typ
             e += 1
         while h_pos < hist.size and hist[h_pos] < j:
             h_pos += 1
-        if not (h_pos < hist.size and hist[h_pos] == j) and score > 0:
+        if not (h_pos < hist.size and hist[h_pos] == j) and score > 0 and (not filtered or allowed[j]):
             size, rv, ri = offer(hv, hi, size, k, score, j, rv, ri)
         g = e
     return size, cols, vals, src, order
 
 
 @nb.njit(nogil=True)
-def _history_sparse(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes):  # type: ignore[no-untyped-def]
+def _history_sparse(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes, allowed, filtered):  # type: ignore[no-untyped-def]
     """The sorted-entries accumulator: same contract and results as `_history_dense`."""
-    size, cols, vals, src, order = _history_sorted(s_indptr, s_indices, s_data, hist, k, total, hv, hi)
+    size, cols, vals, src, order = _history_sorted(
+        s_indptr, s_indices, s_data, hist, k, total, hv, hi, allowed, filtered
+    )
     sort_best_first(hv, hi, size)
     if n_because > 0:
         for r in range(size):
@@ -135,9 +137,12 @@ def _history_sparse(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, 
 
 
 @nb.njit(cache=True, nogil=True)
-def _recommend_history(s_indptr, s_indices, s_data, hist, k, n_because, method, out_ids, out_vals, out_because):  # type: ignore[no-untyped-def]
+def _recommend_history(
+    s_indptr, s_indices, s_data, hist, k, n_because, method, out_ids, out_vals, out_because, allowed, filtered
+):  # type: ignore[no-untyped-def]
     """Top-k unseen positive sums of the history's rows, best first, and per kept column the n_because largest
-    positive contributions (value desc, history item asc). method: 0 choose, 1 dense, 2 sorted."""
+    positive contributions (value desc, history item asc). method: 0 choose, 1 dense, 2 sorted. `filtered`: only
+    items with `allowed[j]` are candidates (the request's filter, inside the top-k rather than after it)."""
     n_items = s_indptr.size - 1
     total = 0
     for a in range(hist.size):
@@ -148,9 +153,13 @@ def _recommend_history(s_indptr, s_indices, s_data, hist, k, n_because, method, 
     bi = np.zeros((k, max(n_because, 1)), np.int64)
     sizes = np.zeros(k, np.int64)
     if method == 1 or (method == 0 and total * DENSE_HISTORY_RATIO >= n_items):
-        size = _history_dense(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes)
+        size = _history_dense(
+            s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes, allowed, filtered
+        )
     else:
-        size = _history_sparse(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes)
+        size = _history_sparse(
+            s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes, allowed, filtered
+        )
     for r in range(size):
         out_ids[r] = hi[r]
         out_vals[r] = hv[r]
@@ -160,6 +169,7 @@ def _recommend_history(s_indptr, s_indices, s_data, hist, k, n_because, method, 
 
 
 _METHODS = {None: 0, "dense": 1, "sorted": 2}
+_NO_FILTER = np.ones(1, np.bool_)  # the `allowed` of an unfiltered call: never read (filtered=False)
 
 
 def recommend_history(
@@ -168,6 +178,7 @@ def recommend_history(
     N: int,
     n_because: int,
     method: str | None = None,
+    allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One user's top-N over a sorted, duplicate-free int64 history (item indices), for the API's request path.
 
@@ -175,10 +186,15 @@ def recommend_history(
     value desc, then index asc, as `recommend_rows` ranks. Returns (ids, scores float64, because) where because
     has one row per id holding the (up to) n_because history items with the largest positive S_ij, -1 padded.
     Runs on the calling thread (GIL released). `method` ("dense" or "sorted") overrides the automatic choice
-    (DENSE_HISTORY_RATIO), for tests.
+    (DENSE_HISTORY_RATIO), for tests. `allowed`: a bool mask over the items (a request's filter); only those are
+    ranked, so the top-N is the best N allowed items. None: no filter, no extra work.
     """
     out_ids = np.empty(N, np.int64)
     out_vals = np.empty(N, np.float64)
     out_because = np.full((N, n_because), -1, np.int64)
-    n = _recommend_history(*sim, history, N, n_because, _METHODS[method], out_ids, out_vals, out_because)
+    filtered = allowed is not None
+    mask = np.ascontiguousarray(allowed, np.bool_) if filtered else _NO_FILTER
+    n = _recommend_history(
+        *sim, history, N, n_because, _METHODS[method], out_ids, out_vals, out_because, mask, filtered
+    )
     return out_ids[:n], out_vals[:n], out_because[:n]

@@ -1,0 +1,135 @@
+"""The request-time `filter` of POST /predict and GET /games/{id}/similar, through the API on the seeded home:
+every item passes, the top-k is taken among passing games (k whenever k pass, fewer only when fewer pass), the
+popularity fill is the most popular passing games, unknown attributes are a 400 naming the known ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from litestar.testing import TestClient
+
+from gamerec_api.state import ServingState, load_state
+from gamerec_assets.recsys.model_artifact import GameCard
+from tests.gamerec_api.support import Home
+
+USER = 7
+
+
+@pytest.fixture(scope="module")
+def state(home: Home) -> ServingState:
+    return load_state(home.registry())
+
+
+@pytest.fixture(scope="module")
+def stored(state: ServingState) -> dict[int, GameCard]:
+    """The version's stored cards (with tags and platforms) by game id."""
+    return {c.game_id: c for c in state.users.cards}
+
+
+def played(home: Home, user_id: int) -> set[int]:
+    logs = home.seeded.logs
+    return set(logs.filter(logs["user_id"] == user_id)["game_id"].to_list())
+
+
+def predict(client: TestClient, **body: object) -> dict:  # type: ignore[type-arg]
+    r = client.post("/predict", json={"user_id": USER, **body})
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def ids(body: dict) -> list[int]:  # type: ignore[type-arg]
+    return [i["game_id"] for i in body["items"]]
+
+
+def test_genres_any_and_none(client: TestClient, home: Home, stored: dict[int, GameCard]) -> None:
+    body = predict(client, k=10, filter={"genres": {"any": ["rpg", "Strategy"]}})
+    assert len(body["items"]) == 10
+    assert all({"RPG", "Strategy"} & set(i["genres"]) for i in body["items"])
+    assert not set(ids(body)) & played(home, USER)
+    body = predict(client, k=10, filter={"genres": {"none": ["Action"]}, "platforms": {"any": ["PC"]}})
+    assert len(body["items"]) == 10
+    assert all("Action" not in i["genres"] and "PC" in stored[i["game_id"]].platforms for i in body["items"])
+    body = predict(client, k=10, filter={"genres": {"any": ["Shooter"]}})
+    assert body["source"] == "item_cf" and all("Shooter" in i["genres"] for i in body["items"])
+    body = predict(client, k=10, filter={"tags": {"any": ["Co-op"]}})
+    assert len(body["items"]) == 10 and all("Co-op" in stored[g].tags for g in ids(body))
+
+
+def test_many_admitted_gives_k_of_the_unfiltered_ranking_that_pass(client: TestClient) -> None:
+    full = predict(client, k=100)  # unfiltered first: its cached answer must not answer the filtered request
+    passing = [i for i in full["items"] if "Shooter" in i["genres"]]
+    body = predict(client, k=20, filter={"genres": {"any": ["Shooter"]}})
+    assert len(body["items"]) == 20 and all("Shooter" in i["genres"] for i in body["items"])
+    cf = [i for i in body["items"] if i["source"] == "item_cf"]
+    assert [(i["game_id"], i["score"]) for i in cf] == [(i["game_id"], i["score"]) for i in passing[: len(cf)]]
+
+
+def test_exclude_and_only(client: TestClient, home: Home) -> None:
+    top = ids(predict(client, k=10))
+    body = predict(client, k=10, filter={"exclude": top[:3]})
+    assert len(body["items"]) == 10 and not set(top[:3]) & set(ids(body))
+    assert ids(body)[:7] == top[3:]
+    wanted = [*top[5:8], *sorted(played(home, USER))[:2], 999_999_999]  # two played and an unknown game
+    body = predict(client, k=10, filter={"only": wanted})
+    assert sorted(ids(body)) == sorted(top[5:8])  # fewer than k pass: exactly those, never a played game
+    assert predict(client, k=10, filter={"only": []})["items"] == []
+
+
+def test_released_after_and_before(client: TestClient, stored: dict[int, GameCard]) -> None:
+    body = predict(client, k=15, filter={"released_after": "2018-01-01", "released_before": "2021-01-01"})
+    assert len(body["items"]) == 15
+    for g in ids(body):
+        released = stored[g].released
+        assert released is not None and dt.date(2018, 1, 1) < dt.date.fromisoformat(released[:10]) < dt.date(2021, 1, 1)
+
+
+def test_popular_fill_is_the_most_popular_passing_games(
+    client: TestClient, home: Home, state: ServingState, stored: dict[int, GameCard]
+) -> None:
+    r = client.post("/predict", json={"user_id": "nobody-filtered", "k": 8, "filter": {"genres": {"any": ["Puzzle"]}}})
+    body = r.json()
+    assert r.status_code == 200 and body["source"] == "popular"
+    model = state.model
+    expected = [int(model.item_ids[i]) for i in model.popular_order if "Puzzle" in state.users.cards[i].genres][:8]
+    assert ids(body) == expected
+
+    # a player whose neighbourhood runs out under the filter: item-CF picks, then the most popular passing games
+    k = 40
+    body = predict(client, k=k, filter={"genres": {"any": ["Shooter"]}})
+    assert body["source"] == "item_cf" and len(body["items"]) == k
+    sources = [i["source"] for i in body["items"]]
+    n_cf = sources.count("item_cf")
+    assert 0 < n_cf < k and sources == ["item_cf"] * n_cf + ["popular"] * (k - n_cf)
+    seen = played(home, USER) | set(ids(body)[:n_cf])
+    passing = [
+        g for i in model.popular_order if (g := int(model.item_ids[i])) not in seen and "Shooter" in stored[g].genres
+    ]
+    assert ids(body)[n_cf:] == passing[: k - n_cf]
+
+
+def test_unknown_attribute_is_a_400_naming_the_known_ones(client: TestClient) -> None:
+    r = client.post("/predict", json={"user_id": USER, "filter": {"genre": {"any": ["RPG"]}}})
+    assert r.status_code == 400
+    extra = r.json()["extra"][0]
+    assert extra["key"] == "filter" and "`genre`" in extra["message"]
+    for known in ("genres", "tags", "platforms", "released_after", "released_before", "exclude", "only", "new_only"):
+        assert known in extra["message"]
+    r = client.post("/predict", json={"user_id": USER, "filter": {"genres": {"all": ["RPG"]}}})
+    assert r.status_code == 400 and "known: any, none" in r.json()["extra"][0]["message"]
+    r = client.post("/predict", json={"user_id": USER, "filter": {"released_after": "2020-13-45"}})
+    assert r.status_code == 400 and r.json()["extra"][0]["key"] == "filter.released_after"
+
+
+def test_similar_with_a_filter(client: TestClient, state: ServingState, stored: dict[int, GameCard]) -> None:
+    game = int(state.model.item_ids[state.model.popular_order[0]])
+    full = client.get(f"/games/{game}/similar", params={"k": 100}).json()["items"]
+    f = {"genres": {"none": ["Action"]}}
+    r = client.get(f"/games/{game}/similar", params={"k": 5, "filter": json.dumps(f)})
+    assert r.status_code == 200, r.text
+    expected = [i["game_id"] for i in full if "Action" not in i["genres"]][:5]
+    assert expected and [i["game_id"] for i in r.json()["items"]] == expected
+    r = client.get(f"/games/{game}/similar", params={"filter": json.dumps({"platform": {"any": ["PC"]}})})
+    assert r.status_code == 400 and "known: genres, tags, platforms" in r.json()["extra"][0]["message"]
+    assert client.get(f"/games/{game}/similar", params={"filter": "{"}).status_code == 400
