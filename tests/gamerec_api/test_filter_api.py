@@ -7,12 +7,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import numpy as np
 import pytest
 from litestar.testing import TestClient
 
+from gamerec_api import answers
+from gamerec_api.schemas import GameFilter, PredictRequest, ValueFilter
 from gamerec_api.state import ServingState, load_state
+from gamerec_assets.recsys import training
 from gamerec_assets.recsys.model_artifact import GameCard
+from gamerec_assets.recsys.served_model import ServingModel
 from tests.gamerec_api.support import Home
+from tests.gamerec_api.test_mf_serving import ALS_PARAMS
+from tests.gamerec_assets.recsys.test_item_filter import check_filtered_answers
 
 USER = 7
 
@@ -133,3 +140,22 @@ def test_similar_with_a_filter(client: TestClient, state: ServingState, stored: 
     r = client.get(f"/games/{game}/similar", params={"filter": json.dumps({"platform": {"any": ["PC"]}})})
     assert r.status_code == 400 and "known: genres, tags, platforms" in r.json()["extra"][0]["message"]
     assert client.get(f"/games/{game}/similar", params={"filter": "{"}).status_code == 400
+
+
+def test_an_mf_version_filters_inside_its_fold_in_ranking(home: Home) -> None:
+    """The fold-in path (an ALS version) honours the mask as the item-CF kernel does (`check_filtered_answers`)."""
+    artifact, _ = training.fit_artifact(home.seeded.logs, home.seeded.features, {**ALS_PARAMS, "serving_neighbors": 50})
+    served = ServingModel(artifact)
+    assert served.fold is not None
+    histories = [np.sort(served.index_of(sorted(played(home, u)))) for u in (2, 7, 11, 40)]
+    check_filtered_answers(served, histories, 5)
+
+
+def test_filtered_answers_are_not_cached(home: Home) -> None:
+    state = load_state(home.registry(), cache_size=100)
+    answer = answers.predict_json(state, PredictRequest(user_id=USER, k=5))
+    assert len(state.answers) == 1
+    f = GameFilter(genres=ValueFilter(none=["Shooter"]))
+    filtered = answers.predict_json(state, PredictRequest(user_id=USER, k=5, filter=f))
+    assert len(state.answers) == 1 and filtered != answer
+    assert answers.predict_json(state, PredictRequest(user_id=USER, k=5, filter=f)) == filtered

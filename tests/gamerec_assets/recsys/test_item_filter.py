@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from gamerec_assets.recsys import ItemCF, ModelArtifact
 from gamerec_assets.recsys.item_filter import NO_DATE, ItemFilter, ValueRule, allowed_mask, build_masks
 from gamerec_assets.recsys.kernels import recommend_history
+from gamerec_assets.recsys.served_model import ServingModel
 
 GENRES = [["Action", "RPG"], ["RPG"], ["Puzzle"], [], ["action"], ["Strategy", "Puzzle"]]
 TAGS = [["co-op"], [], ["singleplayer"], ["co-op", "singleplayer"], [], []]
@@ -82,3 +84,36 @@ def test_kernel_ranks_only_allowed_items_the_same_as_filtering_a_full_ranking(me
         assert because.tolist() == full_because[keep][:5].tolist()
         plain = recommend_history(arrays, h, 5, 3, method)
         assert plain[0].tolist() == full[:5].tolist()  # no mask: unchanged
+
+
+def check_filtered_answers(served: ServingModel, histories: list[np.ndarray], seed: int) -> None:
+    """With a mask, `recommend_history` is the full ranking (item-CF, then the whole popular fill) restricted to
+    the allowed items, cut at k; and `neighbours` a row's allowed neighbours."""
+    rng = np.random.default_rng(seed)
+    n = served.n_items
+    for h in histories:
+        full = served.recommend_history(h, n)
+        for share in (0.05, 0.3, 0.8):
+            allowed = rng.random(n) < share
+            keep = [j for j, i in enumerate(full.idx) if allowed[i]]
+            for k in (1, 5, 25):
+                rec = served.recommend_history(h, k, allowed)
+                assert rec.idx == [full.idx[j] for j in keep][:k]  # k whenever k pass, else every passing game
+                assert rec.scores == pytest.approx([full.scores[j] for j in keep][:k], rel=1e-6)
+                assert rec.n_cf == sum(j < full.n_cf for j in keep[:k])
+                assert rec.because == [full.because[j] for j in keep][:k]
+        item = int(h[0]) if h.size else 0
+        cols, vals = served.neighbours(item, n)
+        allowed = rng.random(n) < 0.5
+        got, got_vals = served.neighbours(item, 3, allowed)
+        assert got.tolist() == cols[allowed[cols]][:3].tolist()
+        assert got_vals.tolist() == vals[allowed[cols]][:3].tolist()
+
+
+def test_item_cf_request_path_filters_inside_its_top_k_and_fill() -> None:
+    x = sp.random(200, 40, density=0.15, random_state=3, format="csr")
+    x.data[:] = 1
+    sim = ItemCF("cosine", 6).fit(x).similarity
+    pop = np.asarray(x.sum(axis=0)).ravel()
+    served = ServingModel(ModelArtifact(np.arange(40) * 3 + 7, sim, pop, {"version": "v"}))
+    check_filtered_answers(served, [x[r].indices.astype(np.int64) for r in range(30)] + [np.zeros(0, np.int64)], 4)
