@@ -5,8 +5,9 @@
 2. pick (`variant`): the state (model, cards, JSON fragments) that answers: production, or while an online
    experiment runs the player's variant (the challenger, or both models interleaved);
 3. score (`score`): the model's compiled kernels (item-CF with popularity fill; a game's neighbours);
-4. policy (`policy`): what a list may hold (no played, liked or disliked game); filters, editions and diversity
-   will be functions of this stage;
+4. policy (`policy`): what a list may hold (no played, liked or disliked game; a request's `filter`, turned into
+   one allowed-items mask the scorer honours inside its top-k); editions and diversity will be functions of this
+   stage;
 5. explain (`explain`): the history games behind each pick (`because`, `because_games`);
 6. encode (`encode`): the API's response types; /predict's bytes from per-game fragments, its answers cached.
 

@@ -28,7 +28,9 @@ class PredictController(Controller):
             "`source` tells item-CF from popularity fill (empty `because`; score: the game's plays relative to the "
             "most played game's in the model's data, in (0, 1], not comparable with item-CF scores). Never returns "
             "a played or liked game, nor one the user disliked (realtime events). `because`: up to 3 played/liked "
-            "game ids most similar to the recommended game."
+            "game ids most similar to the recommended game. `filter`: only games it admits (genres / tags / "
+            "platforms any-of and none-of, release-date bounds, exclude / only ids, new games only), applied inside "
+            "the top-k and the popularity fill: k games whenever k pass."
         ),
         raises=[ValidationException, BodyTooLarge, UnsupportedMediaType, ModelLoading],
         responses={200: ResponseSpec(PredictResponse, description="Recommended games, best first")},
