@@ -72,21 +72,14 @@ def build_masks(
     n = len(released)
     values: dict[str, dict[str, np.ndarray]] = {}
     for name in ATTRIBUTES:
-        per_item = attributes.get(name, [[] for _ in range(n)])
-        rows: list[int] = []
-        keys: list[str] = []
-        for i, vs in enumerate(per_item):
-            for v in vs:
-                rows.append(i)
-                keys.append(v.lower())
-        table: dict[str, np.ndarray] = {}
-        if keys:
-            uniq, code = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
-            order = np.argsort(code, kind="stable")
-            items = np.asarray(rows, dtype=np.int64)[order]
-            bounds = np.searchsorted(code[order], np.arange(len(uniq) + 1))
-            table = {str(u): np.unique(items[bounds[c] : bounds[c + 1]]) for c, u in enumerate(uniq)}
-        values[name] = table
+        per_item = attributes.get(name, ())
+        codes: dict[str, int] = {}  # value -> its code, in order of first appearance
+        code = np.fromiter((codes.setdefault(v.lower(), len(codes)) for vs in per_item for v in vs), np.int64)
+        rows = np.repeat(np.arange(len(per_item), dtype=np.int64), [len(vs) for vs in per_item])
+        order = np.argsort(code, kind="stable")  # stable: each value's items stay in item order
+        items = rows[order]
+        bounds = np.searchsorted(code[order], np.arange(len(codes) + 1))
+        values[name] = {v: np.unique(items[bounds[c] : bounds[c + 1]]) for v, c in codes.items()}
     days = np.fromiter((_day(r) for r in released), np.int32, n)
     return CatalogueMasks(n, values, days, np.asarray(popularity) <= 0)
 
