@@ -1,10 +1,10 @@
 """The answers, each a pass through the stages: resolve → pick → score → policy → explain → encode.
 
 `predict_json` is /predict's hot path (a plain function of state and request: the controller and the benchmark
-share it). Answers without liked games or a filter depend only on (user row, k) for a given state, so the picked state keeps
-a bounded number of them (`cache_size`, env GAMEREC_PREDICT_CACHE); a model swap brings a new state and so an
-empty cache. A user with realtime events is keyed by (row, k, gen) instead: `gen` changes with each of the user's
-events, so a cached answer is never served after the user's history changed.
+share it). Answers without liked games or a filter depend only on (user row, k) for a given state, so the picked
+state keeps a bounded number of them (`cache_size`, env GAMEREC_PREDICT_CACHE); a model swap brings a new state
+and so an empty cache. A user with realtime events is keyed by (row, k, gen) instead: `gen` changes with each of
+the user's events, so a cached answer is never served after the user's history changed.
 
 The service functions (`predict`, `similar`, `history`, `recommendations`) take the `ModelHolder` and return the
 response; the controllers call exactly one of them.

@@ -9,6 +9,7 @@ diversity will each be one more function of this stage.
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 
 from gamerec_api.schemas import GameFilter, Source, ValueFilter
@@ -16,12 +17,30 @@ from gamerec_api.state import ServingState
 from gamerec_assets.recsys.item_filter import ItemFilter, ValueRule, allowed_mask
 from gamerec_assets.recsys.served_model import Recommended
 
+ALLOWED_CACHE = 256  # allowed masks kept per state (50,000 games: 50 kB each)
+_encode = msgspec.json.encode
+
 
 def allowed(state: ServingState, f: GameFilter | None) -> np.ndarray | None:
-    """The items `f` admits in `state` as a bool mask over its items (the version's precomputed masks combined);
-    None when there is no filter, so an unfiltered request does no extra work."""
+    """The items `f` admits in `state` as a read-only bool mask over its items (the version's precomputed masks
+    combined; the last ALLOWED_CACHE distinct filters' masks kept on the state); None when there is no filter, so
+    an unfiltered request does no extra work."""
     if f is None or state.filter_masks is None:
         return None
+    key = _encode(f)
+    cache = state.allowed_masks
+    mask = cache.get(key)
+    if mask is None:
+        mask = _allowed(state, f)
+        mask.flags.writeable = False
+        if len(cache) >= ALLOWED_CACHE:
+            cache.pop(next(iter(cache)), None)
+        cache[key] = mask
+    return mask
+
+
+def _allowed(state: ServingState, f: GameFilter) -> np.ndarray:
+    assert state.filter_masks is not None
     rules: dict[str, ValueRule] = {}
     for name, rule in (("genres", f.genres), ("tags", f.tags), ("platforms", f.platforms)):
         if isinstance(rule, ValueFilter) and (rule.any or rule.none):

@@ -12,6 +12,7 @@ import pytest
 from litestar.testing import TestClient
 
 from gamerec_api import answers
+from gamerec_api.answers import policy
 from gamerec_api.schemas import GameFilter, PredictRequest, ValueFilter
 from gamerec_api.state import ServingState, load_state
 from gamerec_assets.recsys import training
@@ -159,3 +160,18 @@ def test_filtered_answers_are_not_cached(home: Home) -> None:
     filtered = answers.predict_json(state, PredictRequest(user_id=USER, k=5, filter=f))
     assert len(state.answers) == 1 and filtered != answer
     assert answers.predict_json(state, PredictRequest(user_id=USER, k=5, filter=f)) == filtered
+
+
+def test_a_repeated_filter_reuses_its_read_only_mask(home: Home) -> None:
+    state = load_state(home.registry())
+    f = GameFilter(genres=ValueFilter(any=["RPG"]), exclude=[3498])
+    mask = policy.allowed(state, f)
+    assert mask is not None and not mask.flags.writeable
+    assert policy.allowed(state, GameFilter(genres=ValueFilter(any=["RPG"]), exclude=[3498])) is mask
+    other = policy.allowed(state, GameFilter(genres=ValueFilter(any=["RPG"])))
+    assert other is not mask and other is not None and int(other.sum()) >= int(mask.sum())
+    assert policy.allowed(state, None) is None
+    for i in range(policy.ALLOWED_CACHE + 5):  # bounded: the oldest masks go
+        policy.allowed(state, GameFilter(exclude=[10_000_000 + i]))
+    assert len(state.allowed_masks) == policy.ALLOWED_CACHE
+    assert policy.allowed(state, f) is not mask  # evicted, computed again
