@@ -175,3 +175,22 @@ def test_a_repeated_filter_reuses_its_read_only_mask(home: Home) -> None:
         policy.allowed(state, GameFilter(exclude=[10_000_000 + i]))
     assert len(state.allowed_masks) == policy.ALLOWED_CACHE
     assert policy.allowed(state, f) is not mask  # evicted, computed again
+
+
+def test_a_catalogue_files_tags_filter_its_answers(file_home: Home) -> None:
+    """Own data (a catalogue file with genres and tags, no platforms): tags reach the cards and filter answers;
+    a platform any-of admits nothing there."""
+    state = load_state(file_home.registry())
+    stored = {c.game_id: c for c in state.users.cards}
+    assert any(c.tags for c in stored.values()) and not any(c.platforms for c in stored.values())
+    user = state.user_ids(range(1))[0]
+    body = json.loads(
+        answers.predict_json(
+            state, PredictRequest(user_id=user, k=10, filter=GameFilter(tags=ValueFilter(any=["co-op"])))
+        )[0]
+    )
+    assert len(body["items"]) == 10 and all(
+        "co-op" in {t.lower() for t in stored[i["game_id"]].tags} for i in body["items"]
+    )
+    f = GameFilter(platforms=ValueFilter(any=["PC"]))
+    assert json.loads(answers.predict_json(state, PredictRequest(user_id=user, k=10, filter=f))[0])["items"] == []
