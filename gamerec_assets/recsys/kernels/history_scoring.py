@@ -194,6 +194,8 @@ def recommend_history(
     out_because = np.full((N, n_because), -1, np.int64)
     filtered = allowed is not None
     mask = np.ascontiguousarray(allowed, np.bool_) if filtered else _NO_FILTER
+    if not mask.flags.writeable:  # numba compiles read-only arrays into another kernel (seconds, once): a copy
+        mask = mask.copy()
     n = _recommend_history(
         *sim, history, N, n_because, _METHODS[method], out_ids, out_vals, out_because, mask, filtered
     )
