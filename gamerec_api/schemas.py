@@ -72,6 +72,15 @@ class GameFilter(msgspec.Struct, forbid_unknown_fields=True):
     new_only: bool = False
 
 
+class Boost(msgspec.Struct, forbid_unknown_fields=True):
+    """Multiply the score of every game `filter` admits by `factor` (0.001..100; below 1 sinks them). A game
+    matching several boosts gets the product of their factors. (`ge`, not `gt=0`: schemathesis 3.x's negative
+    tests assume draft-4's `exclusiveMinimum`, which needs a `minimum` beside it.)"""
+
+    filter: GameFilter
+    factor: Annotated[float, msgspec.Meta(ge=0.001, le=100, examples=[1.5])]
+
+
 class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
     """POST /predict body. Unknown fields are rejected so a typo ("liked_games") does not pass silently, and types
     are strict (decoded by `controllers.strict_json.StrictJSONRequest`): `"k": "10"` or `"user_id": 1.0` is a 400."""
@@ -94,6 +103,15 @@ class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
             examples=[{"genres": {"any": ["RPG", "Adventure"], "none": ["Sports"]}, "platforms": {"any": ["PC"]}}],
         ),
     ] = None
+    boost: Annotated[
+        list[Boost],
+        msgspec.Meta(
+            max_length=20,
+            description="score multipliers for the games a filter admits, applied inside the ranking (item-CF "
+            "scores and the popularity fill alike)",
+            examples=[[{"filter": {"released_after": "2020-01-01"}, "factor": 1.5}]],
+        ),
+    ] = msgspec.field(default_factory=list)
 
 
 class GameRef(msgspec.Struct, frozen=True):

@@ -66,7 +66,8 @@ def _answer(
     extra, liked = player.extra, req.liked_game_ids
     key: tuple[int, ...] = (player.row, req.k) if extra is None else (player.row, req.k, extra.gen)
     user = msgspec.json.encode(player.text)
-    cacheable = not liked and req.filter is None  # a filtered answer is never cached (the key has no filter)
+    # a filtered or boosted answer is never cached (the key has neither)
+    cacheable = not liked and req.filter is None and not req.boost
     if cacheable and (hit := state.answers.get(key)) is not None:
         return user, hit[0], hit[1], hit[2]  # type: ignore[return-value]
     rec, source = _ranked(state, player, req)
@@ -86,6 +87,7 @@ def _ranked(state: ServingState, player: Player, req: PredictRequest) -> tuple[R
         with_liked(state, history, liked) if liked else history,
         policy.ask(req.k, excluded),
         policy.allowed(state, req.filter),
+        policy.weights(state, req.boost),
     )
     rec = policy.apply(scored, excluded, req.k)
     return rec, policy.source_of(history.size > 0, bool(liked), rec.n_cf)

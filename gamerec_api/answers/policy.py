@@ -12,7 +12,7 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from gamerec_api.schemas import GameFilter, Source, ValueFilter
+from gamerec_api.schemas import Boost, GameFilter, Source, ValueFilter
 from gamerec_api.state import ServingState
 from gamerec_assets.recsys.item_filter import ItemFilter, ValueRule, allowed_mask
 from gamerec_assets.recsys.served_model import Recommended
@@ -37,6 +37,19 @@ def allowed(state: ServingState, f: GameFilter | None) -> np.ndarray | None:
             cache.pop(next(iter(cache)), None)
         cache[key] = mask
     return mask
+
+
+def weights(state: ServingState, boosts: list[Boost]) -> np.ndarray | None:
+    """The request's boosts as one multiplier per item (the product of the factors of the boosts each item
+    matches; their filters' masks come from the same cache); None without boosts: no extra work."""
+    if not boosts or state.filter_masks is None:
+        return None
+    w = np.ones(state.filter_masks.n_items, dtype=np.float64)
+    for b in boosts:
+        mask = allowed(state, b.filter)
+        assert mask is not None
+        w[mask] *= b.factor
+    return w
 
 
 def _allowed(state: ServingState, f: GameFilter) -> np.ndarray:

@@ -14,11 +14,16 @@ from gamerec_assets.recsys.served_model import Recommended
 
 
 def recommend(
-    state: ServingState, history: np.ndarray | list[int], n: int, allowed: np.ndarray | None = None
+    state: ServingState,
+    history: np.ndarray | list[int],
+    n: int,
+    allowed: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
 ) -> Recommended:
     """Top `n` for a sorted, duplicate-free history of item indices (popular fill after the item-CF picks); only
-    `allowed` items when a filter gives a mask (`policy.allowed`)."""
-    return state.model.recommend_history(history, n, allowed)
+    `allowed` items when a filter gives a mask (`policy.allowed`), scores × `weight` under boosts
+    (`policy.weights`)."""
+    return state.model.recommend_history(history, n, allowed, weight)
 
 
 def neighbours(

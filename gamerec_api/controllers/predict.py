@@ -30,7 +30,8 @@ class PredictController(Controller):
             "a played or liked game, nor one the user disliked (realtime events). `because`: up to 3 played/liked "
             "game ids most similar to the recommended game. `filter`: only games it admits (genres / tags / "
             "platforms any-of and none-of, release-date bounds, exclude / only ids, new games only), applied inside "
-            "the top-k and the popularity fill: k games whenever k pass."
+            "the top-k and the popularity fill: k games whenever k pass. `boost`: the scores of the games a filter "
+            "admits multiplied by its factor, inside the ranking (item-CF and fill)."
         ),
         raises=[ValidationException, BodyTooLarge, UnsupportedMediaType, ModelLoading],
         responses={200: ResponseSpec(PredictResponse, description="Recommended games, best first")},

@@ -184,7 +184,11 @@ class ServingModel:
     # -- one request ---------------------------------------------------------------------------------------------
 
     def recommend_history(
-        self, history: np.ndarray | list[int], N: int, allowed: np.ndarray | None = None
+        self,
+        history: np.ndarray | list[int],
+        N: int,
+        allowed: np.ndarray | None = None,
+        weight: np.ndarray | None = None,
     ) -> Recommended:
         """score(j) = Σ_{i in history} sim(i, j) over unseen j with a positive score, top-N (ties: lower index);
         popular fill after. `history`: sorted, duplicate-free model item indices.
@@ -193,16 +197,20 @@ class ServingModel:
         (`kernels.recommend_history`) whose cost follows the history's neighbourhood, never the catalogue, and
         with the `BECAUSE` history items that explain each item-CF pick. `allowed` (a bool mask over the items, a
         request's filter; `item_filter.allowed_mask`): only allowed items are ranked and filled, so the list holds
-        N items whenever N allowed unseen items exist. None: unfiltered, no extra work.
+        N items whenever N allowed unseen items exist. None: unfiltered, no extra work. `weight` (a positive
+        multiplier per item, a request's boosts): every score, item-CF and fill, is multiplied by it before ranking,
+        so the fill is ordered by boosted popularity. None: no boost, no extra work.
         """
         h = np.asarray(history, dtype=np.int64)
         if h.size and self.fold is not None:
-            ids, scores, because_rows = self._fold_history(h, N, allowed)
+            ids, scores, because_rows = self._fold_history(h, N, allowed, weight)
             top = ids.tolist()
             score_list = scores.tolist()
             because = [[i for i in row if i >= 0] for row in because_rows.tolist()]
         elif h.size:
-            ids, scores, because_rows = recommend_history(self.sim_arrays, h, N, BECAUSE, allowed=allowed)
+            ids, scores, because_rows = recommend_history(
+                self.sim_arrays, h, N, BECAUSE, allowed=allowed, weight=weight
+            )
             top = ids.tolist()
             score_list = scores.tolist()
             because = [[i for i in row if i >= 0] for row in because_rows.tolist()]
@@ -210,15 +218,17 @@ class ServingModel:
             top, score_list, because = [], [], []
         n_cf = len(top)
         if n_cf < N:
-            fill = self._popular_after(h, top, N - n_cf, allowed)
-            fill_scores = self.popular_score_list
-            return Recommended(
-                top + fill, score_list + [fill_scores[i] for i in fill], n_cf, because + [[] for _ in fill]
-            )
+            fill = self._popular_after(h, top, N - n_cf, allowed, weight)
+            if weight is None:
+                fill_scores = self.popular_score_list
+                filled = [fill_scores[i] for i in fill]
+            else:
+                filled = (self.popular_score[fill] * weight[fill]).tolist()
+            return Recommended(top + fill, score_list + filled, n_cf, because + [[] for _ in fill])
         return Recommended(top, score_list, n_cf, because)
 
     def _fold_history(
-        self, h: np.ndarray, N: int, allowed: np.ndarray | None = None
+        self, h: np.ndarray, N: int, allowed: np.ndarray | None = None, weight: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """An MF version's ranking of one history: (item indices, float32 scores, (n, BECAUSE) history items padded
         -1), the same ranking as `recommend` on the history's row (same fold-in kernel, same top-n)."""
@@ -230,6 +240,8 @@ class ServingModel:
         scores[scores <= 0] = -np.inf
         if allowed is not None:
             scores[~allowed] = -np.inf
+        if weight is not None:
+            scores *= weight
         ids, values = dense_topn(scores[None, :], N)
         ids, values = ids[0][ids[0] >= 0], values[0][ids[0] >= 0]
         because = np.full((len(ids), BECAUSE), -1, dtype=np.int64)
@@ -241,7 +253,12 @@ class ServingModel:
         return ids, values, because
 
     def _popular_after(
-        self, history: np.ndarray, taken: list[int], N: int, allowed: np.ndarray | None = None
+        self,
+        history: np.ndarray,
+        taken: list[int],
+        N: int,
+        allowed: np.ndarray | None = None,
+        weight: np.ndarray | None = None,
     ) -> list[int]:
         """The N most popular items that are neither in history nor already taken (and `allowed`, when given): a
         short Python walk, cheaper than `_fill_popular`'s sparse algebra for one list. A filter first narrows the
@@ -250,7 +267,9 @@ class ServingModel:
         blocked.update(taken)
         out: list[int] = []
         order = self.popular_list
-        if allowed is not None:
+        if weight is not None:
+            order = self._boosted_order(allowed, weight, len(blocked) + N)
+        elif allowed is not None:
             kept = self.popular_order[allowed[self.popular_order]]
             order = kept[: len(blocked) + N].tolist()
         for i in order:
@@ -259,6 +278,19 @@ class ServingModel:
                 if len(out) == N:
                     break
         return out
+
+    def _boosted_order(self, allowed: np.ndarray | None, weight: np.ndarray, m: int) -> list[int]:
+        """The m best (allowed) items by boosted popularity (popular_score × weight desc, then popularity order):
+        a partition and a sort of m items, never a sort of the catalogue."""
+        cand = self.popular_order if allowed is None else self.popular_order[allowed[self.popular_order]]
+        w = self.popular_score[cand] * weight[cand]
+        m = min(m, len(cand))
+        if m == 0:
+            return []
+        t = np.partition(w, len(w) - m)[len(w) - m]  # the m-th largest boosted score
+        above = np.flatnonzero(w > t)
+        pos = np.sort(np.concatenate([above, np.flatnonzero(w == t)[: m - len(above)]]))
+        return cand[pos[np.argsort(-w[pos], kind="stable")]].tolist()
 
     def neighbours(self, item: int, N: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The N nearest neighbours of one item (indices, scores), from its CSR row; may be fewer than N. `allowed`

@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 
 from gamerec_api import answers
 from gamerec_api.answers import policy
-from gamerec_api.schemas import GameFilter, PredictRequest, ValueFilter
+from gamerec_api.schemas import Boost, GameFilter, PredictRequest, ValueFilter
 from gamerec_api.state import ServingState, load_state
 from gamerec_assets.recsys import training
 from gamerec_assets.recsys.model_artifact import GameCard
@@ -150,6 +150,15 @@ def test_an_mf_version_filters_inside_its_fold_in_ranking(home: Home) -> None:
     assert served.fold is not None
     histories = [np.sort(served.index_of(sorted(played(home, u)))) for u in (2, 7, 11, 40)]
     check_filtered_answers(served, histories, 5)
+    for h in histories:  # boosts: every fold-in score × its weight, then ranked (full.scores are float32)
+        full = served.recommend_history(h, served.n_items)
+        score_of = dict(zip(full.idx[: full.n_cf], full.scores[: full.n_cf], strict=True))
+        weight = np.where(np.arange(served.n_items) % 3 == 0, 4.0, 1.0)
+        rec = served.recommend_history(h, 10, None, weight)
+        assert rec.n_cf == min(10, full.n_cf)
+        assert rec.scores[: rec.n_cf] == pytest.approx([score_of[i] * weight[i] for i in rec.idx[: rec.n_cf]], rel=1e-5)
+        best = sorted((s * weight[i] for i, s in score_of.items()), reverse=True)[:10]
+        assert rec.scores[: rec.n_cf] == pytest.approx(best[: rec.n_cf], rel=1e-5)
 
 
 def test_filtered_answers_are_not_cached(home: Home) -> None:
@@ -194,3 +203,42 @@ def test_a_catalogue_files_tags_filter_its_answers(file_home: Home) -> None:
     )
     f = GameFilter(platforms=ValueFilter(any=["PC"]))
     assert json.loads(answers.predict_json(state, PredictRequest(user_id=user, k=10, filter=f))[0])["items"] == []
+
+
+def test_boosts_reorder_item_cf_and_the_fill(client: TestClient, state: ServingState) -> None:
+    full = predict(client, k=100)
+    cf = [i for i in full["items"] if i["source"] == "item_cf"]
+    boost = [{"filter": {"genres": {"any": ["Adventure"]}}, "factor": 100.0}]
+    body = predict(client, k=len(cf), boost=boost)
+    assert all(i["source"] == "item_cf" for i in body["items"])
+    boosted = sorted(
+        ((i["score"] * (100.0 if "Adventure" in i["genres"] else 1.0), i["game_id"]) for i in cf),
+        key=lambda t: -t[0],
+    )
+    assert ids(body) == [g for _, g in boosted] and "Adventure" in body["items"][0]["genres"]
+    assert [i["score"] for i in body["items"]] == pytest.approx([s for s, _ in boosted], rel=1e-5)
+    # a guest: the popularity fill is ordered by boosted popularity
+    guest = {"user_id": "nobody-boosted", "k": 5, "boost": [{"filter": {"genres": {"any": ["Puzzle"]}}, "factor": 1e2}]}
+    got = client.post("/predict", json=guest).json()
+    model = state.model
+    puzzle = [i for i in model.popular_order if "Puzzle" in state.users.cards[i].genres]
+    by_boost = sorted(range(model.n_items), key=lambda i: -model.popular_score[i] * (100 if i in set(puzzle) else 1))
+    assert ids(got) == [int(model.item_ids[i]) for i in by_boost[:5]]
+    assert ids(got)[0] == int(model.item_ids[puzzle[0]])
+
+
+def test_bad_boosts_are_a_400(client: TestClient) -> None:
+    for boost, words in (
+        ([{"filter": {}, "factor": 0}], "Expected `float` >= 0.001"),
+        ([{"filter": {}, "factor": 2, "weight": 1}], "known: filter, factor"),
+        ([{"filter": {"genre": {}}, "factor": 2}], "known: genres, tags"),
+    ):
+        r = client.post("/predict", json={"user_id": USER, "boost": boost})
+        assert r.status_code == 400 and words in r.json()["extra"][0]["message"], r.text
+
+
+def test_boosted_answers_are_not_cached(home: Home) -> None:
+    state = load_state(home.registry(), cache_size=100)
+    boost = [Boost(filter=GameFilter(genres=ValueFilter(any=["Adventure"])), factor=100.0)]
+    answers.predict_json(state, PredictRequest(user_id=USER, k=5, boost=boost))
+    assert not state.answers

@@ -35,7 +35,9 @@ def _keep_reason(bv, bi, sizes, r, n_because, v, i):  # type: ignore[no-untyped-
 
 
 @nb.njit(nogil=True)
-def _history_dense(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes, allowed, filtered):  # type: ignore[no-untyped-def]
+def _history_dense(
+    s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes, allowed, filtered, weight, weighted
+):  # type: ignore[no-untyped-def]
     """The dense accumulator: the best k best first into hv/hi, their reasons into bv/bi/sizes; returns how many."""
     n_items = s_indptr.size - 1
     acc = np.zeros(n_items, np.float64)
@@ -61,7 +63,7 @@ def _history_dense(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, h
     for t in range(nt):
         j = touched[t]
         if acc[j] > 0 and (not filtered or allowed[j]):
-            size, rv, ri = offer(hv, hi, size, k, acc[j], j, rv, ri)
+            size, rv, ri = offer(hv, hi, size, k, acc[j] * weight[j] if weighted else acc[j], j, rv, ri)
     sort_best_first(hv, hi, size)
     if n_because > 0:
         for r in range(size):
@@ -76,7 +78,7 @@ def _history_dense(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, h
 
 
 @nb.njit(nogil=True)
-def _history_sorted(s_indptr, s_indices, s_data, hist, k, total, hv, hi, allowed, filtered):  # type: ignore[no-untyped-def]
+def _history_sorted(s_indptr, s_indices, s_data, hist, k, total, hv, hi, allowed, filtered, weight, weighted):  # type: ignore[no-untyped-def]
     """Gather the rows, stable-sort the entries by column, sum each group; returns (size, cols, vals, src, order)."""
     cols = np.empty(total, np.int64)
     vals = np.empty(total, np.float64)
@@ -105,16 +107,18 @@ def _history_sorted(s_indptr, s_indices, s_data, hist, k, total, hv, hi, allowed
         while h_pos < hist.size and hist[h_pos] < j:
             h_pos += 1
         if not (h_pos < hist.size and hist[h_pos] == j) and score > 0 and (not filtered or allowed[j]):
-            size, rv, ri = offer(hv, hi, size, k, score, j, rv, ri)
+            size, rv, ri = offer(hv, hi, size, k, score * weight[j] if weighted else score, j, rv, ri)
         g = e
     return size, cols, vals, src, order
 
 
 @nb.njit(nogil=True)
-def _history_sparse(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes, allowed, filtered):  # type: ignore[no-untyped-def]
+def _history_sparse(
+    s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes, allowed, filtered, weight, weighted
+):  # type: ignore[no-untyped-def]
     """The sorted-entries accumulator: same contract and results as `_history_dense`."""
     size, cols, vals, src, order = _history_sorted(
-        s_indptr, s_indices, s_data, hist, k, total, hv, hi, allowed, filtered
+        s_indptr, s_indices, s_data, hist, k, total, hv, hi, allowed, filtered, weight, weighted
     )
     sort_best_first(hv, hi, size)
     if n_because > 0:
@@ -138,11 +142,25 @@ def _history_sparse(s_indptr, s_indices, s_data, hist, k, n_because, total, hv, 
 
 @nb.njit(cache=True, nogil=True)
 def _recommend_history(
-    s_indptr, s_indices, s_data, hist, k, n_because, method, out_ids, out_vals, out_because, allowed, filtered
+    s_indptr,
+    s_indices,
+    s_data,
+    hist,
+    k,
+    n_because,
+    method,
+    out_ids,
+    out_vals,
+    out_because,
+    allowed,
+    filtered,
+    weight,
+    weighted,
 ):  # type: ignore[no-untyped-def]
     """Top-k unseen positive sums of the history's rows, best first, and per kept column the n_because largest
     positive contributions (value desc, history item asc). method: 0 choose, 1 dense, 2 sorted. `filtered`: only
-    items with `allowed[j]` are candidates (the request's filter, inside the top-k rather than after it)."""
+    items with `allowed[j]` are candidates (the request's filter, inside the top-k rather than after it);
+    `weighted`: each candidate's sum is multiplied by `weight[j]` (> 0, the request's boosts) before ranking."""
     n_items = s_indptr.size - 1
     total = 0
     for a in range(hist.size):
@@ -154,11 +172,41 @@ def _recommend_history(
     sizes = np.zeros(k, np.int64)
     if method == 1 or (method == 0 and total * DENSE_HISTORY_RATIO >= n_items):
         size = _history_dense(
-            s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes, allowed, filtered
+            s_indptr,
+            s_indices,
+            s_data,
+            hist,
+            k,
+            n_because,
+            total,
+            hv,
+            hi,
+            bv,
+            bi,
+            sizes,
+            allowed,
+            filtered,
+            weight,
+            weighted,
         )
     else:
         size = _history_sparse(
-            s_indptr, s_indices, s_data, hist, k, n_because, total, hv, hi, bv, bi, sizes, allowed, filtered
+            s_indptr,
+            s_indices,
+            s_data,
+            hist,
+            k,
+            n_because,
+            total,
+            hv,
+            hi,
+            bv,
+            bi,
+            sizes,
+            allowed,
+            filtered,
+            weight,
+            weighted,
         )
     for r in range(size):
         out_ids[r] = hi[r]
@@ -170,6 +218,7 @@ def _recommend_history(
 
 _METHODS = {None: 0, "dense": 1, "sorted": 2}
 _NO_FILTER = np.ones(1, np.bool_)  # the `allowed` of an unfiltered call: never read (filtered=False)
+_NO_WEIGHT = np.ones(1, np.float64)  # the `weight` of an unboosted call: never read (weighted=False)
 
 
 def recommend_history(
@@ -179,6 +228,7 @@ def recommend_history(
     n_because: int,
     method: str | None = None,
     allowed: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One user's top-N over a sorted, duplicate-free int64 history (item indices), for the API's request path.
 
@@ -187,7 +237,8 @@ def recommend_history(
     has one row per id holding the (up to) n_because history items with the largest positive S_ij, -1 padded.
     Runs on the calling thread (GIL released). `method` ("dense" or "sorted") overrides the automatic choice
     (DENSE_HISTORY_RATIO), for tests. `allowed`: a bool mask over the items (a request's filter); only those are
-    ranked, so the top-N is the best N allowed items. None: no filter, no extra work.
+    ranked, so the top-N is the best N allowed items. None: no filter, no extra work. `weight`: a positive float64
+    multiplier per item (a request's boosts): the ranking and the returned scores are sum × weight.
     """
     out_ids = np.empty(N, np.int64)
     out_vals = np.empty(N, np.float64)
@@ -196,7 +247,11 @@ def recommend_history(
     mask = np.ascontiguousarray(allowed, np.bool_) if filtered else _NO_FILTER
     if not mask.flags.writeable:  # numba compiles read-only arrays into another kernel (seconds, once): a copy
         mask = mask.copy()
+    weighted = weight is not None
+    w = np.ascontiguousarray(weight, np.float64) if weighted else _NO_WEIGHT
+    if not w.flags.writeable:
+        w = w.copy()
     n = _recommend_history(
-        *sim, history, N, n_because, _METHODS[method], out_ids, out_vals, out_because, mask, filtered
+        *sim, history, N, n_because, _METHODS[method], out_ids, out_vals, out_because, mask, filtered, w, weighted
     )
     return out_ids[:n], out_vals[:n], out_because[:n]

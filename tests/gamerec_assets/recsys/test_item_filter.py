@@ -117,3 +117,38 @@ def test_item_cf_request_path_filters_inside_its_top_k_and_fill() -> None:
     pop = np.asarray(x.sum(axis=0)).ravel()
     served = ServingModel(ModelArtifact(np.arange(40) * 3 + 7, sim, pop, {"version": "v"}))
     check_filtered_answers(served, [x[r].indices.astype(np.int64) for r in range(30)] + [np.zeros(0, np.int64)], 4)
+
+
+def test_boosts_multiply_every_score_before_ranking_cf_and_fill() -> None:
+    """With a weight per item: item-CF picks ranked by sum × weight (ties: lower index), then the fill by
+    popularity × weight (ties: popularity order), both under the filter."""
+    x = sp.random(200, 40, density=0.15, random_state=5, format="csr")
+    x.data[:] = 1
+    sim = ItemCF("cosine", 6).fit(x).similarity
+    pop = np.asarray(x.sum(axis=0)).ravel()
+    served = ServingModel(ModelArtifact(np.arange(40) * 3 + 7, sim, pop, {"version": "v"}))
+    rng = np.random.default_rng(6)
+    n = served.n_items
+    pop_rank = np.empty(n, np.int64)
+    pop_rank[served.popular_order] = np.arange(n)
+    for row in range(20):
+        h = x[row].indices.astype(np.int64)
+        full = served.recommend_history(h, n)
+        weight = rng.choice([0.5, 1.0, 3.0], n)
+        allowed = rng.random(n) < 0.7
+        cf = [(i, s) for i, s in zip(full.idx[: full.n_cf], full.scores[: full.n_cf], strict=True) if allowed[i]]
+        cf_sorted = sorted(((s * weight[i], i) for i, s in cf), key=lambda t: (-t[0], t[1]))
+        rest = [i for i in range(n) if allowed[i] and i not in set(h) and i not in {i for i, _ in cf}]
+        fill = sorted(rest, key=lambda i: (-served.popular_score[i] * weight[i], pop_rank[i]))
+        for k in (3, 10, 40):
+            rec = served.recommend_history(h, k, allowed, weight)
+            expected = [i for _, i in cf_sorted][:k]
+            expected += fill[: k - len(expected)]
+            assert rec.idx == expected
+            assert rec.n_cf == min(k, len(cf_sorted))
+            assert rec.scores[: rec.n_cf] == pytest.approx([s for s, _ in cf_sorted][:k])
+            assert rec.scores[rec.n_cf :] == pytest.approx(
+                [served.popular_score[i] * weight[i] for i in expected[rec.n_cf :]]
+            )
+        plain = served.recommend_history(h, 10, None, np.ones(n))
+        assert plain.idx == full.idx[:10]
