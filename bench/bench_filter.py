@@ -3,8 +3,9 @@
 A synthetic version (50,000 games, 50 neighbours each, 20 genres, 2,000 tags with 10 per game, 10 platforms,
 release dates; 5,000 players of 20 games) served in process through `answers.predict_json` with the answer cache
 off, so every request is scored: unfiltered, then with a typical filter (two genres any-of, a platform, a tag
-none-of, a release bound, three excluded ids), with a narrow one (one tag: ~0.5 % of the catalogue, so the
-popularity fill runs under the filter), and with a filter never sent before (its mask computed, not cached).
+none-of, a release bound, three excluded ids), the same with a boost (x1.5 for games released since 2020), with
+a narrow one (one tag: ~0.5 % of the catalogue, so the popularity fill runs under the filter), and with a filter
+never sent before (its mask computed, not cached).
 Reports p50 / p99 per kind and the ratio to the unfiltered p50, and the load-time cost of the masks.
 
     .venv/bin/python bench/bench_filter.py [--requests 3000]
@@ -26,7 +27,7 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gamerec_api.answers import predict_json
-from gamerec_api.schemas import GameFilter, PredictRequest, ValueFilter
+from gamerec_api.schemas import Boost, GameFilter, PredictRequest, ValueFilter
 from gamerec_api.state import build_state
 from gamerec_assets.recsys.model_artifact import ModelArtifact
 from gamerec_assets.recsys.served_model import ServingModel
@@ -99,15 +100,24 @@ def main() -> None:
         GameFilter(genres=typical.genres, platforms=typical.platforms, tags=typical.tags, exclude=[j, j + 1])
         for j in range(10, 10 + 4 * len(users), 2)
     ]
-    kinds = {"unfiltered": None, "typical filter": typical, "narrow filter": narrow, "new filter each": fresh}
+    recent = [Boost(filter=GameFilter(released_after=dt.date(2020, 1, 1)), factor=1.5)]
+    kinds = {
+        "unfiltered": None,
+        "typical filter": typical,
+        "filter + boost": (typical, recent),
+        "narrow filter": narrow,
+        "new filter each": fresh,
+    }
 
     def requests(f: object, round_: int) -> list[PredictRequest]:
+        if isinstance(f, tuple):
+            return [PredictRequest(user_id=u, k=10, filter=f[0], boost=f[1]) for u in users]
         if isinstance(f, list):
             f = f[round_ * len(users) : (round_ + 1) * len(users)]
             return [PredictRequest(user_id=u, k=10, filter=g) for u, g in zip(users, f, strict=False)]
         return [PredictRequest(user_id=u, k=10, filter=f) for u in users]  # type: ignore[arg-type]
 
-    for f in (None, typical, narrow):  # warm up (numba compile, caches)
+    for f in (None, typical, (typical, recent), narrow):  # warm up (numba compile, caches)
         timed(state, requests(f, 0)[:50])
     results = {}
     for round_ in range(2):  # interleaved rounds, the best median of each kind

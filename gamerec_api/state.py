@@ -125,8 +125,9 @@ class ServingState:
     cache_size: int = 0  # /predict answers kept per state (0: off); a swap starts an empty cache
     # the request-time filters' precomputed masks over this version's items (`item_filter`); None: not built
     filter_masks: CatalogueMasks | None = field(default=None, repr=False)
-    # a request filter's JSON -> its allowed mask (never written), bounded like `answers`: a site sends few filter
-    # shapes, and a repeated one then costs a dict probe instead of a pass over the catalogue
+    # a request filter's JSON -> its allowed mask, b"boost" + boosts' JSON -> their weights (never written),
+    # bounded like `answers`: a site sends few filter shapes, and a repeated one then costs a dict probe instead of
+    # a pass over the catalogue
     allowed_masks: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False)
     loaded_at: float = field(default_factory=time.time)
     # (user row or -1 for "no history", k) -> (JSON after the user id, source, the answer's game ids for its event

@@ -41,14 +41,22 @@ def allowed(state: ServingState, f: GameFilter | None) -> np.ndarray | None:
 
 def weights(state: ServingState, boosts: list[Boost]) -> np.ndarray | None:
     """The request's boosts as one multiplier per item (the product of the factors of the boosts each item
-    matches; their filters' masks come from the same cache); None without boosts: no extra work."""
+    matches), kept in the state's mask cache under the boosts' JSON like a filter's mask (never write into it);
+    None without boosts: no extra work."""
     if not boosts or state.filter_masks is None:
         return None
-    w = np.ones(state.filter_masks.n_items, dtype=np.float64)
-    for b in boosts:
-        mask = allowed(state, b.filter)
-        assert mask is not None
-        w[mask] *= b.factor
+    key = b"boost" + _encode(boosts)
+    cache = state.allowed_masks
+    w = cache.get(key)
+    if w is None:
+        w = np.ones(state.filter_masks.n_items, dtype=np.float64)
+        for b in boosts:
+            mask = allowed(state, b.filter)
+            assert mask is not None
+            w[mask] *= b.factor
+        if len(cache) >= ALLOWED_CACHE:
+            cache.pop(next(iter(cache)), None)
+        cache[key] = w
     return w
 
 

@@ -242,3 +242,15 @@ def test_boosted_answers_are_not_cached(home: Home) -> None:
     boost = [Boost(filter=GameFilter(genres=ValueFilter(any=["Adventure"])), factor=100.0)]
     answers.predict_json(state, PredictRequest(user_id=USER, k=5, boost=boost))
     assert not state.answers
+
+
+def test_repeated_boosts_reuse_their_weights(home: Home) -> None:
+    state = load_state(home.registry())
+    boost = [Boost(filter=GameFilter(genres=ValueFilter(any=["RPG"])), factor=2.0)]
+    w = policy.weights(state, boost)
+    assert w is not None and policy.weights(state, list(boost)) is w and policy.weights(state, []) is None
+    rpg = np.array(["RPG" in c.genres for c in state.users.cards])
+    assert (w[rpg] == 2.0).all() and (w[~rpg] == 1.0).all()
+    both = policy.weights(state, [*boost, Boost(filter=GameFilter(genres=ValueFilter(any=["Action"])), factor=0.5)])
+    action = np.array(["Action" in c.genres for c in state.users.cards])
+    assert both is not None and np.allclose(both, np.where(rpg, 2.0, 1.0) * np.where(action, 0.5, 1.0))
