@@ -33,6 +33,7 @@ from gamerec_api.holder import ModelHolder
 from gamerec_api.overlay import UserOverlay
 from gamerec_api.schemas import BatchResponse, GameFilter, PredictRequest, SimilarResponse, Source, UserHistoryResponse
 from gamerec_api.state import ServingState
+from gamerec_assets.recsys import experiment_ids
 from gamerec_assets.recsys.interleaving import team_draft
 from gamerec_assets.recsys.served_model import Recommended
 
@@ -118,29 +119,23 @@ def _predict_in_experiment(
     r = route(current, exp, key)
     treated = r.variant != "production"
     started = time.perf_counter()
+    teams: str | None = None
     try:
         if r.variant == "interleave":
             user, rest, source, games, teams = _interleaved(r, req, overlay)
         else:
             user, rest, source, games = _answer(r.state, req, overlay)
-            teams = None
-    except UnknownGames:
-        if not treated:
-            raise
-        # a liked game the challenger's version does not know (it may be older than production's catalogue):
-        # production answers, untagged; the player's request is not the challenger's error
-        r = production_route(current, None)
-        user, rest, source, games = _answer(current, req, overlay)
-        teams = None
-    except HTTPException:
-        raise
     except Exception as exc:
-        _failed(holder, exp, r, time.perf_counter() - started, exc)
+        # a liked game the challenger's (older) catalogue lacks is the player's request, not the challenger's error;
+        # other client errors are the player's answer; any other failure counts against its arm
+        if isinstance(exc, HTTPException) and not (treated and isinstance(exc, UnknownGames)):
+            raise
+        if not isinstance(exc, HTTPException):
+            _failed(holder, exp, r, time.perf_counter() - started, exc)
         if not treated:
             raise
-        r = production_route(current, None)
+        r, teams = production_route(current, None), None  # production answers, untagged
         user, rest, source, games = _answer(current, req, overlay)
-        teams = None
     else:
         elapsed = time.perf_counter() - started
         telemetry.variant_latency(exp.name, r.variant, r.state.version).observe(elapsed)
@@ -155,11 +150,11 @@ def _predict_in_experiment(
         holder.answer_log.add(
             request_id.decode(),
             exp.name,
-            "pci"[("production", "challenger", "interleave").index(r.variant)],
+            experiment_ids.LETTER[attribution.arm],
             r.state.version,
             r.other.version if r.other is not None else "",
             text,
-            games if teams is None else [int(g) for g in games.split(b"_") if g],
+            games,  # parsed when the log is written, off the request path
             teams,
         )
     return encode.with_answer(user, request_id, token, rest, r.variant)
@@ -232,7 +227,7 @@ def similar(
     request_id, token = tokens.issue_text(user_id, games, tag)
     telemetry.variant_requests(exp.name if tag else "", r.variant, state.version, "similar").inc()
     if exp is not None and r.attribution is not None:
-        arm = "c" if r.variant == "challenger" else "p"
+        arm = experiment_ids.LETTER[r.attribution.arm]
         holder.answer_log.add(request_id, exp.name, arm, state.version, "", user_id, games[1:])
     return SimilarResponse(
         variant=r.variant,

@@ -19,7 +19,7 @@ from typing import Literal
 
 Arm = Literal["production", "challenger", "interleave"]
 _CODES: dict[str, Arm] = {"p": "production", "c": "challenger", "i": "interleave"}
-_LETTER = {arm: code for code, arm in _CODES.items()}
+LETTER: dict[Arm, str] = {arm: code for code, arm in _CODES.items()}  # the arm's letter in ids and tables
 _FIELD = re.compile(r"[A-Za-z0-9-]{1,40}")
 MAX_LENGTH = 128  # the events table's request_id column
 
@@ -34,7 +34,7 @@ class Attribution:
 
 def tag(base: str, attribution: Attribution) -> str:
     """The request id of an answer given under `attribution`."""
-    parts = [base, attribution.experiment, _LETTER[attribution.arm], attribution.version]
+    parts = [base, attribution.experiment, LETTER[attribution.arm], attribution.version]
     if attribution.arm == "interleave":
         if attribution.challenger_version is None:
             raise ValueError("an interleaved answer names both versions")
